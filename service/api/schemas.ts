@@ -1,0 +1,115 @@
+// The HTTP API contract. The action imports the *types* from here (type-only), the broker the schemas.
+import Type, { type Static } from 'typebox';
+import { TranscriptEvent } from '../audit/event.js';
+import { Access, DenyRule, MaskRule } from '../config/schema.js';
+
+export const Reason = Type.Object({
+  message: Type.String(),
+  policy: Type.Optional(Type.String()),
+  claim: Type.Optional(Type.String()),
+  expected: Type.Optional(Type.String()),
+  actual: Type.Optional(Type.String()),
+  target: Type.Optional(Type.String()),
+});
+export type Reason = Static<typeof Reason>;
+
+export const ErrorBody = Type.Object({
+  error: Type.String(),
+  reasons: Type.Array(Reason),
+});
+export type ErrorBody = Static<typeof ErrorBody>;
+
+export const CreateSessionBody = Type.Object(
+  {
+    oidc_token: Type.String({ minLength: 1, maxLength: 1_048_576 }),
+    targets: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 100 })),
+    ttl: Type.Optional(Type.String({ pattern: '^([0-9]+h)?([0-9]+m)?([0-9]+s)?$', minLength: 2, maxLength: 20 })),
+    ssh_public_key: Type.Optional(Type.String({ minLength: 1, maxLength: 16_384 })),
+  },
+  { additionalProperties: false },
+);
+export type CreateSessionBody = Static<typeof CreateSessionBody>;
+
+export const ExplainBody = Type.Object(
+  { oidc_token: Type.String({ minLength: 1, maxLength: 1_048_576 }) },
+  { additionalProperties: false },
+);
+
+export const Identity = Type.Record(Type.String(), Type.Unknown(), {
+  description: 'repository, repository_id, ref, sha, run_id, run_attempt, actor, workflow, environment, event_name, …',
+});
+
+export const PostgresConnection = Type.Object({
+  host: Type.String(),
+  port: Type.Integer(),
+  /** the target name: the broker maps it to the real database */
+  database: Type.String(),
+  /** the session id */
+  user: Type.String(),
+  sslmode: Type.Literal('verify-full'),
+  /** postgres://user@host:port/database?sslmode=verify-full (no password: that is the session secret) */
+  url: Type.String(),
+});
+export type PostgresConnection = Static<typeof PostgresConnection>;
+
+export const SessionTarget = Type.Object({
+  name: Type.String(),
+  kind: Type.String(),
+  access: Access,
+  mask: Type.Optional(Type.Array(MaskRule)),
+  deny: Type.Optional(Type.Array(DenyRule)),
+  connection: Type.Record(Type.String(), Type.Unknown()),
+});
+export type SessionTarget = Static<typeof SessionTarget>;
+
+export const SessionView = Type.Object({
+  id: Type.String(),
+  state: Type.Union([Type.Literal('active'), Type.Literal('expired'), Type.Literal('revoked')]),
+  created_at: Type.String(),
+  expires_at: Type.String(),
+  ended_at: Type.Union([Type.String(), Type.Null()]),
+  end_reason: Type.Union([Type.String(), Type.Null()]),
+  issuer: Type.String(),
+  identity: Identity,
+  policy: Type.String(),
+  targets: Type.Array(SessionTarget),
+});
+export type SessionView = Static<typeof SessionView>;
+
+export const SessionCreated = Type.Object({
+  id: Type.String(),
+  /** shown once: the broker keeps only its hash */
+  secret: Type.String(),
+  expires_at: Type.String(),
+  identity: Identity,
+  policy: Type.String(),
+  targets: Type.Array(SessionTarget),
+  /** the CA that signed the broker's gateway certificate (PEM), when it is not publicly trusted */
+  ca_pem: Type.Optional(Type.String()),
+});
+export type SessionCreated = Static<typeof SessionCreated>;
+
+export const Transcript = Type.Object({
+  session_id: Type.String(),
+  state: Type.Union([Type.Literal('active'), Type.Literal('expired'), Type.Literal('revoked')]),
+  events: Type.Array(TranscriptEvent),
+  /** hash of the last event: evidence anyone can compare with the broker's copy */
+  head_hash: Type.String(),
+  /** the broker re-verified the whole chain before answering */
+  chain_verified: Type.Boolean(),
+});
+export type Transcript = Static<typeof Transcript>;
+
+export const PolicyExplanation = Type.Object({
+  name: Type.String(),
+  matched: Type.Boolean(),
+  failures: Type.Array(Reason),
+  grants: Type.Optional(Type.Array(Type.Object({ target: Type.String(), access: Access }))),
+});
+export const ExplainResult = Type.Object({
+  issuer: Type.String(),
+  identity: Identity,
+  matched_policy: Type.Union([Type.String(), Type.Null()]),
+  policies: Type.Array(PolicyExplanation),
+});
+export type ExplainResult = Static<typeof ExplainResult>;

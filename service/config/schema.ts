@@ -1,0 +1,213 @@
+// The broker's configuration, as a TypeBox schema: the single source of the Config type.
+// Secrets never appear inline: every credential is a SecretRef ({env} or {file}).
+import Type, { type Static } from 'typebox';
+
+export const SecretRef = Type.Union(
+  [
+    Type.Object({ env: Type.String({ minLength: 1, pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }) }, { additionalProperties: false }),
+    Type.Object({ file: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+  ],
+  { description: 'a secret by reference: {env: NAME} or {file: PATH}; inline secrets are refused' },
+);
+export type SecretRef = Static<typeof SecretRef>;
+
+/** "90s", "15m", "1h", "1h30m" */
+export const Duration = Type.String({ pattern: '^([0-9]+h)?([0-9]+m)?([0-9]+s)?$', minLength: 2 });
+
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const Listener = Type.Object(
+  { port: Port, host: Type.Optional(Type.String({ minLength: 1 })) },
+  { additionalProperties: false },
+);
+
+export const PostgresListener = Type.Object(
+  {
+    port: Port,
+    host: Type.Optional(Type.String({ minLength: 1 })),
+    /** Accept a cleartext password (inside TLS only). SCRAM-SHA-256 is always offered first. */
+    allow_cleartext_password: Type.Optional(Type.Boolean()),
+    /** Advertised host for clients (what the action exports as PGHOST); default: the http host. */
+    public_host: Type.Optional(Type.String({ minLength: 1 })),
+  },
+  { additionalProperties: false },
+);
+
+export const Issuer = Type.Object(
+  {
+    name: Type.String({ minLength: 1, pattern: '^[a-z0-9][a-z0-9_-]*$' }),
+    issuer: Type.String({ minLength: 1 }),
+    audience: Type.String({ minLength: 1 }),
+    /** Explicit JWKS location; default: OpenID discovery at `${issuer}/.well-known/openid-configuration`. */
+    jwks_uri: Type.Optional(Type.String({ minLength: 1 })),
+    /** Allowed JWS algorithms; default RS256. Only asymmetric algorithms are accepted. */
+    algorithms: Type.Optional(
+      Type.Array(Type.Union([Type.Literal('RS256'), Type.Literal('RS384'), Type.Literal('RS512'), Type.Literal('PS256'), Type.Literal('ES256'), Type.Literal('ES384')]), { minItems: 1 }),
+    ),
+    /** Extra CA (PEM file) to trust for discovery/JWKS fetches, e.g. a GHES private CA or tests. */
+    ca_file: Type.Optional(Type.String({ minLength: 1 })),
+  },
+  { additionalProperties: false },
+);
+export type Issuer = Static<typeof Issuer>;
+
+export const TargetTls = Type.Object(
+  {
+    mode: Type.Union([Type.Literal('disable'), Type.Literal('require'), Type.Literal('verify-full')]),
+    ca_file: Type.Optional(Type.String({ minLength: 1 })),
+    server_name: Type.Optional(Type.String({ minLength: 1 })),
+  },
+  { additionalProperties: false },
+);
+
+export const PostgresTarget = Type.Object(
+  {
+    name: Type.String({ minLength: 1, pattern: '^[a-z0-9][a-z0-9_-]*$' }),
+    kind: Type.Literal('postgres'),
+    host: Type.String({ minLength: 1 }),
+    port: Type.Optional(Port),
+    database: Type.String({ minLength: 1 }),
+    user: Type.String({ minLength: 1 }),
+    password: SecretRef,
+    tls: Type.Optional(TargetTls),
+    /** Upstream connections per session are capped; a job rarely needs more. */
+    max_connections_per_session: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  },
+  { additionalProperties: false },
+);
+export type PostgresTarget = Static<typeof PostgresTarget>;
+
+export const Target = PostgresTarget; // kubernetes and ssh targets join this union in later issues
+export type Target = Static<typeof Target>;
+
+export const Detector = Type.Union([
+  Type.Literal('email'),
+  Type.Literal('credit_card'),
+  Type.Literal('api_key'),
+  Type.Literal('iban'),
+]);
+export type Detector = Static<typeof Detector>;
+
+export const MaskRule = Type.Union([
+  Type.Object(
+    {
+      /** "table.column" or "schema.table.column" (schema defaults to public) */
+      column: Type.String({ pattern: '^[^.\\s]+(\\.[^.\\s]+){1,2}$' }),
+      strict: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object({ detector: Detector, strict: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+]);
+export type MaskRule = Static<typeof MaskRule>;
+
+const UpperWords = Type.Array(Type.String({ minLength: 1, pattern: '^[A-Z][A-Z_ ]*$' }), { minItems: 1 });
+export const DenyRule = Type.Union([
+  /** statement kinds, e.g. DROP, TRUNCATE, ALTER, CREATE, DELETE, UPDATE, INSERT, GRANT, COPY */
+  Type.Object({ statement: UpperWords }, { additionalProperties: false }),
+  /** tables, "table" or "schema.table" */
+  Type.Object({ table: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }) }, { additionalProperties: false }),
+  /** functions by name, e.g. pg_sleep */
+  Type.Object({ function: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }) }, { additionalProperties: false }),
+]);
+export type DenyRule = Static<typeof DenyRule>;
+
+export const Access = Type.Union([Type.Literal('read'), Type.Literal('write'), Type.Literal('admin')]);
+export type Access = Static<typeof Access>;
+
+export const Grant = Type.Object(
+  {
+    target: Type.String({ minLength: 1 }),
+    access: Access,
+    mask: Type.Optional(Type.Array(MaskRule)),
+    deny: Type.Optional(Type.Array(DenyRule)),
+  },
+  { additionalProperties: false },
+);
+export type Grant = Static<typeof Grant>;
+
+/** A condition value: exact string, glob (`*`, `?`), or `/regex/` (anchored); numbers/booleans compare as strings. */
+export const ConditionValue = Type.Union([Type.String(), Type.Number(), Type.Boolean()]);
+export const Policy = Type.Object(
+  {
+    name: Type.String({ minLength: 1 }),
+    /** restrict to one configured issuer by name (default: any) */
+    issuer: Type.Optional(Type.String({ minLength: 1 })),
+    when: Type.Record(Type.String({ minLength: 1 }), Type.Union([ConditionValue, Type.Array(ConditionValue, { minItems: 1 })])),
+    ttl: Type.Optional(Duration),
+    grants: Type.Array(Grant, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+export type Policy = Static<typeof Policy>;
+
+export const Config = Type.Object(
+  {
+    listen: Type.Object(
+      { http: Listener, postgres: Type.Optional(PostgresListener), ssh: Type.Optional(Listener) },
+      { additionalProperties: false },
+    ),
+    /** Public base URL of the broker (used in responses); default http(s)://host:port */
+    public_url: Type.Optional(Type.String({ minLength: 1 })),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          cert_file: Type.String({ minLength: 1 }),
+          key_file: Type.String({ minLength: 1 }),
+          /** CA to hand to clients (PEM file); default: none (the cert is publicly trusted) */
+          ca_file: Type.Optional(Type.String({ minLength: 1 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Serve the HTTP API over TLS too (default false: put it behind your ingress). Gateways always use TLS. */
+    http_tls: Type.Optional(Type.Boolean()),
+    store: Type.Optional(
+      Type.Object({ url: Type.Union([Type.String({ minLength: 1 }), SecretRef]) }, { additionalProperties: false }),
+    ),
+    data_dir: Type.Optional(Type.String({ minLength: 1 })),
+    issuers: Type.Array(Issuer, { minItems: 1 }),
+    targets: Type.Array(Target),
+    policies: Type.Array(Policy),
+    sessions: Type.Optional(
+      Type.Object(
+        { max_ttl: Type.Optional(Duration), default_ttl: Type.Optional(Duration) },
+        { additionalProperties: false },
+      ),
+    ),
+    admin: Type.Optional(
+      Type.Object(
+        {
+          tokens: Type.Array(
+            Type.Object({ name: Type.String({ minLength: 1 }), token: SecretRef }, { additionalProperties: false }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          /** maximum OIDC token size in bytes (default 16384) */
+          max_token_bytes: Type.Optional(Type.Integer({ minimum: 512, maximum: 1048576 })),
+          /** requests per minute per client address on POST /v1/sessions and /v1/explain (default 120) */
+          session_rate_per_minute: Type.Optional(Type.Integer({ minimum: 1 })),
+          /** allowed clock skew for exp/nbf/iat, e.g. "30s" (default 30s) */
+          clock_skew: Type.Optional(Duration),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    log: Type.Optional(
+      Type.Object(
+        {
+          level: Type.Optional(
+            Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type Config = Static<typeof Config>;
