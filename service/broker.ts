@@ -1,0 +1,183 @@
+// Assembles a running broker from a validated config: store, TLS, identity, sessions, HTTP API,
+// gateways. One owner for every long-lived resource; close() releases them in reverse order.
+import type { FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import { buildApp } from './app.js';
+import { TranscriptRecorder } from './audit/recorder.js';
+import { type ConfigError, type ResolvedConfig, withDefaults } from './config/load.js';
+import type { Config, PostgresTarget, Target } from './config/schema.js';
+import { resolveAllSecrets } from './config/secrets.js';
+import { type PostgresGateway, startPostgresGateway } from './gateways/postgres/gateway.js';
+import { createVerifier } from './identity/verify.js';
+import { createLogger, type Logger } from './log.js';
+import { createMetrics, type BrokerMetrics } from './metrics.js';
+import { initSqlParser } from './policy/sql/index.js';
+import { SessionService } from './sessions/service.js';
+import type { SessionRecord } from './sessions/types.js';
+import { openStore } from './store/open.js';
+import type { Store } from './store/store.js';
+import { ensureBrokerTls, loadConfiguredTls } from './tls/ca.js';
+
+export class BrokerStartError extends Error {
+  constructor(
+    message: string,
+    readonly errors: ConfigError[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export interface Broker {
+  config: ResolvedConfig;
+  /** http(s)://host:port of the API */
+  url: string;
+  httpPort: number;
+  pgPort: number | null;
+  /** PEM of the CA that signed the gateway certificate (absent when a configured cert is publicly trusted) */
+  caPem: string | undefined;
+  store: Store;
+  sessions: SessionService;
+  metrics: BrokerMetrics;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** used to map secret-resolution errors to YAML lines */
+  locate?: (path: string) => { line: number; column: number };
+  now?: () => Date;
+}
+
+export async function startBroker(raw: Config, opts: StartOptions = {}): Promise<Broker> {
+  const config = withDefaults(raw);
+  const logger = opts.logger ?? createLogger(config.log.level);
+  const secrets = await resolveAllSecrets(raw, opts.env ?? process.env, opts.locate);
+  if (!secrets.ok) throw new BrokerStartError('secrets could not be resolved', secrets.errors);
+
+  const closers: (() => Promise<void> | void)[] = [];
+  const close = async () => {
+    for (const fn of closers.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        logger.error({ err }, 'error while closing');
+      }
+    }
+  };
+  try {
+    const metrics = createMetrics({ defaultMetrics: true });
+    const storeUrl = secrets.storeUrl;
+    const store = await openStore({ ...(storeUrl ? { url: storeUrl } : {}), dataDir: config.data_dir });
+    closers.push(() => store.close());
+
+    const publicHost = config.public_host;
+    const tls = config.tls
+      ? await loadConfiguredTls(config.tls)
+      : await ensureBrokerTls(config.data_dir, [publicHost, 'localhost', '127.0.0.1', '::1'], new Date());
+
+    const verifier = createVerifier(config.issuers, {
+      maxTokenBytes: config.limits.max_token_bytes,
+      clockSkewSeconds: Math.round(config.limits.clock_skew_ms / 1000),
+    });
+    const recorder = new TranscriptRecorder(store, logger);
+    closers.push(() => recorder.close());
+
+    let gateway: PostgresGateway | null = null;
+    const connectionInfo = (target: Target, session: SessionRecord): Record<string, unknown> => {
+      if (target.kind === 'postgres' && gateway) {
+        const port = gateway.port;
+        const db = encodeURIComponent(target.name);
+        return {
+          host: publicHost,
+          port,
+          database: target.name,
+          user: session.id,
+          sslmode: 'verify-full',
+          url: `postgres://${session.id}@${hostForUrl(publicHost)}:${port}/${db}?sslmode=verify-full`,
+        };
+      }
+      return {};
+    };
+    const adminTokens = new Map<string, string>();
+    for (const t of config.admin.tokens) adminTokens.set(t.name, secrets.adminTokens.get(t.name)!);
+
+    const sessions = new SessionService({
+      config,
+      store,
+      recorder,
+      verifier,
+      logger,
+      metrics,
+      adminTokens,
+      connectionInfo,
+      caPem: tls.caPem,
+      ...(opts.now ? { now: opts.now } : {}),
+    });
+    await sessions.init();
+    sessions.startSweeper();
+    closers.push(() => sessions.close());
+
+    if (config.listen.postgres) {
+      await initSqlParser();
+      const pgTargets = new Map<string, { target: PostgresTarget; password: string; caPem?: string }>();
+      for (const t of config.targets) {
+        if (t.kind !== 'postgres') continue;
+        const caPem = secrets.targetCas.get(t.name);
+        pgTargets.set(t.name, { target: t, password: secrets.targetPasswords.get(t.name)!, ...(caPem ? { caPem } : {}) });
+      }
+      gateway = await startPostgresGateway(
+        {
+          logger: logger.child({ gateway: 'postgres' }),
+          tls: { certPem: tls.certPem, keyPem: tls.keyPem },
+          getSession: (id) => sessions.getActive(id),
+          now: () => sessions.now,
+          targets: pgTargets,
+          sessionEvents: sessions.events,
+          record: async (sessionId, event) => {
+            await recorder.record(sessionId, event);
+          },
+          allowCleartextPassword: config.listen.postgres.allow_cleartext_password ?? false,
+          metrics,
+        },
+        { host: config.listen.postgres.host, port: config.listen.postgres.port },
+      );
+      const gw = gateway;
+      closers.push(() => gw.close());
+    }
+
+    const app = await buildApp({
+      sessions,
+      store,
+      metrics,
+      logger,
+      rateLimitPerMinute: config.limits.session_rate_per_minute,
+      https: config.http_tls ? { key: tls.keyPem, cert: tls.certPem } : undefined,
+    });
+    closers.push(() => app.close());
+    await app.listen({ host: config.listen.http.host, port: config.listen.http.port });
+    const httpPort = (app.server.address() as AddressInfo).port;
+    const url = config.public_url ?? `${config.http_tls ? 'https' : 'http'}://${hostForUrl(publicHost)}:${httpPort}`;
+    logger.info({ url, postgres: gateway?.port ?? null, store: store.kind }, 'broker listening');
+    return {
+      config,
+      url,
+      httpPort,
+      pgPort: gateway?.port ?? null,
+      caPem: tls.caPem,
+      store,
+      sessions,
+      metrics,
+      app,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}

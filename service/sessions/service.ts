@@ -1,0 +1,402 @@
+// Sessions: issue (OIDC token → policy → grants → session), authenticate, revoke, expire.
+// The decision core (identity verification results, policy matching, grants) is pure; this module
+// does the I/O around it: store writes, transcript events, the 'ended' notification gateways listen to.
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { ErrorBody, ExplainResult, Reason, SessionCreated, SessionTarget, SessionView, Transcript } from '../api/schemas.js';
+import { type TranscriptEvent, verifyChain } from '../audit/event.js';
+import type { TranscriptRecorder } from '../audit/recorder.js';
+import type { Grant, Target } from '../config/schema.js';
+import type { BrokerMetrics } from '../metrics.js';
+import { resolveGrants, sessionTtlMs } from '../policy/grants.js';
+import { evaluatePolicies } from '../policy/match.js';
+import type { Store } from '../store/store.js';
+import { hashSecret, makeScramVerifier, newSessionId, newSessionSecret, secretMatches } from './secret.js';
+import { type SessionRecord, sessionState } from './types.js';
+import type { ResolvedConfig } from '../config/load.js';
+import { pickIdentity } from '../identity/claims.js';
+import type { VerifyResult } from '../identity/verify.js';
+
+export interface TokenVerifier {
+  verifyToken(raw: string, now: Date): Promise<VerifyResult>;
+}
+
+export interface SessionEnded {
+  id: string;
+  reason: 'revoked' | 'expired';
+  message: string;
+}
+
+/** Per-kind connection settings, filled in by whoever runs the gateway of that kind. */
+export type ConnectionInfo = (target: Target, session: SessionRecord) => Record<string, unknown>;
+
+export interface SessionServiceOptions {
+  config: ResolvedConfig;
+  store: Store;
+  recorder: TranscriptRecorder;
+  verifier: TokenVerifier;
+  logger: Logger;
+  metrics: BrokerMetrics;
+  /** admin tokens, by name → token value (resolved from their references at start-up) */
+  adminTokens: ReadonlyMap<string, string>;
+  connectionInfo: ConnectionInfo;
+  caPem?: string | undefined;
+  now?: () => Date;
+}
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 401 | 403 | 404 | 409; body: ErrorBody };
+
+export interface OpenRequest {
+  oidc_token: string;
+  targets?: string[] | undefined;
+  ttl?: string | undefined;
+  ssh_public_key?: string | undefined;
+  client?: string | undefined;
+}
+
+/** Who is asking: a session's own secret grants access to that session only; an admin token to all. */
+export type Caller = { kind: 'session'; sessionId: string } | { kind: 'admin'; name: string };
+
+const fail = <T>(status: 400 | 401 | 403 | 404 | 409, error: string, reasons: Reason[] = []): Outcome<T> => ({
+  ok: false,
+  status,
+  body: { error, reasons },
+});
+
+export class SessionService {
+  readonly events = new EventEmitter<{ ended: [SessionEnded] }>();
+  readonly #o: SessionServiceOptions;
+  readonly #now: () => Date;
+  readonly #targets: Map<string, Target>;
+  readonly #adminHashes: [name: string, hash: string][];
+  #sweeper: NodeJS.Timeout | null = null;
+
+  constructor(options: SessionServiceOptions) {
+    this.#o = options;
+    this.#now = options.now ?? (() => new Date());
+    this.#targets = new Map(options.config.targets.map((t) => [t.name, t]));
+    this.#adminHashes = [...options.adminTokens].map(([name, token]) => [name, hashSecret(token)]);
+    this.events.setMaxListeners(0);
+  }
+
+  get now(): Date {
+    return this.#now();
+  }
+
+  /** POST /v1/sessions */
+  async open(req: OpenRequest): Promise<Outcome<SessionCreated>> {
+    const { config, metrics, logger } = this.#o;
+    const now = this.#now();
+    const verified = await this.#o.verifier.verifyToken(req.oidc_token, now);
+    if (!verified.ok) {
+      metrics.sessionsDenied.inc({ reason: 'invalid_token' });
+      await this.#o.store.recordDenial({
+        at: now,
+        kind: 'token.invalid',
+        reasons: verified.reasons.map((r) => r.message),
+        detail: { client: req.client ?? null },
+      });
+      return fail(401, verified.error, verified.reasons);
+    }
+    const identity = pickIdentity(verified.claims);
+    const who = { issuer: verified.issuer, repository: identity.repository ?? null, run_id: identity.run_id ?? null };
+    const evaluation = evaluatePolicies(config.policies, verified.claims, verified.issuer);
+    const policy = evaluation.matched;
+    if (!policy) {
+      metrics.sessionsDenied.inc({ reason: 'no_policy' });
+      const reasons = evaluation.explanations.flatMap((e) => e.failures);
+      await this.#o.store.recordDenial({
+        at: now,
+        kind: 'policy.no_match',
+        reasons: reasons.map((r) => r.message),
+        detail: { ...who, client: req.client ?? null },
+      });
+      return fail(
+        403,
+        config.policies.length === 0 ? 'no policies are configured' : 'no policy matches this token',
+        reasons,
+      );
+    }
+    const granted = resolveGrants(policy, req.targets, config.targets);
+    if (!granted.ok) {
+      metrics.sessionsDenied.inc({ reason: 'target_not_granted' });
+      await this.#o.store.recordDenial({
+        at: now,
+        kind: 'policy.target_not_granted',
+        reasons: granted.reasons.map((r) => r.message),
+        detail: { ...who, policy: policy.name, client: req.client ?? null },
+      });
+      return fail(403, 'requested targets are not granted', granted.reasons);
+    }
+    const ttl = sessionTtlMs({
+      requested: req.ttl,
+      policyTtl: policy.ttl,
+      maxTtl: config.sessions.max_ttl,
+      defaultTtl: config.sessions.default_ttl,
+    });
+    if (ttl === null) return fail(400, 'invalid ttl', [{ message: `ttl "${req.ttl}" is not a duration like 30m` }]);
+
+    const secret = newSessionSecret();
+    const session: SessionRecord = {
+      id: newSessionId(),
+      secret_hash: hashSecret(secret),
+      scram_verifier: makeScramVerifier(secret),
+      issuer: verified.issuer,
+      identity,
+      claims: verified.claims,
+      policy: policy.name,
+      grants: granted.grants,
+      ssh_public_key: req.ssh_public_key ?? null,
+      created_at: now,
+      expires_at: new Date(now.getTime() + ttl),
+      ended_at: null,
+      end_reason: null,
+    };
+    const result = await this.#o.store.openSession(
+      session,
+      {
+        target: null,
+        kind: 'session.opened',
+        operation: {
+          identity,
+          issuer: verified.issuer,
+          policy: policy.name,
+          grants: granted.grants,
+          expires_at: session.expires_at.toISOString(),
+          client: req.client ?? null,
+        },
+        decision: 'allow',
+        reasons: [`policy ${policy.name} matched`],
+        at: now.toISOString(),
+      },
+      { key: verified.tokenKey, expires_at: verified.expiresAt },
+    );
+    if (!result.ok) {
+      metrics.sessionsDenied.inc({ reason: 'replay' });
+      await this.#o.store.recordDenial({
+        at: now,
+        kind: 'token.replayed',
+        reasons: ['this OIDC token already opened a session'],
+        detail: { ...who, client: req.client ?? null },
+      });
+      logger.warn({ ...who, client: req.client }, 'replayed OIDC token refused');
+      return fail(401, 'token already used', [
+        { message: 'this OIDC token already opened a session; each token opens at most one (request a fresh one)' },
+      ]);
+    }
+    metrics.sessionsOpened.inc({ policy: policy.name });
+    metrics.sessionsActive.inc();
+    logger.info(
+      { session_id: session.id, policy: policy.name, ...who, targets: session.grants.map((g) => g.target) },
+      'session opened',
+    );
+    this.#scheduleExpiry(session);
+    return {
+      ok: true,
+      value: {
+        id: session.id,
+        secret,
+        expires_at: session.expires_at.toISOString(),
+        identity,
+        policy: policy.name,
+        targets: this.#targetViews(session),
+        ...(this.#o.caPem ? { ca_pem: this.#o.caPem } : {}),
+      },
+    };
+  }
+
+  /** POST /v1/explain: the same evaluation, nothing opened. */
+  async explain(rawToken: string): Promise<Outcome<ExplainResult>> {
+    const now = this.#now();
+    const verified = await this.#o.verifier.verifyToken(rawToken, now);
+    if (!verified.ok) return fail(401, verified.error, verified.reasons);
+    const evaluation = evaluatePolicies(this.#o.config.policies, verified.claims, verified.issuer);
+    return {
+      ok: true,
+      value: {
+        issuer: verified.issuer,
+        identity: pickIdentity(verified.claims),
+        matched_policy: evaluation.matched?.name ?? null,
+        policies: evaluation.explanations,
+      },
+    };
+  }
+
+  /**
+   * Resolve a bearer credential: an admin token (constant-time against each) or a session secret
+   * for the session named in the path. Unknown session and wrong secret look the same.
+   */
+  async authorize(bearer: string | undefined, sessionId: string | null): Promise<Caller | null> {
+    if (!bearer) return null;
+    for (const [name, hash] of this.#adminHashes) {
+      if (secretMatches(bearer, hash)) return { kind: 'admin', name };
+    }
+    if (sessionId === null) return null;
+    const s = await this.#o.store.getSession(sessionId);
+    if (!s) {
+      secretMatches(bearer, '0'.repeat(64)); // same work whether or not the session exists
+      return null;
+    }
+    return secretMatches(bearer, s.secret_hash) ? { kind: 'session', sessionId: s.id } : null;
+  }
+
+  /** A session for the gateways: active or null (unknown, expired, revoked). */
+  async getActive(id: string): Promise<SessionRecord | null> {
+    const s = await this.#o.store.getSession(id);
+    return s && sessionState(s, this.#now()) === 'active' ? s : null;
+  }
+
+  async view(id: string): Promise<SessionView | null> {
+    const s = await this.#o.store.getSession(id);
+    return s ? this.#view(s) : null;
+  }
+
+  async list(filter: { active?: boolean; limit?: number }): Promise<SessionView[]> {
+    const rows = await this.#o.store.listSessions({
+      ...(filter.active ? { active_at: this.#now() } : {}),
+      limit: filter.limit ?? 100,
+    });
+    return rows.map((s) => this.#view(s));
+  }
+
+  async transcript(id: string): Promise<Transcript | null> {
+    const s = await this.#o.store.getSession(id);
+    if (!s) return null;
+    const events: TranscriptEvent[] = await this.#o.store.listEvents(id);
+    const check = verifyChain(events);
+    if (!check.ok) this.#o.logger.error({ session_id: id, ...check }, 'transcript hash chain does not verify');
+    return {
+      session_id: id,
+      state: sessionState(s, this.#now()),
+      events,
+      head_hash: events.at(-1)?.hash ?? '',
+      chain_verified: check.ok,
+    };
+  }
+
+  /** End a session (revoke). Idempotent: revoking an ended session reports its state. */
+  async revoke(id: string, by: Caller, reason = 'revoked'): Promise<Outcome<SessionView>> {
+    const now = this.#now();
+    const s = await this.#o.store.getSession(id);
+    if (!s) return fail(404, 'session not found');
+    if (sessionState(s, now) === 'expired' && !s.ended_at) await this.#expire(s);
+    else if (!s.ended_at) {
+      const who = by.kind === 'admin' ? `admin:${by.name}` : 'session';
+      const ended = await this.#o.store.endSession(id, now, 'revoked', {
+        target: null,
+        kind: 'session.revoked',
+        operation: { by: who, reason },
+        decision: 'info',
+        reasons: [`revoked by ${who}`],
+        at: now.toISOString(),
+      });
+      if (ended) {
+        this.#o.metrics.sessionsActive.dec();
+        this.#o.metrics.sessionsEnded.inc({ how: 'revoked' });
+        this.#o.logger.info({ session_id: id, by: who }, 'session revoked');
+        this.events.emit('ended', { id, reason: 'revoked', message: `session ${id} was revoked` });
+      }
+    }
+    const after = await this.#o.store.getSession(id);
+    return { ok: true, value: this.#view(after ?? s) };
+  }
+
+  /** Write session.expired for every session past its expiry (timers cover this process; the sweep covers restarts and replicas). */
+  async sweepExpired(): Promise<number> {
+    const due = await this.#o.store.listExpiredUnended(this.#now(), 500);
+    for (const s of due) await this.#expire(s);
+    await this.#o.store.pruneTokenUses(this.#now());
+    return due.length;
+  }
+
+  startSweeper(intervalMs = 5_000): void {
+    this.#sweeper = setInterval(() => {
+      this.sweepExpired().catch((err) => this.#o.logger.error({ err }, 'expiry sweep failed'));
+    }, intervalMs);
+    this.#sweeper.unref();
+  }
+
+  async init(): Promise<void> {
+    const active = await this.#o.store.listSessions({ active_at: this.#now(), limit: 100_000 });
+    this.#o.metrics.sessionsActive.set(active.length);
+    for (const s of active) this.#scheduleExpiry(s);
+    await this.sweepExpired();
+  }
+
+  close(): void {
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+
+  #scheduleExpiry(s: SessionRecord): void {
+    const ms = s.expires_at.getTime() - this.#now().getTime();
+    // setTimeout caps at ~24.8 days; sessions are hours at most, the sweep catches anything else.
+    if (ms > 2 ** 31 - 1) return;
+    const t = setTimeout(
+      () => {
+        this.#timers.delete(s.id);
+        this.#expire(s).catch((err) => this.#o.logger.error({ err, session_id: s.id }, 'expiry failed'));
+      },
+      Math.max(0, ms),
+    );
+    t.unref();
+    this.#timers.set(s.id, t);
+  }
+
+  async #expire(s: SessionRecord): Promise<void> {
+    const now = this.#now();
+    const t = this.#timers.get(s.id);
+    if (t) clearTimeout(t);
+    this.#timers.delete(s.id);
+    const ended = await this.#o.store.endSession(s.id, now, 'expired', {
+      target: null,
+      kind: 'session.expired',
+      operation: { expires_at: s.expires_at.toISOString() },
+      decision: 'info',
+      reasons: ['session reached its expiry'],
+      at: now.toISOString(),
+    });
+    if (ended) {
+      this.#o.metrics.sessionsActive.dec();
+      this.#o.metrics.sessionsEnded.inc({ how: 'expired' });
+      this.#o.logger.info({ session_id: s.id }, 'session expired');
+    }
+    // Gateways close on their own expiry timers too; emit anyway so nothing outlives the session.
+    this.events.emit('ended', { id: s.id, reason: 'expired', message: `session ${s.id} expired` });
+  }
+
+  #targetViews(s: SessionRecord): SessionTarget[] {
+    return s.grants.flatMap((g: Grant) => {
+      const t = this.#targets.get(g.target);
+      if (!t) return [];
+      return [
+        {
+          name: g.target,
+          kind: t.kind,
+          access: g.access,
+          ...(g.mask ? { mask: g.mask } : {}),
+          ...(g.deny ? { deny: g.deny } : {}),
+          connection: this.#o.connectionInfo(t, s),
+        },
+      ];
+    });
+  }
+
+  #view(s: SessionRecord): SessionView {
+    return {
+      id: s.id,
+      state: sessionState(s, this.#now()),
+      created_at: s.created_at.toISOString(),
+      expires_at: s.expires_at.toISOString(),
+      ended_at: s.ended_at?.toISOString() ?? null,
+      end_reason: s.end_reason,
+      issuer: s.issuer,
+      identity: s.identity,
+      policy: s.policy,
+      targets: this.#targetViews(s),
+    };
+  }
+}
