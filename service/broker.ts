@@ -1,6 +1,7 @@
 // Assembles a running broker from a validated config: store, TLS, identity, sessions, HTTP API,
 // gateways. One owner for every long-lived resource; close() releases them in reverse order.
 import type { FastifyInstance } from 'fastify';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.js';
 import { TranscriptRecorder } from './audit/recorder.js';
@@ -16,7 +17,9 @@ import { SessionService } from './sessions/service.js';
 import type { SessionRecord } from './sessions/types.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
-import { ensureBrokerTls, loadConfiguredTls } from './tls/ca.js';
+import { ensureBrokerTls } from './tls/ca.js';
+import { loadConfiguredTls } from './tls/configured.js';
+import { brokerHostnames } from './tls/hostnames.js';
 
 export class BrokerStartError extends Error {
   constructor(
@@ -53,8 +56,22 @@ export interface StartOptions {
 export async function startBroker(raw: Config, opts: StartOptions = {}): Promise<Broker> {
   const config = withDefaults(raw);
   const logger = opts.logger ?? createLogger(config.log.level);
-  const secrets = await resolveAllSecrets(raw, opts.env ?? process.env, opts.locate);
-  if (!secrets.ok) throw new BrokerStartError('secrets could not be resolved', secrets.errors);
+  const resolved = await resolveAllSecrets(raw, opts.env ?? process.env, opts.locate);
+  if (!resolved.ok) throw new BrokerStartError('secrets could not be resolved', resolved.errors);
+  const secrets = resolved.secrets;
+  const tlsLoaded = await loadConfiguredTls(raw, { ...(opts.locate ? { locate: opts.locate } : {}) });
+  if (!tlsLoaded.ok) throw new BrokerStartError('TLS material could not be loaded', tlsLoaded.errors);
+  const targetCas = new Map<string, string>();
+  for (const t of config.targets) {
+    if (!t.tls.ca_file) continue;
+    try {
+      targetCas.set(t.name, await readFile(t.tls.ca_file, 'utf8'));
+    } catch (err) {
+      throw new BrokerStartError(
+        `targets: cannot read ca_file of target ${t.name}: ${(err as Error).message}`,
+      );
+    }
+  }
 
   const closers: (() => Promise<void> | void)[] = [];
   const close = async () => {
@@ -68,14 +85,14 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
   };
   try {
     const metrics = createMetrics({ defaultMetrics: true });
-    const storeUrl = secrets.storeUrl;
+    const storeUrl = typeof config.store?.url === 'string' ? config.store.url : secrets.get('store.url');
     const store = await openStore({ ...(storeUrl ? { url: storeUrl } : {}), dataDir: config.data_dir });
     closers.push(() => store.close());
 
-    const publicHost = config.public_host;
-    const tls = config.tls
-      ? await loadConfiguredTls(config.tls)
-      : await ensureBrokerTls(config.data_dir, [publicHost, 'localhost', '127.0.0.1', '::1'], new Date());
+    const publicHost = advertisedHost(config);
+    const tls = tlsLoaded.tls
+      ? { ...tlsLoaded.tls, caPem: tlsLoaded.tls.caPem ?? undefined }
+      : await ensureBrokerTls(config.data_dir, brokerHostnames(config), new Date());
 
     const verifier = createVerifier(config.issuers, {
       maxTokenBytes: config.limits.max_token_bytes,
@@ -101,7 +118,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       return {};
     };
     const adminTokens = new Map<string, string>();
-    for (const t of config.admin.tokens) adminTokens.set(t.name, secrets.adminTokens.get(t.name)!);
+    config.admin.tokens.forEach((t, i) => adminTokens.set(t.name, secrets.get(`admin.tokens[${i}].token`)!));
 
     const sessions = new SessionService({
       config,
@@ -122,11 +139,15 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     if (config.listen.postgres) {
       await initSqlParser();
       const pgTargets = new Map<string, { target: PostgresTarget; password: string; caPem?: string }>();
-      for (const t of config.targets) {
-        if (t.kind !== 'postgres') continue;
-        const caPem = secrets.targetCas.get(t.name);
-        pgTargets.set(t.name, { target: t, password: secrets.targetPasswords.get(t.name)!, ...(caPem ? { caPem } : {}) });
-      }
+      config.targets.forEach((t, i) => {
+        if (t.kind !== 'postgres') return;
+        const caPem = targetCas.get(t.name);
+        pgTargets.set(t.name, {
+          target: t,
+          password: secrets.get(`targets[${i}].password`)!,
+          ...(caPem ? { caPem } : {}),
+        });
+      });
       gateway = await startPostgresGateway(
         {
           logger: logger.child({ gateway: 'postgres' }),
@@ -158,7 +179,8 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     closers.push(() => app.close());
     await app.listen({ host: config.listen.http.host, port: config.listen.http.port });
     const httpPort = (app.server.address() as AddressInfo).port;
-    const url = config.public_url ?? `${config.http_tls ? 'https' : 'http'}://${hostForUrl(publicHost)}:${httpPort}`;
+    const url =
+      config.public_url ?? `${config.http_tls ? 'https' : 'http'}://${hostForUrl(publicHost)}:${httpPort}`;
     logger.info({ url, postgres: gateway?.port ?? null, store: store.kind }, 'broker listening');
     return {
       config,
@@ -176,6 +198,14 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     await close();
     throw err;
   }
+}
+
+/** The host clients are told to connect to: postgres.public_host, else public_url's host, else the listen host. */
+function advertisedHost(config: ResolvedConfig): string {
+  if (config.listen.postgres?.public_host) return config.listen.postgres.public_host;
+  if (config.public_url) return new URL(config.public_url).hostname.replace(/^\[|\]$/g, '');
+  const h = config.listen.http.host;
+  return h === '0.0.0.0' || h === '::' ? '127.0.0.1' : h;
 }
 
 function hostForUrl(host: string): string {
