@@ -1,0 +1,141 @@
+// End to end, the way a workflow runs it: the bundled action's main step against the REAL broker (OIDC
+// token from the test issuer, via the runner's token endpoint stand-in), then `psql` with exactly the
+// environment a later step sees, then the post step (summary, check run on the GitHub API stand-in,
+// revoke). Real PostgreSQL behind the broker's gateway.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../service/config/schema.js';
+import { type ActionsRunner, PR_HEAD_SHA, startActionsRunner } from '../fixtures/actions-runner.js';
+import { startBroker, type TestBroker } from '../fixtures/broker.js';
+import { type GitHubApiStandIn, startGitHubApi } from '../fixtures/github-api.js';
+import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
+import { type PgServer, startPostgres } from '../fixtures/postgres.js';
+
+const AUDIENCE = 'https://hoop.example.com';
+const READER_PASSWORD = 'reader-password-for-tests';
+
+describe('the action against the real broker', () => {
+  let pg: PgServer;
+  let oidc: OidcIssuer;
+  let broker: TestBroker;
+  let api: GitHubApiStandIn;
+  let runner: ActionsRunner;
+
+  beforeAll(async () => {
+    [pg, oidc, api] = await Promise.all([
+      startPostgres(),
+      startOidcIssuer({ audience: AUDIENCE }),
+      startGitHubApi(),
+    ]);
+    await pg.psql('CREATE DATABASE orders');
+    await pg.psql(
+      `CREATE ROLE ci_reader LOGIN PASSWORD '${READER_PASSWORD}';
+       CREATE TABLE customers (id int PRIMARY KEY, name text);
+       INSERT INTO customers VALUES (1, 'Ada'), (2, 'Grace');
+       GRANT SELECT ON customers TO ci_reader;`,
+      'orders',
+    );
+    const config: Config = {
+      listen: { http: { port: 0, host: '127.0.0.1' }, postgres: { port: 0, host: '127.0.0.1' } },
+      issuers: [{ name: 'github', issuer: oidc.issuer, audience: AUDIENCE }],
+      targets: [
+        {
+          name: 'orders-db',
+          kind: 'postgres',
+          host: '127.0.0.1',
+          port: pg.port,
+          database: 'orders',
+          user: 'ci_reader',
+          password: { env: 'ORDERS_DB_PASSWORD' },
+          tls: { mode: 'disable' },
+        },
+      ],
+      policies: [
+        {
+          name: 'pull-requests-read-only',
+          when: { repository_id: '123456', event_name: 'pull_request' },
+          ttl: '15m',
+          grants: [{ target: 'orders-db', access: 'read' }],
+        },
+      ],
+    };
+    broker = await startBroker({ config, env: { ORDERS_DB_PASSWORD: READER_PASSWORD } });
+    runner = await startActionsRunner({
+      inputs: { 'broker-url': broker.url, audience: AUDIENCE, ttl: '10m' },
+      env: { GITHUB_API_URL: api.url },
+      idToken: (aud) =>
+        oidc.mint({
+          ...(aud ? { aud } : {}),
+          event_name: 'pull_request',
+          sub: 'repo:octo-org/octo-repo:pull_request',
+          ref: 'refs/pull/7/merge',
+          ref_protected: 'false',
+          head_ref: 'feature/report',
+          base_ref: 'main',
+          job_workflow_ref: 'octo-org/octo-repo/.github/workflows/ci.yml@refs/pull/7/merge',
+        }),
+    });
+  });
+
+  afterAll(async () => {
+    await runner?.close();
+    await broker?.close();
+    await Promise.all([pg?.stop(), oidc?.close(), api?.close()]);
+  });
+
+  it('main opens a session, psql works through the gateway with the exported env, post reports and revokes', async () => {
+    const main = await runner.runMain();
+    expect(main.stderr).toBe('');
+    expect(main.exitCode).toBe(0);
+    expect(runner.idTokenRequests).toEqual([{ audience: AUDIENCE, authorized: true }]);
+    const sessionId = main.outputs['session-id']!;
+    const secret = main.env.PGPASSWORD!;
+    expect(main.masks).toContain(secret);
+    expect(main.env).toMatchObject({
+      PGUSER: sessionId,
+      PGDATABASE: 'orders-db',
+      PGPORT: String(broker.pgPort),
+      PGSSLMODE: 'verify-full',
+    });
+
+    // a later `run:` step: only the job's environment, no arguments but the SQL
+    const ok = await runner.runCommand('psql', ['-XAt', '-c', 'select 1']);
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout.trim()).toBe('1');
+    const rows = await runner.runCommand('psql', ['-XAt', '-c', 'select name from customers order by id']);
+    expect(rows.stdout.trim().split('\n')).toEqual(['Ada', 'Grace']);
+    const denied = await runner.runCommand('psql', ['-XAt', '-c', 'DROP TABLE customers']);
+    expect(denied.code).not.toBe(0);
+    const viaUrl = await runner.runCommand('psql', [
+      '-XAt',
+      main.outputs['database-url']!,
+      '-c',
+      'select current_user',
+    ]);
+    expect(viaUrl.code).toBe(0);
+
+    const post = await runner.runPost();
+    expect(post.stderr).toBe('');
+    expect(post.exitCode).toBe(0);
+    expect(post.summary).toContain('| Policy | <code>pull-requests-read-only</code> |');
+    expect(post.summary).toContain('select 1');
+    expect(post.summary).toContain('**⛔ denied**');
+    expect(post.summary).toContain('session.revoked');
+    expect(post.summary).not.toContain(secret);
+    expect(post.stdout).not.toMatch(new RegExp(`^(?!::add-mask::).*${secret}`, 'm'));
+    expect(api.violations).toEqual([]);
+    expect(api.checkRuns()).toEqual([
+      expect.objectContaining({
+        head_sha: PR_HEAD_SHA,
+        conclusion: 'neutral',
+        external_id: sessionId,
+        status: 'completed',
+      }),
+    ]);
+
+    // revoked: the same environment no longer gets in
+    const after = await runner.runCommand('psql', ['-XAt', '-c', 'select 1']);
+    expect(after.code).not.toBe(0);
+    // and the files holding the secret are gone
+    expect(post.stdout).toContain(`hoop: session ${sessionId} revoked`);
+  });
+});
