@@ -1,0 +1,441 @@
+// Masking COPY … TO STDOUT data (CopyData payloads) in text and CSV formats.
+//
+// Text format (what pg_dump uses): one row per line, fields separated by the delimiter (default tab),
+// NULL written as the null marker (default \N), and backslash escapes in data (\t \n \\ \ooo \xhh …).
+// A masked field is decoded, masked, and re-encoded the way PostgreSQL would write it.
+// CSV format (psql `\copy … csv`): quoted fields may hold delimiters and newlines; masked fields are
+// written quoted. Binary format cannot be masked here: the gateway refuses a binary COPY whose plan is
+// active (see copyMaskSupport).
+import type { Detector } from '../../config/schema.js';
+import type { CellAction, CopyInfo, MaskPlan } from '../sql/types.js';
+import { maskCell } from './cell.js';
+
+export type CopyMaskSupport = { ok: true } | { ok: false; reason: string };
+
+/** Can the gateway mask a COPY TO in this format with this plan? */
+export function copyMaskSupport(format: CopyInfo['format'], plan: MaskPlan): CopyMaskSupport {
+  if (!plan.active) return { ok: true };
+  if (format === 'binary') {
+    return {
+      ok: false,
+      reason: 'binary COPY of masked or scanned columns cannot be masked; use text or csv format',
+    };
+  }
+  return { ok: true };
+}
+
+/** A row that does not fit the plan (wrong number of fields, broken quoting): the gateway aborts the COPY. */
+export class CopyFormatError extends Error {}
+
+export interface CopyRowOptions {
+  delimiter?: string;
+  null?: string;
+}
+
+export interface CsvRowOptions extends CopyRowOptions {
+  quote?: string;
+  escape?: string;
+}
+
+export interface MaskedRow {
+  line: Buffer;
+  /** cells masked in this row */
+  masked: number;
+}
+
+const BACKSLASH = 0x5c;
+const NEWLINE = 0x0a;
+const CR = 0x0d;
+
+function oneByte(s: string | undefined, fallback: number, what: string): number {
+  if (s === undefined) return fallback;
+  const b = Buffer.from(s, 'utf8');
+  if (b.length !== 1) throw new CopyFormatError(`COPY ${what} must be a single one-byte character`);
+  return b[0]!;
+}
+
+/** Split off the line terminator ("\n" or "\r\n"), kept to write back unchanged. */
+function splitTerminator(line: Buffer): [Buffer, Buffer] {
+  let end = line.length;
+  if (end > 0 && line[end - 1] === NEWLINE) end--;
+  if (end > 0 && line[end - 1] === CR) end--;
+  return [line.subarray(0, end), line.subarray(end)];
+}
+
+// ---- text format ---------------------------------------------------------------------------------
+
+function decodeText(raw: Buffer): Buffer {
+  if (!raw.includes(BACKSLASH)) return raw;
+  const out: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c !== BACKSLASH || i + 1 >= raw.length) {
+      out.push(c);
+      continue;
+    }
+    const n = raw[++i]!;
+    switch (n) {
+      case 0x62:
+        out.push(0x08);
+        break; // \b
+      case 0x66:
+        out.push(0x0c);
+        break; // \f
+      case 0x6e:
+        out.push(0x0a);
+        break; // \n
+      case 0x72:
+        out.push(0x0d);
+        break; // \r
+      case 0x74:
+        out.push(0x09);
+        break; // \t
+      case 0x76:
+        out.push(0x0b);
+        break; // \v
+      case 0x78: {
+        // \xh or \xhh
+        let v = 0;
+        let digits = 0;
+        while (digits < 2 && i + 1 < raw.length && /[0-9a-fA-F]/.test(String.fromCharCode(raw[i + 1]!))) {
+          v = v * 16 + Number.parseInt(String.fromCharCode(raw[++i]!), 16);
+          digits++;
+        }
+        out.push(digits === 0 ? 0x78 : v);
+        break;
+      }
+      default:
+        if (n >= 0x30 && n <= 0x37) {
+          // \o, \oo, \ooo
+          let v = n - 0x30;
+          let digits = 1;
+          while (digits < 3 && i + 1 < raw.length && raw[i + 1]! >= 0x30 && raw[i + 1]! <= 0x37) {
+            v = v * 8 + (raw[++i]! - 0x30);
+            digits++;
+          }
+          out.push(v & 0xff);
+        } else {
+          out.push(n);
+        }
+    }
+  }
+  return Buffer.from(out);
+}
+
+function encodeText(value: Buffer, delimiter: number): Buffer {
+  const out: number[] = [];
+  for (const c of value) {
+    switch (c) {
+      case BACKSLASH:
+        out.push(BACKSLASH, BACKSLASH);
+        break;
+      case 0x08:
+        out.push(BACKSLASH, 0x62);
+        break;
+      case 0x0c:
+        out.push(BACKSLASH, 0x66);
+        break;
+      case 0x0a:
+        out.push(BACKSLASH, 0x6e);
+        break;
+      case 0x0d:
+        out.push(BACKSLASH, 0x72);
+        break;
+      case 0x09:
+        out.push(BACKSLASH, 0x74);
+        break;
+      case 0x0b:
+        out.push(BACKSLASH, 0x76);
+        break;
+      default:
+        if (c === delimiter) out.push(BACKSLASH, c);
+        else out.push(c);
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** Split a text-format row into raw (still escaped) fields; an escaped delimiter is data. */
+function splitTextFields(body: Buffer, delimiter: number): Buffer[] {
+  const fields: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (c === BACKSLASH) {
+      i++;
+      continue;
+    }
+    if (c === delimiter) {
+      fields.push(body.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  fields.push(body.subarray(start));
+  return fields;
+}
+
+/** Decode a text-format row into values (null for the null marker). Exported for tests and the gateway. */
+export function decodeCopyTextRow(line: Buffer, options: CopyRowOptions = {}): Array<Buffer | null> {
+  const delimiter = oneByte(options.delimiter, 0x09, 'delimiter');
+  const nullMarker = Buffer.from(options.null ?? '\\N', 'utf8');
+  const [body] = splitTerminator(line);
+  return splitTextFields(body, delimiter).map((raw) => (raw.equals(nullMarker) ? null : decodeText(raw)));
+}
+
+/** Encode values as one text-format row (with "\n"). */
+export function encodeCopyTextRow(values: Array<Buffer | null>, options: CopyRowOptions = {}): Buffer {
+  const delimiter = oneByte(options.delimiter, 0x09, 'delimiter');
+  const nullMarker = Buffer.from(options.null ?? '\\N', 'utf8');
+  const parts: Buffer[] = [];
+  values.forEach((v, i) => {
+    if (i > 0) parts.push(Buffer.from([delimiter]));
+    parts.push(v === null ? nullMarker : encodeText(v, delimiter));
+  });
+  parts.push(Buffer.from([NEWLINE]));
+  return Buffer.concat(parts);
+}
+
+/** Mask one text-format row. Fields whose action is pass (or that did not change) keep their raw bytes. */
+export function maskCopyTextRow(
+  line: Buffer,
+  actions: CellAction[],
+  detectors: Detector[],
+  options: CopyRowOptions = {},
+): MaskedRow {
+  const delimiter = oneByte(options.delimiter, 0x09, 'delimiter');
+  const nullMarker = Buffer.from(options.null ?? '\\N', 'utf8');
+  const [body, terminator] = splitTerminator(line);
+  const fields = splitTextFields(body, delimiter);
+  if (fields.length !== actions.length) {
+    throw new CopyFormatError(`COPY row has ${fields.length} fields, expected ${actions.length}`);
+  }
+  let masked = 0;
+  const out: Buffer[] = [];
+  fields.forEach((raw, i) => {
+    const action = actions[i]!;
+    if (i > 0) out.push(Buffer.from([delimiter]));
+    if (action.kind === 'pass') {
+      out.push(raw);
+      return;
+    }
+    const value = raw.equals(nullMarker) ? null : decodeText(raw);
+    const cell = maskCell(action, value, detectors);
+    if (!cell.masked) {
+      out.push(raw);
+      return;
+    }
+    masked++;
+    out.push(cell.value === null ? nullMarker : encodeText(cell.value, delimiter));
+  });
+  out.push(terminator);
+  return { line: Buffer.concat(out), masked };
+}
+
+// ---- CSV format ----------------------------------------------------------------------------------
+
+interface CsvField {
+  value: Buffer;
+  quoted: boolean;
+  raw: Buffer;
+}
+
+function splitCsvFields(body: Buffer, delimiter: number, quote: number, escapeChar: number): CsvField[] {
+  const fields: CsvField[] = [];
+  let i = 0;
+  for (;;) {
+    const start = i;
+    if (i < body.length && body[i] === quote) {
+      const value: number[] = [];
+      i++;
+      let closed = false;
+      while (i < body.length) {
+        const c = body[i]!;
+        if (
+          c === escapeChar &&
+          escapeChar !== quote &&
+          i + 1 < body.length &&
+          (body[i + 1] === quote || body[i + 1] === escapeChar)
+        ) {
+          value.push(body[i + 1]!);
+          i += 2;
+          continue;
+        }
+        if (c === quote) {
+          if (escapeChar === quote && body[i + 1] === quote) {
+            value.push(quote);
+            i += 2;
+            continue;
+          }
+          i++;
+          closed = true;
+          break;
+        }
+        value.push(c);
+        i++;
+      }
+      if (!closed) throw new CopyFormatError('COPY CSV row has an unterminated quoted field');
+      // PostgreSQL allows unquoted text after the closing quote up to the delimiter.
+      while (i < body.length && body[i] !== delimiter) value.push(body[i++]!);
+      fields.push({ value: Buffer.from(value), quoted: true, raw: body.subarray(start, i) });
+    } else {
+      while (i < body.length && body[i] !== delimiter) i++;
+      const raw = body.subarray(start, i);
+      fields.push({ value: raw, quoted: false, raw });
+    }
+    if (i >= body.length) break;
+    i++; // delimiter
+    if (i === body.length) {
+      fields.push({ value: Buffer.alloc(0), quoted: false, raw: Buffer.alloc(0) });
+      break;
+    }
+  }
+  return fields;
+}
+
+function encodeCsv(value: Buffer, quote: number, escapeChar: number): Buffer {
+  const out: number[] = [quote];
+  for (const c of value) {
+    if (c === quote || c === escapeChar) out.push(escapeChar);
+    out.push(c);
+  }
+  out.push(quote);
+  return Buffer.from(out);
+}
+
+function csvOptions(options: CsvRowOptions): {
+  delimiter: number;
+  quote: number;
+  escape: number;
+  nullMarker: Buffer;
+} {
+  const delimiter = oneByte(options.delimiter, 0x2c, 'delimiter');
+  const quote = oneByte(options.quote, 0x22, 'quote');
+  const escapeChar = oneByte(options.escape, quote, 'escape');
+  return { delimiter, quote, escape: escapeChar, nullMarker: Buffer.from(options.null ?? '', 'utf8') };
+}
+
+/** Decode a CSV record into values (null for an unquoted null marker). */
+export function decodeCopyCsvRow(record: Buffer, options: CsvRowOptions = {}): Array<Buffer | null> {
+  const o = csvOptions(options);
+  const [body] = splitTerminator(record);
+  return splitCsvFields(body, o.delimiter, o.quote, o.escape).map((f) =>
+    !f.quoted && f.raw.equals(o.nullMarker) ? null : f.value,
+  );
+}
+
+/** Mask one CSV record. Masked values are written quoted; NULL as the (unquoted) null marker. */
+export function maskCopyCsvRow(
+  record: Buffer,
+  actions: CellAction[],
+  detectors: Detector[],
+  options: CsvRowOptions = {},
+): MaskedRow {
+  const o = csvOptions(options);
+  const [body, terminator] = splitTerminator(record);
+  const fields = splitCsvFields(body, o.delimiter, o.quote, o.escape);
+  if (fields.length !== actions.length) {
+    throw new CopyFormatError(`COPY row has ${fields.length} fields, expected ${actions.length}`);
+  }
+  let masked = 0;
+  const out: Buffer[] = [];
+  fields.forEach((f, i) => {
+    const action = actions[i]!;
+    if (i > 0) out.push(Buffer.from([o.delimiter]));
+    if (action.kind === 'pass') {
+      out.push(f.raw);
+      return;
+    }
+    const value = !f.quoted && f.raw.equals(o.nullMarker) ? null : f.value;
+    const cell = maskCell(action, value, detectors);
+    if (!cell.masked) {
+      out.push(f.raw);
+      return;
+    }
+    masked++;
+    out.push(cell.value === null ? o.nullMarker : encodeCsv(cell.value, o.quote, o.escape));
+  });
+  out.push(terminator);
+  return { line: Buffer.concat(out), masked };
+}
+
+// ---- a stream of CopyData payloads ---------------------------------------------------------------
+
+/**
+ * Masks the CopyData payloads of one COPY TO, row by row. PostgreSQL sends one row per CopyData, but this
+ * does not rely on it: partial rows are held until complete (CSV rows may contain quoted newlines).
+ * The header row of `HEADER` output is passed through. Throws CopyFormatError on a malformed row.
+ */
+export class CopyOutMasker {
+  private pending: Buffer = Buffer.alloc(0);
+  private headerPending: boolean;
+  private inQuote = false;
+  private scanned = 0;
+  private readonly quote: number;
+  private readonly escape: number;
+
+  constructor(
+    private readonly copy: Pick<CopyInfo, 'format' | 'delimiter' | 'null' | 'quote' | 'escape' | 'header'>,
+    private readonly actions: CellAction[],
+    private readonly detectors: Detector[],
+  ) {
+    if (copy.format === 'binary') throw new CopyFormatError('binary COPY cannot be masked');
+    this.headerPending = copy.header;
+    this.quote = oneByte(copy.quote, 0x22, 'quote');
+    this.escape = oneByte(copy.escape, this.quote, 'escape');
+  }
+
+  /** Feed one CopyData payload; returns the masked bytes of every row completed so far. */
+  push(data: Buffer): MaskedRow {
+    this.pending = this.pending.length === 0 ? data : Buffer.concat([this.pending, data]);
+    const rows: Buffer[] = [];
+    let masked = 0;
+    let rowStart = 0;
+    let i = this.scanned;
+    const csv = this.copy.format === 'csv';
+    while (i < this.pending.length) {
+      const c = this.pending[i]!;
+      if (csv) {
+        if (this.inQuote && c === this.escape && this.escape !== this.quote && i + 1 < this.pending.length) {
+          i += 2;
+          continue;
+        }
+        if (c === this.quote) this.inQuote = !this.inQuote;
+      }
+      if (c === NEWLINE && !this.inQuote) {
+        const row = this.pending.subarray(rowStart, i + 1);
+        const done = this.row(row);
+        rows.push(done.line);
+        masked += done.masked;
+        rowStart = i + 1;
+      }
+      i++;
+    }
+    this.pending = this.pending.subarray(rowStart);
+    this.scanned = this.pending.length;
+    return { line: rows.length === 1 ? rows[0]! : Buffer.concat(rows), masked };
+  }
+
+  /** End of the COPY: a last row without a newline is masked too. */
+  finish(): MaskedRow {
+    if (this.pending.length === 0) return { line: Buffer.alloc(0), masked: 0 };
+    if (this.inQuote) throw new CopyFormatError('COPY CSV data ends inside a quoted field');
+    const last = this.row(this.pending);
+    this.pending = Buffer.alloc(0);
+    this.scanned = 0;
+    return last;
+  }
+
+  private row(row: Buffer): MaskedRow {
+    if (this.headerPending) {
+      this.headerPending = false;
+      return { line: row, masked: 0 };
+    }
+    // PostgreSQL's end-of-data marker in text format.
+    if (this.copy.format === 'text' && splitTerminator(row)[0].toString('latin1') === '\\.') {
+      return { line: row, masked: 0 };
+    }
+    return this.copy.format === 'csv'
+      ? maskCopyCsvRow(row, this.actions, this.detectors, this.copy)
+      : maskCopyTextRow(row, this.actions, this.detectors, this.copy);
+  }
+}

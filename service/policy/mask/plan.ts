@@ -1,0 +1,97 @@
+// planMask: what to do with each result column, from the mask rules and the columns' origins.
+//
+// - A column whose origin (schema.table.column from RowDescription + catalog) matches a column rule:
+//   text format and a text-like type (text, varchar, bpchar, name, "char", unknown, or a user-defined type
+//   such as citext, an enum or a domain) → `mask` (same-kind text mask); anything else, including every
+//   binary-format value and json/jsonb/xml (a text mask would not be valid there) → `null`.
+// - With detectors configured, every other column whose value is text on the wire — text-like types in
+//   either format (binary text is the raw UTF-8), json and jsonb (their text keeps JSON valid after masking,
+//   see maskCell), xml — is scanned (`detect`), whatever its origin, computed columns included.
+// - Everything else passes. Column rules without a schema mean public; names compare case-insensitively.
+import type { Detector, MaskRule } from '../../config/schema.js';
+import type { CellAction, ColumnOrigin, MaskPlan } from '../sql/types.js';
+
+export const TYPE_OID = {
+  char: 18,
+  name: 19,
+  text: 25,
+  json: 114,
+  xml: 142,
+  unknown: 705,
+  bpchar: 1042,
+  varchar: 1043,
+  jsonb: 3802,
+} as const;
+
+/** OIDs below this are built in; above are user-defined (extensions, enums, domains, composites). */
+const FIRST_USER_OID = 16384;
+
+const TEXT_LIKE = new Set<number>([
+  TYPE_OID.char,
+  TYPE_OID.name,
+  TYPE_OID.text,
+  TYPE_OID.unknown,
+  TYPE_OID.bpchar,
+  TYPE_OID.varchar,
+]);
+const JSON_TYPES = new Set<number>([TYPE_OID.json, TYPE_OID.jsonb]);
+
+interface ColumnRule {
+  label: string;
+  schema: string;
+  table: string;
+  column: string;
+}
+
+function columnRules(rules: readonly MaskRule[]): ColumnRule[] {
+  const out: ColumnRule[] = [];
+  for (const rule of rules) {
+    if (!('column' in rule)) continue;
+    const parts = rule.column.toLowerCase().split('.');
+    const column = parts.pop() ?? '';
+    const table = parts.pop() ?? '';
+    const schema = parts.pop() ?? 'public';
+    out.push({ label: rule.column, schema, table, column });
+  }
+  return out;
+}
+
+export function detectorsOf(rules: readonly MaskRule[]): Detector[] {
+  const out = new Set<Detector>();
+  for (const rule of rules) if ('detector' in rule) out.add(rule.detector);
+  return [...out];
+}
+
+function matchingRule(rules: ColumnRule[], origin: ColumnOrigin): ColumnRule | undefined {
+  if (origin.table === null || origin.column === null) return undefined;
+  const t = origin.table.toLowerCase();
+  const dot = t.lastIndexOf('.');
+  const schema = dot === -1 ? 'public' : t.slice(0, dot);
+  const table = dot === -1 ? t : t.slice(dot + 1);
+  const column = origin.column.toLowerCase();
+  return rules.find((r) => r.schema === schema && r.table === table && r.column === column);
+}
+
+function isTextLike(typeOid: number): boolean {
+  return TEXT_LIKE.has(typeOid) || typeOid >= FIRST_USER_OID;
+}
+
+export function planMask(rules: MaskRule[], columns: ColumnOrigin[]): MaskPlan {
+  const byColumn = columnRules(rules);
+  const detect = detectorsOf(rules).length > 0;
+  const actions: CellAction[] = columns.map((col): CellAction => {
+    const rule = matchingRule(byColumn, col);
+    if (rule) {
+      return col.format === 0 && isTextLike(col.typeOid)
+        ? { kind: 'mask', rule: rule.label }
+        : { kind: 'null', rule: rule.label };
+    }
+    if (!detect) return { kind: 'pass' };
+    if (JSON_TYPES.has(col.typeOid)) return { kind: 'detect', json: true };
+    if (TEXT_LIKE.has(col.typeOid) || col.typeOid === TYPE_OID.xml) return { kind: 'detect' };
+    // User-defined types: text on the wire in text format (citext, enums, domains over text).
+    if (col.typeOid >= FIRST_USER_OID && col.format === 0) return { kind: 'detect' };
+    return { kind: 'pass' };
+  });
+  return { actions, active: actions.some((a) => a.kind !== 'pass') };
+}

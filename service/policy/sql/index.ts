@@ -1,0 +1,40 @@
+// The SQL policy and masking the PostgreSQL gateway calls: classification (real parser), decisions,
+// redaction, and result masking. Everything here is pure except the one-time parser load.
+import { maskCell } from '../mask/cell.js';
+import { planMask } from '../mask/plan.js';
+import { classifySql } from './classify.js';
+import { decideStatement } from './decide.js';
+import { redactSql } from './redact.js';
+import type { SqlPolicy } from './types.js';
+
+export { maskCell } from '../mask/cell.js';
+export {
+  CopyFormatError,
+  type CopyMaskSupport,
+  CopyOutMasker,
+  copyMaskSupport,
+  decodeCopyCsvRow,
+  decodeCopyTextRow,
+  encodeCopyTextRow,
+  type MaskedRow,
+  maskCopyCsvRow,
+  maskCopyTextRow,
+} from '../mask/copy.js';
+export {
+  DETECTORS,
+  findSensitive,
+  ibanValid,
+  luhnValid,
+  maskText,
+  maskWholeValue,
+} from '../mask/detectors.js';
+export { maskNoticeText } from '../mask/notice.js';
+export { detectorsOf, planMask, TYPE_OID } from '../mask/plan.js';
+export { classifySql, type PreparedStatements } from './classify.js';
+export { columnMaskRules, decideStatement } from './decide.js';
+export { initSqlParser, SqlParserNotReady, sqlParserReady } from './parser.js';
+export { trackPrepared } from './prepared.js';
+export { redactSql } from './redact.js';
+export type * from './types.js';
+
+export const sqlPolicy: SqlPolicy = { classifySql, decideStatement, planMask, maskCell, redactSql };
