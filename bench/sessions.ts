@@ -12,7 +12,8 @@ const SEQUENTIAL = Number(process.env.BENCH_SEQUENTIAL ?? 1000);
 const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 async function main() {
   const issuer = await startOidcIssuer({ audience: 'https://hoop.bench' });
@@ -33,11 +34,21 @@ async function main() {
       };
       // A policy needs at least one grant; the bench measures the exchange itself, so grant a target.
       config.targets = [
-        { name: 'db', kind: 'postgres', host: '127.0.0.1', port: pg.port, database: 'postgres', user: 'postgres', password: { env: 'BENCH_PG_PASSWORD' } },
+        {
+          name: 'db',
+          kind: 'postgres',
+          host: '127.0.0.1',
+          port: pg.port,
+          database: 'postgres',
+          user: 'postgres',
+          password: { env: 'BENCH_PG_PASSWORD' },
+        },
       ];
       config.policies[0]!.grants = [{ target: 'db', access: 'read' }];
       const broker = await startBroker({ config, env: { BENCH_PG_PASSWORD: pg.password } });
-      const tokens = await Promise.all(Array.from({ length: SEQUENTIAL + CONCURRENT + 20 }, () => issuer.mint()));
+      const tokens = await Promise.all(
+        Array.from({ length: SEQUENTIAL + CONCURRENT + 20 }, () => issuer.mint()),
+      );
       const open = async (token: string) => {
         const t0 = performance.now();
         const res = await fetch(`${broker.url}/v1/sessions`, {
@@ -75,7 +86,9 @@ async function main() {
     await issuer.close();
     await pg.stop();
   }
-  console.log('session open over HTTP (POST /v1/sessions, token verify + policy + SCRAM verifier + durable write):');
+  console.log(
+    'session open over HTTP (POST /v1/sessions, token verify + policy + SCRAM verifier + durable write):',
+  );
   for (const r of results) console.log(`  ${r}`);
   console.log('targets: p50 < 10 ms, p99 < 30 ms');
 }

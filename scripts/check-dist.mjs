@@ -13,7 +13,8 @@ try {
   for (const f of new Set([...fresh, ...committed])) {
     if (!fresh.includes(f)) problems.push(`dist/${f} is not produced by the build (remove it)`);
     else if (!committed.includes(f)) problems.push(`dist/${f} is missing (run npm run build:action)`);
-    else if (!readFileSync(join(out, f)).equals(readFileSync(join('dist', f)))) problems.push(`dist/${f} is stale (run npm run build:action and commit)`);
+    else if (!readFileSync(join(out, f)).equals(readFileSync(join('dist', f))))
+      problems.push(`dist/${f} is stale (run npm run build:action and commit)`);
   }
   if (problems.length) {
     console.error(problems.join('\n'));

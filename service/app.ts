@@ -34,7 +34,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       info: {
         title: 'hoop broker API',
         version: deps.version ?? '0.1.0',
-        description: 'Exchange a GitHub Actions OIDC token for a scoped, recorded, short-lived gateway session.',
+        description:
+          'Exchange a GitHub Actions OIDC token for a scoped, recorded, short-lived gateway session.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },
@@ -44,7 +45,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     errorResponseBuilder: (_req, ctx) => ({
       statusCode: 429,
       error: 'rate limited',
-      reasons: [{ message: `at most ${ctx.max} requests per minute from one address; retry in ${Math.ceil(ctx.ttl / 1000)} s` }],
+      reasons: [
+        {
+          message: `at most ${ctx.max} requests per minute from one address; retry in ${Math.ceil(ctx.ttl / 1000)} s`,
+        },
+      ],
     }),
   });
 
@@ -67,13 +72,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 429) return reply.code(429).send(err);
     if (status < 500) {
-      return reply.code(status).send({ error: err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'request body too large' : 'bad request', reasons: [{ message: err.message }] });
+      return reply
+        .code(status)
+        .send({
+          error: err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'request body too large' : 'bad request',
+          reasons: [{ message: err.message }],
+        });
     }
     req.log.error({ err }, 'request failed');
     return reply.code(500).send({ error: 'internal error', reasons: [] });
   });
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: 'not found', reasons: [{ message: `${req.method} ${req.url.split('?')[0]} is not an API route` }] }),
+    reply
+      .code(404)
+      .send({
+        error: 'not found',
+        reasons: [{ message: `${req.method} ${req.url.split('?')[0]} is not an API route` }],
+      }),
   );
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));

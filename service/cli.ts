@@ -87,7 +87,9 @@ async function serve(path: string | undefined, o: Out): Promise<number> {
     }
     throw err;
   }
-  o.out(`hoop-broker listening: api ${broker.url}${broker.pgPort !== null ? `, postgres :${broker.pgPort}` : ''}`);
+  o.out(
+    `hoop-broker listening: api ${broker.url}${broker.pgPort !== null ? `, postgres :${broker.pgPort}` : ''}`,
+  );
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down');
@@ -117,16 +119,26 @@ async function checkConfig(path: string | undefined, withSecrets: boolean, o: Ou
     }
   }
   const c = loaded.config;
-  o.out(`${path}: ok (${c.issuers.length} issuer(s), ${c.targets.length} target(s), ${c.policies.length} policy(ies))`);
+  o.out(
+    `${path}: ok (${c.issuers.length} issuer(s), ${c.targets.length} target(s), ${c.policies.length} policy(ies))`,
+  );
   return 0;
 }
 
-function adminToken(values: { 'admin-token-file'?: string | undefined }): Promise<string | undefined> | string | undefined {
+function adminToken(values: {
+  'admin-token-file'?: string | undefined;
+}): Promise<string | undefined> | string | undefined {
   if (values['admin-token-file']) return readFile(values['admin-token-file'], 'utf8').then((s) => s.trim());
   return process.env.HOOP_ADMIN_TOKEN;
 }
 
-async function api<T>(url: string, method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; body: T }> {
+async function api<T>(
+  url: string,
+  method: string,
+  path: string,
+  token?: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const res = await fetch(new URL(path, url), {
     method,
     headers: {
@@ -162,7 +174,15 @@ export function formatExplain(r: ExplainResult): string {
   return lines.join('\n');
 }
 
-async function explain(values: { token?: string | undefined; url?: string | undefined; config?: string | undefined; json?: boolean | undefined }, o: Out): Promise<number> {
+async function explain(
+  values: {
+    token?: string | undefined;
+    url?: string | undefined;
+    config?: string | undefined;
+    json?: boolean | undefined;
+  },
+  o: Out,
+): Promise<number> {
   if (!values.token || (!values.url && !values.config)) {
     o.err('explain needs --token FILE and --url URL (ask a broker) or --config FILE (evaluate locally)');
     return 2;
@@ -190,7 +210,12 @@ async function explain(values: { token?: string | undefined; url?: string | unde
 
 async function sessionsCommand(
   positionals: string[],
-  values: { url?: string | undefined; active?: boolean | undefined; json?: boolean | undefined; 'admin-token-file'?: string | undefined },
+  values: {
+    url?: string | undefined;
+    active?: boolean | undefined;
+    json?: boolean | undefined;
+    'admin-token-file'?: string | undefined;
+  },
   o: Out,
 ): Promise<number> {
   const [sub, id] = positionals;
@@ -204,13 +229,25 @@ async function sessionsCommand(
     return 2;
   }
   if (sub === 'list') {
-    const res = await api<{ sessions: SessionView[] }>(values.url, 'GET', `/v1/sessions${values.active ? '?active=true' : ''}`, token);
+    const res = await api<{ sessions: SessionView[] }>(
+      values.url,
+      'GET',
+      `/v1/sessions${values.active ? '?active=true' : ''}`,
+      token,
+    );
     if (res.status !== 200) return printError(o, res.status, res.body);
     if (values.json) o.out(JSON.stringify(res.body.sessions, null, 2));
     else
       for (const s of res.body.sessions) {
         o.out(
-          [s.id, s.state, s.policy, String(s.identity.repository ?? '-'), `run ${String(s.identity.run_id ?? '-')}`, `expires ${s.expires_at}`].join('  '),
+          [
+            s.id,
+            s.state,
+            s.policy,
+            String(s.identity.repository ?? '-'),
+            `run ${String(s.identity.run_id ?? '-')}`,
+            `expires ${s.expires_at}`,
+          ].join('  '),
         );
       }
     return 0;
@@ -237,12 +274,22 @@ async function auditCommand(
     return 2;
   }
   if (sub === 'denials') {
-    const res = await api<{ denials: { at: string; kind: string; reasons: string[] }[] }>(values.url, 'GET', '/v1/denials', token);
+    const res = await api<{ denials: { at: string; kind: string; reasons: string[] }[] }>(
+      values.url,
+      'GET',
+      '/v1/denials',
+      token,
+    );
     if (res.status !== 200) return printError(o, res.status, res.body);
     for (const d of res.body.denials) o.out(`${d.at}  ${d.kind}  ${d.reasons.join('; ')}`);
     return 0;
   }
-  const res = await api<Transcript>(values.url, 'GET', `/v1/sessions/${encodeURIComponent(id!)}/transcript`, token);
+  const res = await api<Transcript>(
+    values.url,
+    'GET',
+    `/v1/sessions/${encodeURIComponent(id!)}/transcript`,
+    token,
+  );
   if (res.status !== 200) return printError(o, res.status, res.body);
   const check = verifyChain(res.body.events);
   if (!check.ok) {

@@ -29,7 +29,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): BrokerMe
       labelNames: ['reason'],
       registers: [registry],
     }),
-    sessionsActive: new Gauge({ name: 'hoop_sessions_active', help: 'Sessions neither ended nor expired', registers: [registry] }),
+    sessionsActive: new Gauge({
+      name: 'hoop_sessions_active',
+      help: 'Sessions neither ended nor expired',
+      registers: [registry],
+    }),
     sessionsEnded: new Counter({
       name: 'hoop_sessions_ended_total',
       help: 'Sessions ended, by how (revoked, expired)',

@@ -30,8 +30,19 @@ beforeAll(async () => {
   const config: Config = {
     listen: { http: { port: 0, host: '127.0.0.1' } },
     issuers: [{ name: 'github', issuer: issuer.issuer, audience: AUD }],
-    targets: [{ name: 'db', kind: 'postgres', host: '127.0.0.1', database: 'x', user: 'x', password: { env: 'CLI_DB_PW' } }],
-    policies: [{ name: 'main', when: { ref: 'refs/heads/main' }, grants: [{ target: 'db', access: 'read' }] }],
+    targets: [
+      {
+        name: 'db',
+        kind: 'postgres',
+        host: '127.0.0.1',
+        database: 'x',
+        user: 'x',
+        password: { env: 'CLI_DB_PW' },
+      },
+    ],
+    policies: [
+      { name: 'main', when: { ref: 'refs/heads/main' }, grants: [{ target: 'db', access: 'read' }] },
+    ],
     admin: { tokens: [{ name: 'ops', token: { env: 'CLI_ADMIN' } }] },
   };
   broker = await startBroker({ config, env: { CLI_DB_PW: 'pw-not-used', CLI_ADMIN: ADMIN } });

@@ -3,9 +3,19 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import type { SessionService } from '../sessions/service.js';
 import type { Store } from '../store/store.js';
-import { CreateSessionBody, ErrorBody, ExplainBody, ExplainResult, SessionCreated, SessionView, Transcript } from './schemas.js';
+import {
+  CreateSessionBody,
+  ErrorBody,
+  ExplainBody,
+  ExplainResult,
+  SessionCreated,
+  SessionView,
+  Transcript,
+} from './schemas.js';
 
-const SessionParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_-]+$' }) });
+const SessionParams = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_-]+$' }),
+});
 const Errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 429: ErrorBody };
 
 export interface RouteDeps {
@@ -25,7 +35,10 @@ const unauthorized = (reply: FastifyReply, what: string) =>
   reply
     .code(401)
     .header('www-authenticate', 'Bearer realm="hoop"')
-    .send({ error: 'unauthorized', reasons: [{ message: `${what}: send "Authorization: Bearer <session secret or admin token>"` }] });
+    .send({
+      error: 'unauthorized',
+      reasons: [{ message: `${what}: send "Authorization: Bearer <session secret or admin token>"` }],
+    });
 
 export async function sessionRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
   const { sessions } = deps;
@@ -83,13 +96,24 @@ export async function sessionRoutes(app: FastifyInstance, deps: RouteDeps): Prom
       const caller = await sessions.authorize(bearer(req), null);
       if (caller?.kind !== 'admin') return unauthorized(reply, 'listing sessions needs an admin token');
       const q = req.query as { active?: boolean; limit?: number };
-      return { sessions: await sessions.list({ ...(q.active !== undefined ? { active: q.active } : {}), ...(q.limit ? { limit: q.limit } : {}) }) };
+      return {
+        sessions: await sessions.list({
+          ...(q.active !== undefined ? { active: q.active } : {}),
+          ...(q.limit ? { limit: q.limit } : {}),
+        }),
+      };
     },
   );
 
   app.get(
     '/v1/sessions/:id',
-    { schema: { summary: 'A session (its secret or an admin token)', params: SessionParams, response: { 200: SessionView, ...Errors } } },
+    {
+      schema: {
+        summary: 'A session (its secret or an admin token)',
+        params: SessionParams,
+        response: { 200: SessionView, ...Errors },
+      },
+    },
     async (req, reply) => {
       const { id } = req.params as { id: string };
       if (!(await sessions.authorize(bearer(req), id))) return unauthorized(reply, 'this session');
@@ -103,7 +127,8 @@ export async function sessionRoutes(app: FastifyInstance, deps: RouteDeps): Prom
     '/v1/sessions/:id/transcript',
     {
       schema: {
-        summary: "A session's hash-chained transcript; readable with its secret after expiry or revocation too",
+        summary:
+          "A session's hash-chained transcript; readable with its secret after expiry or revocation too",
         params: SessionParams,
         response: { 200: Transcript, ...Errors },
       },

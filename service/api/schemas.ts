@@ -23,7 +23,9 @@ export const CreateSessionBody = Type.Object(
   {
     oidc_token: Type.String({ minLength: 1, maxLength: 1_048_576 }),
     targets: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 100 })),
-    ttl: Type.Optional(Type.String({ pattern: '^([0-9]+h)?([0-9]+m)?([0-9]+s)?$', minLength: 2, maxLength: 20 })),
+    ttl: Type.Optional(
+      Type.String({ pattern: '^([0-9]+h)?([0-9]+m)?([0-9]+s)?$', minLength: 2, maxLength: 20 }),
+    ),
     ssh_public_key: Type.Optional(Type.String({ minLength: 1, maxLength: 16_384 })),
   },
   { additionalProperties: false },
@@ -36,7 +38,8 @@ export const ExplainBody = Type.Object(
 );
 
 export const Identity = Type.Record(Type.String(), Type.Unknown(), {
-  description: 'repository, repository_id, ref, sha, run_id, run_attempt, actor, workflow, environment, event_name, …',
+  description:
+    'repository, repository_id, ref, sha, run_id, run_attempt, actor, workflow, environment, event_name, …',
 });
 
 export const PostgresConnection = Type.Object({

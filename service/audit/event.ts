@@ -15,7 +15,9 @@ export const TranscriptEvent = Type.Object({
   at: Type.String({ description: 'ISO-8601 time the event was recorded' }),
   session_id: Type.String(),
   target: Type.Union([Type.String(), Type.Null()]),
-  kind: Type.String({ description: 'session.opened, pg.statement, pg.denied, pg.connection.opened, session.revoked, …' }),
+  kind: Type.String({
+    description: 'session.opened, pg.statement, pg.denied, pg.connection.opened, session.revoked, …',
+  }),
   operation: Type.Record(Type.String(), Type.Unknown()),
   decision: Verdict,
   reasons: Type.Array(Type.String()),
@@ -30,7 +32,9 @@ export const TranscriptEvent = Type.Object({
 export type TranscriptEvent = Static<typeof TranscriptEvent>;
 
 /** What a caller hands to the recorder: the store assigns seq and the chain. */
-export type NewEvent = Omit<TranscriptEvent, 'seq' | 'session_id' | 'prev_hash' | 'hash' | 'at'> & { at?: string };
+export type NewEvent = Omit<TranscriptEvent, 'seq' | 'session_id' | 'prev_hash' | 'hash' | 'at'> & {
+  at?: string;
+};
 
 /** The first event's prev_hash. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -38,7 +42,8 @@ export const GENESIS_HASH = '0'.repeat(64);
 /** Canonical JSON: keys sorted at every depth, undefined dropped; so the hash does not depend on key order. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  if (Array.isArray(value))
+    return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
   const entries = Object.entries(value as Record<string, unknown>)
     .filter(([, v]) => v !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -75,9 +80,11 @@ export function verifyChain(events: readonly TranscriptEvent[]): ChainCheck {
   for (let i = 0; i < events.length; i++) {
     const e = events[i]!;
     if (e.seq !== i + 1) return { ok: false, seq: e.seq, problem: `expected seq ${i + 1}, found ${e.seq}` };
-    if (e.prev_hash !== prevHash) return { ok: false, seq: e.seq, problem: 'prev_hash does not link to the previous event' };
+    if (e.prev_hash !== prevHash)
+      return { ok: false, seq: e.seq, problem: 'prev_hash does not link to the previous event' };
     const { hash, ...rest } = e;
-    if (eventHash(rest) !== hash) return { ok: false, seq: e.seq, problem: 'hash does not match the event content' };
+    if (eventHash(rest) !== hash)
+      return { ok: false, seq: e.seq, problem: 'hash does not match the event content' };
     prevHash = hash;
   }
   return { ok: true, head: prevHash };

@@ -3,7 +3,15 @@
 // does the I/O around it: store writes, transcript events, the 'ended' notification gateways listen to.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { ErrorBody, ExplainResult, Reason, SessionCreated, SessionTarget, SessionView, Transcript } from '../api/schemas.js';
+import type {
+  ErrorBody,
+  ExplainResult,
+  Reason,
+  SessionCreated,
+  SessionTarget,
+  SessionView,
+  Transcript,
+} from '../api/schemas.js';
 import { type TranscriptEvent, verifyChain } from '../audit/event.js';
 import type { TranscriptRecorder } from '../audit/recorder.js';
 import type { Grant, Target } from '../config/schema.js';
@@ -44,7 +52,9 @@ export interface SessionServiceOptions {
   now?: () => Date;
 }
 
-export type Outcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 401 | 403 | 404 | 409; body: ErrorBody };
+export type Outcome<T> =
+  | { ok: true; value: T }
+  | { ok: false; status: 400 | 401 | 403 | 404 | 409; body: ErrorBody };
 
 export interface OpenRequest {
   oidc_token: string;
@@ -99,7 +109,11 @@ export class SessionService {
       return fail(401, verified.error, verified.reasons);
     }
     const identity = pickIdentity(verified.claims);
-    const who = { issuer: verified.issuer, repository: identity.repository ?? null, run_id: identity.run_id ?? null };
+    const who = {
+      issuer: verified.issuer,
+      repository: identity.repository ?? null,
+      run_id: identity.run_id ?? null,
+    };
     const evaluation = evaluatePolicies(config.policies, verified.claims, verified.issuer);
     const policy = evaluation.matched;
     if (!policy) {
@@ -134,7 +148,8 @@ export class SessionService {
       maxTtl: config.sessions.max_ttl,
       defaultTtl: config.sessions.default_ttl,
     });
-    if (ttl === null) return fail(400, 'invalid ttl', [{ message: `ttl "${req.ttl}" is not a duration like 30m` }]);
+    if (ttl === null)
+      return fail(400, 'invalid ttl', [{ message: `ttl "${req.ttl}" is not a duration like 30m` }]);
 
     const secret = newSessionSecret();
     const session: SessionRecord = {
@@ -181,7 +196,10 @@ export class SessionService {
       });
       logger.warn({ ...who, client: req.client }, 'replayed OIDC token refused');
       return fail(401, 'token already used', [
-        { message: 'this OIDC token already opened a session; each token opens at most one (request a fresh one)' },
+        {
+          message:
+            'this OIDC token already opened a session; each token opens at most one (request a fresh one)',
+        },
       ]);
     }
     metrics.sessionsOpened.inc({ policy: policy.name });
@@ -264,7 +282,8 @@ export class SessionService {
     if (!s) return null;
     const events: TranscriptEvent[] = await this.#o.store.listEvents(id);
     const check = verifyChain(events);
-    if (!check.ok) this.#o.logger.error({ session_id: id, ...check }, 'transcript hash chain does not verify');
+    if (!check.ok)
+      this.#o.logger.error({ session_id: id, ...check }, 'transcript hash chain does not verify');
     return {
       session_id: id,
       state: sessionState(s, this.#now()),

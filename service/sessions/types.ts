@@ -28,7 +28,10 @@ export interface SessionRecord {
 
 export type SessionState = 'active' | 'expired' | 'revoked';
 
-export function sessionState(s: Pick<SessionRecord, 'expires_at' | 'ended_at' | 'end_reason'>, now: Date): SessionState {
+export function sessionState(
+  s: Pick<SessionRecord, 'expires_at' | 'ended_at' | 'end_reason'>,
+  now: Date,
+): SessionState {
   if (s.ended_at && s.end_reason !== 'expired') return 'revoked';
   if (s.ended_at || s.expires_at.getTime() <= now.getTime()) return 'expired';
   return 'active';

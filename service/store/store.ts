@@ -43,6 +43,8 @@ export interface Store {
   /**
    * Append events in order, each chained after the session's current head, in one transaction
    * (serialised per session, also across broker replicas). Durable when the promise resolves.
+   * Rejects with UnknownSessionError / SessionEndedError (./errors.js) for an unknown or ended session:
+   * a transcript ends with endSession's final event.
    */
   appendEvents(sessionId: string, events: NewEvent[]): Promise<TranscriptEvent[]>;
   /** Ascending by seq. */

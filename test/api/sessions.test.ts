@@ -1,7 +1,13 @@
 // Session lifecycle over the real HTTP API, on both stores, with tokens from a real test issuer.
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ErrorBody, ExplainResult, SessionCreated, SessionView, Transcript } from '../../service/api/schemas.js';
+import type {
+  ErrorBody,
+  ExplainResult,
+  SessionCreated,
+  SessionView,
+  Transcript,
+} from '../../service/api/schemas.js';
 import { verifyChain } from '../../service/audit/event.js';
 import type { Config } from '../../service/config/schema.js';
 import { createLogger } from '../../service/log.js';
@@ -17,8 +23,26 @@ function baseConfig(issuer: OidcIssuer, pg: PgServer): Config {
     listen: { http: { port: 0, host: '127.0.0.1' }, postgres: { port: 0, host: '127.0.0.1' } },
     issuers: [{ name: 'github', issuer: issuer.issuer, audience: AUD }],
     targets: [
-      { name: 'orders-db', kind: 'postgres', host: '127.0.0.1', port: pg.port, database: 'postgres', user: 'postgres', password: { env: 'T_PG_PASSWORD' }, tls: { mode: 'disable' } },
-      { name: 'billing-db', kind: 'postgres', host: '127.0.0.1', port: pg.port, database: 'postgres', user: 'postgres', password: { env: 'T_PG_PASSWORD' }, tls: { mode: 'disable' } },
+      {
+        name: 'orders-db',
+        kind: 'postgres',
+        host: '127.0.0.1',
+        port: pg.port,
+        database: 'postgres',
+        user: 'postgres',
+        password: { env: 'T_PG_PASSWORD' },
+        tls: { mode: 'disable' },
+      },
+      {
+        name: 'billing-db',
+        kind: 'postgres',
+        host: '127.0.0.1',
+        port: pg.port,
+        database: 'postgres',
+        user: 'postgres',
+        password: { env: 'T_PG_PASSWORD' },
+        tls: { mode: 'disable' },
+      },
     ],
     policies: [
       {
@@ -42,7 +66,12 @@ function baseConfig(issuer: OidcIssuer, pg: PgServer): Config {
   };
 }
 
-async function call<T>(b: TestBroker, method: string, path: string, opts: { token?: string; body?: unknown } = {}) {
+async function call<T>(
+  b: TestBroker,
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown } = {},
+) {
   const res = await fetch(`${b.url}${path}`, {
     method,
     headers: {
@@ -55,8 +84,18 @@ async function call<T>(b: TestBroker, method: string, path: string, opts: { toke
   return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : null) as T };
 }
 
-const prClaims = { repository_id: '123456', event_name: 'pull_request', ref: 'refs/pull/7/merge', ref_protected: 'false' };
-const mainClaims = { repository_id: '123456', event_name: 'push', ref: 'refs/heads/main', ref_protected: 'true' };
+const prClaims = {
+  repository_id: '123456',
+  event_name: 'pull_request',
+  ref: 'refs/pull/7/merge',
+  ref_protected: 'false',
+};
+const mainClaims = {
+  repository_id: '123456',
+  event_name: 'push',
+  ref: 'refs/heads/main',
+  ref_protected: 'true',
+};
 
 let issuer: OidcIssuer;
 let pg: PgServer;
@@ -124,22 +163,38 @@ describe.each(['embedded', 'postgres'] as const)('sessions over HTTP (%s store)'
   });
 
   it('authenticates with the session secret only for its own session, or an admin token', async () => {
-    const a = (await call<SessionCreated>(b, 'POST', '/v1/sessions', { body: { oidc_token: await issuer.mint(prClaims) } })).body;
-    const c = (await call<SessionCreated>(b, 'POST', '/v1/sessions', { body: { oidc_token: await issuer.mint(prClaims) } })).body;
+    const a = (
+      await call<SessionCreated>(b, 'POST', '/v1/sessions', {
+        body: { oidc_token: await issuer.mint(prClaims) },
+      })
+    ).body;
+    const c = (
+      await call<SessionCreated>(b, 'POST', '/v1/sessions', {
+        body: { oidc_token: await issuer.mint(prClaims) },
+      })
+    ).body;
     expect((await call<SessionView>(b, 'GET', `/v1/sessions/${a.id}`, { token: a.secret })).status).toBe(200);
     expect((await call(b, 'GET', `/v1/sessions/${a.id}`, { token: c.secret })).status).toBe(401);
     expect((await call(b, 'GET', `/v1/sessions/${a.id}`)).status).toBe(401);
     expect((await call(b, 'GET', `/v1/sessions/${a.id}`, { token: `${a.secret}x` })).status).toBe(401);
     expect((await call(b, 'GET', '/v1/sessions/ses_doesnotexist', { token: a.secret })).status).toBe(401);
-    expect((await call<SessionView>(b, 'GET', `/v1/sessions/${a.id}`, { token: ADMIN })).body.state).toBe('active');
+    expect((await call<SessionView>(b, 'GET', `/v1/sessions/${a.id}`, { token: ADMIN })).body.state).toBe(
+      'active',
+    );
     expect((await call(b, 'GET', '/v1/sessions', { token: a.secret })).status).toBe(401);
-    const list = await call<{ sessions: SessionView[] }>(b, 'GET', '/v1/sessions?active=true', { token: ADMIN });
+    const list = await call<{ sessions: SessionView[] }>(b, 'GET', '/v1/sessions?active=true', {
+      token: ADMIN,
+    });
     expect(list.status).toBe(200);
     expect(list.body.sessions.map((s) => s.id)).toEqual(expect.arrayContaining([a.id, c.id]));
   });
 
   it('revokes: transcript is hash-chained from session.opened to session.revoked, still readable', async () => {
-    const s = (await call<SessionCreated>(b, 'POST', '/v1/sessions', { body: { oidc_token: await issuer.mint(mainClaims) } })).body;
+    const s = (
+      await call<SessionCreated>(b, 'POST', '/v1/sessions', {
+        body: { oidc_token: await issuer.mint(mainClaims) },
+      })
+    ).body;
     expect(s.policy).toBe('main-write');
     const ended: string[] = [];
     const onEnded = (e: { id: string }) => ended.push(e.id);
@@ -150,7 +205,9 @@ describe.each(['embedded', 'postgres'] as const)('sessions over HTTP (%s store)'
     expect(del.body.state).toBe('revoked');
     expect(ended).toContain(s.id);
     // idempotent
-    expect((await call<SessionView>(b, 'DELETE', `/v1/sessions/${s.id}`, { token: s.secret })).body.state).toBe('revoked');
+    expect(
+      (await call<SessionView>(b, 'DELETE', `/v1/sessions/${s.id}`, { token: s.secret })).body.state,
+    ).toBe('revoked');
     const t = await call<Transcript>(b, 'GET', `/v1/sessions/${s.id}/transcript`, { token: s.secret });
     expect(t.status).toBe(200);
     expect(t.body.state).toBe('revoked');
@@ -163,7 +220,11 @@ describe.each(['embedded', 'postgres'] as const)('sessions over HTTP (%s store)'
   });
 
   it('expires: the session ends at its ttl with a session.expired event', async () => {
-    const s = (await call<SessionCreated>(b, 'POST', '/v1/sessions', { body: { oidc_token: await issuer.mint(prClaims), ttl: '1s' } })).body;
+    const s = (
+      await call<SessionCreated>(b, 'POST', '/v1/sessions', {
+        body: { oidc_token: await issuer.mint(prClaims), ttl: '1s' },
+      })
+    ).body;
     expect(Date.parse(s.expires_at) - Date.now()).toBeLessThanOrEqual(1000);
     expect(await b.broker.sessions.getActive(s.id)).not.toBeNull();
     await new Promise((r) => setTimeout(r, 1400));
@@ -185,15 +246,35 @@ describe.each(['embedded', 'postgres'] as const)('sessions over HTTP (%s store)'
   });
 
   it('403 explains every failed condition of every policy, without target details', async () => {
-    const token = await issuer.mint({ repository_id: '999', event_name: 'push', ref: 'refs/heads/dev', ref_protected: 'false' });
+    const token = await issuer.mint({
+      repository_id: '999',
+      event_name: 'push',
+      ref: 'refs/heads/dev',
+      ref_protected: 'false',
+    });
     const res = await call<ErrorBody>(b, 'POST', '/v1/sessions', { body: { oidc_token: token } });
     expect(res.status).toBe(403);
     expect(res.body.error).toBe('no policy matches this token');
     expect(res.body.reasons).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ policy: 'pr-read', claim: 'repository_id', expected: '123456', actual: '999' }),
-        expect.objectContaining({ policy: 'pr-read', claim: 'event_name', expected: 'pull_request', actual: 'push' }),
-        expect.objectContaining({ policy: 'main-write', claim: 'ref', expected: 'refs/heads/main', actual: 'refs/heads/dev' }),
+        expect.objectContaining({
+          policy: 'pr-read',
+          claim: 'repository_id',
+          expected: '123456',
+          actual: '999',
+        }),
+        expect.objectContaining({
+          policy: 'pr-read',
+          claim: 'event_name',
+          expected: 'pull_request',
+          actual: 'push',
+        }),
+        expect.objectContaining({
+          policy: 'main-write',
+          claim: 'ref',
+          expected: 'refs/heads/main',
+          actual: 'refs/heads/dev',
+        }),
         expect.objectContaining({ policy: 'main-write', claim: 'ref_protected', actual: 'false' }),
       ]),
     );
@@ -216,22 +297,32 @@ describe.each(['embedded', 'postgres'] as const)('sessions over HTTP (%s store)'
   });
 
   it('ttl is the smallest of requested, policy and maximum', async () => {
-    const long = await call<SessionCreated>(b, 'POST', '/v1/sessions', { body: { oidc_token: await issuer.mint(prClaims), ttl: '10h' } });
+    const long = await call<SessionCreated>(b, 'POST', '/v1/sessions', {
+      body: { oidc_token: await issuer.mint(prClaims), ttl: '10h' },
+    });
     expect(Date.parse(long.body.expires_at) - Date.now()).toBeLessThanOrEqual(15 * 60_000);
-    const short = await call<SessionCreated>(b, 'POST', '/v1/sessions', { body: { oidc_token: await issuer.mint(mainClaims), ttl: '5m' } });
+    const short = await call<SessionCreated>(b, 'POST', '/v1/sessions', {
+      body: { oidc_token: await issuer.mint(mainClaims), ttl: '5m' },
+    });
     expect(Date.parse(short.body.expires_at) - Date.now()).toBeLessThanOrEqual(5 * 60_000);
     expect(Date.parse(short.body.expires_at) - Date.now()).toBeGreaterThan(4 * 60_000);
   });
 
   it('explain reports the match and opens nothing', async () => {
-    const before = (await call<{ sessions: SessionView[] }>(b, 'GET', '/v1/sessions?limit=1000', { token: ADMIN })).body.sessions.length;
-    const res = await call<ExplainResult>(b, 'POST', '/v1/explain', { body: { oidc_token: await issuer.mint(mainClaims) } });
+    const before = (
+      await call<{ sessions: SessionView[] }>(b, 'GET', '/v1/sessions?limit=1000', { token: ADMIN })
+    ).body.sessions.length;
+    const res = await call<ExplainResult>(b, 'POST', '/v1/explain', {
+      body: { oidc_token: await issuer.mint(mainClaims) },
+    });
     expect(res.status).toBe(200);
     expect(res.body.matched_policy).toBe('main-write');
     const pr = res.body.policies.find((p) => p.name === 'pr-read')!;
     expect(pr.matched).toBe(false);
     expect(pr.failures.map((f) => f.claim)).toContain('event_name');
-    const after = (await call<{ sessions: SessionView[] }>(b, 'GET', '/v1/sessions?limit=1000', { token: ADMIN })).body.sessions.length;
+    const after = (
+      await call<{ sessions: SessionView[] }>(b, 'GET', '/v1/sessions?limit=1000', { token: ADMIN })
+    ).body.sessions.length;
     expect(after).toBe(before);
   });
 
@@ -244,7 +335,11 @@ describe.each(['embedded', 'postgres'] as const)('sessions over HTTP (%s store)'
     const garbage = await call<ErrorBody>(b, 'POST', '/v1/sessions', { body: { oidc_token: 'not.a.jwt' } });
     expect(garbage.status).toBe(401);
     expect(garbage.body.reasons.length).toBeGreaterThan(0);
-    const notJson = await fetch(`${b.url}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"oidc_token":' });
+    const notJson = await fetch(`${b.url}/v1/sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"oidc_token":',
+    });
     expect(notJson.status).toBe(400);
     const big = await fetch(`${b.url}/v1/sessions`, {
       method: 'POST',
@@ -264,10 +359,16 @@ describe.each(['embedded', 'postgres'] as const)('sessions over HTTP (%s store)'
     expect(metrics).toMatch(/hoop_sessions_denied_total\{reason="replay"\} 1/);
     expect(metrics).toContain('hoop_sessions_active');
     expect(metrics).toContain('hoop_http_request_duration_seconds_bucket');
-    const doc = (await call<{ openapi: string; paths: Record<string, unknown> }>(b, 'GET', '/docs/json')).body;
+    const doc = (await call<{ openapi: string; paths: Record<string, unknown> }>(b, 'GET', '/docs/json'))
+      .body;
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(['/v1/sessions', '/v1/explain', '/v1/sessions/{id}', '/v1/sessions/{id}/transcript']),
+      expect.arrayContaining([
+        '/v1/sessions',
+        '/v1/explain',
+        '/v1/sessions/{id}',
+        '/v1/sessions/{id}/transcript',
+      ]),
     );
   });
 
@@ -288,7 +389,8 @@ describe('rate limit', () => {
     const b = await startBroker({ config, env: { T_PG_PASSWORD: pg.password, T_ADMIN_TOKEN: ADMIN } });
     try {
       const statuses: number[] = [];
-      for (let i = 0; i < 5; i++) statuses.push((await call(b, 'POST', '/v1/explain', { body: { oidc_token: 'x.y.z' } })).status);
+      for (let i = 0; i < 5; i++)
+        statuses.push((await call(b, 'POST', '/v1/explain', { body: { oidc_token: 'x.y.z' } })).status);
       expect(statuses).toEqual([401, 401, 401, 429, 429]);
       for (let i = 0; i < 3; i++) await call(b, 'POST', '/v1/sessions', { body: { oidc_token: 'x.y.z' } });
       const limited = await call<ErrorBody>(b, 'POST', '/v1/sessions', { body: { oidc_token: 'x.y.z' } });
