@@ -1,0 +1,103 @@
+// Resolves secret references ({env: NAME} / {file: PATH}) at start-up. Messages name the variable
+// or file and the config path, never the value.
+import { open } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { type ConfigError, fileReason, type Locate, sortConfigErrors } from './errors.js';
+import { type ConfigPathSegment, formatConfigPath } from './path.js';
+import type { Config, SecretRef } from './schema.js';
+
+export type SecretResult = { ok: true; value: string } | { ok: false; message: string };
+
+/** Environment variables, as in process.env. */
+export type SecretEnv = Readonly<Record<string, string | undefined>>;
+
+export type SecretsResult = { ok: true; secrets: Map<string, string> } | { ok: false; errors: ConfigError[] };
+
+/** Secret files are small (a password, a token, a URL); anything bigger is a wrong path. */
+const MAX_SECRET_FILE_BYTES = 64 * 1024;
+
+/**
+ * The value behind one reference. Env values are used as they are; file contents lose one trailing
+ * newline ("\n" or "\r\n"). Empty values are refused. Relative file paths resolve against `baseDir`
+ * (default: the working directory).
+ */
+export async function resolveSecret(
+  ref: SecretRef,
+  env: SecretEnv = process.env,
+  baseDir: string = process.cwd(),
+): Promise<SecretResult> {
+  if ('env' in ref) {
+    const value = env[ref.env];
+    if (value === undefined) return { ok: false, message: `environment variable ${ref.env} is not set` };
+    if (value === '') return { ok: false, message: `environment variable ${ref.env} is empty` };
+    return { ok: true, value };
+  }
+  const path = resolve(baseDir, ref.file);
+  let text: string;
+  try {
+    text = await readSmallFile(path);
+  } catch (error) {
+    const reason = error instanceof SecretFileTooLarge ? error.message : fileReason(error);
+    return { ok: false, message: `cannot read secret file ${ref.file}: ${reason}` };
+  }
+  const value = text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
+  if (value === '') return { ok: false, message: `secret file ${ref.file} is empty` };
+  return { ok: true, value };
+}
+
+class SecretFileTooLarge extends Error {}
+
+async function readSmallFile(path: string): Promise<string> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(MAX_SECRET_FILE_BYTES + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > MAX_SECRET_FILE_BYTES)
+      throw new SecretFileTooLarge(`larger than ${MAX_SECRET_FILE_BYTES / 1024} KiB`);
+    return buffer.subarray(0, length).toString('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Every secret reference in a config, with its path: target passwords, admin tokens, store.url. */
+export function secretReferences(config: Config): { path: ConfigPathSegment[]; ref: SecretRef }[] {
+  const refs: { path: ConfigPathSegment[]; ref: SecretRef }[] = [];
+  if (config.store && typeof config.store.url !== 'string')
+    refs.push({ path: ['store', 'url'], ref: config.store.url });
+  config.targets.forEach((target, index) => {
+    refs.push({ path: ['targets', index, 'password'], ref: target.password });
+  });
+  (config.admin?.tokens ?? []).forEach((token, index) => {
+    refs.push({ path: ['admin', 'tokens', index, 'token'], ref: token.token });
+  });
+  return refs;
+}
+
+/**
+ * Resolves every reference; on success the map is keyed by config path (`targets[0].password`,
+ * `admin.tokens[1].token`, `store.url` when given by reference). All failures are reported
+ * together; without `locate` their line/column is 0 (unknown).
+ */
+export async function resolveAllSecrets(
+  config: Config,
+  env: SecretEnv = process.env,
+  locate?: Locate,
+  baseDir: string = process.cwd(),
+): Promise<SecretsResult> {
+  const refs = secretReferences(config);
+  const results = await Promise.all(refs.map(({ ref }) => resolveSecret(ref, env, baseDir)));
+  const secrets = new Map<string, string>();
+  const errors: ConfigError[] = [];
+  results.forEach((result, index) => {
+    const path = formatConfigPath(refs[index]?.path ?? []);
+    if (result.ok) secrets.set(path, result.value);
+    else errors.push({ path, ...(locate ? locate(path) : { line: 0, column: 0 }), message: result.message });
+  });
+  return errors.length > 0 ? { ok: false, errors: sortConfigErrors(errors) } : { ok: true, secrets };
+}

@@ -1,0 +1,239 @@
+// Checks that need the whole (schema-valid) config: references between sections, uniqueness,
+// durations, regexes, URLs. Pure: takes the config and a line lookup, returns issues.
+import { formatDuration, parseDuration } from './duration.js';
+import type { ConfigPathSegment } from './path.js';
+import type { Config } from './schema.js';
+import type { ConfigIssue } from './schema-errors.js';
+import { INLINE_SECRET_MESSAGE } from './schema-errors.js';
+
+/** Defaults that semantic checks compare against (withDefaults applies the same values). */
+export const DEFAULT_MAX_TTL = '1h';
+export const DEFAULT_SESSION_TTL = '30m';
+/** Sessions are for one CI job; a day is already generous. */
+export const MAX_SESSION_TTL_MS = 24 * 3_600_000;
+/** A larger skew would quietly extend the life of every OIDC token. */
+export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+const SQL_IDENTIFIER = /^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")$/;
+
+/** Line of the value at a path, for messages like "first defined on line 12". */
+export type LineOf = (path: readonly ConfigPathSegment[]) => number;
+
+export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const report = (path: ConfigPathSegment[], message: string): void => {
+    issues.push({ path, at: 'value', message });
+  };
+
+  checkUnique(config.issuers, 'issuers', 'issuer name', lineOf, report);
+  checkUnique(config.targets, 'targets', 'target name', lineOf, report);
+  checkUnique(config.policies, 'policies', 'policy name', lineOf, report);
+  checkUnique(config.admin?.tokens ?? [], ['admin', 'tokens'], 'admin token name', lineOf, report);
+
+  checkListeners(config, report);
+  if (config.public_url !== undefined) {
+    const problem = urlProblem(config.public_url, ['https:', 'http:'], false);
+    if (problem) report(['public_url'], 'must be an http:// or https:// URL');
+  }
+  if (config.store && typeof config.store.url === 'string') {
+    if (!/^postgres(?:ql)?:\/\/[^\s]+$/.test(config.store.url)) {
+      report(['store', 'url'], 'must be a postgres:// or postgresql:// URL');
+    }
+  }
+
+  const seenIssuerUrls = new Map<string, number>();
+  config.issuers.forEach((issuer, index) => {
+    const problem = urlProblem(issuer.issuer, ['https:'], true);
+    if (problem) report(['issuers', index, 'issuer'], problem);
+    if (issuer.jwks_uri !== undefined) {
+      const jwksProblem = urlProblem(issuer.jwks_uri, ['https:'], true);
+      if (jwksProblem) report(['issuers', index, 'jwks_uri'], jwksProblem);
+    }
+    // A token's `iss` must select exactly one issuer entry.
+    const url = issuer.issuer.replace(/\/+$/, '');
+    const first = seenIssuerUrls.get(url);
+    if (first !== undefined) {
+      report(
+        ['issuers', index, 'issuer'],
+        `issuer ${issuer.issuer} is already configured (line ${lineOf(['issuers', first, 'issuer'])})`,
+      );
+    } else seenIssuerUrls.set(url, index);
+  });
+
+  const maxTtlMs =
+    checkDuration(config.sessions?.max_ttl, ['sessions', 'max_ttl'], report) ??
+    parseDuration(DEFAULT_MAX_TTL)!;
+  const maxTtlText = config.sessions?.max_ttl ?? `${DEFAULT_MAX_TTL}, the default`;
+  if (config.sessions?.max_ttl !== undefined && maxTtlMs > MAX_SESSION_TTL_MS) {
+    report(['sessions', 'max_ttl'], `must be at most ${formatDuration(MAX_SESSION_TTL_MS)}`);
+  }
+  const defaultTtlMs = checkDuration(config.sessions?.default_ttl, ['sessions', 'default_ttl'], report);
+  if (defaultTtlMs !== undefined && defaultTtlMs > maxTtlMs) {
+    report(
+      ['sessions', 'default_ttl'],
+      `${config.sessions?.default_ttl} is longer than sessions.max_ttl (${maxTtlText})`,
+    );
+  }
+  const skewMs = checkDuration(config.limits?.clock_skew, ['limits', 'clock_skew'], report);
+  if (skewMs !== undefined && skewMs > MAX_CLOCK_SKEW_MS) {
+    report(['limits', 'clock_skew'], `must be at most ${formatDuration(MAX_CLOCK_SKEW_MS)}`);
+  }
+
+  const issuerNames = config.issuers.map((issuer) => issuer.name);
+  const targetNames = config.targets.map((target) => target.name);
+  config.policies.forEach((policy, p) => {
+    const at = (...rest: ConfigPathSegment[]): ConfigPathSegment[] => ['policies', p, ...rest];
+    if (policy.issuer !== undefined && !issuerNames.includes(policy.issuer)) {
+      report(
+        at('issuer'),
+        `unknown issuer '${policy.issuer}' (configured issuers: ${issuerNames.join(', ')})`,
+      );
+    }
+    const conditions = Object.entries(policy.when);
+    // An empty `when` would match every token of every configured issuer.
+    if (conditions.length === 0) {
+      report(at('when'), 'must name at least one claim condition (an empty "when" matches every token)');
+    }
+    for (const [claim, expected] of conditions) {
+      if (claim.trim() === '') report(at('when', claim), 'claim name must not be empty');
+      const values = Array.isArray(expected) ? expected : [expected];
+      values.forEach((value, v) => {
+        if (typeof value !== 'string') return;
+        const problem = regexProblem(value);
+        if (problem) report(Array.isArray(expected) ? at('when', claim, v) : at('when', claim), problem);
+      });
+    }
+    const ttlMs = checkDuration(policy.ttl, at('ttl'), report);
+    if (ttlMs !== undefined && ttlMs > maxTtlMs) {
+      report(at('ttl'), `${policy.ttl} is longer than sessions.max_ttl (${maxTtlText})`);
+    }
+    const granted = new Map<string, number>();
+    policy.grants.forEach((grant, g) => {
+      if (!targetNames.includes(grant.target)) {
+        const known =
+          targetNames.length > 0
+            ? `configured targets: ${targetNames.join(', ')}`
+            : 'no targets are configured';
+        report(at('grants', g, 'target'), `unknown target '${grant.target}' (${known})`);
+      }
+      const earlier = granted.get(grant.target);
+      if (earlier !== undefined) {
+        report(
+          at('grants', g, 'target'),
+          `target '${grant.target}' is already granted by this policy (line ${lineOf(at('grants', earlier, 'target'))}); use one grant per target`,
+        );
+      } else granted.set(grant.target, g);
+      (grant.mask ?? []).forEach((rule, m) => {
+        if (!('column' in rule)) return;
+        const parts = rule.column.split('.');
+        if (!parts.every((part) => SQL_IDENTIFIER.test(part))) {
+          report(
+            at('grants', g, 'mask', m, 'column'),
+            'must be "table.column" or "schema.table.column" made of SQL identifiers',
+          );
+        }
+      });
+    });
+  });
+  return issues;
+}
+
+function checkUnique(
+  items: readonly { name: string }[],
+  section: string | readonly string[],
+  what: string,
+  lineOf: LineOf,
+  report: (path: ConfigPathSegment[], message: string) => void,
+): void {
+  const base = typeof section === 'string' ? [section] : [...section];
+  const first = new Map<string, number>();
+  items.forEach((item, index) => {
+    const earlier = first.get(item.name);
+    if (earlier === undefined) {
+      first.set(item.name, index);
+      return;
+    }
+    report(
+      [...base, index, 'name'],
+      `duplicate ${what} '${item.name}' (first defined on line ${lineOf([...base, earlier, 'name'])})`,
+    );
+  });
+}
+
+function checkListeners(config: Config, report: (path: ConfigPathSegment[], message: string) => void): void {
+  const used = new Map<number, string>();
+  for (const name of ['http', 'postgres', 'ssh'] as const) {
+    const port = config.listen[name]?.port;
+    if (port === undefined || port === 0) continue;
+    const owner = used.get(port);
+    if (owner) report(['listen', name, 'port'], `port ${port} is already used by ${owner}`);
+    else used.set(port, `listen.${name}`);
+  }
+}
+
+/** Parses an optional duration; reports zero (the pattern already refused malformed text). */
+function checkDuration(
+  text: string | undefined,
+  path: ConfigPathSegment[],
+  report: (path: ConfigPathSegment[], message: string) => void,
+): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (ms === null) {
+    report(path, 'must be a duration greater than zero, like 90s, 15m, 1h or 1h30m');
+    return undefined;
+  }
+  return ms;
+}
+
+/** `/…/` condition values are regular expressions (matched anchored); others are exact or glob. */
+function regexProblem(value: string): string | undefined {
+  if (value.length < 2 || !value.startsWith('/') || !value.endsWith('/')) return undefined;
+  const body = value.slice(1, -1);
+  if (body === '') return 'empty regular expression //';
+  try {
+    new RegExp(`^(?:${body})$`);
+    return undefined;
+  } catch (error) {
+    const reason = error instanceof Error ? (error.message.split(': ').pop() ?? error.message) : 'invalid';
+    return `invalid regular expression ${value}: ${reason}`;
+  }
+}
+
+/** OIDC issuers and JWKS must be https; plain http is tolerated on loopback only (tests). */
+function urlProblem(text: string, schemes: readonly string[], loopbackHttp: boolean): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'must be an https URL';
+  }
+  if (schemes.includes(url.protocol)) return undefined;
+  if (loopbackHttp && url.protocol === 'http:') {
+    return LOOPBACK_HOSTS.has(url.hostname)
+      ? undefined
+      : 'must be an https URL (http is allowed only for 127.0.0.1, localhost and [::1])';
+  }
+  return 'must be an https URL';
+}
+
+/** store.url given as a string must not carry a password; those belong in {env} or {file}. */
+export function inlineSecretIssues(data: unknown): ConfigIssue[] {
+  if (typeof data !== 'object' || data === null) return [];
+  const store = (data as Record<string, unknown>).store;
+  if (typeof store !== 'object' || store === null) return [];
+  const url = (store as Record<string, unknown>).url;
+  if (typeof url !== 'string' || !urlCarriesPassword(url)) return [];
+  return [{ path: ['store', 'url'], at: 'value', message: INLINE_SECRET_MESSAGE }];
+}
+
+function urlCarriesPassword(url: string): boolean {
+  if (/\bpassword\s*=/i.test(url)) return true; // query parameter or libpq key=value form
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    // Unparseable: look for the userinfo form user:secret@host directly.
+    return /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]+@/i.test(url);
+  }
+}
