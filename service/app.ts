@@ -21,7 +21,6 @@ export interface AppDeps {
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger,
-    disableRequestLogging: false,
     bodyLimit: 256 * 1024,
     return503OnClosing: true,
     ...(deps.https ? { https: deps.https } : {}),

@@ -1,0 +1,149 @@
+// The schema, as ordered migrations shared by the embedded (PGlite) and the PostgreSQL store, and the
+// runner both use. Migrations are append-only: never edit one that has shipped, add the next version.
+import type { SqlDriver, Statement } from './sql.js';
+
+export interface Migration {
+  /** strictly increasing, starting at 1 */
+  version: number;
+  name: string;
+  /** one or more statements, run in the runner's transaction */
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'sessions, events, token_uses, denials',
+    sql: `
+      -- Documents are json (verbatim text), not jsonb: jsonb refuses NUL (U+0000) and lone surrogates, which
+      -- claims, recorded statements and denial details may contain; nothing queries inside them.
+      CREATE TABLE sessions (
+        id              text PRIMARY KEY,
+        secret_hash     text NOT NULL,
+        scram_verifier  text NOT NULL,
+        issuer          text NOT NULL,
+        identity        json NOT NULL,
+        claims          json NOT NULL,
+        policy          text NOT NULL,
+        grants          json NOT NULL,
+        ssh_public_key  text,
+        created_at      timestamptz NOT NULL,
+        expires_at      timestamptz NOT NULL,
+        ended_at        timestamptz,
+        end_reason      text,
+        head_seq        integer NOT NULL CHECK (head_seq >= 0),
+        head_hash       text NOT NULL,
+        CHECK ((ended_at IS NULL) = (end_reason IS NULL))
+      );
+      -- newest-first listing
+      CREATE INDEX sessions_created_at_idx ON sessions (created_at);
+      -- active sessions: expires_at > now holds only for recent sessions
+      CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
+      -- the expiry sweeper: not ended yet, ordered by expiry
+      CREATE INDEX sessions_unended_expiry_idx ON sessions (expires_at) WHERE ended_at IS NULL;
+
+      CREATE TABLE events (
+        session_id  text NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        seq         integer NOT NULL CHECK (seq >= 1),
+        at          timestamptz NOT NULL,
+        kind        text NOT NULL,
+        target      text,
+        body        json NOT NULL,
+        hash        text NOT NULL,
+        prev_hash   text NOT NULL,
+        PRIMARY KEY (session_id, seq)
+      );
+
+      CREATE TABLE token_uses (
+        key         text PRIMARY KEY,
+        expires_at  timestamptz NOT NULL
+      );
+      CREATE INDEX token_uses_expires_at_idx ON token_uses (expires_at);
+
+      CREATE TABLE denials (
+        id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at       timestamptz NOT NULL,
+        kind     text NOT NULL,
+        reasons  json NOT NULL,
+        detail   json NOT NULL
+      );
+      CREATE INDEX denials_at_idx ON denials (at);
+    `,
+  },
+];
+
+/** Key of the transaction-scoped advisory lock that makes replicas starting together migrate once. */
+export const MIGRATION_LOCK_KEY = 0x686f6f70; // "hoop"
+
+const LOCK: Statement = { name: 'hoop_migrate_lock', text: 'SELECT pg_advisory_xact_lock($1::bigint)' };
+const APPLIED: Statement = {
+  name: 'hoop_migrate_applied',
+  text: 'SELECT version, name FROM schema_migrations ORDER BY version',
+};
+const RECORD: Statement = {
+  name: 'hoop_migrate_record',
+  text: 'INSERT INTO schema_migrations (version, name) VALUES ($1, $2)',
+};
+const CREATE_SCHEMA_MIGRATIONS = `
+  CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+  )`;
+
+export interface MigrationResult {
+  /** versions applied by this call (empty when the schema was already current) */
+  applied: number[];
+  /** the schema version after the call */
+  version: number;
+}
+
+/**
+ * Bring the schema up to date, in one transaction. The advisory lock is taken first, so a second
+ * replica waits, then finds every version recorded and applies nothing. A database migrated by a newer
+ * broker (unknown versions), or whose recorded names differ from these, is refused: running old code
+ * on a changed schema is how data gets lost.
+ */
+export async function runMigrations(
+  db: SqlDriver,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<MigrationResult> {
+  checkMigrationList(migrations);
+  return db.transaction(async (tx) => {
+    await tx.query(LOCK, [MIGRATION_LOCK_KEY]);
+    await tx.exec(CREATE_SCHEMA_MIGRATIONS);
+    const done = new Map(
+      (await tx.query<{ version: number; name: string }>(APPLIED, [])).rows.map((r) => [r.version, r.name]),
+    );
+    const known = new Map(migrations.map((m) => [m.version, m]));
+    for (const [version, name] of done) {
+      const m = known.get(version);
+      if (!m) {
+        throw new Error(
+          `store schema has migration ${version} (${name}), unknown to this broker: it was migrated by a newer version`,
+        );
+      }
+      if (m.name !== name) {
+        throw new Error(
+          `store schema migration ${version} is recorded as "${name}", this broker expects "${m.name}"`,
+        );
+      }
+    }
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      await tx.exec(m.sql);
+      await tx.query(RECORD, [m.version, m.name]);
+      applied.push(m.version);
+    }
+    return { applied, version: migrations.at(-1)?.version ?? 0 };
+  });
+}
+
+/** The list itself must be well-formed; a mistake here is a programmer error. */
+export function checkMigrationList(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration #${i} has version ${m.version}, expected ${i + 1}`);
+    if (!m.name.trim() || !m.sql.trim()) throw new Error(`migration ${m.version} needs a name and SQL`);
+  });
+}

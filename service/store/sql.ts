@@ -1,0 +1,247 @@
+// The SQL both stores run, written once, and the mapping between rows and the Store's types.
+// PGlite and PostgreSQL speak the same dialect and both take `$n` parameters, so the embedded and the
+// PostgreSQL store differ only in their driver (how a statement reaches the database).
+import type { TranscriptEvent } from '../audit/event.js';
+import type { Grant } from '../config/schema.js';
+import type { Claims, SessionRecord } from '../sessions/types.js';
+import type { DenialRecord } from './store.js';
+
+/** A parameterised statement; `name` lets drivers that support it prepare the statement once per connection. */
+export interface Statement {
+  readonly name: string;
+  readonly text: string;
+}
+
+export interface SqlResult<Row> {
+  rows: Row[];
+  /** rows inserted, updated, deleted or returned */
+  rowCount: number;
+}
+
+/** What a transaction (or the whole database) can run. */
+export interface SqlRunner {
+  query<Row>(statement: Statement, params: readonly unknown[]): Promise<SqlResult<Row>>;
+  /** A script of several statements without parameters (migrations). */
+  exec(script: string): Promise<void>;
+}
+
+/** The only part that differs between the embedded and the PostgreSQL store. */
+export interface SqlDriver extends SqlRunner {
+  readonly kind: 'embedded' | 'postgres';
+  /** Run `fn` in one transaction: COMMIT when it resolves, ROLLBACK when it throws. */
+  transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+function statement(name: string, text: string): Statement {
+  return { name: `hoop_${name}`, text };
+}
+
+const SESSION_COLUMNS = `id, secret_hash, scram_verifier, issuer, identity, claims, policy, grants, ssh_public_key,
+  created_at, expires_at, ended_at, end_reason`;
+
+const EVENT_ARRAYS = (from: number) =>
+  `unnest($${from}::integer[], $${from + 1}::timestamptz[], $${from + 2}::text[], $${from + 3}::text[],
+          $${from + 4}::json[], $${from + 5}::text[], $${from + 6}::text[])
+     AS e (seq, at, kind, target, body, hash, prev_hash)`;
+
+export const SQL = {
+  ping: statement('ping', 'SELECT 1 AS ok'),
+
+  // One statement, so atomic without BEGIN/COMMIT and one round trip: claim the token; only when the claim
+  // inserted a row (the key was unused) insert the session; only when the session was inserted, its first
+  // event. A replay inserts nothing and reports 0 rows. Racing claims of one key wait on the primary key,
+  // and all but the first then find it taken.
+  openSession: statement(
+    'open_session',
+    `WITH claim AS (
+       INSERT INTO token_uses (key, expires_at) VALUES ($1, $2)
+       ON CONFLICT (key) DO NOTHING
+       RETURNING key
+     ), session AS (
+       INSERT INTO sessions (${SESSION_COLUMNS}, head_seq, head_hash)
+       SELECT $3::text, $4::text, $5::text, $6::text, $7::json, $8::json, $9::text, $10::json, $11::text,
+              $12::timestamptz, $13::timestamptz, $14::timestamptz, $15::text, $16::integer, $17::text
+       FROM claim
+       RETURNING id
+     )
+     INSERT INTO events (session_id, seq, at, kind, target, body, hash, prev_hash)
+     SELECT session.id, e.seq, e.at, e.kind, e.target, e.body, e.hash, e.prev_hash
+     FROM session, ${EVENT_ARRAYS(18)}`,
+  ),
+  pruneTokenUses: statement('prune_token_uses', 'DELETE FROM token_uses WHERE expires_at < $1'),
+
+  getSession: statement('get_session', `SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = $1`),
+  listSessions: statement(
+    'list_sessions',
+    `SELECT ${SESSION_COLUMNS} FROM sessions ORDER BY created_at DESC, id DESC LIMIT $1`,
+  ),
+  // Every active session has expires_at > $1, and only recent sessions do: the expires_at index finds them.
+  listActiveSessions: statement(
+    'list_active_sessions',
+    `SELECT ${SESSION_COLUMNS} FROM sessions
+     WHERE expires_at > $1 AND created_at <= $1 AND (ended_at IS NULL OR ended_at > $1)
+     ORDER BY created_at DESC, id DESC LIMIT $2`,
+  ),
+  listExpiredUnended: statement(
+    'list_expired_unended',
+    `SELECT ${SESSION_COLUMNS} FROM sessions
+     WHERE ended_at IS NULL AND expires_at <= $1
+     ORDER BY expires_at, id LIMIT $2`,
+  ),
+  // The row lock serialises appends to one session, also across broker replicas sharing PostgreSQL.
+  lockSessionHead: statement(
+    'lock_session_head',
+    'SELECT head_seq, head_hash, ended_at FROM sessions WHERE id = $1 FOR UPDATE',
+  ),
+  endSession: statement(
+    'end_session',
+    `UPDATE sessions SET ended_at = $2, end_reason = $3
+     WHERE id = $1 AND ended_at IS NULL
+     RETURNING head_seq, head_hash`,
+  ),
+
+  // Events travel as column arrays (unnested), so the statement text, and its prepared plan, does not
+  // depend on how many there are. The columns are not read back out of the JSON body: PostgreSQL's json
+  // operators de-escape every string and refuse a body that contains \u0000. The head moves in the same
+  // statement; the caller holds the session row lock (lockSessionHead or endSession).
+  appendEvents: statement(
+    'append_events',
+    `WITH appended AS (
+       INSERT INTO events (session_id, seq, at, kind, target, body, hash, prev_hash)
+       SELECT $1, e.seq, e.at, e.kind, e.target, e.body, e.hash, e.prev_hash
+       FROM ${EVENT_ARRAYS(2)}
+     )
+     UPDATE sessions SET head_seq = $9, head_hash = $10 WHERE id = $1`,
+  ),
+  listEvents: statement(
+    'list_events',
+    'SELECT body FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+  ),
+
+  insertDenial: statement(
+    'insert_denial',
+    'INSERT INTO denials (at, kind, reasons, detail) VALUES ($1, $2, $3::json, $4::json)',
+  ),
+  listDenials: statement(
+    'list_denials',
+    'SELECT at, kind, reasons, detail FROM denials ORDER BY at DESC, id DESC LIMIT $1',
+  ),
+} as const;
+
+export interface SessionRow {
+  id: string;
+  secret_hash: string;
+  scram_verifier: string;
+  issuer: string;
+  identity: Claims;
+  claims: Claims;
+  policy: string;
+  grants: Grant[];
+  ssh_public_key: string | null;
+  created_at: Date;
+  expires_at: Date;
+  ended_at: Date | null;
+  end_reason: string | null;
+}
+
+export interface HeadRow {
+  head_seq: number;
+  head_hash: string;
+}
+
+export interface LockedHeadRow extends HeadRow {
+  ended_at: Date | null;
+}
+
+export interface EventRow {
+  body: TranscriptEvent;
+}
+
+export interface DenialRow {
+  at: Date;
+  kind: string;
+  reasons: string[];
+  detail: Record<string, unknown>;
+}
+
+/** Parameters $3..$17 of SQL.openSession, in order. */
+export function sessionParams(s: SessionRecord, head: HeadRow): unknown[] {
+  return [
+    s.id,
+    s.secret_hash,
+    s.scram_verifier,
+    s.issuer,
+    JSON.stringify(s.identity),
+    JSON.stringify(s.claims),
+    s.policy,
+    JSON.stringify(s.grants),
+    s.ssh_public_key,
+    checkedDate(s.created_at, 'session.created_at'),
+    checkedDate(s.expires_at, 'session.expires_at'),
+    s.ended_at === null ? null : checkedDate(s.ended_at, 'session.ended_at'),
+    s.end_reason,
+    head.head_seq,
+    head.head_hash,
+  ];
+}
+
+export function sessionFromRow(row: SessionRow): SessionRecord {
+  return {
+    id: row.id,
+    secret_hash: row.secret_hash,
+    scram_verifier: row.scram_verifier,
+    issuer: row.issuer,
+    identity: row.identity,
+    claims: row.claims,
+    policy: row.policy,
+    grants: row.grants,
+    ssh_public_key: row.ssh_public_key,
+    created_at: row.created_at,
+    expires_at: row.expires_at,
+    ended_at: row.ended_at,
+    end_reason: row.end_reason,
+  };
+}
+
+/**
+ * The event column arrays of SQL.openSession ($18..) and SQL.appendEvents ($2..$8). The body is stored as `json` (verbatim text), not `jsonb`: jsonb
+ * refuses `\u0000` and lone surrogates, which a recorded statement or path may contain, and the text of
+ * JSON.stringify parses back to an identical object, so the hash re-verifies.
+ */
+export function eventColumns(events: readonly TranscriptEvent[]): unknown[] {
+  return [
+    events.map((e) => e.seq),
+    events.map((e) => e.at),
+    events.map((e) => e.kind),
+    events.map((e) => e.target),
+    events.map((e) => JSON.stringify(e)),
+    events.map((e) => e.hash),
+    events.map((e) => e.prev_hash),
+  ];
+}
+
+export function denialParams(d: DenialRecord): unknown[] {
+  return [checkedDate(d.at, 'denial.at'), d.kind, JSON.stringify(d.reasons), JSON.stringify(d.detail)];
+}
+
+export function denialFromRow(row: DenialRow): DenialRecord {
+  return { at: row.at, kind: row.kind, reasons: row.reasons, detail: row.detail };
+}
+
+/** An Invalid Date would be stored as NULL or fail deep in a driver; say which field it was. */
+export function checkedDate(d: Date, field: string): Date {
+  if (!(d instanceof Date) || Number.isNaN(d.getTime())) throw new TypeError(`${field} is not a valid Date`);
+  return d;
+}
+
+/** A LIMIT value: a positive integer, or null for no limit. */
+export function checkedLimit(
+  limit: number | undefined,
+  fallback: number | null,
+  field: string,
+): number | null {
+  if (limit === undefined) return fallback;
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`${field} must be a positive integer`);
+  return limit;
+}

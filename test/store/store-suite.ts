@@ -1,0 +1,471 @@
+// One behaviour suite for every Store implementation: each backend's test file calls registerStoreSuite
+// with a harness that opens its store (and gives raw SQL access to the database behind it).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GENESIS_HASH, type NewEvent, type TranscriptEvent, verifyChain } from '../../service/audit/event.js';
+import {
+  hashSecret,
+  makeScramVerifier,
+  newSessionId,
+  newSessionSecret,
+} from '../../service/sessions/secret.js';
+import type { SessionRecord } from '../../service/sessions/types.js';
+import { SessionEndedError, StoreClosedError, UnknownSessionError } from '../../service/store/errors.js';
+import { MIGRATIONS } from '../../service/store/migrations.js';
+import type { SqlStore } from '../../service/store/sql-store.js';
+import type { TokenUse } from '../../service/store/store.js';
+
+export interface StoreHarness {
+  /** the store under test; may be a new object after query() (on-disk embedded reopens) */
+  readonly store: SqlStore;
+  /** SQL straight to the database behind the store, bypassing it (to inspect or tamper with rows) */
+  query<Row = Record<string, unknown>>(text: string, params?: unknown[]): Promise<Row[]>;
+  /** a second, independent store on the same database: another broker replica (PostgreSQL only) */
+  openReplica?(): Promise<SqlStore>;
+  close(): Promise<void>;
+}
+
+const MINUTE = 60_000;
+
+export function makeSession(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  const created = overrides.created_at ?? new Date();
+  return {
+    id: newSessionId(),
+    secret_hash: hashSecret(newSessionSecret()),
+    scram_verifier: makeScramVerifier(newSessionSecret(), 16),
+    issuer: 'github',
+    identity: { repository: 'octo/app', repository_id: '123456', run_id: '42', actor: 'mona' },
+    claims: { iss: 'https://token.actions.githubusercontent.com', sub: 'repo:octo/app:ref:refs/heads/main' },
+    policy: 'main-write',
+    grants: [{ target: 'orders-db', access: 'write' }],
+    ssh_public_key: null,
+    created_at: created,
+    expires_at: new Date(created.getTime() + 15 * MINUTE),
+    ended_at: null,
+    end_reason: null,
+    ...overrides,
+  };
+}
+
+export function openedEvent(s: SessionRecord): NewEvent {
+  return {
+    target: null,
+    kind: 'session.opened',
+    operation: {
+      identity: s.identity,
+      policy: s.policy,
+      grants: s.grants,
+      expires_at: s.expires_at.toISOString(),
+    },
+    decision: 'info',
+    reasons: [],
+  };
+}
+
+let tokenCounter = 0;
+export function tokenFor(expiresInMs = 5 * MINUTE): TokenUse {
+  tokenCounter++;
+  return {
+    key: `https://issuer.test|jti-${process.pid}-${tokenCounter}-${Math.random()}`,
+    expires_at: new Date(Date.now() + expiresInMs),
+  };
+}
+
+export function statementEvent(sql: string, extra: Partial<NewEvent> = {}): NewEvent {
+  return {
+    target: 'orders-db',
+    kind: 'pg.statement',
+    operation: { sql },
+    decision: 'allow',
+    reasons: [],
+    ...extra,
+  };
+}
+
+const revokedEvent: NewEvent = {
+  target: null,
+  kind: 'session.revoked',
+  operation: {},
+  decision: 'info',
+  reasons: ['revoked by admin'],
+};
+
+/** Values that change or break through jsonb, text columns or number conversions. */
+const AWKWARD: Record<string, unknown> = {
+  unicode: 'héllo wörld — 日本語 — 😀 — \u200b',
+  nul: 'a\u0000b',
+  lone_surrogate: 'x\ud800y',
+  quotes: 'it\'s "quoted" \\ back\\slash \n newline \t tab',
+  nested: { z: 1, a: [{ y: null, b: [[], {}] }], m: { '': 'empty key', ключ: true } },
+  floats: [1.25, 0.1 + 0.2, -0.5, 1e21, 5e-324, 1.7976931348623157e308],
+  large_ints: [2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 60],
+  empty_array: [],
+  empty_object: {},
+  booleans: [true, false],
+};
+
+async function openSessionOk(store: SqlStore, s: SessionRecord = makeSession()): Promise<TranscriptEvent> {
+  const r = await store.openSession(s, openedEvent(s), tokenFor());
+  if (!r.ok) throw new Error(`openSession refused: ${r.reason}`);
+  return r.opened;
+}
+
+export function registerStoreSuite(
+  name: string,
+  setup: () => Promise<StoreHarness>,
+  opts: { replicas?: boolean } = {},
+): void {
+  describe(name, () => {
+    let h: StoreHarness;
+
+    beforeAll(async () => {
+      h = await setup();
+      const first = await h.store.migrateWithResult();
+      expect(first).toEqual({ applied: MIGRATIONS.map((m) => m.version), version: MIGRATIONS.length });
+    });
+
+    afterAll(async () => {
+      await h?.close();
+    });
+
+    it('migrating again applies nothing and records each version once', async () => {
+      expect(await h.store.migrateWithResult()).toEqual({ applied: [], version: MIGRATIONS.length });
+      await h.store.migrate();
+      const rows = await h.query<{ version: number; name: string }>(
+        'SELECT version, name FROM schema_migrations ORDER BY version',
+      );
+      expect(rows).toEqual(MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
+    });
+
+    it('ping answers', async () => {
+      await expect(h.store.ping()).resolves.toBeUndefined();
+    });
+
+    it('openSession then getSession round-trips every field; the first event starts the chain', async () => {
+      const created = new Date('2025-03-04T05:06:07.891Z');
+      const s = makeSession({
+        created_at: created,
+        expires_at: new Date(created.getTime() + 30 * MINUTE),
+        identity: { repository: 'octo/app', environment: 'prod ✓', run_attempt: 2 },
+        claims: { ...AWKWARD, iat: 1_700_000_000, aud: ['a', 'b'] },
+        grants: [
+          {
+            target: 'orders-db',
+            access: 'read',
+            mask: [{ column: 'customers.email' }],
+            deny: [{ statement: ['DROP'] }],
+          },
+          { target: 'cluster', access: 'admin' },
+        ],
+        ssh_public_key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBx test@example',
+      });
+      const opened = openedEvent(s);
+      const r = await h.store.openSession(s, opened, tokenFor());
+      expect(r.ok).toBe(true);
+      if (!r.ok) return;
+      expect(r.opened).toMatchObject({
+        ...opened,
+        seq: 1,
+        session_id: s.id,
+        at: created.toISOString(),
+        prev_hash: GENESIS_HASH,
+      });
+      expect(verifyChain([r.opened])).toEqual({ ok: true, head: r.opened.hash });
+
+      const back = await h.store.getSession(s.id);
+      expect(back).toEqual(s);
+      expect(back?.created_at).toBeInstanceOf(Date);
+      expect(back?.created_at.getTime()).toBe(created.getTime());
+      expect(await h.store.listEvents(s.id)).toEqual([r.opened]);
+      expect(await h.store.getSession('ses_unknown')).toBeNull();
+    });
+
+    it('a replayed token key is refused and writes nothing', async () => {
+      const token = tokenFor();
+      const first = makeSession();
+      const again = makeSession();
+      expect((await h.store.openSession(first, openedEvent(first), token)).ok).toBe(true);
+      const replay = await h.store.openSession(again, openedEvent(again), {
+        ...token,
+        expires_at: new Date(),
+      });
+      expect(replay).toEqual({ ok: false, reason: 'replay' });
+      expect(await h.store.getSession(again.id)).toBeNull();
+      expect(await h.store.listEvents(again.id)).toEqual([]);
+      expect(await h.store.listEvents(first.id)).toHaveLength(1);
+      const rows = await h.query<{ n: number }>('SELECT count(*)::int AS n FROM token_uses WHERE key = $1', [
+        token.key,
+      ]);
+      expect(rows).toEqual([{ n: 1 }]);
+    });
+
+    it('the same token raced from many promises opens exactly one session', async () => {
+      const token = tokenFor();
+      const sessions = Array.from({ length: 8 }, () => makeSession());
+      const results = await Promise.all(sessions.map((s) => h.store.openSession(s, openedEvent(s), token)));
+      expect(results.filter((r) => r.ok)).toHaveLength(1);
+      const found = await Promise.all(sessions.map((s) => h.store.getSession(s.id)));
+      expect(found.filter((s) => s !== null)).toHaveLength(1);
+    });
+
+    it('appendEvents chains events in order; awkward values read back identical and re-verify', async () => {
+      const s = makeSession();
+      const opened = await openSessionOk(h.store, s);
+      const batch: NewEvent[] = [
+        statementEvent('select 1', { rows: 1, bytes: 0, duration_ms: 1.25, masked: 0 }),
+        {
+          target: 'orders-db',
+          kind: 'pg.awkward',
+          operation: AWKWARD,
+          decision: 'deny',
+          reasons: ['', 'ünïcode'],
+        },
+        statementEvent('update t set x = 1', {
+          approval: { by: 'mona', at: '2025-01-01T00:00:00.000Z', note: null },
+          at: '2025-01-01T00:00:01.123Z',
+        }),
+      ];
+      const written = await h.store.appendEvents(s.id, batch);
+      expect(written.map((e) => e.seq)).toEqual([2, 3, 4]);
+      expect(written[0]!.prev_hash).toBe(opened.hash);
+      expect(written[2]!.at).toBe('2025-01-01T00:00:01.123Z');
+      const single = await h.store.appendEvents(s.id, [statementEvent('select 2')]);
+      expect(single[0]!.seq).toBe(5);
+
+      const all = await h.store.listEvents(s.id);
+      expect(all).toEqual([opened, ...written, ...single]);
+      expect(all[2]!.operation).toStrictEqual(AWKWARD);
+      expect(verifyChain(all)).toEqual({ ok: true, head: single[0]!.hash });
+      expect(await h.store.listEvents(s.id, { after_seq: 2, limit: 2 })).toEqual(written.slice(1, 3));
+      expect(await h.store.listEvents(s.id, { after_seq: 5 })).toEqual([]);
+      expect(await h.store.appendEvents(s.id, [])).toEqual([]);
+
+      const columns = await h.query<{
+        seq: number;
+        kind: string;
+        target: string | null;
+        hash: string;
+        at: Date;
+      }>('SELECT seq, kind, target, hash, at FROM events WHERE session_id = $1 ORDER BY seq', [s.id]);
+      expect(columns.map((c) => [c.seq, c.kind, c.target, c.hash, new Date(c.at).toISOString()])).toEqual(
+        all.map((e) => [e.seq, e.kind, e.target, e.hash, e.at]),
+      );
+    });
+
+    it('verifyChain names the event whose stored body was changed in the database', async () => {
+      const s = makeSession();
+      await openSessionOk(h.store, s);
+      await h.store.appendEvents(s.id, [
+        statementEvent('select 1'),
+        statementEvent('select 2'),
+        statementEvent('select 3'),
+      ]);
+      expect(verifyChain(await h.store.listEvents(s.id)).ok).toBe(true);
+      await h.query(
+        `UPDATE events SET body = replace(body::text, 'select 2', 'drop table orders')::json
+         WHERE session_id = $1 AND seq = 3`,
+        [s.id],
+      );
+      const tampered = await h.store.listEvents(s.id);
+      expect(tampered[2]!.operation).toEqual({ sql: 'drop table orders' });
+      expect(verifyChain(tampered)).toMatchObject({
+        ok: false,
+        seq: 3,
+        problem: 'hash does not match the event content',
+      });
+    });
+
+    it('concurrent appendEvents on one session give contiguous seq 1..N and a valid chain', async () => {
+      const s = makeSession();
+      await openSessionOk(h.store, s);
+      const calls = Array.from({ length: 40 }, (_, i) =>
+        h.store.appendEvents(
+          s.id,
+          Array.from({ length: (i % 3) + 1 }, (_, j) => statementEvent(`select ${i}, ${j}`)),
+        ),
+      );
+      const results = await Promise.all(calls);
+      const total = 1 + results.reduce((n, r) => n + r.length, 0);
+      const all = await h.store.listEvents(s.id);
+      expect(all.map((e) => e.seq)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      expect(verifyChain(all).ok).toBe(true);
+      // each caller's batch is contiguous and is exactly what was stored
+      for (const batch of results) {
+        const from = batch[0]!.seq;
+        expect(batch.map((e) => e.seq)).toEqual(batch.map((_, k) => from + k));
+        expect(all.slice(from - 1, from - 1 + batch.length)).toEqual(batch);
+      }
+    });
+
+    it('appendEvents refuses an unknown session and an ended one', async () => {
+      await expect(h.store.appendEvents('ses_nope', [statementEvent('select 1')])).rejects.toBeInstanceOf(
+        UnknownSessionError,
+      );
+      const s = makeSession();
+      await openSessionOk(h.store, s);
+      await h.store.endSession(s.id, new Date(), 'revoked', revokedEvent);
+      await expect(h.store.appendEvents(s.id, [statementEvent('select 1')])).rejects.toBeInstanceOf(
+        SessionEndedError,
+      );
+    });
+
+    it('endSession ends once, appends the final event last, and a second call returns null', async () => {
+      const s = makeSession();
+      await openSessionOk(h.store, s);
+      await h.store.appendEvents(s.id, [statementEvent('select 1')]);
+      const at = new Date(s.created_at.getTime() + MINUTE);
+      const final = await h.store.endSession(s.id, at, 'revoked', revokedEvent);
+      expect(final).toMatchObject({ ...revokedEvent, seq: 3, at: at.toISOString(), session_id: s.id });
+      expect(await h.store.endSession(s.id, new Date(), 'expired', revokedEvent)).toBeNull();
+      expect(await h.store.endSession('ses_unknown', new Date(), 'revoked', revokedEvent)).toBeNull();
+
+      const back = await h.store.getSession(s.id);
+      expect(back?.ended_at?.getTime()).toBe(at.getTime());
+      expect(back?.end_reason).toBe('revoked');
+      const all = await h.store.listEvents(s.id);
+      expect(all.at(-1)).toEqual(final);
+      expect(verifyChain(all).ok).toBe(true);
+    });
+
+    it('racing endSession calls end the session exactly once', async () => {
+      const s = makeSession();
+      await openSessionOk(h.store, s);
+      const appends = Array.from({ length: 10 }, (_, i) =>
+        h.store.appendEvents(s.id, [statementEvent(`select ${i}`)]).catch((err: unknown) => err),
+      );
+      const ends = Array.from({ length: 5 }, () =>
+        h.store.endSession(s.id, new Date(), 'revoked', revokedEvent),
+      );
+      const [ended] = await Promise.all([Promise.all(ends), Promise.all(appends)]);
+      expect(ended.filter((e) => e !== null)).toHaveLength(1);
+      const all = await h.store.listEvents(s.id);
+      expect(all.at(-1)?.kind).toBe('session.revoked');
+      expect(all.filter((e) => e.kind === 'session.revoked')).toHaveLength(1);
+      expect(verifyChain(all).ok).toBe(true);
+    });
+
+    it('listSessions: newest first, the active_at filter and the limit', async () => {
+      // A time range no other test uses, so this test sees only its own sessions.
+      const T = Date.parse('2100-06-01T12:00:00.000Z');
+      const at = (m: number) => new Date(T + m * MINUTE);
+      const expired = makeSession({ created_at: at(-30), expires_at: at(-5) });
+      const revoked = makeSession({ created_at: at(-20), expires_at: at(30) });
+      const active = makeSession({ created_at: at(-10), expires_at: at(10) });
+      const endsLater = makeSession({ created_at: at(-5), expires_at: at(30) });
+      const future = makeSession({ created_at: at(5), expires_at: at(60) });
+      for (const s of [expired, revoked, active, endsLater, future]) await openSessionOk(h.store, s);
+      await h.store.endSession(revoked.id, at(-1), 'revoked', revokedEvent);
+      await h.store.endSession(endsLater.id, at(1), 'revoked', revokedEvent);
+
+      const ids = (list: SessionRecord[]) => list.map((x) => x.id);
+      expect(ids(await h.store.listSessions({ active_at: at(0) }))).toEqual([endsLater.id, active.id]);
+      expect(ids(await h.store.listSessions({ active_at: at(0), limit: 1 }))).toEqual([endsLater.id]);
+      expect(ids(await h.store.listSessions({ active_at: at(2) }))).toEqual([active.id]);
+      expect(ids(await h.store.listSessions({ limit: 3 }))).toEqual([future.id, endsLater.id, active.id]);
+      expect((await h.store.listSessions({ active_at: at(0) }))[1]).toEqual(active);
+      await expect(h.store.listSessions({ limit: 0 })).rejects.toBeInstanceOf(RangeError);
+      await expect(h.store.listSessions({ active_at: new Date(Number.NaN) })).rejects.toBeInstanceOf(
+        TypeError,
+      );
+    });
+
+    it('listExpiredUnended returns expired sessions not yet ended, soonest expiry first', async () => {
+      const T = Date.parse('1980-01-01T00:00:00.000Z');
+      const at = (m: number) => new Date(T + m * MINUTE);
+      const late = makeSession({ created_at: at(0), expires_at: at(12) });
+      const early = makeSession({ created_at: at(1), expires_at: at(10) });
+      const ended = makeSession({ created_at: at(0), expires_at: at(11) });
+      const live = makeSession({ created_at: at(0), expires_at: at(20) });
+      for (const s of [late, early, ended, live]) await openSessionOk(h.store, s);
+      await h.store.endSession(ended.id, at(11), 'expired', { ...revokedEvent, kind: 'session.expired' });
+
+      const ids = (list: SessionRecord[]) => list.map((x) => x.id);
+      expect(ids(await h.store.listExpiredUnended(at(15)))).toEqual([early.id, late.id]);
+      expect(ids(await h.store.listExpiredUnended(at(15), 1))).toEqual([early.id]);
+      expect(ids(await h.store.listExpiredUnended(at(10)))).toEqual([early.id]);
+      expect(ids(await h.store.listExpiredUnended(at(9)))).toEqual([]);
+    });
+
+    it('recordDenial and listDenials round-trip, newest first', async () => {
+      const T = Date.parse('2300-01-01T00:00:00.000Z');
+      const denials = [
+        {
+          at: new Date(T),
+          kind: 'token.invalid',
+          reasons: ['bad signature'],
+          detail: { issuer: 'github', ip: '127.0.0.1' },
+        },
+        { at: new Date(T + 1000), kind: 'policy.no_match', reasons: [], detail: { nested: AWKWARD } },
+        { at: new Date(T + 2000), kind: 'token.replayed', reasons: ['jti seen', 'ünï\u0000'], detail: {} },
+      ];
+      for (const d of denials) await h.store.recordDenial(d);
+      expect(await h.store.listDenials(2)).toEqual([denials[2], denials[1]]);
+      const three = await h.store.listDenials(3);
+      expect(three[2]).toEqual(denials[0]);
+      expect(three[1]!.detail).toStrictEqual({ nested: AWKWARD });
+    });
+
+    it('pruneTokenUses deletes only expired token uses, which can then be used again', async () => {
+      const T = Date.parse('1970-01-01T00:00:00.000Z');
+      const old = [1, 2, 3].map((i) => ({
+        key: `prune-old-${i}-${Math.random()}`,
+        expires_at: new Date(T + i * 1000),
+      }));
+      const kept = { key: `prune-kept-${Math.random()}`, expires_at: new Date(T + 10 * 60_000) };
+      for (const token of [...old, kept]) {
+        const s = makeSession();
+        expect((await h.store.openSession(s, openedEvent(s), token)).ok).toBe(true);
+      }
+      expect(await h.store.pruneTokenUses(new Date(T + 5 * 60_000))).toBe(3);
+      expect(await h.store.pruneTokenUses(new Date(T + 5 * 60_000))).toBe(0);
+      const again = makeSession();
+      expect((await h.store.openSession(again, openedEvent(again), old[0]!)).ok).toBe(true);
+      const keptAgain = makeSession();
+      expect(await h.store.openSession(keptAgain, openedEvent(keptAgain), kept)).toEqual({
+        ok: false,
+        reason: 'replay',
+      });
+    });
+
+    it.runIf(opts.replicas)(
+      'two replicas appending to one session concurrently keep one contiguous chain',
+      async () => {
+        const replica = await h.openReplica!();
+        try {
+          const s = makeSession();
+          await openSessionOk(h.store, s);
+          const calls = Array.from({ length: 60 }, (_, i) =>
+            (i % 2 === 0 ? h.store : replica).appendEvents(s.id, [
+              statementEvent(`select ${i}`),
+              statementEvent('x'),
+            ]),
+          );
+          await Promise.all(calls);
+          const all = await replica.listEvents(s.id);
+          expect(all.map((e) => e.seq)).toEqual(Array.from({ length: 121 }, (_, i) => i + 1));
+          expect(verifyChain(all).ok).toBe(true);
+          // and the same token used at two replicas at once opens one session
+          const token = tokenFor();
+          const a = makeSession();
+          const b = makeSession();
+          const results = await Promise.all([
+            h.store.openSession(a, openedEvent(a), token),
+            replica.openSession(b, openedEvent(b), token),
+          ]);
+          expect(results.filter((r) => r.ok)).toHaveLength(1);
+        } finally {
+          await replica.close();
+        }
+      },
+    );
+
+    it('close waits for calls in flight, is idempotent, and later calls fail', async () => {
+      const s = makeSession();
+      const pending = h.store.openSession(s, openedEvent(s), tokenFor());
+      await h.store.close();
+      await expect(pending).resolves.toMatchObject({ ok: true });
+      await h.store.close();
+      await expect(h.store.ping()).rejects.toBeInstanceOf(StoreClosedError);
+      await expect(h.store.getSession(s.id)).rejects.toBeInstanceOf(StoreClosedError);
+    });
+  });
+}
