@@ -1,6 +1,9 @@
 // Session ids and secrets. The secret is 256 random bits, shown once; the broker keeps a SHA-256 of it
 // (HTTP API, ssh) and a SCRAM-SHA-256 verifier (PostgreSQL gateway), never the secret itself.
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const pbkdf2Async = promisify(pbkdf2);
 
 export const SECRET_PREFIX = 'hoop_';
 
@@ -37,7 +40,15 @@ export interface ScramVerifier {
  * iterations (~1.5 ms here). The secret has 256 bits of entropy, so stretching is not what protects it.
  */
 export function makeScramVerifier(secret: string, iterations = 4096, salt: Buffer = randomBytes(16)): string {
-  const salted = pbkdf2Sync(secret.normalize('NFKC'), salt, iterations, 32, 'sha256');
+  return scramVerifierText(pbkdf2Sync(secret.normalize('NFKC'), salt, iterations, 32, 'sha256'), iterations, salt);
+}
+
+/** The same, with PBKDF2 on libuv's thread pool so concurrent session opens use every core. */
+export async function makeScramVerifierAsync(secret: string, iterations = 4096, salt: Buffer = randomBytes(16)): Promise<string> {
+  return scramVerifierText(await pbkdf2Async(secret.normalize('NFKC'), salt, iterations, 32, 'sha256'), iterations, salt);
+}
+
+function scramVerifierText(salted: Buffer, iterations: number, salt: Buffer): string {
   const clientKey = createHmac('sha256', salted).update('Client Key').digest();
   const storedKey = createHash('sha256').update(clientKey).digest();
   const serverKey = createHmac('sha256', salted).update('Server Key').digest();

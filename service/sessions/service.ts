@@ -19,7 +19,7 @@ import type { BrokerMetrics } from '../metrics.js';
 import { resolveGrants, sessionTtlMs } from '../policy/grants.js';
 import { evaluatePolicies } from '../policy/match.js';
 import type { Store } from '../store/store.js';
-import { hashSecret, makeScramVerifier, newSessionId, newSessionSecret, secretMatches } from './secret.js';
+import { hashSecret, makeScramVerifierAsync, newSessionId, newSessionSecret, secretMatches } from './secret.js';
 import { type SessionRecord, sessionState } from './types.js';
 import type { ResolvedConfig } from '../config/load.js';
 import { pickIdentity } from '../identity/claims.js';
@@ -155,7 +155,7 @@ export class SessionService {
     const session: SessionRecord = {
       id: newSessionId(),
       secret_hash: hashSecret(secret),
-      scram_verifier: makeScramVerifier(secret),
+      scram_verifier: await makeScramVerifierAsync(secret),
       issuer: verified.issuer,
       identity,
       claims: verified.claims,
