@@ -26,7 +26,13 @@ export const CreateSessionBody = Type.Object(
     ttl: Type.Optional(
       Type.String({ pattern: '^([0-9]+h)?([0-9]+m)?([0-9]+s)?$', minLength: 2, maxLength: 20 }),
     ),
-    ssh_public_key: Type.Optional(Type.String({ minLength: 1, maxLength: 16_384 })),
+    ssh_public_key: Type.Optional(
+      Type.String({
+        maxLength: 16_384,
+        // one OpenSSH public key line: type, base64 blob, optional comment
+        pattern: '^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}( [^\\r\\n]*)?$',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -332,6 +332,11 @@ describe.each(['embedded', 'postgres'] as const)('sessions over HTTP (%s store)'
     expect(missing.body.reasons[0]!.message).toContain('oidc_token');
     const extra = await call<ErrorBody>(b, 'POST', '/v1/sessions', { body: { oidc_token: 'x', nope: 1 } });
     expect(extra.status).toBe(400);
+    const badKey = await call<ErrorBody>(b, 'POST', '/v1/sessions', {
+      body: { oidc_token: 'x', ssh_public_key: 'ssh-ed25519 AAAA\nssh-rsa AAAA injected' },
+    });
+    expect(badKey.status).toBe(400);
+    expect(badKey.body.reasons[0]!.message).toContain('ssh_public_key');
     const garbage = await call<ErrorBody>(b, 'POST', '/v1/sessions', { body: { oidc_token: 'not.a.jwt' } });
     expect(garbage.status).toBe(401);
     expect(garbage.body.reasons.length).toBeGreaterThan(0);
