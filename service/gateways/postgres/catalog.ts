@@ -1,0 +1,210 @@
+// Result-column origins: RowDescription names a column by (table OID, column number); masking rules
+// name it "schema.table.column". A broker-owned side connection per target reads the upstream catalog
+// by OID (never by name, so a client's search_path cannot matter) and caches what it learns.
+import type { Logger } from 'pino';
+import { BackendType, readDataRow, readNoticeFields } from './backend-messages.js';
+import type { GatewayTarget } from './deps.js';
+import { connectUpstream, type UpstreamConnection } from './upstream.js';
+
+export interface TableColumns {
+  /** "schema.table" */
+  table: string;
+  /** by column number */
+  columns: Map<number, { name: string; typeOid: number; generated: boolean }>;
+  loadedAt: number;
+}
+
+/** Catalog entries older than this are re-read: a column renamed outside the broker is noticed. */
+export const CATALOG_TTL_MS = 60_000;
+
+/** Runs simple queries, one at a time, on a broker-owned connection to the target. */
+class SideConnection {
+  private conn: UpstreamConnection | null = null;
+  private connecting: Promise<UpstreamConnection> | null = null;
+  private chain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly gt: GatewayTarget,
+    private readonly timeoutMs: number,
+  ) {}
+
+  private async open(): Promise<UpstreamConnection> {
+    if (this.conn && !this.conn.socket.destroyed) return this.conn;
+    this.connecting ??= (async () => {
+      const r = await connectUpstream(this.gt, {
+        parameters: new Map([
+          ['application_name', 'hoop-broker catalog'],
+          ['client_encoding', 'UTF8'],
+          ['options', '-c default_transaction_read_only=on -c statement_timeout=10000'],
+        ]),
+        timeoutMs: this.timeoutMs,
+      });
+      if (!r.ok) throw new Error(r.message);
+      r.conn.socket.on('error', () => {});
+      r.conn.socket.on('close', () => {
+        if (this.conn === r.conn) this.conn = null;
+      });
+      this.conn = r.conn;
+      return r.conn;
+    })().finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  /** Run one simple query; rows as text cells. Queries are serialised on the one connection. */
+  query(sql: string): Promise<Array<Array<string | null>>> {
+    const run = async (): Promise<Array<Array<string | null>>> => {
+      if (this.closed) throw new Error('catalog connection closed');
+      const conn = await this.open();
+      return runSimpleQuery(conn, sql, this.timeoutMs);
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => {});
+    return p;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.conn) {
+      this.conn.socket.end(Buffer.from([0x58, 0, 0, 0, 4]));
+      this.conn.socket.destroy();
+    }
+    this.conn = null;
+  }
+}
+
+function runSimpleQuery(
+  conn: UpstreamConnection,
+  sql: string,
+  timeoutMs: number,
+): Promise<Array<Array<string | null>>> {
+  const socket = conn.socket;
+  return new Promise((resolve, reject) => {
+    const rows: Array<Array<string | null>> = [];
+    let buf = conn.leftover;
+    conn.leftover = Buffer.alloc(0);
+    let failure: string | null = null;
+    const timer = setTimeout(() => {
+      cleanup();
+      socket.destroy();
+      reject(new Error('catalog query timed out'));
+    }, timeoutMs);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      socket.pause();
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new Error('catalog connection closed'));
+    };
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      let pos = 0;
+      while (buf.length - pos >= 5) {
+        const type = buf[pos]!;
+        const end = pos + 1 + buf.readInt32BE(pos + 1);
+        if (end > buf.length) break;
+        if (type === BackendType.dataRow) {
+          const cells = readDataRow(buf, pos + 5, end) ?? [];
+          rows.push(cells.map((c) => (c === null ? null : c.toString('utf8'))));
+        } else if (type === BackendType.errorResponse) {
+          const f = new Map(readNoticeFields(buf, pos + 5, end));
+          failure = `${f.get('C') ?? ''} ${f.get('M') ?? 'error'}`;
+        } else if (type === BackendType.readyForQuery) {
+          cleanup();
+          conn.leftover = buf.subarray(end);
+          if (failure) reject(new Error(`catalog query failed: ${failure}`));
+          else resolve(rows);
+          return;
+        }
+        pos = end;
+      }
+      buf = buf.subarray(pos);
+    };
+    socket.on('data', onData);
+    socket.on('close', onClose);
+    socket.resume();
+    const text = Buffer.from(`${sql}\0`, 'utf8');
+    const msg = Buffer.allocUnsafe(5 + text.length);
+    msg[0] = 0x51;
+    msg.writeInt32BE(4 + text.length, 1);
+    text.copy(msg, 5);
+    socket.write(msg);
+  });
+}
+
+export class CatalogResolver {
+  private readonly tables = new Map<number, TableColumns | null>();
+  private readonly side: SideConnection;
+  /** bumped on invalidate(): mask plans cached under an older generation are not reused */
+  generation = 0;
+
+  constructor(
+    gt: GatewayTarget,
+    private readonly logger: Logger,
+    timeoutMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.side = new SideConnection(gt, timeoutMs);
+  }
+
+  /** The cached entry for a table OID: a TableColumns, null (not a table we can see), or undefined (unknown/stale). */
+  cached(oid: number): TableColumns | null | undefined {
+    const t = this.tables.get(oid);
+    if (t === undefined) return undefined;
+    if (t !== null && this.now() - t.loadedAt > CATALOG_TTL_MS) return undefined;
+    return t;
+  }
+
+  /** True when every OID is cached (so a plan can be made without waiting). */
+  knows(oids: Iterable<number>): boolean {
+    for (const oid of oids) if (oid !== 0 && this.cached(oid) === undefined) return false;
+    return true;
+  }
+
+  /** Read the catalog for these table OIDs. Throws when the catalog cannot be read (callers fail closed). */
+  async load(oids: Iterable<number>): Promise<void> {
+    const wanted = [...new Set([...oids].filter((o) => o !== 0 && this.cached(o) === undefined))];
+    if (wanted.length === 0) return;
+    // OIDs are numbers we parsed ourselves: safe to inline.
+    const list = wanted.map((o) => String(o >>> 0)).join(',');
+    const rows = await this.side.query(
+      `SELECT a.attrelid::pg_catalog.int8, n.nspname, c.relname, a.attnum, a.attname, a.atttypid::pg_catalog.int8, a.attgenerated <> ''
+         FROM pg_catalog.pg_attribute a
+         JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE a.attrelid IN (${list}) AND a.attnum > 0 AND NOT a.attisdropped`,
+    );
+    const loadedAt = this.now();
+    const found = new Map<number, TableColumns>();
+    for (const [relid, nsp, rel, attnum, attname, typid, generated] of rows) {
+      const oid = Number(relid);
+      let t = found.get(oid);
+      if (!t) {
+        t = { table: `${nsp}.${rel}`, columns: new Map(), loadedAt };
+        found.set(oid, t);
+      }
+      t.columns.set(Number(attnum), {
+        name: attname ?? '',
+        typeOid: Number(typid),
+        generated: generated === 't',
+      });
+    }
+    for (const oid of wanted) this.tables.set(oid, found.get(oid) ?? null);
+    this.logger.debug({ tables: wanted.length }, 'catalog: resolved column origins');
+  }
+
+  /** Forget everything (after DDL through the broker). */
+  invalidate(): void {
+    this.tables.clear();
+    this.generation++;
+  }
+
+  close(): void {
+    this.side.close();
+  }
+}

@@ -1,0 +1,589 @@
+// One client connection, as an explicit state machine:
+//
+//   startup ──SSLRequest──▶ tls ──▶ startup ──StartupMessage──▶ authenticating ──proof──▶ authorizing
+//      │  (GSSENCRequest → 'N', stay)                                               │
+//      └─CancelRequest──▶ closed                                                     ▼
+//                                                            connecting (upstream) ──▶ ready (Relay)
+//
+// Any failure sends one ErrorResponse that says what was wrong (with a SQLSTATE) and closes.
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { type SecureContext, TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { Grant } from '../../config/schema.js';
+import { parseScramVerifier } from '../../sessions/secret.js';
+import { type SessionRecord, sessionState } from '../../sessions/types.js';
+import type { AuthMethod } from './auth/auth-method.js';
+import { CleartextPassword } from './auth/cleartext.js';
+import { mockVerifier, ScramServer } from './auth/scram-server.js';
+import { authFailed, type BackendError, fatal, printable, SQLSTATE } from './backend-error.js';
+import {
+  authenticationOk,
+  backendKeyData,
+  errorResponse,
+  negotiateProtocolVersion,
+  readyForQuery,
+} from './backend-messages.js';
+import type { CatalogResolver } from './catalog.js';
+import type { ClassificationCache } from './classification-cache.js';
+import type { GatewayLimits, GatewayTarget, PgGatewayDeps } from './deps.js';
+import { FrontendReader, FrontendType, type StartupPacket } from './frontend-reader.js';
+import { Relay } from './relay.js';
+import { filterStartupParameters, isSafeClientEncoding, upstreamOptions } from './startup-params.js';
+import { cancelUpstream, connectUpstream, type UpstreamConnection } from './upstream.js';
+
+export type ConnectionState =
+  | 'startup'
+  | 'tls'
+  | 'authenticating'
+  | 'authorizing'
+  | 'connecting'
+  | 'ready'
+  | 'closed';
+
+export interface CancelKey {
+  processId: number;
+  secretKey: Buffer;
+}
+
+/** What the gateway gives each connection. */
+export interface ConnectionHost {
+  deps: PgGatewayDeps;
+  limits: GatewayLimits;
+  secureContext: SecureContext;
+  /** tls-server-end-point data for SCRAM-SHA-256-PLUS, null when not offered */
+  channelBinding: Buffer | null;
+  /** per-process key for mock SCRAM salts of unknown sessions */
+  mockKey: Buffer;
+  logger: Logger;
+  classifier: ClassificationCache;
+  catalogFor(targetName: string, gt: GatewayTarget): CatalogResolver;
+  /** the session is proven: track the connection for revocation/expiry; returns false over the per-session cap */
+  attachSession(
+    conn: ClientConnection,
+    session: SessionRecord,
+    target: string,
+    max: number | undefined,
+  ): boolean;
+  /** ready: a cancel key for the client */
+  issueCancelKey(conn: ClientConnection): CancelKey;
+  handleCancel(processId: number, secretKey: Buffer): void;
+  detach(conn: ClientConnection): void;
+}
+
+const SESSION_ID = /^ses_[a-z2-7]{1,64}$/;
+
+function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+}
+
+export class ClientConnection {
+  state: ConnectionState = 'startup';
+  readonly connId: string;
+  sessionId: string | null = null;
+  targetName: string | null = null;
+  private socket: Socket | TLSSocket;
+  private readonly reader = new FrontendReader();
+  private logger: Logger;
+  private readonly openedAt = Date.now();
+  private readonly clientAddress: string;
+  private tls = false;
+  private startupTimer: NodeJS.Timeout | null;
+  private auth: AuthMethod | null = null;
+  private user = '';
+  private parameters = new Map<string, string>();
+  private relay: Relay | null = null;
+  private upstream: UpstreamConnection | null = null;
+  private gatewayTarget: GatewayTarget | null = null;
+  private cancelKey: CancelKey | null = null;
+  private applicationName = '';
+  private closeReason = '';
+  private opened = false;
+
+  constructor(
+    socket: Socket,
+    private readonly host: ConnectionHost,
+  ) {
+    this.socket = socket;
+    this.connId = `pgc_${randomBytes(6).toString('hex')}`;
+    this.clientAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.logger = host.logger.child({ conn_id: this.connId, client: this.clientAddress });
+    socket.setNoDelay(true);
+    socket.on('data', this.onData);
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onSocketClose);
+    this.startupTimer = setTimeout(() => {
+      this.fail(
+        fatal(
+          SQLSTATE.protocolViolation,
+          `hoop: startup not completed within ${host.limits.startupTimeoutMs} ms`,
+        ),
+        'startup timeout',
+      );
+    }, host.limits.startupTimeoutMs);
+    this.startupTimer.unref();
+  }
+
+  get cancelKeyOf(): CancelKey | null {
+    return this.cancelKey;
+  }
+
+  get upstreamKey(): UpstreamConnection['backendKey'] {
+    return this.upstream?.backendKey ?? null;
+  }
+
+  get target(): GatewayTarget | null {
+    return this.gatewayTarget;
+  }
+
+  private onData = (chunk: Buffer): void => {
+    this.reader.push(chunk);
+    this.step();
+  };
+
+  private onSocketError = (err: Error): void => {
+    this.logger.debug({ err: err.message }, 'pg client socket error');
+  };
+
+  private onSocketClose = (): void => {
+    this.closeAll(this.closeReason || 'client disconnected');
+  };
+
+  /** the reason the connection ended, for the transcript (set by whoever ends it first) */
+
+  /** Drive the state machine with whatever is buffered. */
+  private step(): void {
+    for (;;) {
+      if (this.state === 'startup') {
+        const r = this.reader.readStartup(this.host.limits.maxStartupMessageBytes);
+        if (r.kind === 'incomplete') return;
+        if (r.kind === 'invalid') {
+          this.fail(fatal(SQLSTATE.protocolViolation, `hoop: ${r.message}`), r.message);
+          return;
+        }
+        if (!this.onStartupPacket(r.value)) return;
+        continue;
+      }
+      if (this.state === 'authenticating') {
+        const r = this.reader.readMessage({
+          largeTypes: new Set(),
+          largeMax: this.host.limits.maxStartupMessageBytes,
+          otherMax: this.host.limits.maxStartupMessageBytes,
+        });
+        if (r.kind === 'incomplete') return;
+        if (r.kind === 'invalid') {
+          this.fail(fatal(SQLSTATE.protocolViolation, `hoop: ${r.message}`), r.message);
+          return;
+        }
+        if (r.value.type === FrontendType.terminate) {
+          this.closeAll('client terminated during authentication');
+          return;
+        }
+        if (r.value.type !== FrontendType.password) {
+          this.fail(
+            fatal(SQLSTATE.protocolViolation, 'hoop: expected a password or SASL response message'),
+            'unexpected message during authentication',
+          );
+          return;
+        }
+        this.onAuthResponse(r.value.body);
+        continue;
+      }
+      // tls / authorizing / connecting: keep bytes buffered for the relay; ready: the relay reads.
+      return;
+    }
+  }
+
+  /** Returns false when the state machine must stop reading for now. */
+  private onStartupPacket(p: StartupPacket): boolean {
+    switch (p.kind) {
+      case 'ssl-request':
+        if (this.tls) {
+          this.fail(fatal(SQLSTATE.protocolViolation, 'hoop: SSLRequest inside TLS'), 'nested SSLRequest');
+          return false;
+        }
+        // Bytes after SSLRequest but before the TLS handshake would be plaintext injected into the
+        // encrypted session (CVE-2021-23214 style): refuse.
+        if (this.reader.buffered > 0) {
+          this.fail(
+            fatal(SQLSTATE.protocolViolation, 'hoop: received unencrypted data after SSL request'),
+            'data after SSLRequest',
+          );
+          return false;
+        }
+        this.startTls();
+        return false;
+      case 'gssenc-request':
+        this.socket.write('N');
+        return true;
+      case 'cancel-request':
+        this.closeReason = 'cancel request';
+        this.host.handleCancel(p.processId, p.secretKey);
+        this.socket.end();
+        this.closeAll('cancel request');
+        return false;
+      case 'startup':
+        this.onStartup(p);
+        return true;
+    }
+  }
+
+  private startTls(): void {
+    this.state = 'tls';
+    const raw = this.socket as Socket;
+    raw.off('data', this.onData);
+    raw.off('close', this.onSocketClose);
+    raw.off('error', this.onSocketError);
+    raw.write('S');
+    const tlsSocket = new TLSSocket(raw, {
+      isServer: true,
+      secureContext: this.host.secureContext,
+      ALPNProtocols: ['postgresql'],
+    });
+    this.socket = tlsSocket;
+    this.tls = true;
+    tlsSocket.on('error', this.onSocketError);
+    tlsSocket.on('close', this.onSocketClose);
+    tlsSocket.once('secure', () => {
+      if (this.state !== 'tls') return;
+      this.state = 'startup';
+      tlsSocket.on('data', this.onData);
+    });
+  }
+
+  private onStartup(p: Extract<StartupPacket, { kind: 'startup' }>): void {
+    if (p.minor > 0 || p.protocolOptions.length > 0) {
+      this.socket.write(negotiateProtocolVersion(0, p.protocolOptions));
+    }
+    this.parameters = p.parameters;
+    this.user = p.parameters.get('user') ?? '';
+    this.applicationName = p.parameters.get('application_name') ?? '';
+    if (!this.user) {
+      this.fail(
+        fatal(SQLSTATE.invalidAuthorization, 'no PostgreSQL user name specified in startup packet'),
+        'no user',
+      );
+      return;
+    }
+    if (p.parameters.has('replication')) {
+      const v = p.parameters.get('replication')!.toLowerCase();
+      if (!['false', 'off', 'no', '0'].includes(v)) {
+        this.fail(
+          fatal(
+            SQLSTATE.invalidAuthorization,
+            'hoop: replication connections are not allowed through the broker',
+          ),
+          'replication refused',
+        );
+        return;
+      }
+    }
+    const encoding = p.parameters.get('client_encoding');
+    if (encoding !== undefined && !isSafeClientEncoding(encoding)) {
+      this.fail(
+        fatal(
+          SQLSTATE.invalidParameterValue,
+          `hoop: client_encoding ${printable(encoding)} is not supported through the broker`,
+          {
+            hint: 'use UTF8',
+          },
+        ),
+        'unsafe client_encoding',
+      );
+      return;
+    }
+    const requireTls = this.host.deps.requireTls ?? 'non-loopback';
+    if (!this.tls && (requireTls === 'always' || !isLoopback(this.socket.remoteAddress))) {
+      this.fail(
+        fatal(SQLSTATE.invalidAuthorization, 'hoop: TLS is required to connect to the broker', {
+          hint: 'connect with sslmode=verify-full (or require)',
+        }),
+        'TLS required',
+      );
+      return;
+    }
+    this.state = 'authenticating';
+    // Pause reading while the session is looked up; the client waits for our request anyway.
+    this.socket.pause();
+    this.lookupSession().then(
+      (session) => {
+        if (this.state !== 'authenticating') return;
+        this.pendingSession = session;
+        this.auth = this.makeAuthMethod(session);
+        this.socket.write(this.auth.start());
+        this.socket.resume();
+        this.step();
+      },
+      (err: unknown) => this.internalFailure(err),
+    );
+  }
+
+  private pendingSession: SessionRecord | null = null;
+
+  private async lookupSession(): Promise<SessionRecord | null> {
+    if (!SESSION_ID.test(this.user)) return null;
+    return this.host.deps.getSession(this.user);
+  }
+
+  private makeAuthMethod(session: SessionRecord | null): AuthMethod {
+    if (this.tls && this.host.deps.allowCleartextPassword)
+      return new CleartextPassword(session?.secret_hash ?? null);
+    const verifier =
+      (session && parseScramVerifier(session.scram_verifier)) ?? mockVerifier(this.user, this.host.mockKey);
+    return new ScramServer({ verifier, channelBinding: this.tls ? this.host.channelBinding : null });
+  }
+
+  private onAuthResponse(body: Buffer): void {
+    if (!this.auth) {
+      // A response before we asked: the session lookup is still running.
+      this.fail(
+        fatal(SQLSTATE.protocolViolation, 'hoop: authentication response before request'),
+        'early auth response',
+      );
+      return;
+    }
+    const stepResult = this.auth.respond(body);
+    switch (stepResult.kind) {
+      case 'continue':
+        this.socket.write(stepResult.message);
+        return;
+      case 'invalid':
+        this.fail(fatal(SQLSTATE.protocolViolation, `hoop: ${stepResult.message}`), stepResult.message);
+        return;
+      case 'failed':
+        this.logger.info(
+          { user: printable(this.user), reason: stepResult.reason, known: this.pendingSession !== null },
+          'pg auth failed',
+        );
+        this.fail(authFailed(this.user), 'authentication failed');
+        return;
+      case 'proven':
+        if (!this.pendingSession) {
+          // Cannot happen (a mock verifier matches nothing); fail closed anyway.
+          this.fail(authFailed(this.user), 'authentication failed');
+          return;
+        }
+        if (stepResult.final) this.socket.write(stepResult.final);
+        this.state = 'authorizing';
+        this.socket.pause();
+        this.authorize(this.pendingSession);
+        return;
+    }
+  }
+
+  /** After a correct proof: is the session live, the target real and granted? Then connect upstream. */
+  private authorize(session: SessionRecord): void {
+    const now = this.host.deps.now();
+    const state = sessionState(session, now);
+    if (state !== 'active') {
+      const msg =
+        state === 'revoked'
+          ? `hoop: session ${session.id} was revoked`
+          : `hoop: session ${session.id} has expired`;
+      this.fail(fatal(SQLSTATE.invalidAuthorization, msg), `session ${state}`);
+      return;
+    }
+    const targetName = this.parameters.get('database') ?? this.user;
+    const gt = this.host.deps.targets.get(targetName);
+    if (!gt) {
+      this.fail(
+        fatal(SQLSTATE.invalidCatalogName, `database "${printable(targetName)}" does not exist`, {
+          detail: 'hoop: no PostgreSQL target of that name is configured',
+        }),
+        'unknown target',
+      );
+      return;
+    }
+    const grant: Grant | undefined = session.grants.find((g) => g.target === targetName);
+    if (!grant) {
+      this.fail(
+        fatal(
+          SQLSTATE.insufficientPrivilege,
+          `hoop: session ${session.id} has no grant for target "${targetName}"`,
+        ),
+        'target not granted',
+      );
+      return;
+    }
+    this.sessionId = session.id;
+    this.targetName = targetName;
+    this.gatewayTarget = gt;
+    if (!this.host.attachSession(this, session, targetName, gt.target.max_connections_per_session)) {
+      this.fail(
+        fatal(
+          SQLSTATE.tooManyConnections,
+          `hoop: too many connections for session ${session.id} to target "${targetName}"`,
+        ),
+        'per-session connection cap',
+      );
+      return;
+    }
+    this.logger = this.logger.child({ session_id: session.id, target: targetName });
+    this.connect(session, gt, grant);
+  }
+
+  private connect(session: SessionRecord, gt: GatewayTarget, grant: Grant): void {
+    this.state = 'connecting';
+    const { forwarded, dropped } = filterStartupParameters(this.parameters);
+    if (dropped.length) this.logger.debug({ dropped }, 'pg startup parameters not forwarded');
+    forwarded.set('options', upstreamOptions(grant.access));
+    connectUpstream(gt, { parameters: forwarded, timeoutMs: this.host.limits.upstreamConnectTimeoutMs })
+      .then(async (r) => {
+        if (!r.ok) {
+          this.logger.warn({ reason: r.message, sqlstate: r.sqlstate }, 'pg upstream connection failed');
+          const retryable =
+            r.sqlstate === SQLSTATE.tooManyConnections || r.sqlstate === SQLSTATE.cannotConnectNow;
+          this.fail(
+            fatal(
+              retryable ? r.sqlstate! : SQLSTATE.unableToConnect,
+              `hoop: could not connect to target "${this.targetName}"`,
+            ),
+            'upstream connection failed',
+          );
+          return;
+        }
+        if (this.state !== 'connecting') {
+          r.conn.socket.destroy();
+          return;
+        }
+        this.upstream = r.conn;
+        r.conn.socket.on('error', (err) =>
+          this.logger.debug({ err: err.message }, 'pg upstream socket error'),
+        );
+        r.conn.socket.on('close', () => {
+          if (this.state !== 'closed') this.closeAll('upstream closed');
+        });
+        await this.host.deps.record(session.id, {
+          target: this.targetName,
+          kind: 'pg.connection.opened',
+          operation: {
+            conn_id: this.connId,
+            client: this.clientAddress,
+            application_name: this.applicationName,
+            tls: this.tls,
+          },
+          decision: 'allow',
+          reasons: [],
+        });
+        this.opened = true;
+        if (this.state !== 'connecting') return;
+        this.ready(session, gt, grant, r.conn);
+      })
+      .catch((err: unknown) => this.internalFailure(err));
+  }
+
+  private ready(session: SessionRecord, gt: GatewayTarget, grant: Grant, up: UpstreamConnection): void {
+    if (this.startupTimer) clearTimeout(this.startupTimer);
+    this.startupTimer = null;
+    this.cancelKey = this.host.issueCancelKey(this);
+    const out: Buffer[] = [
+      authenticationOk(),
+      ...up.parameterStatus,
+      backendKeyData(this.cancelKey.processId, this.cancelKey.secretKey),
+    ];
+    out.push(...up.notices, readyForQuery(up.transactionStatus));
+    this.socket.write(Buffer.concat(out));
+    this.state = 'ready';
+    this.socket.off('data', this.onData);
+    this.relay = new Relay(
+      {
+        logger: this.logger,
+        grant,
+        targetName: gt.target.name,
+        connId: this.connId,
+        catalog: this.host.catalogFor(gt.target.name, gt),
+        limits: this.host.limits,
+        record: (ev) => this.host.deps.record(session.id, ev),
+        classifier: this.host.classifier,
+        countStatement: (decision) =>
+          this.host.deps.metrics?.statements.inc({ gateway: 'postgres', decision }),
+      },
+      this.socket,
+      this.reader,
+      up.socket,
+      (why) => this.closeAll(why),
+    );
+    this.relay.start(up.leftover);
+    this.logger.info({ application_name: this.applicationName, tls: this.tls }, 'pg connection ready');
+  }
+
+  /** Close with a FATAL error (revocation, expiry, shutdown). */
+  end(err: BackendError, why: string): void {
+    if (this.finished) return;
+    this.closeReason = why;
+    if (this.relay) {
+      this.relay.terminate(err, why);
+      return;
+    }
+    this.fail(err, why);
+  }
+
+  private internalFailure(err: unknown): void {
+    this.logger.error({ err }, 'pg connection: internal error');
+    this.fail(fatal(SQLSTATE.internalError, 'hoop: internal error in the broker'), 'internal error');
+  }
+
+  private fail(err: BackendError, why: string): void {
+    if (this.finished) return;
+    this.logger.debug({ why, sqlstate: err.code }, 'pg connection refused/closed');
+    const socket = this.socket;
+    if (!socket.destroyed && this.state !== 'tls') {
+      socket.end(errorResponse(err));
+      setTimeout(() => socket.destroy(), 500).unref();
+    } else {
+      socket.destroy();
+    }
+    this.closeAll(why);
+  }
+
+  private finished = false;
+
+  private closeAll(why: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    const wasOpen = this.opened;
+    this.state = 'closed';
+    if (this.startupTimer) clearTimeout(this.startupTimer);
+    this.startupTimer = null;
+    if (this.relay && !this.relay.isClosed()) this.relay.terminate(null, why);
+    if (this.upstream) this.upstream.socket.destroy();
+    // A statement may still be running upstream; PostgreSQL would only notice the closed socket when
+    // it next writes. Cancel it so the backend is freed now.
+    const key = this.upstream?.backendKey;
+    if (this.relay?.hasPendingWork() && key && this.gatewayTarget) {
+      cancelUpstream(this.gatewayTarget, key, this.host.limits.upstreamConnectTimeoutMs).catch(
+        (err: unknown) =>
+          this.logger.debug(
+            { err: err instanceof Error ? err.message : String(err) },
+            'pg: cancel after disconnect failed',
+          ),
+      );
+    }
+    if (!this.relay && !this.socket.writableEnded) this.socket.destroy();
+    this.host.detach(this);
+    if (wasOpen && this.sessionId) {
+      this.host.deps
+        .record(this.sessionId, {
+          target: this.targetName,
+          kind: 'pg.connection.closed',
+          operation: {
+            conn_id: this.connId,
+            client: this.clientAddress,
+            application_name: this.applicationName,
+            reason: why,
+          },
+          decision: 'info',
+          reasons: [],
+          duration_ms: Date.now() - this.openedAt,
+        })
+        .catch((err: unknown) =>
+          this.logger.error({ err }, 'pg connection: could not record connection close'),
+        );
+    }
+  }
+
+  remoteAddress(): string {
+    return this.clientAddress;
+  }
+}

@@ -1,0 +1,187 @@
+// The PostgreSQL gateway: a TCP listener whose connections authenticate a broker session, then relay
+// to the session's target through the SQL policy. It owns every client connection, the per-target
+// catalog connections, the cancel keys, and the timers that end connections when a session expires.
+import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { createServer, type Server } from 'node:net';
+import { createSecureContext } from 'node:tls';
+import { initSqlParser } from '../../policy/sql/index.js';
+import type { SessionRecord } from '../../sessions/types.js';
+import { tlsServerEndPoint } from './auth/channel-binding.js';
+import { fatal, SQLSTATE } from './backend-error.js';
+import { CatalogResolver } from './catalog.js';
+import { ClassificationCache } from './classification-cache.js';
+import { type CancelKey, ClientConnection, type ConnectionHost } from './client-connection.js';
+import type { GatewayTarget, PgGatewayDeps, PostgresGateway, SessionEnded } from './deps.js';
+import { resolveLimits } from './limits.js';
+import { cancelUpstream } from './upstream.js';
+
+export type { PostgresGateway } from './deps.js';
+
+/** setTimeout's ceiling (~24.8 days); longer expiries re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface SessionConnections {
+  expiresAt: Date;
+  connections: Set<ClientConnection>;
+  timer: NodeJS.Timeout | null;
+}
+
+export async function startPostgresGateway(
+  deps: PgGatewayDeps,
+  listen: { host: string; port: number },
+): Promise<PostgresGateway> {
+  await initSqlParser();
+  const limits = resolveLimits(deps.limits);
+  const logger = deps.logger.child({ component: 'pg-gateway' });
+  const connections = new Set<ClientConnection>();
+  const sessions = new Map<string, SessionConnections>();
+  const cancelKeys = new Map<number, ClientConnection>();
+  const catalogs = new Map<string, CatalogResolver>();
+
+  const endSession = (id: string, message: string, why: string): void => {
+    const entry = sessions.get(id);
+    if (!entry) return;
+    for (const conn of [...entry.connections]) conn.end(fatal(SQLSTATE.adminShutdown, message), why);
+  };
+
+  const armExpiry = (id: string, entry: SessionConnections): void => {
+    if (entry.timer) clearTimeout(entry.timer);
+    const delay = entry.expiresAt.getTime() - deps.now().getTime();
+    entry.timer = setTimeout(
+      () => {
+        entry.timer = null;
+        if (entry.expiresAt.getTime() <= deps.now().getTime())
+          endSession(id, `hoop: session ${id} has expired`, 'session expired');
+        else armExpiry(id, entry);
+      },
+      Math.max(0, Math.min(delay, MAX_TIMER_MS)),
+    );
+    entry.timer.unref();
+  };
+
+  const onEnded = (e: SessionEnded): void => {
+    const message =
+      e.message || `hoop: session ${e.id} was ${e.reason === 'revoked' ? 'revoked' : 'expired'}`;
+    endSession(e.id, message, `session ${e.reason}`);
+  };
+  deps.sessionEvents.on('ended', onEnded);
+
+  const host: ConnectionHost = {
+    deps,
+    limits,
+    secureContext: createSecureContext({ cert: deps.tls.certPem, key: deps.tls.keyPem }),
+    channelBinding: tlsServerEndPoint(deps.tls.certPem),
+    mockKey: randomBytes(32),
+    logger,
+    classifier: new ClassificationCache(),
+    catalogFor(name: string, gt: GatewayTarget): CatalogResolver {
+      let c = catalogs.get(name);
+      if (!c) {
+        c = new CatalogResolver(
+          gt,
+          logger.child({ target: name, catalog: true }),
+          limits.upstreamConnectTimeoutMs,
+        );
+        catalogs.set(name, c);
+      }
+      return c;
+    },
+    attachSession(
+      conn: ClientConnection,
+      session: SessionRecord,
+      target: string,
+      max: number | undefined,
+    ): boolean {
+      let entry = sessions.get(session.id);
+      if (!entry) {
+        entry = { expiresAt: session.expires_at, connections: new Set(), timer: null };
+        sessions.set(session.id, entry);
+        armExpiry(session.id, entry);
+      }
+      if (max !== undefined) {
+        let same = 0;
+        for (const c of entry.connections) if (c.targetName === target) same++;
+        if (same >= max) return false;
+      }
+      entry.connections.add(conn);
+      return true;
+    },
+    issueCancelKey(conn: ClientConnection): CancelKey {
+      let processId: number;
+      do processId = randomInt(1, 2 ** 31 - 1);
+      while (cancelKeys.has(processId));
+      cancelKeys.set(processId, conn);
+      return { processId, secretKey: randomBytes(4) };
+    },
+    handleCancel(processId: number, secretKey: Buffer): void {
+      const conn = cancelKeys.get(processId);
+      const key = conn?.cancelKeyOf;
+      // Constant-time on the secret; an unknown pid costs the same comparison against a dummy.
+      const expected = key?.secretKey ?? randomBytes(4);
+      const matches =
+        secretKey.length === expected.length && timingSafeEqual(secretKey, expected) && key !== undefined;
+      if (!matches || !conn) {
+        logger.debug('pg cancel request with an unknown key');
+        return;
+      }
+      const upstreamKey = conn.upstreamKey;
+      const gt = conn.target;
+      if (!upstreamKey || !gt) return;
+      cancelUpstream(gt, upstreamKey, limits.upstreamConnectTimeoutMs).catch((err: unknown) =>
+        logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'pg cancel: could not reach upstream',
+        ),
+      );
+    },
+    detach(conn: ClientConnection): void {
+      if (connections.delete(conn)) deps.metrics?.gatewayConnections.dec({ gateway: 'postgres' });
+      const key = conn.cancelKeyOf;
+      if (key && cancelKeys.get(key.processId) === conn) cancelKeys.delete(key.processId);
+      if (conn.sessionId) {
+        const entry = sessions.get(conn.sessionId);
+        if (entry) {
+          entry.connections.delete(conn);
+          if (entry.connections.size === 0) {
+            if (entry.timer) clearTimeout(entry.timer);
+            sessions.delete(conn.sessionId);
+          }
+        }
+      }
+    },
+  };
+
+  const server: Server = createServer({ noDelay: true }, (socket) => {
+    socket.on('error', () => {}); // per-connection errors are handled (and logged) by the connection
+    const conn = new ClientConnection(socket, host);
+    connections.add(conn);
+    deps.metrics?.gatewayConnections.inc({ gateway: 'postgres' });
+  });
+  server.on('error', (err) => logger.error({ err }, 'pg gateway listener error'));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : listen.port;
+  logger.info({ host: listen.host, port }, 'pg gateway listening');
+
+  return {
+    port,
+    connectionCount: () => connections.size,
+    async close(): Promise<void> {
+      deps.sessionEvents.off('ended', onEnded);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const conn of [...connections])
+        conn.end(fatal(SQLSTATE.adminShutdown, 'hoop: the broker is shutting down'), 'broker shutdown');
+      for (const entry of sessions.values()) if (entry.timer) clearTimeout(entry.timer);
+      sessions.clear();
+      for (const c of catalogs.values()) c.close();
+      catalogs.clear();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,1445 @@
+// The ready phase of one client connection: every client message is checked against the policy
+// before it reaches the database; every upstream message is relayed, raw when nothing needs to
+// change, rewritten when masking applies.
+//
+// Ordering. Upstream answers arrive in the order of the messages the broker forwarded, so a FIFO of
+// "what answer is expected next" attributes each response to its statement (for masking plans and
+// for the transcript). A denied statement is never answered locally: the broker forwards a sentinel
+// statement that fails to parse in its place and replaces the upstream's error with its own. The
+// database therefore goes through exactly the states a real error would cause (an aborted
+// transaction block stays aborted, an extended-protocol batch is skipped until Sync, an implicit
+// transaction is rolled back), and responses keep their order without local buffering.
+
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { TLSSocket } from 'node:tls';
+import { serialize } from 'pg-protocol';
+import type { Logger } from 'pino';
+import type { NewEvent } from '../../audit/event.js';
+import type { Detector, Grant, MaskRule } from '../../config/schema.js';
+import type { Decision } from '../../policy/decision.js';
+import {
+  CopyOutMasker,
+  copyMaskSupport,
+  maskCell,
+  maskNoticeText,
+  planMask,
+  redactSql,
+  trackPrepared,
+} from '../../policy/sql/index.js';
+import type {
+  CellAction,
+  ClassifiedStatement,
+  ClassifyResult,
+  ColumnOrigin,
+  CopyInfo,
+  MaskPlan,
+} from '../../policy/sql/types.js';
+import { type BackendError, error as backendError, fatal, SQLSTATE } from './backend-error.js';
+import {
+  BackendType,
+  dataRow,
+  errorResponse,
+  fieldsMessage,
+  type RowField,
+  readCommandTag,
+  readDataRow,
+  readNoticeFields,
+  readRowDescription,
+  rowsFromCommandTag,
+} from './backend-messages.js';
+import { CATALOG_TTL_MS, type CatalogResolver } from './catalog.js';
+import type { CachedClassification, CacheEntry, ClassificationCache } from './classification-cache.js';
+import type { GatewayLimits } from './deps.js';
+import {
+  decodeBind,
+  decodeDescribeOrClose,
+  decodeExecute,
+  decodeParse,
+  decodeQuery,
+} from './frontend-messages.js';
+import {
+  type FrontendMessage,
+  type FrontendReader,
+  FrontendType,
+  LARGE_FRONTEND_TYPES,
+} from './frontend-reader.js';
+import { isSafeClientEncoding } from './startup-params.js';
+
+/** Text that fails to parse on every PostgreSQL version: the stand-in for a denied statement. */
+const SENTINEL_SQL = 'hoop statement denied';
+
+interface PortalInfo {
+  name: string;
+  statement: ClassifiedStatement | null;
+  resultFormats: number[];
+  /** a Describe of this portal has been sent upstream since its Bind */
+  describeSent: boolean;
+  /** the masking plan, once its RowDescription has arrived */
+  masker: RowMasker | null;
+  /** the portal's description said NoData (or masking is off) */
+  noRows: boolean;
+}
+
+interface RowMasker {
+  plan: MaskPlan;
+  /** plan.active: rows must be rewritten */
+  active: boolean;
+}
+
+/** One statement being executed, for the transcript. */
+interface StatementRun {
+  stmt: ClassifiedStatement | null;
+  protocol: 'simple' | 'extended';
+  reasons: string[];
+  startedAt: number;
+  bytes: number;
+  masked: number;
+}
+
+interface CopyOutState {
+  /** null: the plan is inactive, CopyData passes untouched */
+  masker: CopyOutMasker | null;
+}
+
+type Pending =
+  | {
+      kind: 'simple';
+      statements: ClassifiedStatement[];
+      index: number;
+      run: StatementRun | null;
+      masker: RowMasker | null;
+      /** COPY TO plans by statement index (from the injected describe, before the Query is forwarded) */
+      copyPlans: Map<number, MaskPlan>;
+      copyOut: CopyOutState | null;
+    }
+  | { kind: 'parse'; name: string; previous: ClassifiedStatement | undefined }
+  | { kind: 'bind' }
+  | { kind: 'describe-statement' }
+  | { kind: 'describe-portal'; portal: PortalInfo; injected: boolean }
+  | { kind: 'execute'; portal: PortalInfo; run: StatementRun; copyOut: CopyOutState | null }
+  | { kind: 'close' }
+  | { kind: 'sync' }
+  | { kind: 'denied'; error: BackendError; simple: boolean; seenError: boolean }
+  | {
+      kind: 'copy-describe';
+      info: CopyInfo;
+      fields: RowField[] | null;
+      failed: boolean;
+      /** called once the plan is known (null: the columns could not be described) */
+      done: (plan: MaskPlan | null) => void;
+    };
+
+export interface RelayContext {
+  logger: Logger;
+  grant: Grant;
+  targetName: string;
+  connId: string;
+  catalog: CatalogResolver;
+  limits: GatewayLimits;
+  /** record a transcript event for this session */
+  record(event: NewEvent): Promise<void>;
+  /** count a decided statement (metrics) */
+  countStatement(decision: 'allow' | 'deny'): void;
+  /** classification with a cache for repeated read statements (shared by the gateway's connections) */
+  classifier: ClassificationCache;
+}
+
+type Duplex = Socket | TLSSocket;
+
+const FORWARD = 0;
+const DROP = 1;
+
+export class Relay {
+  private readonly pending: Pending[] = [];
+  private pendingHead = 0;
+  /** prepared statements by name: protocol Parse and SQL PREPARE share one namespace */
+  private readonly prepared = new Map<string, ClassifiedStatement>();
+  private portals = new Map<string, PortalInfo>();
+  /** after a denied extended-protocol message: drop client messages until Sync, as PostgreSQL does */
+  private skippingUntilSync = false;
+  private clientBusy = false;
+  private upstreamBusy = false;
+  private upstreamStash: Buffer | null = null;
+  /** bytes of a pass-through frame still to forward as they arrive (large DataRow/CopyData) */
+  private passRemaining = 0;
+  private closed = false;
+  private midMessageTimer: NodeJS.Timeout | null = null;
+  private readonly maskRules: MaskRule[];
+  private readonly detectors: Detector[];
+  private readonly masking: boolean;
+  private readonly planCache = new Map<string, RowMasker>();
+  private planCacheGeneration = -1;
+  private planCacheSince = 0;
+  private readonly describeName: string;
+
+  constructor(
+    private readonly ctx: RelayContext,
+    private readonly client: Duplex,
+    private readonly reader: FrontendReader,
+    private readonly upstream: Duplex,
+    private readonly onEnd: (why: string) => void,
+  ) {
+    this.maskRules = ctx.grant.mask ?? [];
+    this.detectors = this.maskRules.flatMap((r) => ('detector' in r ? [r.detector] : []));
+    this.masking = this.maskRules.length > 0;
+    this.describeName = `hoop_describe_${ctx.connId}`;
+  }
+
+  start(upstreamLeftover: Buffer): void {
+    this.client.on('data', this.onClientData);
+    this.upstream.on('data', this.onUpstreamData);
+    this.client.on('drain', this.onClientDrain);
+    this.upstream.on('drain', this.onUpstreamDrain);
+    this.client.resume();
+    this.upstream.resume();
+    if (upstreamLeftover.length) this.onUpstreamData(upstreamLeftover);
+    if (this.reader.buffered > 0) this.processClient();
+  }
+
+  /** Close both sides; with an error, the client gets it as a FATAL ErrorResponse first. */
+  terminate(err: BackendError | null, why: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.flushRecords();
+    this.clearMidMessageTimer();
+    this.upstream.destroy();
+    if (err && !this.client.destroyed) {
+      this.client.uncork();
+      this.client.end(errorResponse(err));
+      // A client not reading must not keep the socket open: the error was our best effort.
+      setTimeout(() => this.client.destroy(), 500).unref();
+    } else {
+      this.client.destroy();
+    }
+    this.onEnd(why);
+  }
+
+  isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Answers still expected from the upstream (a statement may be running there). */
+  hasPendingWork(): boolean {
+    return this.pendingHead < this.pending.length;
+  }
+
+  // ───────────────────────────── client → upstream ─────────────────────────────
+
+  private onClientData = (chunk: Buffer): void => {
+    this.reader.push(chunk);
+    this.processClient();
+  };
+
+  private onUpstreamDrain = (): void => {
+    if (!this.clientBusy && !this.closed) this.client.resume();
+  };
+
+  private processClient(): void {
+    if (this.clientBusy || this.closed) return;
+    try {
+      for (;;) {
+        const r = this.reader.readMessage({
+          largeTypes: LARGE_FRONTEND_TYPES,
+          largeMax: this.ctx.limits.maxQueryMessageBytes,
+          otherMax: this.ctx.limits.maxOtherMessageBytes,
+        });
+        if (r.kind === 'incomplete') break;
+        if (r.kind === 'invalid') {
+          this.protocolViolation(r.message);
+          return;
+        }
+        const wait = this.handleFrontend(r.value);
+        if (this.closed) return;
+        if (wait) {
+          this.clientBusy = true;
+          this.client.pause();
+          wait.then(
+            () => {
+              this.clientBusy = false;
+              if (this.closed) return;
+              this.client.resume();
+              this.processClient();
+            },
+            (err: unknown) => this.internalError(err),
+          );
+          return;
+        }
+      }
+    } finally {
+      if (!this.closed) this.flushForward();
+    }
+    if (this.upstream.writableNeedDrain) this.client.pause();
+    this.armMidMessageTimer();
+  }
+
+  private armMidMessageTimer(): void {
+    if (this.reader.buffered > 0) {
+      if (this.midMessageTimer) this.midMessageTimer.refresh();
+      else {
+        this.midMessageTimer = setTimeout(() => {
+          this.terminate(
+            fatal(
+              SQLSTATE.protocolViolation,
+              `hoop: incomplete message not finished within ${this.ctx.limits.midMessageTimeoutMs} ms`,
+            ),
+            'client stalled mid-message',
+          );
+        }, this.ctx.limits.midMessageTimeoutMs);
+        this.midMessageTimer.unref();
+      }
+    } else {
+      this.clearMidMessageTimer();
+    }
+  }
+
+  private clearMidMessageTimer(): void {
+    if (this.midMessageTimer) clearTimeout(this.midMessageTimer);
+    this.midMessageTimer = null;
+  }
+
+  private protocolViolation(message: string): void {
+    this.terminate(fatal(SQLSTATE.protocolViolation, `hoop: ${message}`), `protocol violation: ${message}`);
+  }
+
+  private internalError(err: unknown): void {
+    this.ctx.logger.error({ err }, 'pg relay: internal error');
+    this.terminate(
+      fatal(SQLSTATE.internalError, 'hoop: internal error in the broker; the connection was closed'),
+      'internal error',
+    );
+  }
+
+  /** Client bytes to forward, coalesced: consecutive messages of one chunk go out as one write. */
+  private outRun: Buffer | null = null;
+
+  private forward(msg: FrontendMessage): void {
+    const raw = msg.raw;
+    const run = this.outRun;
+    if (run && run.buffer === raw.buffer && run.byteOffset + run.length === raw.byteOffset) {
+      this.outRun = Buffer.from(run.buffer, run.byteOffset, run.length + raw.length);
+    } else {
+      if (run) this.upstream.write(run);
+      this.outRun = raw;
+    }
+  }
+
+  /** Write to the upstream something of the broker's own, after whatever client bytes are pending. */
+  private inject(data: Buffer): void {
+    this.flushForward();
+    this.upstream.write(data);
+  }
+
+  private flushForward(): void {
+    if (this.outRun) {
+      this.upstream.write(this.outRun);
+      this.outRun = null;
+    }
+  }
+
+  private push(p: Pending): void {
+    this.pending.push(p);
+  }
+
+  /** Returns a promise when processing must wait (recording a denial) before the next message. */
+  private handleFrontend(msg: FrontendMessage): Promise<void> | undefined {
+    switch (msg.type) {
+      case FrontendType.query:
+        return this.onQuery(msg);
+      case FrontendType.parse:
+        return this.onParse(msg);
+      case FrontendType.bind: {
+        if (this.skippingUntilSync) return;
+        const b = decodeBind(msg.body);
+        if (!b) return this.malformed('invalid Bind message format', false);
+        const portal: PortalInfo = {
+          name: b.portal,
+          statement: this.prepared.get(b.statement) ?? null,
+          resultFormats: b.resultFormats,
+          describeSent: false,
+          masker: null,
+          noRows: false,
+        };
+        this.portals.set(b.portal, portal);
+        this.forward(msg);
+        this.push({ kind: 'bind' });
+        return;
+      }
+      case FrontendType.describe: {
+        if (this.skippingUntilSync) return;
+        const d = decodeDescribeOrClose(msg.body);
+        if (!d) return this.malformed('invalid Describe message format', false);
+        if (d.target === 'S') this.push({ kind: 'describe-statement' });
+        else {
+          const portal = this.portalFor(d.name);
+          portal.describeSent = true;
+          this.push({ kind: 'describe-portal', portal, injected: false });
+        }
+        this.forward(msg);
+        return;
+      }
+      case FrontendType.execute: {
+        if (this.skippingUntilSync) return;
+        const e = decodeExecute(msg.body);
+        if (!e) return this.malformed('invalid Execute message format', false);
+        const portal = this.portalFor(e.portal);
+        if (this.masking && !portal.describeSent) {
+          // The client did not ask for the row description; the broker needs it to mask.
+          this.inject(serialize.describe({ type: 'P', name: e.portal }));
+          portal.describeSent = true;
+          this.push({ kind: 'describe-portal', portal, injected: true });
+        }
+        const stmt = portal.statement;
+        if (
+          stmt?.kinds.some((k) => k.startsWith('DECLARE') || k.startsWith('CLOSE') || k.startsWith('DISCARD'))
+        ) {
+          this.forgetNamedPortals(e.portal);
+        }
+        this.forward(msg);
+        this.push({ kind: 'execute', portal, run: this.newRun(stmt, 'extended', []), copyOut: null });
+        return;
+      }
+      case FrontendType.close: {
+        if (this.skippingUntilSync) return;
+        const c = decodeDescribeOrClose(msg.body);
+        if (!c) return this.malformed('invalid Close message format', false);
+        if (c.target === 'S') this.prepared.delete(c.name);
+        else this.portals.delete(c.name);
+        this.forward(msg);
+        this.push({ kind: 'close' });
+        return;
+      }
+      case FrontendType.sync:
+        this.skippingUntilSync = false;
+        this.forward(msg);
+        this.push({ kind: 'sync' });
+        return;
+      case FrontendType.flush:
+        if (!this.skippingUntilSync) this.forward(msg);
+        return;
+      case FrontendType.functionCall:
+        if (this.skippingUntilSync) return;
+        return this.deny(
+          null,
+          {
+            effect: 'deny',
+            rule: 'protocol: FunctionCall',
+            reasons: ['the fast-path FunctionCall message cannot be classified; call the function in SQL'],
+          },
+          true,
+          SQLSTATE.insufficientPrivilege,
+          'FUNCTION CALL',
+        );
+      case FrontendType.copyData:
+      case FrontendType.copyDone:
+      case FrontendType.copyFail:
+        if (!this.skippingUntilSync) this.forward(msg);
+        return;
+      case FrontendType.terminate:
+        this.closed = true;
+        this.clearMidMessageTimer();
+        this.flushRecords();
+        this.flushForward();
+        this.upstream.end(msg.raw);
+        this.client.end();
+        this.onEnd('client terminated');
+        return;
+      default:
+        return this.violation(
+          `unexpected message type "${String.fromCharCode(msg.type)}" after authentication`,
+        );
+    }
+  }
+
+  /**
+   * A message whose frame is fine but whose content is not: PostgreSQL answers "invalid message format"
+   * with a plain ERROR and the connection stays usable, so does the broker (through the sentinel).
+   */
+  private malformed(message: string, simple: boolean): Promise<void> {
+    const event: NewEvent = {
+      target: this.ctx.targetName,
+      kind: 'pg.denied',
+      operation: {
+        statement: '',
+        statement_kind: 'UNKNOWN',
+        protocol: simple ? 'simple' : 'extended',
+        conn_id: this.ctx.connId,
+        rule: 'protocol',
+      },
+      decision: 'deny',
+      reasons: [message],
+    };
+    return this.sendDenial(event, backendError(SQLSTATE.protocolViolation, `hoop: ${message}`), simple);
+  }
+
+  private violation(message: string): undefined {
+    this.protocolViolation(message);
+    return undefined;
+  }
+
+  private portalFor(name: string): PortalInfo {
+    let p = this.portals.get(name);
+    if (!p) {
+      // A portal the broker did not see bound (a SQL cursor): nothing is known about it.
+      p = { name, statement: null, resultFormats: [], describeSent: false, masker: null, noRows: false };
+      this.portals.set(name, p);
+    }
+    return p;
+  }
+
+  /** SQL DECLARE/CLOSE can replace a named portal behind the protocol's back: forget what we knew. */
+  private forgetNamedPortals(keep?: string): void {
+    const next = new Map<string, PortalInfo>();
+    for (const [name, p] of this.portals) if (name === '' || name === keep) next.set(name, p);
+    this.portals = next;
+  }
+
+  private newRun(
+    stmt: ClassifiedStatement | null,
+    protocol: 'simple' | 'extended',
+    reasons: string[],
+  ): StatementRun {
+    return { stmt, protocol, reasons, startedAt: performance.now(), bytes: 0, masked: 0 };
+  }
+
+  private classify(text: string): CachedClassification {
+    return this.ctx.classifier.classify(text, this.prepared);
+  }
+
+  private decide(entry: CacheEntry | null, stmt: ClassifiedStatement): Decision {
+    return this.ctx.classifier.decide(entry, this.ctx.grant, stmt);
+  }
+
+  private onQuery(msg: FrontendMessage): Promise<void> | undefined {
+    const text = decodeQuery(msg.body);
+    if (this.skippingUntilSync) return;
+    if (text === null)
+      return this.malformed(
+        'invalid Query message format (the text must be one NUL-terminated string)',
+        true,
+      );
+    this.forgetNamedPortals();
+    const { result: cls, entry } = this.classify(text);
+    if (!cls.ok) return this.denyUnparsable(text, cls, true);
+    for (const stmt of cls.statements) {
+      const d = this.decide(entry, stmt);
+      if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege);
+    }
+    const copies = this.masking
+      ? cls.statements.flatMap((s, i) => (s.copy?.direction === 'to' ? [i] : []))
+      : [];
+    if (copies.length === 0) {
+      this.forwardQuery(msg, cls.statements, new Map());
+      return;
+    }
+    return this.describeCopiesThenForward(msg, cls.statements, copies);
+  }
+
+  private forwardQuery(
+    msg: FrontendMessage,
+    statements: ClassifiedStatement[],
+    copyPlans: Map<number, MaskPlan>,
+  ): void {
+    for (const s of statements) trackPrepared(this.prepared, s);
+    this.forward(msg);
+    this.push({
+      kind: 'simple',
+      statements,
+      index: 0,
+      run: this.newRun(statements[0] ?? null, 'simple', []),
+      masker: null,
+      copyPlans,
+      copyOut: null,
+    });
+  }
+
+  /**
+   * COPY … TO STDOUT with masking: learn the output columns' origins in-band first (same search_path,
+   * same transaction), then either forward the COPY with a plan or refuse it before it starts.
+   */
+  private async describeCopiesThenForward(
+    msg: FrontendMessage,
+    statements: ClassifiedStatement[],
+    copies: number[],
+  ): Promise<void> {
+    const plans = new Map<number, MaskPlan>();
+    const described = copies.map((i) =>
+      this.injectCopyDescribe(statements[i]!.copy!).then((plan) => ({ i, plan })),
+    );
+    for (const { i, plan } of await Promise.all(described)) {
+      const stmt = statements[i]!;
+      if (!plan) {
+        return this.deny(
+          stmt,
+          {
+            effect: 'deny',
+            rule: 'mask',
+            reasons: ['the columns of this COPY could not be described, so its output cannot be masked'],
+          },
+          true,
+          SQLSTATE.featureNotSupported,
+        );
+      }
+      const support = copyMaskSupport(stmt.copy!.format, plan);
+      if (!support.ok)
+        return this.deny(
+          stmt,
+          { effect: 'deny', rule: 'mask', reasons: [support.reason] },
+          true,
+          SQLSTATE.featureNotSupported,
+        );
+      plans.set(i, plan);
+    }
+    if (this.closed) return;
+    this.forwardQuery(msg, statements, plans);
+  }
+
+  private injectCopyDescribe(info: CopyInfo): Promise<MaskPlan | null> {
+    const sql = copyDescribeSql(info);
+    if (sql === null) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      this.inject(
+        Buffer.concat([
+          serialize.parse({ name: this.describeName, text: sql, types: [] }),
+          serialize.describe({ type: 'S', name: this.describeName }),
+          serialize.close({ type: 'S', name: this.describeName }),
+          serialize.sync(),
+        ]),
+      );
+      this.push({ kind: 'copy-describe', info, fields: null, failed: false, done: resolve });
+    });
+  }
+
+  private onParse(msg: FrontendMessage): Promise<void> | undefined {
+    if (this.skippingUntilSync) return;
+    const p = decodeParse(msg.body);
+    if (!p) return this.malformed('invalid Parse message format', false);
+    const { result: cls, entry } = this.classify(p.text);
+    if (!cls.ok) return this.denyUnparsable(p.text, cls, false, p.name);
+    for (const stmt of cls.statements) {
+      const d = this.decide(entry, stmt);
+      if (d.effect !== 'allow')
+        return this.deny(stmt, d, false, SQLSTATE.insufficientPrivilege, undefined, p.name);
+      if (this.masking && stmt.copy?.direction === 'to') {
+        return this.deny(
+          stmt,
+          {
+            effect: 'deny',
+            rule: 'mask',
+            reasons: ['COPY … TO STDOUT is masked only in the simple query protocol'],
+          },
+          false,
+          SQLSTATE.featureNotSupported,
+          undefined,
+          p.name,
+        );
+      }
+    }
+    const previous = this.prepared.get(p.name);
+    const stmt = cls.statements[0];
+    if (stmt) this.prepared.set(p.name, stmt);
+    else this.prepared.delete(p.name);
+    for (const s of cls.statements) trackPrepared(this.prepared, s);
+    this.forward(msg);
+    this.push({ kind: 'parse', name: p.name, previous });
+    return;
+  }
+
+  private denyUnparsable(
+    text: string,
+    cls: Extract<ClassifyResult, { ok: false }>,
+    simple: boolean,
+    parseName?: string,
+  ): Promise<void> {
+    const redacted = redactSql(text);
+    const err = backendError(
+      SQLSTATE.syntaxError,
+      `hoop: statement could not be parsed, so it is denied: ${cls.error}`,
+      {
+        ...(cls.position !== undefined ? { position: cls.position } : {}),
+      },
+    );
+    const event: NewEvent = {
+      target: this.ctx.targetName,
+      kind: 'pg.denied',
+      operation: {
+        statement: redacted,
+        statement_kind: 'UNKNOWN',
+        protocol: simple ? 'simple' : 'extended',
+        conn_id: this.ctx.connId,
+        rule: 'parser',
+      },
+      decision: 'deny',
+      reasons: [`the statement could not be parsed: ${cls.error}`],
+    };
+    return this.sendDenial(event, err, simple, parseName);
+  }
+
+  private deny(
+    stmt: ClassifiedStatement | null,
+    d: Decision,
+    simple: boolean,
+    code: string,
+    kindOverride?: string,
+    parseName?: string,
+  ): Promise<void> {
+    const kind = kindOverride ?? stmt?.kind ?? 'UNKNOWN';
+    const rule = d.rule ?? 'policy';
+    const reasons =
+      d.effect === 'hold'
+        ? [...d.reasons, 'approval holds are not supported by the PostgreSQL gateway']
+        : d.reasons;
+    const text = stmt?.text ?? '';
+    const err = backendError(code, `hoop: ${kind} denied by policy rule "${rule}"`, {
+      detail: [...reasons, `statement: ${truncate(text, 200)}`].join('; '),
+    });
+    const event: NewEvent = {
+      target: this.ctx.targetName,
+      kind: 'pg.denied',
+      operation: {
+        statement: text,
+        statement_kind: kind,
+        protocol: simple ? 'simple' : 'extended',
+        conn_id: this.ctx.connId,
+        rule,
+      },
+      decision: 'deny',
+      reasons,
+    };
+    return this.sendDenial(event, err, simple, parseName);
+  }
+
+  /** Audit first, then let the upstream fail a sentinel in the statement's place (see file comment). */
+  private async sendDenial(
+    event: NewEvent,
+    err: BackendError,
+    simple: boolean,
+    parseName?: string,
+  ): Promise<void> {
+    this.ctx.countStatement('deny');
+    try {
+      this.flushRecords();
+      await this.ctx.record(event);
+    } catch (e) {
+      this.recordFailed(e);
+      return;
+    }
+    if (this.closed) return;
+    if (simple) {
+      this.inject(serialize.query(SENTINEL_SQL));
+    } else {
+      const name = parseName ?? '';
+      // The unnamed statement is dropped by a failed Parse; a named one that existed survives.
+      if (name === '') this.prepared.delete('');
+      this.inject(serialize.parse({ name, text: SENTINEL_SQL, types: [] }));
+      this.skippingUntilSync = true;
+    }
+    this.push({ kind: 'denied', error: err, simple, seenError: false });
+  }
+
+  private recordQueue: NewEvent[] = [];
+  private recordFlushScheduled = false;
+
+  /** Hand queued statement events to the recorder, in order (before any later event is recorded). */
+  private flushRecords = (): void => {
+    this.recordFlushScheduled = false;
+    const queue = this.recordQueue;
+    if (queue.length === 0) return;
+    this.recordQueue = [];
+    for (const ev of queue) this.ctx.record(ev).catch((e: unknown) => this.recordFailed(e));
+  };
+
+  private recordFailed(err: unknown): void {
+    this.ctx.logger.error({ err }, 'pg relay: could not record a transcript event; closing the connection');
+    this.terminate(
+      fatal(
+        SQLSTATE.internalError,
+        'hoop: the session transcript could not be recorded; the connection was closed',
+      ),
+      'recording failed',
+    );
+  }
+
+  // ───────────────────────────── upstream → client ─────────────────────────────
+
+  private onClientDrain = (): void => {
+    if (!this.upstreamBusy && !this.closed) this.upstream.resume();
+  };
+
+  private onUpstreamData = (chunk: Buffer): void => {
+    if (this.closed) return;
+    if (this.upstreamStash) {
+      chunk = Buffer.concat([this.upstreamStash, chunk]);
+      this.upstreamStash = null;
+    }
+    if (this.upstreamBusy) {
+      this.upstreamStash = chunk;
+      return;
+    }
+    this.processUpstream(chunk, 0);
+  };
+
+  private head(): Pending | undefined {
+    return this.pending[this.pendingHead];
+  }
+
+  private pop(): void {
+    this.pending[this.pendingHead] = undefined as unknown as Pending;
+    this.pendingHead++;
+    if (this.pendingHead > 64 && this.pendingHead * 2 > this.pending.length) {
+      this.pending.splice(0, this.pendingHead);
+      this.pendingHead = 0;
+    }
+  }
+
+  /** the row masker for DataRows arriving now, or null when rows pass untouched */
+  private currentMasker(): RowMasker | null {
+    const h = this.head();
+    if (!h) return null;
+    if (h.kind === 'simple') return h.masker;
+    if (h.kind === 'execute') return h.portal.masker;
+    return null;
+  }
+
+  private currentRun(): StatementRun | null {
+    const h = this.head();
+    if (!h) return null;
+    if (h.kind === 'simple') return h.run;
+    if (h.kind === 'execute') return h.run;
+    return null;
+  }
+
+  private currentCopyOut(): CopyOutState | null {
+    const h = this.head();
+    if (!h) return null;
+    if (h.kind === 'simple' || h.kind === 'execute') return h.copyOut;
+    return null;
+  }
+
+  private waitFor: Promise<void> | null = null;
+
+  private processUpstream(buf: Buffer, start: number): void {
+    const client = this.client;
+    let pos = start;
+    let runStart = pos;
+    client.cork();
+    try {
+      if (this.passRemaining > 0) {
+        const n = Math.min(this.passRemaining, buf.length - pos);
+        this.passRemaining -= n;
+        pos += n;
+        if (this.passRemaining > 0) {
+          client.write(buf.subarray(runStart, pos));
+          return;
+        }
+      }
+      const len = buf.length;
+      while (len - pos >= 5) {
+        const type = buf[pos]!;
+        const end = pos + 1 + buf.readInt32BE(pos + 1);
+        // Hot path: rows nobody needs to look at go through untouched, even when split across reads.
+        if (
+          (type === BackendType.dataRow && !this.rowsNeedMasking()) ||
+          (type === BackendType.copyData && !this.currentCopyOut())
+        ) {
+          const run = this.currentRun();
+          if (run) run.bytes += end - pos;
+          if (end > len) {
+            this.passRemaining = end - len;
+            pos = len;
+            break;
+          }
+          pos = end;
+          continue;
+        }
+        if (end > len) break;
+        const out = this.handleBackend(type, buf, pos, end);
+        if (this.closed) return;
+        if (out !== FORWARD) {
+          if (pos > runStart) client.write(buf.subarray(runStart, pos));
+          if (typeof out !== 'number') client.write(out);
+          runStart = end;
+        }
+        pos = end;
+        if (this.waitFor) {
+          const wait = this.waitFor;
+          this.waitFor = null;
+          if (pos > runStart) client.write(buf.subarray(runStart, pos));
+          runStart = pos;
+          this.upstreamBusy = true;
+          this.upstream.pause();
+          const rest = buf.subarray(pos);
+          wait.then(
+            () => {
+              this.upstreamBusy = false;
+              if (this.closed) return;
+              const more = this.upstreamStash;
+              this.upstreamStash = null;
+              this.processUpstream(more ? Buffer.concat([rest, more]) : rest, 0);
+              if (!this.upstreamBusy && !this.client.writableNeedDrain) this.upstream.resume();
+            },
+            (err: unknown) => this.maskingFailed(err),
+          );
+          return;
+        }
+      }
+      if (pos > runStart) client.write(buf.subarray(runStart, pos));
+      if (pos < len) this.upstreamStash = Buffer.from(buf.subarray(pos));
+    } finally {
+      client.uncork();
+    }
+    if (client.writableNeedDrain) this.upstream.pause();
+  }
+
+  /** true when DataRows must go through maskDataRow: an active plan, or (fail closed) no plan at all */
+  private rowsNeedMasking(): boolean {
+    if (!this.masking) return false;
+    const m = this.currentMasker();
+    return m === null || m.active;
+  }
+
+  private maskingFailed(err: unknown): void {
+    this.ctx.logger.error(
+      { err },
+      'pg relay: could not resolve column origins for masking; closing the connection',
+    );
+    this.terminate(
+      fatal(
+        SQLSTATE.internalError,
+        'hoop: could not resolve result columns for masking; the connection was closed',
+      ),
+      'masking failed',
+    );
+  }
+
+  /** FORWARD: relay the frame as is; DROP: swallow it; a Buffer: send this instead. */
+  private handleBackend(type: number, buf: Buffer, pos: number, end: number): number | Buffer {
+    const h = this.head();
+    switch (type) {
+      case BackendType.dataRow:
+        return this.maskDataRow(buf, pos, end);
+      case BackendType.copyData:
+        return this.maskCopyData(buf, pos, end);
+      case BackendType.rowDescription:
+        return this.onRowDescription(h, buf, pos, end);
+      case BackendType.noData:
+        if (h?.kind === 'describe-portal') {
+          h.portal.noRows = true;
+          h.portal.masker = null;
+          this.pop();
+          return h.injected ? DROP : FORWARD;
+        }
+        if (h?.kind === 'describe-statement') {
+          this.pop();
+          return FORWARD;
+        }
+        if (h?.kind === 'copy-describe') return DROP;
+        return FORWARD;
+      case BackendType.parameterDescription:
+        return h?.kind === 'copy-describe' ? DROP : FORWARD;
+      case BackendType.parseComplete:
+        if (h?.kind === 'copy-describe') return DROP;
+        if (h?.kind === 'parse') this.pop();
+        return FORWARD;
+      case BackendType.bindComplete:
+        if (h?.kind === 'bind') this.pop();
+        return FORWARD;
+      case BackendType.closeComplete:
+        if (h?.kind === 'copy-describe') return DROP;
+        if (h?.kind === 'close') this.pop();
+        return FORWARD;
+      case BackendType.commandComplete:
+        return this.onCommandComplete(h, buf, pos, end);
+      case BackendType.emptyQueryResponse:
+        if (h?.kind === 'execute') {
+          this.finishRun(h.run, undefined, null);
+          this.pop();
+        }
+        return FORWARD;
+      case BackendType.portalSuspended:
+        if (h?.kind === 'execute') {
+          this.finishRun(h.run, undefined, null);
+          this.pop();
+        }
+        return FORWARD;
+      case BackendType.errorResponse:
+        return this.onErrorResponse(h, buf, pos, end);
+      case BackendType.noticeResponse:
+        return this.maskNotice(type, buf, pos, end);
+      case BackendType.readyForQuery:
+        return this.onReadyForQuery(h);
+      case BackendType.parameterStatus:
+        return this.onParameterStatus(buf, pos, end);
+      case BackendType.copyOutResponse:
+        return this.onCopyOutResponse(h);
+      case BackendType.copyDone:
+        return this.onCopyDone(buf, pos, end);
+      case BackendType.copyInResponse:
+      case BackendType.notificationResponse:
+      case BackendType.functionCallResponse:
+        return FORWARD;
+      case BackendType.copyBothResponse:
+        // Only replication uses CopyBoth, and replication connections are refused at startup.
+        this.terminate(
+          fatal(SQLSTATE.protocolViolation, 'hoop: unexpected CopyBoth from the database'),
+          'unexpected CopyBoth',
+        );
+        return DROP;
+      case BackendType.backendKeyData:
+        return DROP; // the client has the broker's key; the upstream's stays here
+      default:
+        this.ctx.logger.warn(
+          { type: String.fromCharCode(type) },
+          'pg relay: unexpected message from upstream',
+        );
+        this.terminate(
+          fatal(SQLSTATE.protocolViolation, 'hoop: unexpected message from the database'),
+          'unexpected upstream message',
+        );
+        return DROP;
+    }
+  }
+
+  private onRowDescription(h: Pending | undefined, buf: Buffer, pos: number, end: number): number | Buffer {
+    if (h?.kind === 'copy-describe') {
+      h.fields = readRowDescription(buf, pos + 5, end);
+      return DROP;
+    }
+    if (h?.kind === 'describe-statement') {
+      this.pop();
+      return FORWARD;
+    }
+    if (!this.masking) {
+      if (h?.kind === 'describe-portal') {
+        this.pop();
+        return h.injected ? DROP : FORWARD;
+      }
+      return FORWARD;
+    }
+    const key = buf.toString('latin1', pos + 5, end);
+    const assign = (m: RowMasker): void => {
+      if (h?.kind === 'simple') h.masker = m;
+      else if (h?.kind === 'describe-portal') h.portal.masker = m;
+    };
+    const cached = this.cachedPlan(key);
+    if (cached) assign(cached);
+    else {
+      const fields = readRowDescription(buf, pos + 5, end);
+      if (!fields) {
+        this.terminate(
+          fatal(SQLSTATE.protocolViolation, 'hoop: malformed RowDescription from the database'),
+          'bad RowDescription',
+        );
+        return DROP;
+      }
+      const planned = this.planFor(key, fields);
+      if (planned) assign(planned);
+      else {
+        this.waitFor = this.ctx.catalog.load(fields.map((f) => f.tableOid)).then(() => {
+          const m = this.planFor(key, fields);
+          if (!m) throw new Error('column origins still unknown after loading the catalog');
+          assign(m);
+        });
+      }
+    }
+    if (h?.kind === 'describe-portal') {
+      this.pop();
+      return h.injected ? DROP : FORWARD;
+    }
+    return FORWARD;
+  }
+
+  /** A mask plan from the cache, or computed when every table OID is in the catalog cache; null: load first. */
+  private cachedPlan(key: string): RowMasker | undefined {
+    const catalog = this.ctx.catalog;
+    // Plans follow the catalog: dropped after DDL through the broker, and re-made once the catalog
+    // entries they came from may have gone stale (a rename made outside the broker).
+    const now = performance.now();
+    if (this.planCacheGeneration !== catalog.generation || now - this.planCacheSince > CATALOG_TTL_MS) {
+      this.planCache.clear();
+      this.planCacheGeneration = catalog.generation;
+      this.planCacheSince = now;
+    }
+    return this.planCache.get(key);
+  }
+
+  private planFor(key: string, fields: RowField[]): RowMasker | null {
+    const catalog = this.ctx.catalog;
+    const hit = this.cachedPlan(key);
+    if (hit) return hit;
+    if (!catalog.knows(fields.map((f) => f.tableOid))) return null;
+    const origins: ColumnOrigin[] = fields.map((f) => {
+      const t = f.tableOid ? catalog.cached(f.tableOid) : null;
+      const col = t && f.columnNumber > 0 ? t.columns.get(f.columnNumber) : undefined;
+      return {
+        name: f.name,
+        table: col ? t!.table : null,
+        column: col ? col.name : null,
+        typeOid: f.typeOid,
+        format: f.format,
+      };
+    });
+    const plan = planMask(this.maskRules, origins);
+    const m: RowMasker = { plan, active: plan.active };
+    if (this.planCache.size > 1000) this.planCache.clear();
+    this.planCache.set(key, m);
+    return m;
+  }
+
+  private maskDataRow(buf: Buffer, pos: number, end: number): number | Buffer {
+    const m = this.currentMasker();
+    const run = this.currentRun();
+    if (!m && this.masking) {
+      // Rows without a known description while masking applies: never let them out unmasked.
+      this.ctx.logger.error('pg relay: DataRow without a mask plan; closing the connection');
+      this.terminate(
+        fatal(
+          SQLSTATE.internalError,
+          'hoop: result rows could not be matched to a mask plan; the connection was closed',
+        ),
+        'no mask plan',
+      );
+      return DROP;
+    }
+    if (!m?.active) {
+      if (run) run.bytes += end - pos;
+      return FORWARD;
+    }
+    const cells = readDataRow(buf, pos + 5, end);
+    if (!cells) {
+      this.terminate(
+        fatal(SQLSTATE.protocolViolation, 'hoop: malformed DataRow from the database'),
+        'bad DataRow',
+      );
+      return DROP;
+    }
+    const actions = m.plan.actions;
+    let changed = 0;
+    for (let i = 0; i < cells.length; i++) {
+      const action: CellAction | undefined = actions[i];
+      if (!action || action.kind === 'pass') continue;
+      const r = maskCell(action, cells[i] ?? null, this.detectors);
+      if (r.masked) {
+        cells[i] = r.value;
+        changed++;
+      }
+    }
+    if (changed === 0) {
+      if (run) run.bytes += end - pos;
+      return FORWARD;
+    }
+    const out = dataRow(cells);
+    if (run) {
+      run.bytes += out.length;
+      run.masked += changed;
+    }
+    return out;
+  }
+
+  private onCopyOutResponse(h: Pending | undefined): number | Buffer {
+    if (!this.masking) return FORWARD;
+    if (h?.kind === 'simple') {
+      const stmt = h.statements[h.index];
+      const plan = h.copyPlans.get(h.index);
+      if (!stmt?.copy || !plan) {
+        // Masking applies and we cannot tell which columns are which: do not let the data out.
+        this.terminate(
+          fatal(
+            SQLSTATE.featureNotSupported,
+            'hoop: COPY output cannot be masked (column origins unknown); the connection was closed',
+          ),
+          'unmaskable COPY',
+        );
+        return DROP;
+      }
+      h.copyOut = { masker: plan.active ? new CopyOutMasker(stmt.copy, plan.actions, this.detectors) : null };
+      return FORWARD;
+    }
+    // COPY TO via the extended protocol is refused at Parse when masking applies.
+    this.terminate(
+      fatal(SQLSTATE.featureNotSupported, 'hoop: unexpected COPY output'),
+      'unexpected COPY output',
+    );
+    return DROP;
+  }
+
+  private maskCopyData(buf: Buffer, pos: number, end: number): number | Buffer {
+    const masker = this.currentCopyOut()?.masker;
+    const run = this.currentRun();
+    if (!masker) {
+      if (run) run.bytes += end - pos;
+      return FORWARD;
+    }
+    let r: { line: Buffer; masked: number };
+    try {
+      r = masker.push(buf.subarray(pos + 5, end));
+    } catch (err) {
+      return this.copyMaskFailed(err);
+    }
+    if (r.line.length === 0) return DROP;
+    const out = copyDataFrame(r.line);
+    if (run) {
+      run.bytes += out.length;
+      run.masked += r.masked;
+    }
+    return out;
+  }
+
+  private copyMaskFailed(err: unknown): number {
+    this.ctx.logger.warn(
+      { err: err instanceof Error ? err.message : String(err) },
+      'pg relay: COPY output could not be masked',
+    );
+    this.terminate(
+      fatal(SQLSTATE.featureNotSupported, 'hoop: COPY output could not be masked; the connection was closed'),
+      'COPY masking failed',
+    );
+    return DROP;
+  }
+
+  /** End of COPY data: a last row without a newline (PostgreSQL never sends one) is masked too. */
+  private onCopyDone(buf: Buffer, pos: number, end: number): number | Buffer {
+    const state = this.currentCopyOut();
+    if (!state?.masker) return FORWARD;
+    let r: { line: Buffer; masked: number };
+    try {
+      r = state.masker.finish();
+    } catch (err) {
+      return this.copyMaskFailed(err);
+    }
+    state.masker = null;
+    if (r.line.length === 0) return FORWARD;
+    const run = this.currentRun();
+    if (run) run.masked += r.masked;
+    return Buffer.concat([copyDataFrame(r.line), buf.subarray(pos, end)]);
+  }
+
+  private onCommandComplete(h: Pending | undefined, buf: Buffer, pos: number, end: number): number | Buffer {
+    const tag = readCommandTag(buf, pos + 5, end);
+    if (h?.kind === 'simple') {
+      if (h.run) this.finishRun(h.run, rowsFromCommandTag(tag), null);
+      h.index++;
+      h.masker = null;
+      h.copyOut = null;
+      h.run = h.index < h.statements.length ? this.newRun(h.statements[h.index]!, 'simple', []) : null;
+      return FORWARD;
+    }
+    if (h?.kind === 'execute') {
+      this.finishRun(h.run, rowsFromCommandTag(tag), null);
+      this.pop();
+      return FORWARD;
+    }
+    return FORWARD;
+  }
+
+  private onErrorResponse(h: Pending | undefined, buf: Buffer, pos: number, end: number): number | Buffer {
+    if (h?.kind === 'denied') {
+      h.seenError = true;
+      if (!h.simple) {
+        this.pop();
+        this.skipUntilSync();
+      }
+      return errorResponse(h.error);
+    }
+    if (h?.kind === 'copy-describe') {
+      h.failed = true;
+      return DROP;
+    }
+    const fields = readNoticeFields(buf, pos + 5, end);
+    const sqlstate = fields.find(([c]) => c === 'C')?.[1] ?? '';
+    if (h?.kind === 'simple') {
+      if (h.run) this.finishRun(h.run, undefined, sqlstate);
+      h.run = null;
+      h.masker = null;
+      h.copyOut = null;
+      h.index = h.statements.length; // the rest of the message does not run
+    } else if (h && h.kind !== 'sync') {
+      if (h.kind === 'execute') this.finishRun(h.run, undefined, sqlstate);
+      if (h.kind === 'parse') this.revertParse(h);
+      this.pop();
+      this.skipUntilSync();
+    }
+    return this.maskNoticeFields(BackendType.errorResponse, fields);
+  }
+
+  /** After an error in the extended protocol the server skips everything until Sync: so do we. */
+  private skipUntilSync(): void {
+    for (;;) {
+      const h = this.head();
+      if (!h || h.kind === 'sync' || h.kind === 'simple' || h.kind === 'denied' || h.kind === 'copy-describe')
+        return;
+      if (h.kind === 'parse') this.revertParse(h);
+      this.pop();
+    }
+  }
+
+  private revertParse(h: Extract<Pending, { kind: 'parse' }>): void {
+    if (h.name === '') this.prepared.delete('');
+    else if (h.previous) this.prepared.set(h.name, h.previous);
+    else this.prepared.delete(h.name);
+  }
+
+  private onReadyForQuery(h: Pending | undefined): number | Buffer {
+    if (h?.kind === 'copy-describe') {
+      this.pop();
+      this.finishCopyDescribe(h);
+      return DROP;
+    }
+    if (h?.kind === 'simple' || h?.kind === 'sync' || h?.kind === 'denied') this.pop();
+    return FORWARD;
+  }
+
+  private finishCopyDescribe(h: Extract<Pending, { kind: 'copy-describe' }>): void {
+    const fields = h.fields;
+    if (h.failed || !fields) {
+      h.done(null);
+      return;
+    }
+    const oids = fields.map((f) => f.tableOid);
+    if (this.ctx.catalog.knows(oids)) {
+      h.done(this.copyPlanFromKnown(h.info, fields));
+      return;
+    }
+    this.ctx.catalog.load(oids).then(
+      () => h.done(this.copyPlanFromKnown(h.info, fields)),
+      (err: unknown) => {
+        this.ctx.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'pg relay: catalog lookup for COPY failed',
+        );
+        h.done(null);
+      },
+    );
+  }
+
+  private copyPlanFromKnown(info: CopyInfo, fields: RowField[]): MaskPlan {
+    const catalog = this.ctx.catalog;
+    const origins: ColumnOrigin[] = [];
+    for (const f of fields) {
+      const t = f.tableOid ? catalog.cached(f.tableOid) : null;
+      const col = t && f.columnNumber > 0 ? t.columns.get(f.columnNumber) : undefined;
+      // `COPY table TO` without a column list leaves out generated columns; the describe used `*`.
+      if (!info.query && !info.columns && col?.generated) continue;
+      origins.push({
+        name: f.name,
+        table: col ? t!.table : null,
+        column: col ? col.name : null,
+        typeOid: f.typeOid,
+        format: 0,
+      });
+    }
+    return planMask(this.maskRules, origins);
+  }
+
+  private onParameterStatus(buf: Buffer, pos: number, end: number): number | Buffer {
+    const body = buf.subarray(pos + 5, end);
+    const nul = body.indexOf(0);
+    const name = body.toString('utf8', 0, nul);
+    const value = body.toString('utf8', nul + 1, body.length - 1);
+    // The classifier reads statements as PostgreSQL does only with these settings; if they change
+    // under us (however that happened), stop rather than misread the next statement.
+    if (name === 'standard_conforming_strings' && value !== 'on') {
+      this.terminate(
+        fatal(
+          SQLSTATE.featureNotSupported,
+          'hoop: standard_conforming_strings must stay on through the broker; the connection was closed',
+        ),
+        'standard_conforming_strings turned off',
+      );
+      return DROP;
+    }
+    if (name === 'client_encoding' && !isSafeClientEncoding(value)) {
+      this.terminate(
+        fatal(
+          SQLSTATE.featureNotSupported,
+          `hoop: client_encoding ${value} is not supported through the broker; the connection was closed`,
+        ),
+        'unsafe client_encoding',
+      );
+      return DROP;
+    }
+    return FORWARD;
+  }
+
+  private maskNotice(type: number, buf: Buffer, pos: number, end: number): number | Buffer {
+    if (!this.masking) return FORWARD;
+    return this.maskNoticeFields(type, readNoticeFields(buf, pos + 5, end));
+  }
+
+  /** Error/notice texts can quote values (a unique violation's DETAIL, a cast's MESSAGE): mask them too. */
+  private maskNoticeFields(type: number, fields: Array<[string, string]>): number | Buffer {
+    if (!this.masking) return FORWARD;
+    let changed = 0;
+    const out = fields.map(([code, value]): [string, string] => {
+      if (!NOTICE_TEXT_FIELDS.has(code)) return [code, value];
+      const masked = maskNoticeText(value, this.maskRules, this.detectors);
+      if (masked !== value) changed++;
+      return [code, masked];
+    });
+    if (changed === 0) return FORWARD;
+    const run = this.currentRun();
+    if (run) run.masked += changed;
+    return fieldsMessage(type, out);
+  }
+
+  private finishRun(run: StatementRun, rows: number | undefined, sqlstate: string | null): void {
+    const stmt = run.stmt;
+    const durationMs = Math.round((performance.now() - run.startedAt) * 1000) / 1000;
+    const event: NewEvent = {
+      target: this.ctx.targetName,
+      kind: 'pg.statement',
+      operation: {
+        statement: stmt?.text ?? '',
+        statement_kind: stmt?.kind ?? 'UNKNOWN',
+        protocol: run.protocol,
+        conn_id: this.ctx.connId,
+        ...(sqlstate ? { error: sqlstate } : {}),
+      },
+      decision: 'allow',
+      reasons: run.reasons,
+      ...(rows !== undefined ? { rows } : {}),
+      bytes: run.bytes,
+      duration_ms: durationMs,
+      masked: run.masked,
+    };
+    if (stmt && (stmt.effect === 'ddl' || stmt.effect === 'admin') && !sqlstate)
+      this.ctx.catalog.invalidate();
+    this.ctx.countStatement('allow');
+    // Not awaited and not even started here: the response goes to the client first, the transcript
+    // append runs right after this I/O round (setImmediate). A failure closes the connection.
+    this.recordQueue.push(event);
+    if (!this.recordFlushScheduled) {
+      this.recordFlushScheduled = true;
+      setImmediate(this.flushRecords);
+    }
+  }
+}
+
+function copyDataFrame(payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + payload.length);
+  out[0] = BackendType.copyData;
+  out.writeInt32BE(4 + payload.length, 1);
+  payload.copy(out, 5);
+  return out;
+}
+const NOTICE_TEXT_FIELDS = new Set(['M', 'D', 'H', 'W', 'q']);
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** The query whose description gives a COPY's columns in COPY's order. */
+export function copyDescribeSql(info: CopyInfo): string | null {
+  if (info.query) return info.queryText ?? null;
+  if (!info.table) return null;
+  const table = info.table
+    .split('.')
+    .map((p) => quoteIdent(p))
+    .join('.');
+  const cols = info.columns?.length ? info.columns.map(quoteIdent).join(', ') : '*';
+  return `SELECT ${cols} FROM ${table}`;
+}
