@@ -1,5 +1,5 @@
 // Fails when dist/ does not match what the sources build to (byte for byte), without touching dist/.
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildAction } from './build-action.mjs';

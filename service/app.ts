@@ -1,6 +1,7 @@
 // The Fastify app: external plugins (OpenAPI, rate limit) → app hooks (metrics, errors) → routes.
-import swagger from '@fastify/swagger';
+
 import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { sessionRoutes } from './api/routes.js';
@@ -71,23 +72,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 429) return reply.code(429).send(err);
     if (status < 500) {
-      return reply
-        .code(status)
-        .send({
-          error: err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'request body too large' : 'bad request',
-          reasons: [{ message: err.message }],
-        });
+      return reply.code(status).send({
+        error: err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'request body too large' : 'bad request',
+        reasons: [{ message: err.message }],
+      });
     }
     req.log.error({ err }, 'request failed');
     return reply.code(500).send({ error: 'internal error', reasons: [] });
   });
   app.setNotFoundHandler((req, reply) =>
-    reply
-      .code(404)
-      .send({
-        error: 'not found',
-        reasons: [{ message: `${req.method} ${req.url.split('?')[0]} is not an API route` }],
-      }),
+    reply.code(404).send({
+      error: 'not found',
+      reasons: [{ message: `${req.method} ${req.url.split('?')[0]} is not an API route` }],
+    }),
   );
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));

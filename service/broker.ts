@@ -1,8 +1,9 @@
 // Assembles a running broker from a validated config: store, TLS, identity, sessions, HTTP API,
 // gateways. One owner for every long-lived resource; close() releases them in reverse order.
-import type { FastifyInstance } from 'fastify';
+
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { TranscriptRecorder } from './audit/recorder.js';
 import { type ConfigError, type ResolvedConfig, withDefaults } from './config/load.js';
@@ -11,7 +12,7 @@ import { resolveAllSecrets } from './config/secrets.js';
 import { type PostgresGateway, startPostgresGateway } from './gateways/postgres/gateway.js';
 import { createVerifier } from './identity/verify.js';
 import { createLogger, type Logger } from './log.js';
-import { createMetrics, type BrokerMetrics } from './metrics.js';
+import { type BrokerMetrics, createMetrics } from './metrics.js';
 import { initSqlParser } from './policy/sql/index.js';
 import { SessionService } from './sessions/service.js';
 import type { SessionRecord } from './sessions/types.js';
@@ -118,7 +119,9 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       return {};
     };
     const adminTokens = new Map<string, string>();
-    config.admin.tokens.forEach((t, i) => adminTokens.set(t.name, secrets.get(`admin.tokens[${i}].token`)!));
+    config.admin.tokens.forEach((t, i) => {
+      adminTokens.set(t.name, secrets.get(`admin.tokens[${i}].token`)!);
+    });
 
     const sessions = new SessionService({
       config,

@@ -1,6 +1,6 @@
 // One pino logger for the whole broker, passed down; children carry session_id / target / conn_id.
 // Redaction covers every field that can hold a secret, at any depth we log.
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { type Logger, type LoggerOptions, pino } from 'pino';
 
 export const REDACT_PATHS = [
   'oidc_token',

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionCreated } from '../service/api/schemas.js';
 import { main } from '../service/cli.js';
 import type { Config } from '../service/config/schema.js';
-import { type TestBroker, startBroker } from './fixtures/broker.js';
+import { startBroker, type TestBroker } from './fixtures/broker.js';
 import { type OidcIssuer, startOidcIssuer } from './fixtures/oidc-issuer.js';
 
 const run = promisify(execFile);

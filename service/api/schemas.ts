@@ -30,7 +30,8 @@ export const CreateSessionBody = Type.Object(
       Type.String({
         maxLength: 16_384,
         // one OpenSSH public key line: type, base64 blob, optional comment
-        pattern: '^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}( [^\\r\\n]*)?$',
+        pattern:
+          '^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}( [^\\r\\n]*)?$',
       }),
     ),
   },

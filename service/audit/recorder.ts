@@ -50,7 +50,9 @@ export class TranscriptRecorder {
             sessionId,
             batch.map((p) => p.event),
           );
-          batch.forEach((p, i) => p.resolve(written[i]!));
+          batch.forEach((p, i) => {
+            p.resolve(written[i]!);
+          });
         } catch (err) {
           this.#log.error({ err, session_id: sessionId, events: batch.length }, 'transcript append failed');
           for (const p of batch) p.reject(err);

@@ -141,7 +141,8 @@ export function describeCondition(expected: Condition): string {
 
 /** The `expected` field of a Reason: an exact value as itself (like `actual`), patterns described. */
 function expectedText(expected: Condition): string {
-  if (!Array.isArray(expected) && compile(expected as ConditionValue).kind === 'exact') return String(expected);
+  if (!Array.isArray(expected) && compile(expected as ConditionValue).kind === 'exact')
+    return String(expected);
   return describeCondition(expected);
 }
 

@@ -40,12 +40,24 @@ export interface ScramVerifier {
  * iterations (~1.5 ms here). The secret has 256 bits of entropy, so stretching is not what protects it.
  */
 export function makeScramVerifier(secret: string, iterations = 4096, salt: Buffer = randomBytes(16)): string {
-  return scramVerifierText(pbkdf2Sync(secret.normalize('NFKC'), salt, iterations, 32, 'sha256'), iterations, salt);
+  return scramVerifierText(
+    pbkdf2Sync(secret.normalize('NFKC'), salt, iterations, 32, 'sha256'),
+    iterations,
+    salt,
+  );
 }
 
 /** The same, with PBKDF2 on libuv's thread pool so concurrent session opens use every core. */
-export async function makeScramVerifierAsync(secret: string, iterations = 4096, salt: Buffer = randomBytes(16)): Promise<string> {
-  return scramVerifierText(await pbkdf2Async(secret.normalize('NFKC'), salt, iterations, 32, 'sha256'), iterations, salt);
+export async function makeScramVerifierAsync(
+  secret: string,
+  iterations = 4096,
+  salt: Buffer = randomBytes(16),
+): Promise<string> {
+  return scramVerifierText(
+    await pbkdf2Async(secret.normalize('NFKC'), salt, iterations, 32, 'sha256'),
+    iterations,
+    salt,
+  );
 }
 
 function scramVerifierText(salted: Buffer, iterations: number, salt: Buffer): string {

@@ -14,16 +14,22 @@ import type {
 } from '../api/schemas.js';
 import { type TranscriptEvent, verifyChain } from '../audit/event.js';
 import type { TranscriptRecorder } from '../audit/recorder.js';
+import type { ResolvedConfig } from '../config/load.js';
 import type { Grant, Target } from '../config/schema.js';
+import { pickIdentity } from '../identity/claims.js';
+import type { VerifyResult } from '../identity/verify.js';
 import type { BrokerMetrics } from '../metrics.js';
 import { resolveGrants, sessionTtlMs } from '../policy/grants.js';
 import { evaluatePolicies } from '../policy/match.js';
 import type { Store } from '../store/store.js';
-import { hashSecret, makeScramVerifierAsync, newSessionId, newSessionSecret, secretMatches } from './secret.js';
+import {
+  hashSecret,
+  makeScramVerifierAsync,
+  newSessionId,
+  newSessionSecret,
+  secretMatches,
+} from './secret.js';
 import { type SessionRecord, sessionState } from './types.js';
-import type { ResolvedConfig } from '../config/load.js';
-import { pickIdentity } from '../identity/claims.js';
-import type { VerifyResult } from '../identity/verify.js';
 
 export interface TokenVerifier {
   verifyToken(raw: string, now: Date): Promise<VerifyResult>;

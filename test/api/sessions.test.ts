@@ -11,7 +11,7 @@ import type {
 import { verifyChain } from '../../service/audit/event.js';
 import type { Config } from '../../service/config/schema.js';
 import { createLogger } from '../../service/log.js';
-import { type TestBroker, startBroker } from '../fixtures/broker.js';
+import { startBroker, type TestBroker } from '../fixtures/broker.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { type PgServer, startPostgres } from '../fixtures/postgres.js';
 

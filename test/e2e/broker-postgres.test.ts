@@ -9,7 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionCreated, Transcript } from '../../service/api/schemas.js';
 import type { Config } from '../../service/config/schema.js';
-import { type TestBroker, startBroker } from '../fixtures/broker.js';
+import { startBroker, type TestBroker } from '../fixtures/broker.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { type PgServer, startPostgres } from '../fixtures/postgres.js';
 
