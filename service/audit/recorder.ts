@@ -1,6 +1,6 @@
-// Group commit for transcript events: events for one session are appended in order; while one batch
-// is being written, newer events queue and go out together in the next transaction. A caller's
-// promise resolves only once its event is durable in the store.
+// Group commit for transcript events. Events queue per session in arrival order; one flush loop writes
+// everything queued, for every session, in ONE store transaction (one commit, one fsync), while newer
+// events queue for the next one. A caller's promise resolves only once its event is durable.
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import type { NewEvent, TranscriptEvent } from './event.js';
@@ -11,12 +11,15 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+/** Events per transaction at most: bounds the time one commit holds the (embedded) store. */
+const MAX_BATCH_EVENTS = 2000;
+
 export class TranscriptRecorder {
   readonly #store: Store;
   readonly #log: Logger;
-  readonly #queues = new Map<string, Pending[]>();
-  readonly #flushing = new Set<string>();
-  readonly #idle = new Set<() => void>();
+  #queues = new Map<string, Pending[]>();
+  #queued = 0;
+  #flushing: Promise<void> | null = null;
   #closed = false;
 
   constructor(store: Store, log: Logger) {
@@ -34,48 +37,53 @@ export class TranscriptRecorder {
         this.#queues.set(sessionId, q);
       }
       q.push({ event, resolve, reject });
-      if (!this.#flushing.has(sessionId)) void this.#flush(sessionId);
+      this.#queued++;
+      this.#flushing ??= this.#flush();
     });
   }
 
-  async #flush(sessionId: string): Promise<void> {
-    this.#flushing.add(sessionId);
+  async #flush(): Promise<void> {
     try {
-      for (;;) {
-        const q = this.#queues.get(sessionId);
-        if (!q || q.length === 0) break;
-        const batch = q.splice(0, 500);
+      while (this.#queued > 0) {
+        // take whole session queues (order within a session is preserved) up to the batch bound
+        const taken: { sessionId: string; pending: Pending[] }[] = [];
+        let count = 0;
+        for (const [sessionId, q] of this.#queues) {
+          if (count >= MAX_BATCH_EVENTS) break;
+          const pending = q.splice(0, MAX_BATCH_EVENTS - count);
+          if (q.length === 0) this.#queues.delete(sessionId);
+          taken.push({ sessionId, pending });
+          count += pending.length;
+        }
+        this.#queued -= count;
         try {
-          const written = await this.#store.appendEvents(
-            sessionId,
-            batch.map((p) => p.event),
+          const results = await this.#store.appendEventBatches(
+            taken.map((t) => ({ sessionId: t.sessionId, events: t.pending.map((p) => p.event) })),
           );
-          batch.forEach((p, i) => {
-            p.resolve(written[i]!);
+          taken.forEach((t, i) => {
+            const r = results[i]!;
+            if (r.ok) t.pending.forEach((p, j) => p.resolve(r.events[j]!));
+            else {
+              this.#log.warn(
+                { session_id: t.sessionId, events: t.pending.length, err: r.error },
+                'transcript append refused',
+              );
+              for (const p of t.pending) p.reject(r.error);
+            }
           });
         } catch (err) {
-          this.#log.error({ err, session_id: sessionId, events: batch.length }, 'transcript append failed');
-          for (const p of batch) p.reject(err);
+          this.#log.error({ err, events: count }, 'transcript append failed');
+          for (const t of taken) for (const p of t.pending) p.reject(err);
         }
       }
     } finally {
-      this.#queues.delete(sessionId);
-      this.#flushing.delete(sessionId);
-      if (this.#flushing.size === 0) for (const fn of this.#idle) fn();
+      this.#flushing = null;
     }
   }
 
   /** Wait for every queued event to be written (graceful shutdown), then refuse new ones. */
   async close(): Promise<void> {
-    if (this.#flushing.size > 0) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.#idle.delete(done);
-          resolve();
-        };
-        this.#idle.add(done);
-      });
-    }
+    while (this.#flushing) await this.#flushing;
     this.#closed = true;
   }
 }

@@ -21,7 +21,14 @@ import {
   sessionFromRow,
   sessionParams,
 } from './sql.js';
-import type { DenialRecord, OpenSessionResult, Store, TokenUse } from './store.js';
+import type {
+  DenialRecord,
+  EventBatch,
+  EventBatchResult,
+  OpenSessionResult,
+  Store,
+  TokenUse,
+} from './store.js';
 
 const DEFAULT_LIST_LIMIT = 100;
 
@@ -135,6 +142,28 @@ export class SqlStore implements Store {
       if (head.ended_at !== null) throw new SessionEndedError(sessionId);
       return appendAfter(tx, sessionId, head, events, now);
     });
+  }
+
+  async appendEventBatches(batches: readonly EventBatch[]): Promise<EventBatchResult[]> {
+    this.#checkOpen();
+    for (const b of batches) checkEventTimes(b.events);
+    const now = new Date();
+    const results: EventBatchResult[] = batches.map(() => ({ ok: true, events: [] }));
+    // lock in a fixed order so replicas appending to the same sessions cannot deadlock
+    const order = batches
+      .map((_, i) => i)
+      .sort((a, b) => (batches[a]!.sessionId < batches[b]!.sessionId ? -1 : 1));
+    await this.#db.transaction(async (tx) => {
+      for (const i of order) {
+        const { sessionId, events } = batches[i]!;
+        if (events.length === 0) continue;
+        const head = (await tx.query<LockedHeadRow>(SQL.lockSessionHead, [sessionId])).rows[0];
+        if (!head) results[i] = { ok: false, error: new UnknownSessionError(sessionId) };
+        else if (head.ended_at !== null) results[i] = { ok: false, error: new SessionEndedError(sessionId) };
+        else results[i] = { ok: true, events: await appendAfter(tx, sessionId, head, events, now) };
+      }
+    });
+    return results;
   }
 
   async listEvents(

@@ -20,6 +20,13 @@ export interface DenialRecord {
 
 export type OpenSessionResult = { ok: true; opened: TranscriptEvent } | { ok: false; reason: 'replay' };
 
+export interface EventBatch {
+  sessionId: string;
+  events: NewEvent[];
+}
+
+export type EventBatchResult = { ok: true; events: TranscriptEvent[] } | { ok: false; error: Error };
+
 export interface Store {
   readonly kind: 'embedded' | 'postgres';
   /** Apply the shared migrations (idempotent). */
@@ -47,6 +54,12 @@ export interface Store {
    * a transcript ends with endSession's final event.
    */
   appendEvents(sessionId: string, events: NewEvent[]): Promise<TranscriptEvent[]>;
+  /**
+   * appendEvents for several sessions in ONE transaction (one commit, one fsync): the recorder's group
+   * commit across sessions. Sessions are locked in id order; an unknown or ended session fails only
+   * its own batch (its result carries the error), the others are written.
+   */
+  appendEventBatches(batches: readonly EventBatch[]): Promise<EventBatchResult[]>;
   /** Ascending by seq. */
   listEvents(sessionId: string, opts?: { after_seq?: number; limit?: number }): Promise<TranscriptEvent[]>;
   recordDenial(denial: DenialRecord): Promise<void>;

@@ -308,6 +308,29 @@ export function registerStoreSuite(
       );
     });
 
+    it('appendEventBatches writes several sessions in one transaction; an ended session fails alone', async () => {
+      const [a, b, ended] = [makeSession(), makeSession(), makeSession()];
+      for (const s of [a, b, ended]) await openSessionOk(h.store, s);
+      await h.store.endSession(ended.id, new Date(), 'revoked', revokedEvent);
+      const results = await h.store.appendEventBatches([
+        { sessionId: b.id, events: [statementEvent('select 1'), statementEvent('select 2')] },
+        { sessionId: ended.id, events: [statementEvent('select 3')] },
+        { sessionId: 'ses_nope', events: [statementEvent('select 4')] },
+        { sessionId: a.id, events: [statementEvent('select 5')] },
+      ]);
+      expect(results.map((r) => r.ok)).toEqual([true, false, false, true]);
+      expect(results[1]).toMatchObject({ ok: false, error: expect.any(SessionEndedError) });
+      expect(results[2]).toMatchObject({ ok: false, error: expect.any(UnknownSessionError) });
+      const bEvents = await h.store.listEvents(b.id);
+      expect(bEvents.map((e) => e.seq)).toEqual([1, 2, 3]);
+      expect(verifyChain(bEvents).ok).toBe(true);
+      expect((await h.store.listEvents(a.id)).map((e) => e.operation.sql ?? e.kind)).toEqual([
+        'session.opened',
+        'select 5',
+      ]);
+      expect((await h.store.listEvents(ended.id)).at(-1)!.kind).toBe('session.revoked');
+    });
+
     it('endSession ends once, appends the final event last, and a second call returns null', async () => {
       const s = makeSession();
       await openSessionOk(h.store, s);

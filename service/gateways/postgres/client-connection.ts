@@ -98,6 +98,7 @@ export class ClientConnection {
   private gatewayTarget: GatewayTarget | null = null;
   private cancelKey: CancelKey | null = null;
   private applicationName = '';
+  /** the reason the connection ended, for the transcript (set by whoever ends it first) */
   private closeReason = '';
   private opened = false;
 
@@ -149,8 +150,6 @@ export class ClientConnection {
   private onSocketClose = (): void => {
     this.closeAll(this.closeReason || 'client disconnected');
   };
-
-  /** the reason the connection ended, for the transcript (set by whoever ends it first) */
 
   /** Drive the state machine with whatever is buffered. */
   private step(): void {

@@ -1,6 +1,24 @@
 // The PostgreSQL gateway: a TCP listener whose connections authenticate a broker session, then relay
 // to the session's target through the SQL policy. It owns every client connection, the per-target
 // catalog connections, the cancel keys, and the timers that end connections when a session expires.
+//
+// Choices (see also relay.ts and client-connection.ts):
+// - TLS: required, except for clients on a loopback address (requireTls: 'always' removes that).
+//   SCRAM never exposes the secret, but without TLS the data would be clear on the network.
+// - Authentication: SCRAM-SHA-256 against the session's verifier (SCRAM-SHA-256-PLUS offered over
+//   TLS); with allowCleartextPassword, TLS clients are asked for the password in clear instead (for
+//   clients without SCRAM), checked against the secret's hash. Unknown session and wrong secret give
+//   the same 28P01 after a full exchange; expired/revoked (28000), ungranted target (42501) and
+//   unknown target (3D000) are said only after a correct proof.
+// - A simple Query with several statements is refused as a whole when any statement is denied
+//   (PostgreSQL runs it as one implicit transaction; running a part would change its meaning).
+// - FunctionCall (fast-path) is refused at every access level: its target is an OID with opaque
+//   arguments that the SQL classifier cannot see.
+// - Audit: a denial is recorded before the client hears of it; an allowed statement is recorded when
+//   it completes (with rows, bytes, duration, masked cells), just after its result is relayed, without
+//   holding results back. If the recorder fails, the connection is closed (no unrecorded work).
+// - Session end: live connections get FATAL 57P01 (admin_shutdown, what pg_terminate_backend sends)
+//   with "hoop: session … was revoked" / "… has expired", within milliseconds of the event or expiry.
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { createSecureContext } from 'node:tls';

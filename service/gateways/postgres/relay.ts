@@ -66,19 +66,23 @@ import {
 } from './frontend-reader.js';
 import { isSafeClientEncoding } from './startup-params.js';
 
+/**
+ * Transcript events handed to the recorder and not yet durable, per connection: above HIGH the broker
+ * stops reading the client's statements until LOW (memory stays bounded when the store is slow).
+ */
+const RECORD_BACKLOG_HIGH = 2000;
+const RECORD_BACKLOG_LOW = 500;
+
 /** Text that fails to parse on every PostgreSQL version: the stand-in for a denied statement. */
 const SENTINEL_SQL = 'hoop statement denied';
 
 interface PortalInfo {
   name: string;
   statement: ClassifiedStatement | null;
-  resultFormats: number[];
   /** a Describe of this portal has been sent upstream since its Bind */
   describeSent: boolean;
   /** the masking plan, once its RowDescription has arrived */
   masker: RowMasker | null;
-  /** the portal's description said NoData (or masking is off) */
-  noRows: boolean;
 }
 
 interface RowMasker {
@@ -120,7 +124,7 @@ type Pending =
   | { kind: 'execute'; portal: PortalInfo; run: StatementRun; copyOut: CopyOutState | null }
   | { kind: 'close' }
   | { kind: 'sync' }
-  | { kind: 'denied'; error: BackendError; simple: boolean; seenError: boolean }
+  | { kind: 'denied'; error: BackendError; simple: boolean }
   | {
       kind: 'copy-describe';
       info: CopyInfo;
@@ -232,7 +236,7 @@ export class Relay {
   };
 
   private onUpstreamDrain = (): void => {
-    if (!this.clientBusy && !this.closed) this.client.resume();
+    this.resumeClient();
   };
 
   private processClient(): void {
@@ -258,8 +262,8 @@ export class Relay {
             () => {
               this.clientBusy = false;
               if (this.closed) return;
-              this.client.resume();
               this.processClient();
+              this.resumeClient();
             },
             (err: unknown) => this.internalError(err),
           );
@@ -269,7 +273,7 @@ export class Relay {
     } finally {
       if (!this.closed) this.flushForward();
     }
-    if (this.upstream.writableNeedDrain) this.client.pause();
+    if (this.upstream.writableNeedDrain || this.recordBacklogFull()) this.client.pause();
     this.armMidMessageTimer();
   }
 
@@ -355,10 +359,8 @@ export class Relay {
         const portal: PortalInfo = {
           name: b.portal,
           statement: this.prepared.get(b.statement) ?? null,
-          resultFormats: b.resultFormats,
           describeSent: false,
           masker: null,
-          noRows: false,
         };
         this.portals.set(b.portal, portal);
         this.forward(msg);
@@ -481,7 +483,7 @@ export class Relay {
     let p = this.portals.get(name);
     if (!p) {
       // A portal the broker did not see bound (a SQL cursor): nothing is known about it.
-      p = { name, statement: null, resultFormats: [], describeSent: false, masker: null, noRows: false };
+      p = { name, statement: null, describeSent: false, masker: null };
       this.portals.set(name, p);
     }
     return p;
@@ -734,20 +736,40 @@ export class Relay {
       this.inject(serialize.parse({ name, text: SENTINEL_SQL, types: [] }));
       this.skippingUntilSync = true;
     }
-    this.push({ kind: 'denied', error: err, simple, seenError: false });
+    this.push({ kind: 'denied', error: err, simple });
   }
 
   private recordQueue: NewEvent[] = [];
   private recordFlushScheduled = false;
 
   /** Hand queued statement events to the recorder, in order (before any later event is recorded). */
+  private recordsInFlight = 0;
+
   private flushRecords = (): void => {
     this.recordFlushScheduled = false;
     const queue = this.recordQueue;
     if (queue.length === 0) return;
     this.recordQueue = [];
-    for (const ev of queue) this.ctx.record(ev).catch((e: unknown) => this.recordFailed(e));
+    for (const ev of queue) {
+      this.recordsInFlight++;
+      this.ctx.record(ev).then(this.onRecorded, (e: unknown) => this.recordFailed(e));
+    }
   };
+
+  private onRecorded = (): void => {
+    this.recordsInFlight--;
+    if (this.recordsInFlight === RECORD_BACKLOG_LOW) this.resumeClient();
+  };
+
+  /** Too many transcript events not yet durable: stop taking statements until the recorder catches up. */
+  private recordBacklogFull(): boolean {
+    return this.recordsInFlight + this.recordQueue.length > RECORD_BACKLOG_HIGH;
+  }
+
+  private resumeClient(): void {
+    if (this.clientBusy || this.closed || this.upstream.writableNeedDrain || this.recordBacklogFull()) return;
+    this.client.resume();
+  }
 
   private recordFailed(err: unknown): void {
     this.ctx.logger.error({ err }, 'pg relay: could not record a transcript event; closing the connection');
@@ -819,17 +841,18 @@ export class Relay {
   private waitFor: Promise<void> | null = null;
 
   private processUpstream(buf: Buffer, start: number): void {
-    const client = this.client;
+    // Pieces to send, in order; one piece (the common case: the chunk as it came) is one write,
+    // several go out corked as one writev.
+    const outs: Buffer[] = [];
     let pos = start;
     let runStart = pos;
-    client.cork();
     try {
       if (this.passRemaining > 0) {
         const n = Math.min(this.passRemaining, buf.length - pos);
         this.passRemaining -= n;
         pos += n;
         if (this.passRemaining > 0) {
-          client.write(buf.subarray(runStart, pos));
+          outs.push(buf.subarray(runStart, pos));
           return;
         }
       }
@@ -856,15 +879,15 @@ export class Relay {
         const out = this.handleBackend(type, buf, pos, end);
         if (this.closed) return;
         if (out !== FORWARD) {
-          if (pos > runStart) client.write(buf.subarray(runStart, pos));
-          if (typeof out !== 'number') client.write(out);
+          if (pos > runStart) outs.push(buf.subarray(runStart, pos));
+          if (typeof out !== 'number') outs.push(out);
           runStart = end;
         }
         pos = end;
         if (this.waitFor) {
           const wait = this.waitFor;
           this.waitFor = null;
-          if (pos > runStart) client.write(buf.subarray(runStart, pos));
+          if (pos > runStart) outs.push(buf.subarray(runStart, pos));
           runStart = pos;
           this.upstreamBusy = true;
           this.upstream.pause();
@@ -883,12 +906,22 @@ export class Relay {
           return;
         }
       }
-      if (pos > runStart) client.write(buf.subarray(runStart, pos));
+      if (pos > runStart) outs.push(buf.subarray(runStart, pos));
       if (pos < len) this.upstreamStash = Buffer.from(buf.subarray(pos));
     } finally {
-      client.uncork();
+      if (!this.closed) this.send(outs);
     }
-    if (client.writableNeedDrain) this.upstream.pause();
+    if (this.client.writableNeedDrain) this.upstream.pause();
+  }
+
+  private send(outs: Buffer[]): void {
+    if (outs.length === 1) {
+      this.client.write(outs[0]!);
+    } else if (outs.length > 1) {
+      this.client.cork();
+      for (const b of outs) this.client.write(b);
+      this.client.uncork();
+    }
   }
 
   /** true when DataRows must go through maskDataRow: an active plan, or (fail closed) no plan at all */
@@ -924,7 +957,6 @@ export class Relay {
         return this.onRowDescription(h, buf, pos, end);
       case BackendType.noData:
         if (h?.kind === 'describe-portal') {
-          h.portal.noRows = true;
           h.portal.masker = null;
           this.pop();
           return h.injected ? DROP : FORWARD;
@@ -1234,7 +1266,6 @@ export class Relay {
 
   private onErrorResponse(h: Pending | undefined, buf: Buffer, pos: number, end: number): number | Buffer {
     if (h?.kind === 'denied') {
-      h.seenError = true;
       if (!h.simple) {
         this.pop();
         this.skipUntilSync();
@@ -1256,6 +1287,7 @@ export class Relay {
     } else if (h && h.kind !== 'sync') {
       if (h.kind === 'execute') this.finishRun(h.run, undefined, sqlstate);
       if (h.kind === 'parse') this.revertParse(h);
+      if (h.kind === 'describe-portal') h.portal.describeSent = false;
       this.pop();
       this.skipUntilSync();
     }
@@ -1269,6 +1301,8 @@ export class Relay {
       if (!h || h.kind === 'sync' || h.kind === 'simple' || h.kind === 'denied' || h.kind === 'copy-describe')
         return;
       if (h.kind === 'parse') this.revertParse(h);
+      // skipped upstream: that portal is still undescribed (a later Execute must describe it again)
+      if (h.kind === 'describe-portal') h.portal.describeSent = false;
       this.pop();
     }
   }
