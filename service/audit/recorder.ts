@@ -62,8 +62,9 @@ export class TranscriptRecorder {
           );
           taken.forEach((t, i) => {
             const r = results[i]!;
-            if (r.ok) t.pending.forEach((p, j) => p.resolve(r.events[j]!));
-            else {
+            if (r.ok) {
+              for (let j = 0; j < t.pending.length; j++) t.pending[j]!.resolve(r.events[j]!);
+            } else {
               this.#log.warn(
                 { session_id: t.sessionId, events: t.pending.length, err: r.error },
                 'transcript append refused',
