@@ -155,7 +155,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
         {
           logger: logger.child({ gateway: 'postgres' }),
           tls: { certPem: tls.certPem, keyPem: tls.keyPem },
-          getSession: (id) => sessions.getActive(id),
+          getSession: (id) => store.getSession(id),
           now: () => sessions.now,
           targets: pgTargets,
           sessionEvents: sessions.events,

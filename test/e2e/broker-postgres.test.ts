@@ -233,7 +233,7 @@ describe('broker end to end with psql', () => {
     expect(err).toMatch(/revoked|server closed the connection/);
     const again = await psql(env, '-c', 'select 1');
     expect(again.code).not.toBe(0);
-    expect(again.stderr).toMatch(/revoked|password authentication failed/);
+    expect(again.stderr).toContain('revoked');
     const t = await transcript(s);
     expect(t.events.some((e) => e.kind === 'session.revoked')).toBe(true);
     await client.end().catch(() => {});

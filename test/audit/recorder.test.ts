@@ -1,0 +1,77 @@
+// The recorder group-commits: events of many sessions queued within the window go out in one store
+// transaction, in order per session, and each caller learns when its own event is durable.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type NewEvent, verifyChain } from '../../service/audit/event.js';
+import { TranscriptRecorder } from '../../service/audit/recorder.js';
+import { createLogger } from '../../service/log.js';
+import { openStore } from '../../service/store/open.js';
+import type { EventBatch, Store } from '../../service/store/store.js';
+import { makeSession, openedEvent, tokenFor } from '../store/store-suite.js';
+
+const stmt = (sql: string): NewEvent => ({
+  target: 'db',
+  kind: 'pg.statement',
+  operation: { sql },
+  decision: 'allow',
+  reasons: [],
+});
+
+describe('TranscriptRecorder', () => {
+  let store: Store;
+  const batches: EventBatch[][] = [];
+  beforeAll(async () => {
+    const real = await openStore({ dataDir: null });
+    const appendEventBatches = real.appendEventBatches.bind(real);
+    real.appendEventBatches = async (b) => {
+      batches.push(b.map((x) => ({ ...x })));
+      return appendEventBatches(b);
+    };
+    store = real;
+  });
+  afterAll(async () => store?.close());
+
+  it('writes events of several sessions queued together in one transaction, ordered per session', async () => {
+    const sessions = [makeSession(), makeSession(), makeSession()];
+    for (const s of sessions) expect((await store.openSession(s, openedEvent(s), tokenFor())).ok).toBe(true);
+    const recorder = new TranscriptRecorder(store, createLogger('silent'), { flushDelayMs: 20 });
+    batches.length = 0;
+    const written = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => recorder.record(sessions[i % 3]!.id, stmt(`select ${i}`))),
+    );
+    expect(batches).toHaveLength(1);
+    expect(batches[0]!.map((b) => b.events.length)).toEqual([10, 10, 10]);
+    for (const [i, e] of written.entries()) {
+      expect(e.session_id).toBe(sessions[i % 3]!.id);
+      expect(e.seq).toBe(Math.floor(i / 3) + 2);
+    }
+    for (const s of sessions) {
+      const events = await store.listEvents(s.id);
+      expect(events.map((e) => e.operation.sql ?? e.kind)).toEqual([
+        'session.opened',
+        ...Array.from({ length: 10 }, (_, k) => `select ${k * 3 + sessions.indexOf(s)}`),
+      ]);
+      expect(verifyChain(events).ok).toBe(true);
+    }
+    await recorder.close();
+  });
+
+  it('rejects the events of an ended session only, and flushes what is queued on close', async () => {
+    const [live, ended] = [makeSession(), makeSession()];
+    for (const s of [live, ended]) await store.openSession(s, openedEvent(s), tokenFor());
+    await store.endSession(ended.id, new Date(), 'revoked', {
+      target: null,
+      kind: 'session.revoked',
+      operation: {},
+      decision: 'info',
+      reasons: [],
+    });
+    const recorder = new TranscriptRecorder(store, createLogger('silent'), { flushDelayMs: 1000 });
+    const ok = recorder.record(live.id, stmt('select 1'));
+    const refused = recorder.record(ended.id, stmt('select 2'));
+    const closing = recorder.close(); // must not wait for the 1 s window
+    await expect(ok).resolves.toMatchObject({ seq: 2 });
+    await expect(refused).rejects.toThrow(/ended/);
+    await closing;
+    await expect(recorder.record(live.id, stmt('select 3'))).rejects.toThrow('recorder is closed');
+  });
+});
