@@ -30,7 +30,13 @@ export async function buildGatewayServer(): Promise<string> {
   const outdir = join(here, '..', 'node_modules', '.cache', 'hoop-bench');
   const { build } = await import('esbuild');
   await build({
-    entryPoints: [join(here, 'pg-gateway-server.ts'), join(here, 'pg-recorder-worker.ts')],
+    entryPoints: [
+      join(here, 'pg-gateway-server.ts'),
+      join(here, 'pg-recorder-worker.ts'),
+      // the embedded store's worker thread (service/store/threaded.ts finds it beside the bundle)
+      join(here, '..', 'service', 'store', 'embedded-worker.ts'),
+    ],
+    entryNames: '[name]',
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -3,7 +3,8 @@
 // recording on), simple and prepared protocol, 1 and 8 clients; then a 1,000,000-row masked result
 // streamed through the broker to a deliberately slow reader, with the broker's peak RSS.
 //
-//   node --import tsx bench/pg.ts   (BENCH_SECONDS=10 BENCH_REPEAT=3 BENCH_RECORDING=memory|store|none BENCH_PASSTHROUGH=1)
+//   npm run bench:pg   (BENCH_SECONDS=10 BENCH_REPEAT=3 BENCH_RECORDING=store|memory|worker|none BENCH_PASSTHROUGH=1)
+//   recording defaults to `store`: the real durable embedded store on its worker thread, as the broker runs.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -22,7 +23,7 @@ const run = promisify(execFile);
 const _here = dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
-const RECORDING = (process.env.BENCH_RECORDING ?? 'memory') as GatewayServerConfig['recording'];
+const RECORDING = (process.env.BENCH_RECORDING ?? 'store') as GatewayServerConfig['recording'];
 const STREAM_ROWS = Number(process.env.BENCH_STREAM_ROWS ?? 1_000_000);
 const PGBOUNCER = '/usr/sbin/pgbouncer';
 const DB = 'bench';

@@ -1,7 +1,9 @@
-// Choose the store from the config: PostgreSQL when `store.url` is set, else the embedded store in data_dir.
-import { openEmbeddedStore } from './embedded.js';
+// Choose the store from the config: PostgreSQL when `store.url` is set, else the embedded store in
+// data_dir, on a worker thread of its own (PGlite runs synchronously on the thread that owns it).
+
 import { openPostgresStore, type PostgresStoreOptions } from './postgres.js';
 import type { Store } from './store.js';
+import { openThreadedEmbeddedStore } from './threaded.js';
 
 export interface OpenStoreOptions {
   /** store.url, secret already resolved; absent = embedded */
@@ -16,7 +18,7 @@ export interface OpenStoreOptions {
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   const store = opts.url
     ? await openPostgresStore(opts.url, opts.postgres)
-    : await openEmbeddedStore(opts.dataDir);
+    : await openThreadedEmbeddedStore(opts.dataDir);
   try {
     await store.migrate();
   } catch (err) {
