@@ -45,6 +45,7 @@ async function main() {
         },
       ];
       config.policies[0]!.grants = [{ target: 'db', access: 'read' }];
+      const jwksBefore = issuer.requestCount;
       const broker = await startBroker({ config, env: { BENCH_PG_PASSWORD: pg.password } });
       const tokens = await Promise.all(
         Array.from({ length: SEQUENTIAL + CONCURRENT + 20 }, () => issuer.mint()),
@@ -77,7 +78,7 @@ async function main() {
       results.push(
         `${store.padEnd(9)} sequential n=${SEQUENTIAL}: p50 ${pct(lat, 50).toFixed(2)} ms  p99 ${pct(lat, 99).toFixed(2)} ms` +
           ` | c=${CONCURRENCY} n=${CONCURRENT}: ${(CONCURRENT / secs).toFixed(0)} sessions/s  p50 ${pct(clat, 50).toFixed(2)} ms  p99 ${pct(clat, 99).toFixed(2)} ms` +
-          ` | JWKS fetches ${issuer.requestCount}`,
+          ` | JWKS fetches ${issuer.requestCount - jwksBefore}`,
       );
       await broker.close();
       rmSync(dataDir, { recursive: true, force: true });
