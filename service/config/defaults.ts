@@ -56,20 +56,19 @@ export type ResolvedPolicy = Policy & {
 };
 
 /** Config with every default filled in and every duration also given in milliseconds. */
-export interface ResolvedConfig
-  extends Omit<
-    Config,
-    | 'listen'
-    | 'http_tls'
-    | 'data_dir'
-    | 'issuers'
-    | 'targets'
-    | 'policies'
-    | 'sessions'
-    | 'admin'
-    | 'limits'
-    | 'log'
-  > {
+export interface ResolvedConfig extends Omit<
+  Config,
+  | 'listen'
+  | 'http_tls'
+  | 'data_dir'
+  | 'issuers'
+  | 'targets'
+  | 'policies'
+  | 'sessions'
+  | 'admin'
+  | 'limits'
+  | 'log'
+> {
   listen: { http: ResolvedListener; postgres?: ResolvedPostgresListener; ssh?: ResolvedListener };
   http_tls: boolean;
   data_dir: string;

@@ -28,8 +28,7 @@ export function buildExplainResult(
 }
 
 export type ExplainOutcome =
-  | { ok: true; value: ExplainResult }
-  | { ok: false; status: 401 | 503; body: ErrorBody };
+  { ok: true; value: ExplainResult } | { ok: false; status: 401 | 503; body: ErrorBody };
 
 /** The config parts explain needs: issuers, limits (raw or resolved form) and policies. */
 export interface ExplainConfig extends IdentityConfig {

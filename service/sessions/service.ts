@@ -59,8 +59,7 @@ export interface SessionServiceOptions {
 }
 
 export type Outcome<T> =
-  | { ok: true; value: T }
-  | { ok: false; status: 400 | 401 | 403 | 404 | 409; body: ErrorBody };
+  { ok: true; value: T } | { ok: false; status: 400 | 401 | 403 | 404 | 409; body: ErrorBody };
 
 export interface OpenRequest {
   oidc_token: string;

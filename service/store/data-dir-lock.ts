@@ -67,7 +67,9 @@ export function lockDataDir(path: string): () => void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const owner = parseOwner(readProc(path));
       if (ownerStillHolds(path, owner)) {
-        throw new Error(`the embedded store is in use by process ${owner.pid} (lock file ${path})`);
+        throw new Error(`the embedded store is in use by process ${owner.pid} (lock file ${path})`, {
+          cause: err,
+        });
       }
       // A stale lock left by a process that died: remove it and try again.
       try {

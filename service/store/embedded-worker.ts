@@ -12,8 +12,7 @@ export interface WorkerRequest {
 }
 
 export type WorkerResponse =
-  | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; error: SerializedError };
+  { id: number; ok: true; value: unknown } | { id: number; ok: false; error: SerializedError };
 
 export interface SerializedError {
   name: string;

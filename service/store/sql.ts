@@ -2,8 +2,7 @@
 // PGlite and PostgreSQL speak the same dialect and both take `$n` parameters, so the embedded and the
 // PostgreSQL store differ only in their driver (how a statement reaches the database).
 import type { TranscriptEvent } from '../audit/event.js';
-import type { Grant } from '../config/schema.js';
-import type { Claims, SessionRecord } from '../sessions/types.js';
+import type { SessionRecord } from '../sessions/types.js';
 import type { DenialRecord } from './store.js';
 
 /** A parameterised statement; `name` lets drivers that support it prepare the statement once per connection. */
@@ -129,21 +128,8 @@ export const SQL = {
   ),
 } as const;
 
-export interface SessionRow {
-  id: string;
-  secret_hash: string;
-  scram_verifier: string;
-  issuer: string;
-  identity: Claims;
-  claims: Claims;
-  policy: string;
-  grants: Grant[];
-  ssh_public_key: string | null;
-  created_at: Date;
-  expires_at: Date;
-  ended_at: Date | null;
-  end_reason: string | null;
-}
+/** A sessions row is the SessionRecord itself (json columns parse back to the same shapes). */
+export type SessionRow = SessionRecord;
 
 export interface HeadRow {
   head_seq: number;

@@ -17,8 +17,7 @@ export interface ConfiguredTls {
 
 /** `tls: null` means none is configured: use ensureBrokerTls to generate one. */
 export type ConfiguredTlsResult =
-  | { ok: true; tls: ConfiguredTls | null }
-  | { ok: false; errors: ConfigError[] };
+  { ok: true; tls: ConfiguredTls | null } | { ok: false; errors: ConfigError[] };
 
 export interface LoadTlsOptions {
   /** for validity checks; default: the current time */

@@ -17,8 +17,7 @@ export interface SessionFacts {
 }
 
 export type RevokeReport =
-  | { ok: true; state: string; attempts: number }
-  | { ok: false; message: string; attempts: number };
+  { ok: true; state: string; attempts: number } | { ok: false; message: string; attempts: number };
 
 export interface ReportInput {
   session: SessionFacts;

@@ -61,7 +61,6 @@ export const authFailed = (user: string): BackendError =>
 
 /** Keep client-chosen strings (user names, target names) readable and bounded when echoed back. */
 export function printable(text: string, max = 80): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point
   const clean = text.replace(/[\u0000-\u001f\u007f]/g, '?');
   return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }

@@ -33,13 +33,7 @@ import { filterStartupParameters, isSafeClientEncoding, upstreamOptions } from '
 import { cancelUpstream, connectUpstream, type UpstreamConnection } from './upstream.js';
 
 export type ConnectionState =
-  | 'startup'
-  | 'tls'
-  | 'authenticating'
-  | 'authorizing'
-  | 'connecting'
-  | 'ready'
-  | 'closed';
+  'startup' | 'tls' | 'authenticating' | 'authorizing' | 'connecting' | 'ready' | 'closed';
 
 export interface CancelKey {
   processId: number;

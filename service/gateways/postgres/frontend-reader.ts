@@ -41,9 +41,7 @@ export type StartupPacket =
     };
 
 export type ReadOutcome<T> =
-  | { kind: 'ok'; value: T }
-  | { kind: 'incomplete' }
-  | { kind: 'invalid'; message: string };
+  { kind: 'ok'; value: T } | { kind: 'incomplete' } | { kind: 'invalid'; message: string };
 
 export interface FrontendMessage {
   type: number;

@@ -9,6 +9,7 @@
 //   see maskCell), xml — is scanned (`detect`), whatever its origin, computed columns included.
 // - Everything else passes. Column rules without a schema mean public; names compare case-insensitively.
 import type { Detector, MaskRule } from '../../config/schema.js';
+import { columnMaskRules } from '../sql/decide.js';
 import type { CellAction, ColumnOrigin, MaskPlan } from '../sql/types.js';
 
 export const TYPE_OID = {
@@ -44,16 +45,7 @@ interface ColumnRule {
 }
 
 function columnRules(rules: readonly MaskRule[]): ColumnRule[] {
-  const out: ColumnRule[] = [];
-  for (const rule of rules) {
-    if (!('column' in rule)) continue;
-    const parts = rule.column.toLowerCase().split('.');
-    const column = parts.pop() ?? '';
-    const table = parts.pop() ?? '';
-    const schema = parts.pop() ?? 'public';
-    out.push({ label: rule.column, schema, table, column });
-  }
-  return out;
+  return columnMaskRules(rules);
 }
 
 export function detectorsOf(rules: readonly MaskRule[]): Detector[] {

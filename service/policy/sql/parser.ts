@@ -35,8 +35,7 @@ export interface RawStatement {
 }
 
 export type ParseOutcome =
-  | { ok: true; statements: RawStatement[] }
-  | { ok: false; error: string; position?: number };
+  { ok: true; statements: RawStatement[] } | { ok: false; error: string; position?: number };
 
 export function parseStatements(sql: string): ParseOutcome {
   if (!ready) throw new SqlParserNotReady();
