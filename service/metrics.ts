@@ -25,7 +25,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): BrokerMe
     }),
     sessionsDenied: new Counter({
       name: 'hoop_sessions_denied_total',
-      help: 'Session requests refused, by reason (invalid_token, replay, no_policy, target_not_granted)',
+      help: 'Session requests refused, by reason (token.invalid, token.replayed, issuer.unavailable, policy.no_match, policy.target_not_granted)',
       labelNames: ['reason'],
       registers: [registry],
     }),

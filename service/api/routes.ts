@@ -16,7 +16,14 @@ import {
 const SessionParams = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_-]+$' }),
 });
-const Errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 429: ErrorBody };
+const Errors = {
+  400: ErrorBody,
+  401: ErrorBody,
+  403: ErrorBody,
+  404: ErrorBody,
+  429: ErrorBody,
+  503: ErrorBody,
+};
 
 export interface RouteDeps {
   sessions: SessionService;

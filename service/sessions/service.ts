@@ -59,7 +59,7 @@ export interface SessionServiceOptions {
 }
 
 export type Outcome<T> =
-  { ok: true; value: T } | { ok: false; status: 400 | 401 | 403 | 404 | 409; body: ErrorBody };
+  { ok: true; value: T } | { ok: false; status: 400 | 401 | 403 | 404 | 409 | 503; body: ErrorBody };
 
 export interface OpenRequest {
   oidc_token: string;
@@ -72,7 +72,11 @@ export interface OpenRequest {
 /** Who is asking: a session's own secret grants access to that session only; an admin token to all. */
 export type Caller = { kind: 'session'; sessionId: string } | { kind: 'admin'; name: string };
 
-const fail = <T>(status: 400 | 401 | 403 | 404 | 409, error: string, reasons: Reason[] = []): Outcome<T> => ({
+const fail = <T>(
+  status: 400 | 401 | 403 | 404 | 409 | 503,
+  error: string,
+  reasons: Reason[] = [],
+): Outcome<T> => ({
   ok: false,
   status,
   body: { error, reasons },
@@ -104,14 +108,11 @@ export class SessionService {
     const now = this.#now();
     const verified = await this.#o.verifier.verifyToken(req.oidc_token, now);
     if (!verified.ok) {
-      metrics.sessionsDenied.inc({ reason: 'invalid_token' });
-      await this.#o.store.recordDenial({
-        at: now,
-        kind: 'token.invalid',
-        reasons: verified.reasons.map((r) => r.message),
-        detail: { client: req.client ?? null },
+      // 503: the issuer's keys could not be fetched, so the token is unproven rather than bad
+      const kind = verified.status === 503 ? 'issuer.unavailable' : 'token.invalid';
+      return this.#refuse(verified.status, verified.error, verified.reasons, kind, {
+        client: req.client ?? null,
       });
-      return fail(401, verified.error, verified.reasons);
     }
     const identity = pickIdentity(verified.claims);
     const who = {
@@ -122,30 +123,27 @@ export class SessionService {
     const evaluation = evaluatePolicies(config.policies, verified.claims, verified.issuer);
     const policy = evaluation.matched;
     if (!policy) {
-      metrics.sessionsDenied.inc({ reason: 'no_policy' });
-      const reasons = evaluation.explanations.flatMap((e) => e.failures);
-      await this.#o.store.recordDenial({
-        at: now,
-        kind: 'policy.no_match',
-        reasons: reasons.map((r) => r.message),
-        detail: { ...who, client: req.client ?? null },
-      });
-      return fail(
+      return this.#refuse(
         403,
         config.policies.length === 0 ? 'no policies are configured' : 'no policy matches this token',
-        reasons,
+        evaluation.explanations.flatMap((e) => e.failures),
+        'policy.no_match',
+        { ...who, client: req.client ?? null },
       );
     }
     const granted = resolveGrants(policy, req.targets, config.targets);
     if (!granted.ok) {
-      metrics.sessionsDenied.inc({ reason: 'target_not_granted' });
-      await this.#o.store.recordDenial({
-        at: now,
-        kind: 'policy.target_not_granted',
-        reasons: granted.reasons.map((r) => r.message),
-        detail: { ...who, policy: policy.name, client: req.client ?? null },
-      });
-      return fail(403, 'requested targets are not granted', granted.reasons);
+      return this.#refuse(
+        403,
+        'requested targets are not granted',
+        granted.reasons,
+        'policy.target_not_granted',
+        {
+          ...who,
+          policy: policy.name,
+          client: req.client ?? null,
+        },
+      );
     }
     const ttl = sessionTtlMs({
       requested: req.ttl,
@@ -192,20 +190,19 @@ export class SessionService {
       { key: verified.tokenKey, expires_at: verified.expiresAt },
     );
     if (!result.ok) {
-      metrics.sessionsDenied.inc({ reason: 'replay' });
-      await this.#o.store.recordDenial({
-        at: now,
-        kind: 'token.replayed',
-        reasons: ['this OIDC token already opened a session'],
-        detail: { ...who, client: req.client ?? null },
-      });
       logger.warn({ ...who, client: req.client }, 'replayed OIDC token refused');
-      return fail(401, 'token already used', [
-        {
-          message:
-            'this OIDC token already opened a session; each token opens at most one (request a fresh one)',
-        },
-      ]);
+      return this.#refuse(
+        401,
+        'token already used',
+        [
+          {
+            message:
+              'this OIDC token already opened a session; each token opens at most one (request a fresh one)',
+          },
+        ],
+        'token.replayed',
+        { ...who, client: req.client ?? null },
+      );
     }
     metrics.sessionsOpened.inc({ policy: policy.name });
     metrics.sessionsActive.inc();
@@ -228,11 +225,34 @@ export class SessionService {
     };
   }
 
+  /** A refused session request: counted, recorded (non-secret detail only), answered with its reasons. */
+  async #refuse<T>(
+    status: 401 | 403 | 503,
+    error: string,
+    reasons: Reason[],
+    kind:
+      | 'token.invalid'
+      | 'issuer.unavailable'
+      | 'token.replayed'
+      | 'policy.no_match'
+      | 'policy.target_not_granted',
+    detail: Record<string, unknown>,
+  ): Promise<Outcome<T>> {
+    this.#o.metrics.sessionsDenied.inc({ reason: kind });
+    await this.#o.store.recordDenial({
+      at: this.#now(),
+      kind,
+      reasons: reasons.map((r) => r.message),
+      detail,
+    });
+    return fail(status, error, reasons);
+  }
+
   /** POST /v1/explain: the same evaluation, nothing opened. */
   async explain(rawToken: string): Promise<Outcome<ExplainResult>> {
     const now = this.#now();
     const verified = await this.#o.verifier.verifyToken(rawToken, now);
-    if (!verified.ok) return fail(401, verified.error, verified.reasons);
+    if (!verified.ok) return fail(verified.status, verified.error, verified.reasons);
     const evaluation = evaluatePolicies(this.#o.config.policies, verified.claims, verified.issuer);
     return {
       ok: true,

@@ -361,7 +361,7 @@ describe.each(['embedded', 'postgres'] as const)('sessions over HTTP (%s store)'
     expect((await call(b, 'GET', '/readyz')).body).toEqual({ status: 'ready', store: storeKind });
     const metrics = await (await fetch(`${b.url}/metrics`)).text();
     expect(metrics).toMatch(/hoop_sessions_opened_total\{policy="pr-read"\} \d+/);
-    expect(metrics).toMatch(/hoop_sessions_denied_total\{reason="replay"\} 1/);
+    expect(metrics).toMatch(/hoop_sessions_denied_total\{reason="token.replayed"\} 1/);
     expect(metrics).toContain('hoop_sessions_active');
     expect(metrics).toContain('hoop_http_request_duration_seconds_bucket');
     const doc = (await call<{ openapi: string; paths: Record<string, unknown> }>(b, 'GET', '/docs/json'))
@@ -403,6 +403,28 @@ describe('rate limit', () => {
       expect(limited.body.reasons[0]!.message).toContain('at most 3 requests per minute');
       expect((await call(b, 'GET', '/healthz')).status).toBe(200);
     } finally {
+      await b.close();
+    }
+  });
+});
+
+describe('issuer unavailable', () => {
+  it('answers 503 (not 401) when the issuer keys cannot be fetched, and records it', async () => {
+    const b = await startBroker({
+      config: baseConfig(issuer, pg),
+      env: { T_PG_PASSWORD: pg.password, T_ADMIN_TOKEN: ADMIN },
+    });
+    try {
+      issuer.failJwksWith(500);
+      const res = await call<ErrorBody>(b, 'POST', '/v1/sessions', {
+        body: { oidc_token: await issuer.mint(prClaims) },
+      });
+      expect(res.status).toBe(503);
+      expect(res.body.reasons.length).toBeGreaterThan(0);
+      const denials = await call<{ denials: { kind: string }[] }>(b, 'GET', '/v1/denials', { token: ADMIN });
+      expect(denials.body.denials.map((d) => d.kind)).toContain('issuer.unavailable');
+    } finally {
+      issuer.failJwksWith(null);
       await b.close();
     }
   });

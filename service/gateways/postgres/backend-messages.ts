@@ -29,7 +29,8 @@ export const BackendType = {
   negotiateProtocolVersion: 0x76, // v
 } as const;
 
-function frame(type: number, body: Buffer): Buffer {
+/** One backend message: type byte, Int32 length (itself included), body. */
+export function frame(type: number, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(5 + body.length);
   out[0] = type;
   out.writeInt32BE(4 + body.length, 1);

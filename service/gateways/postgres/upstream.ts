@@ -1,6 +1,7 @@
 // The broker's own connection to the real database: TCP, TLS as the target asks, the startup
 // packet with the target's user and database, and password authentication (SCRAM-SHA-256[-PLUS],
 // md5, cleartext). After ReadyForQuery the socket is handed to the relay.
+import { frame } from './backend-messages.js';
 import { createHash } from 'node:crypto';
 import { isIP, type Socket, connect as tcpConnect } from 'node:net';
 import { checkServerIdentity, type TLSSocket, connect as tlsConnect } from 'node:tls';
@@ -234,9 +235,9 @@ export async function connectUpstream(gt: GatewayTarget, opts: UpstreamOptions):
           ...(fields.get('C') ? { sqlstate: fields.get('C')! } : {}),
         };
       } else if (type === BackendType.parameterStatus) {
-        parameterStatus.push(frameOf(type, body));
+        parameterStatus.push(frame(type, body));
       } else if (type === BackendType.noticeResponse) {
-        notices.push(frameOf(type, body));
+        notices.push(frame(type, body));
       } else if (type === BackendType.backendKeyData) {
         backendKey = { processId: body.readInt32BE(0), secretKey: Buffer.from(body.subarray(4)) };
       } else if (type === BackendType.negotiateProtocolVersion) {
@@ -269,14 +270,6 @@ export async function connectUpstream(gt: GatewayTarget, opts: UpstreamOptions):
   } finally {
     clearTimeout(timer);
   }
-}
-
-function frameOf(type: number, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = type;
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
 }
 
 /** Send a CancelRequest for an upstream backend (TLS first when the target requires it). */
