@@ -1,5 +1,5 @@
 // Transcript events: one append-only, hash-chained stream per session (DESIGN.md contract).
-import { createHash } from 'node:crypto';
+import crypto from 'node:crypto';
 import Type, { type Static } from 'typebox';
 
 export const Verdict = Type.Union([
@@ -41,19 +41,61 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 /** Canonical JSON: keys sorted at every depth, undefined dropped; so the hash does not depend on key order. */
 export function canonicalJson(value: unknown): string {
-  // Hot path (one call per recorded statement): plain loops and string concatenation, no temporaries.
+  // Hot path (one call per recorded statement). When every object in the tree already has its keys in
+  // order and holds only JSON values, JSON.stringify writes exactly the canonical form, several times
+  // faster than assembling it here; chainEvent builds events that way.
+  return isCanonicalOrder(value, 0) ? (JSON.stringify(value) ?? 'null') : canonicalSlow(value);
+}
+
+/** Plain data whose objects all have sorted keys (so JSON.stringify's output is canonical)? */
+function isCanonicalOrder(value: unknown, depth: number): boolean {
+  if (value === null) return true;
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return true;
+    case 'object':
+      break;
+    default:
+      return false; // undefined, function, symbol, bigint: leave them to the general path
+  }
+  if (depth > 64) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (v !== undefined && !isCanonicalOrder(v, depth + 1)) return false;
+    }
+    return true;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false; // Dates, class instances, toJSON
+  const obj = value as Record<string, unknown>;
+  let prev: string | null = null;
+  for (const k in obj) {
+    if (!Object.hasOwn(obj, k)) return false;
+    if (prev !== null && !(prev < k)) return false;
+    prev = k;
+    const v = obj[k];
+    if (v !== undefined && !isCanonicalOrder(v, depth + 1)) return false;
+  }
+  return true;
+}
+
+function canonicalSlow(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) {
     let out = '[';
     for (let i = 0; i < value.length; i++) {
       if (i > 0) out += ',';
       const v: unknown = value[i];
-      out += v === undefined ? 'null' : canonicalJson(v);
+      out += v === undefined ? 'null' : canonicalSlow(v);
     }
     return `${out}]`;
   }
   if (typeof (value as { toJSON?: unknown }).toJSON === 'function')
-    return canonicalJson(JSON.parse(JSON.stringify(value)));
+    return canonicalSlow(JSON.parse(JSON.stringify(value)));
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj).sort();
   let out = '{';
@@ -63,32 +105,62 @@ export function canonicalJson(value: unknown): string {
     if (v === undefined) continue;
     if (!first) out += ',';
     first = false;
-    out += `${JSON.stringify(k)}:${canonicalJson(v)}`;
+    out += `${JSON.stringify(k)}:${canonicalSlow(v)}`;
   }
   return `${out}}`;
 }
 
+/** SHA-256, hex. crypto.hash (Node >= 20.12) skips the Hash object: a third of the cost for small inputs. */
+const sha256Hex: (data: string) => string =
+  typeof crypto.hash === 'function'
+    ? (data) => crypto.hash('sha256', data, 'hex')
+    : (data) => crypto.createHash('sha256').update(data).digest('hex');
+
 /** hash = sha256(prev_hash || canonical JSON of every other field). */
 export function eventHash(event: Omit<TranscriptEvent, 'hash'>): string {
-  return createHash('sha256').update(event.prev_hash).update(canonicalJson(event)).digest('hex');
+  return sha256Hex(event.prev_hash + canonicalJson(event));
 }
 
-/** Chain a new event after `prev` (or the genesis). Pure: the caller supplies seq, time and session. */
+/**
+ * Chain a new event after `prev` (or the genesis). Pure: the caller supplies seq, time and session
+ * (`now` as a Date, or already as an ISO-8601 string when chaining many events at one time).
+ */
 export function chainEvent(
   prev: Pick<TranscriptEvent, 'seq' | 'hash'> | null,
   sessionId: string,
   ev: NewEvent,
-  now: Date,
+  now: Date | string,
 ): TranscriptEvent {
-  const base: Omit<TranscriptEvent, 'hash'> = {
-    ...ev,
-    at: ev.at ?? now.toISOString(),
-    seq: (prev?.seq ?? 0) + 1,
-    session_id: sessionId,
-    prev_hash: prev?.hash ?? GENESIS_HASH,
-  };
-  return { ...base, hash: eventHash(base) };
+  // Keys in sorted order, so canonicalJson takes its fast path (any extra key is still hashed: it only
+  // sends the event down the general path).
+  const base: Record<string, unknown> = {};
+  if (ev.approval !== undefined) base.approval = ev.approval;
+  base.at = ev.at ?? (typeof now === 'string' ? now : now.toISOString());
+  if (ev.bytes !== undefined) base.bytes = ev.bytes;
+  base.decision = ev.decision;
+  if (ev.duration_ms !== undefined) base.duration_ms = ev.duration_ms;
+  base.kind = ev.kind;
+  if (ev.masked !== undefined) base.masked = ev.masked;
+  base.operation = ev.operation;
+  base.prev_hash = prev?.hash ?? GENESIS_HASH;
+  base.reasons = ev.reasons;
+  if (ev.rows !== undefined) base.rows = ev.rows;
+  base.seq = (prev?.seq ?? 0) + 1;
+  base.session_id = sessionId;
+  base.target = ev.target;
+  for (const k in ev) {
+    if (Object.hasOwn(ev, k) && !(k in base) && !CHAINED_KEYS.has(k)) {
+      const v = (ev as Record<string, unknown>)[k];
+      if (v !== undefined) base[k] = v;
+    }
+  }
+  const event = base as Omit<TranscriptEvent, 'hash'> as TranscriptEvent;
+  event.hash = eventHash(event);
+  return event;
 }
+
+/** Fields chainEvent sets itself; a caller's values for them are ignored. */
+const CHAINED_KEYS = new Set(['at', 'seq', 'session_id', 'prev_hash', 'hash']);
 
 export type ChainCheck = { ok: true; head: string } | { ok: false; seq: number; problem: string };
 

@@ -10,8 +10,8 @@ import {
   type DenialRow,
   denialFromRow,
   denialParams,
-  type EventRow,
-  eventColumns,
+  chunkParams,
+  type EventChunkRow,
   type HeadRow,
   type LockedHeadRow,
   type SessionRow,
@@ -31,14 +31,24 @@ import type {
 } from './store.js';
 
 const DEFAULT_LIST_LIMIT = 100;
+/** Sessions whose transcript head is remembered (see #heads). */
+const MAX_REMEMBERED_HEADS = 10_000;
 
 export class SqlStore implements Store {
   readonly kind: 'embedded' | 'postgres';
   readonly #driver: SqlDriver;
   /** the driver, counting calls in flight so close() can wait for them */
   readonly #db: SqlDriver;
+  readonly #track: <T>(p: Promise<T>) => Promise<T>;
   readonly #inflight = new Set<Promise<unknown>>();
   #closing: Promise<void> | null = null;
+  /**
+   * Each session's transcript head as this store last wrote or read it: a hint that lets an append be
+   * one compare-and-set statement (SQL.appendIfHead) instead of lock, read, write. The database stays the
+   * authority: when another replica moved the head, or the session ended, the compare fails and the
+   * append takes the locking path.
+   */
+  readonly #heads = new Map<string, HeadRow>();
 
   constructor(db: SqlDriver) {
     this.#driver = db;
@@ -49,8 +59,9 @@ export class SqlStore implements Store {
       p.then(forget, forget);
       return p;
     };
-    // Every Store method makes exactly one driver call, right after its checks: tracking the
-    // driver call tracks the method.
+    this.#track = track;
+    // Every Store method makes exactly one driver call, right after its checks (tracking the driver call
+    // tracks the method), or runs whole inside #track (appendEventBatches).
     this.#db = {
       kind: db.kind,
       query: (statement, params) => track(db.query(statement, params)),
@@ -81,10 +92,11 @@ export class SqlStore implements Store {
       token.key,
       tokenExpiry,
       ...sessionParams(session, { head_seq: first.seq, head_hash: first.hash }),
-      ...eventColumns([first]),
+      ...chunkParams([first]),
     ];
     const { rowCount } = await this.#db.query(SQL.openSession, params);
     if (rowCount === 0) return { ok: false, reason: 'replay' };
+    this.#remember(session.id, first);
     return { ok: true, opened: first };
   }
 
@@ -113,6 +125,7 @@ export class SqlStore implements Store {
     checkEventTimes([final]);
     return this.#db.transaction(async (tx) => {
       // The UPDATE takes the row lock, so it waits for (and then follows) any append in progress.
+      this.#heads.delete(id);
       const head = (await tx.query<HeadRow>(SQL.endSession, [id, at, reason])).rows[0];
       if (!head) return null;
       const [last] = await appendAfter(tx, id, head, [final], at);
@@ -136,34 +149,97 @@ export class SqlStore implements Store {
     if (events.length === 0) return [];
     checkEventTimes(events);
     const now = new Date();
-    return this.#db.transaction(async (tx) => {
+    this.#heads.delete(sessionId);
+    const chained = await this.#db.transaction(async (tx) => {
       const head = (await tx.query<LockedHeadRow>(SQL.lockSessionHead, [sessionId])).rows[0];
       if (!head) throw new UnknownSessionError(sessionId);
       if (head.ended_at !== null) throw new SessionEndedError(sessionId);
       return appendAfter(tx, sessionId, head, events, now);
     });
+    this.#remember(sessionId, chained.at(-1)!);
+    return chained;
   }
 
-  async appendEventBatches(batches: readonly EventBatch[]): Promise<EventBatchResult[]> {
+  appendEventBatches(batches: readonly EventBatch[]): Promise<EventBatchResult[]> {
     this.#checkOpen();
     for (const b of batches) checkEventTimes(b.events);
-    const now = new Date();
-    const results: EventBatchResult[] = batches.map(() => ({ ok: true, events: [] }));
+    return this.#track(this.#appendEventBatches(batches));
+  }
+
+  async #appendEventBatches(batches: readonly EventBatch[]): Promise<EventBatchResult[]> {
+    const at = new Date().toISOString();
+    const results: EventBatchResult[] = batches.map(() => ({ ok: true, first_seq: 0, head: null }));
     // lock in a fixed order so replicas appending to the same sessions cannot deadlock
     const order = batches
       .map((_, i) => i)
+      .filter((i) => batches[i]!.events.length > 0)
       .sort((a, b) => (batches[a]!.sessionId < batches[b]!.sessionId ? -1 : 1));
-    await this.#db.transaction(async (tx) => {
+    const written = (i: number, chained: TranscriptEvent[]): void => {
+      const last = chained.at(-1)!;
+      results[i] = { ok: true, first_seq: chained[0]!.seq, head: { seq: last.seq, hash: last.hash } };
+    };
+    // One session with a known head (a busy job): one statement, its own transaction.
+    if (order.length === 1) {
+      const i = order[0]!;
+      const chained = await this.#appendIfHead(this.#driver, batches[i]!, at);
+      if (chained) {
+        written(i, chained);
+        this.#remember(batches[i]!.sessionId, chained.at(-1)!);
+        return results;
+      }
+    }
+    const heads = new Map<string, TranscriptEvent>();
+    await this.#driver.transaction(async (tx) => {
       for (const i of order) {
         const { sessionId, events } = batches[i]!;
-        if (events.length === 0) continue;
-        const head = (await tx.query<LockedHeadRow>(SQL.lockSessionHead, [sessionId])).rows[0];
-        if (!head) results[i] = { ok: false, error: new UnknownSessionError(sessionId) };
-        else if (head.ended_at !== null) results[i] = { ok: false, error: new SessionEndedError(sessionId) };
-        else results[i] = { ok: true, events: await appendAfter(tx, sessionId, head, events, now) };
+        let chained = await this.#appendIfHead(tx, batches[i]!, at);
+        if (!chained) {
+          const head = (await tx.query<LockedHeadRow>(SQL.lockSessionHead, [sessionId])).rows[0];
+          if (!head) {
+            results[i] = { ok: false, error: new UnknownSessionError(sessionId) };
+            continue;
+          }
+          if (head.ended_at !== null) {
+            results[i] = { ok: false, error: new SessionEndedError(sessionId) };
+            continue;
+          }
+          chained = await appendAfter(tx, sessionId, head, events, at);
+        }
+        written(i, chained);
+        heads.set(sessionId, chained.at(-1)!);
       }
     });
+    // only what committed becomes the new hint
+    for (const [sessionId, last] of heads) this.#remember(sessionId, last);
     return results;
+  }
+
+  /**
+   * Chain `batch` after the remembered head and write it only if that is still the head of a live
+   * session (compare-and-set). Null when there is no remembered head or the compare failed: the caller
+   * then locks and reads the head.
+   */
+  async #appendIfHead(db: SqlRunner, batch: EventBatch, at: string): Promise<TranscriptEvent[] | null> {
+    const head = this.#heads.get(batch.sessionId);
+    if (!head) return null;
+    const chained = chainAfter(batch.sessionId, head, batch.events, at);
+    const last = chained.at(-1)!;
+    const { rowCount } = await db.query(SQL.appendIfHead, [
+      batch.sessionId,
+      ...chunkParams(chained),
+      last.hash,
+      head.head_seq,
+      head.head_hash,
+    ]);
+    if (rowCount === 1) return chained;
+    this.#heads.delete(batch.sessionId);
+    return null;
+  }
+
+  #remember(sessionId: string, last: Pick<TranscriptEvent, 'seq' | 'hash'>): void {
+    // a bound, not an LRU: forgetting a hint only costs the next append its lock round trip
+    if (this.#heads.size >= MAX_REMEMBERED_HEADS && !this.#heads.has(sessionId)) this.#heads.clear();
+    this.#heads.set(sessionId, { head_seq: last.seq, head_hash: last.hash });
   }
 
   async listEvents(
@@ -175,8 +251,18 @@ export class SqlStore implements Store {
     if (!Number.isSafeInteger(after) || after < 0)
       throw new RangeError('listEvents after_seq must be an integer >= 0');
     const limit = checkedLimit(opts.limit, null, 'listEvents limit');
-    const { rows } = await this.#db.query<EventRow>(SQL.listEvents, [sessionId, after, limit]);
-    return rows.map((r) => r.body);
+    const { rows } = await this.#db.query<EventChunkRow>(SQL.listEvents, [sessionId, after, limit]);
+    const out: TranscriptEvent[] = [];
+    for (const chunk of rows) {
+      const events = parseChunk(sessionId, chunk);
+      // the first chunk may start at or before after_seq
+      const skip = Math.max(0, after + 1 - chunk.first_seq);
+      for (let i = skip; i < events.length; i++) {
+        if (limit !== null && out.length >= limit) return out;
+        out.push(events[i]!);
+      }
+    }
+    return out;
   }
 
   async recordDenial(denial: DenialRecord): Promise<void> {
@@ -222,16 +308,43 @@ async function appendAfter(
   sessionId: string,
   head: HeadRow,
   events: readonly NewEvent[],
-  now: Date,
+  now: Date | string,
 ): Promise<TranscriptEvent[]> {
+  const chained = chainAfter(sessionId, head, events, typeof now === 'string' ? now : now.toISOString());
+  await tx.query(SQL.appendEvents, [sessionId, ...chunkParams(chained), chained.at(-1)!.hash]);
+  return chained;
+}
+
+function chainAfter(
+  sessionId: string,
+  head: HeadRow,
+  events: readonly NewEvent[],
+  at: string,
+): TranscriptEvent[] {
   let prev: Pick<TranscriptEvent, 'seq' | 'hash'> = { seq: head.head_seq, hash: head.head_hash };
-  const chained = events.map((ev) => {
-    const e = chainEvent(prev, sessionId, ev, now);
+  return events.map((ev) => {
+    const e = chainEvent(prev, sessionId, ev, at);
     prev = e;
     return e;
   });
-  await tx.query(SQL.appendEvents, [sessionId, ...eventColumns(chained), prev.seq, prev.hash]);
-  return chained;
+}
+
+/** A stored chunk's events. A chunk that is not a JSON array is damage to report, not to skip. */
+function parseChunk(sessionId: string, chunk: EventChunkRow): TranscriptEvent[] {
+  let events: unknown;
+  try {
+    events = JSON.parse(chunk.events);
+  } catch (err) {
+    throw new Error(
+      `transcript of ${sessionId}: the chunk at seq ${chunk.first_seq} is not valid JSON (${(err as Error).message})`,
+      { cause: err },
+    );
+  }
+  if (!Array.isArray(events) || events.length === 0)
+    throw new Error(
+      `transcript of ${sessionId}: the chunk at seq ${chunk.first_seq} is not a non-empty array`,
+    );
+  return events as TranscriptEvent[];
 }
 
 /** A caller-supplied `at` must be a time PostgreSQL reads the same way (ISO-8601). */

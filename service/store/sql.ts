@@ -39,11 +39,6 @@ function statement(name: string, text: string): Statement {
 const SESSION_COLUMNS = `id, secret_hash, scram_verifier, issuer, identity, claims, policy, grants, ssh_public_key,
   created_at, expires_at, ended_at, end_reason`;
 
-const EVENT_ARRAYS = (from: number) =>
-  `unnest($${from}::integer[], $${from + 1}::timestamptz[], $${from + 2}::text[], $${from + 3}::text[],
-          $${from + 4}::json[], $${from + 5}::text[], $${from + 6}::text[])
-     AS e (seq, at, kind, target, body, hash, prev_hash)`;
-
 export const SQL = {
   ping: statement('ping', 'SELECT 1 AS ok'),
 
@@ -64,9 +59,8 @@ export const SQL = {
        FROM claim
        RETURNING id
      )
-     INSERT INTO events (session_id, seq, at, kind, target, body, hash, prev_hash)
-     SELECT session.id, e.seq, e.at, e.kind, e.target, e.body, e.hash, e.prev_hash
-     FROM session, ${EVENT_ARRAYS(18)}`,
+     INSERT INTO event_chunks (session_id, first_seq, last_seq, events)
+     SELECT session.id, $18::integer, $19::integer, $20::text FROM session`,
   ),
   pruneTokenUses: statement('prune_token_uses', 'DELETE FROM token_uses WHERE expires_at < $1'),
 
@@ -100,22 +94,33 @@ export const SQL = {
      RETURNING head_seq, head_hash`,
   ),
 
-  // Events travel as column arrays (unnested), so the statement text, and its prepared plan, does not
-  // depend on how many there are. The columns are not read back out of the JSON body: PostgreSQL's json
-  // operators de-escape every string and refuse a body that contains \u0000. The head moves in the same
-  // statement; the caller holds the session row lock (lockSessionHead or endSession).
+  // A chunk of events and the new head in one statement; the caller holds the session row lock
+  // (lockSessionHead or endSession).
   appendEvents: statement(
     'append_events',
     `WITH appended AS (
-       INSERT INTO events (session_id, seq, at, kind, target, body, hash, prev_hash)
-       SELECT $1, e.seq, e.at, e.kind, e.target, e.body, e.hash, e.prev_hash
-       FROM ${EVENT_ARRAYS(2)}
+       INSERT INTO event_chunks (session_id, first_seq, last_seq, events) VALUES ($1, $2, $3, $4)
      )
-     UPDATE sessions SET head_seq = $9, head_hash = $10 WHERE id = $1`,
+     UPDATE sessions SET head_seq = $3, head_hash = $5 WHERE id = $1`,
   ),
+  // The same, as one compare-and-set statement: written only if ($6, $7) is still the head of a session
+  // that has not ended; otherwise nothing is written and the row count is 0. The UPDATE takes the row
+  // lock, so a concurrent append (another replica) is waited for and then fails the compare.
+  appendIfHead: statement(
+    'append_if_head',
+    `WITH moved AS (
+       UPDATE sessions SET head_seq = $3, head_hash = $5
+       WHERE id = $1 AND head_seq = $6 AND head_hash = $7 AND ended_at IS NULL
+       RETURNING id
+     )
+     INSERT INTO event_chunks (session_id, first_seq, last_seq, events)
+     SELECT id, $2, $3, $4::text FROM moved`,
+  ),
+  // Every chunk holds at least one event, so `limit` chunks past after_seq hold at least `limit` events.
   listEvents: statement(
     'list_events',
-    'SELECT body FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+    `SELECT first_seq, events FROM event_chunks WHERE session_id = $1 AND last_seq > $2
+     ORDER BY first_seq LIMIT $3`,
   ),
 
   insertDenial: statement(
@@ -140,8 +145,10 @@ export interface LockedHeadRow extends HeadRow {
   ended_at: Date | null;
 }
 
-export interface EventRow {
-  body: TranscriptEvent;
+export interface EventChunkRow {
+  first_seq: number;
+  /** a JSON array of the chunk's events */
+  events: string;
 }
 
 export interface DenialRow {
@@ -191,20 +198,12 @@ export function sessionFromRow(row: SessionRow): SessionRecord {
 }
 
 /**
- * The event column arrays of SQL.openSession ($18..) and SQL.appendEvents ($2..$8). The body is stored as `json` (verbatim text), not `jsonb`: jsonb
- * refuses `\u0000` and lone surrogates, which a recorded statement or path may contain, and the text of
- * JSON.stringify parses back to an identical object, so the hash re-verifies.
+ * Parameters of a chunk: first seq, last seq, and the events as one JSON array (text). JSON.stringify's
+ * text parses back to an identical object, so the hash re-verifies; and unlike jsonb it keeps `\u0000`
+ * and lone surrogates, which a recorded statement or path may contain.
  */
-export function eventColumns(events: readonly TranscriptEvent[]): unknown[] {
-  return [
-    events.map((e) => e.seq),
-    events.map((e) => e.at),
-    events.map((e) => e.kind),
-    events.map((e) => e.target),
-    events.map((e) => JSON.stringify(e)),
-    events.map((e) => e.hash),
-    events.map((e) => e.prev_hash),
-  ];
+export function chunkParams(events: readonly TranscriptEvent[]): [number, number, string] {
+  return [events[0]!.seq, events.at(-1)!.seq, JSON.stringify(events)];
 }
 
 export function denialParams(d: DenialRecord): unknown[] {

@@ -25,7 +25,9 @@ export interface EventBatch {
   events: NewEvent[];
 }
 
-export type EventBatchResult = { ok: true; events: TranscriptEvent[] } | { ok: false; error: Error };
+/** A written batch reports where it landed (seqs first_seq..head.seq), not the events themselves. */
+export type EventBatchResult =
+  { ok: true; first_seq: number; head: { seq: number; hash: string } | null } | { ok: false; error: Error };
 
 export interface Store {
   readonly kind: 'embedded' | 'postgres';

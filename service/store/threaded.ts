@@ -89,11 +89,14 @@ export async function openThreadedEmbeddedStore(dataDir: string | null): Promise
     endSession: (...a) => call('endSession', ...a),
     listExpiredUnended: (...a) => call('listExpiredUnended', ...a),
     appendEvents: (...a) => call('appendEvents', ...a),
-    appendEventBatches: async (...a) => {
-      const raw = await call<({ ok: true; events: never } | { ok: false; error: SerializedError })[]>(
-        'appendEventBatches',
-        ...a,
-      );
+    appendEventBatches: async (batches) => {
+      // One string crosses the thread boundary: structured clone of a thousand small objects costs the
+      // event loop more than JSON.stringify, and the worker (not the event loop) parses it. What JSON
+      // cannot carry (undefined, toJSON objects) is exactly what the hash's canonical JSON drops or
+      // converts the same way.
+      const raw = await call<
+        (Extract<EventBatchResult, { ok: true }> | { ok: false; error: SerializedError })[]
+      >('appendEventBatches', JSON.stringify(batches));
       return raw.map((r): EventBatchResult => (r.ok ? r : { ok: false, error: revive(r.error) }));
     },
     listEvents: (...a) => call('listEvents', ...a),

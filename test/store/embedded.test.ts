@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openEmbeddedStore, storeOnPGlite } from '../../service/store/embedded.js';
+import { chainEvent, verifyChain } from '../../service/audit/event.js';
 import { checkMigrationList, MIGRATIONS } from '../../service/store/migrations.js';
-import { registerStoreSuite } from './store-suite.js';
+import { makeSession, registerStoreSuite, statementEvent } from './store-suite.js';
 
 const tempDirs: string[] = [];
 function tempDir(): string {
@@ -54,5 +55,55 @@ describe('migration list', () => {
   it('is numbered 1..n with names and SQL', () => {
     expect(() => checkMigrationList(MIGRATIONS)).not.toThrow();
     expect(() => checkMigrationList([{ version: 2, name: 'x', sql: 'SELECT 1' }])).toThrow(/expected 1/);
+  });
+});
+
+describe('migration 2 (events stored in chunks)', () => {
+  it('moves every version-1 event row into a chunk, byte for byte, and the chains still verify', async () => {
+    const db = await PGlite.create();
+    await db.exec(MIGRATIONS[0]!.sql);
+    await db.exec(`CREATE TABLE schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    await db.query('INSERT INTO schema_migrations (version, name) VALUES (1, $1)', [MIGRATIONS[0]!.name]);
+    const sessions = [makeSession(), makeSession()];
+    const chains = new Map<string, ReturnType<typeof chainEvent>[]>();
+    for (const [n, s] of sessions.entries()) {
+      const chain: ReturnType<typeof chainEvent>[] = [];
+      for (let i = 0; i < 3 + n; i++) {
+        // an awkward body: NUL, a lone surrogate, quotes; json keeps the text verbatim
+        const ev = statementEvent(`select '\u0000 \ud800 "q"' -- ${i}`);
+        chain.push(chainEvent(chain.at(-1) ?? null, s.id, ev, new Date(s.created_at.getTime() + i)));
+      }
+      chains.set(s.id, chain);
+      await db.query(
+        `INSERT INTO sessions (id, secret_hash, scram_verifier, issuer, identity, claims, policy, grants,
+           created_at, expires_at, head_seq, head_hash)
+         VALUES ($1, 'h', 'v', 'github', '{}', '{}', 'p', '[]', $2, $3, $4, $5)`,
+        [s.id, s.created_at, s.expires_at, chain.length, chain.at(-1)!.hash],
+      );
+      for (const e of chain) {
+        await db.query(
+          `INSERT INTO events (session_id, seq, at, kind, target, body, hash, prev_hash)
+           VALUES ($1, $2, $3, $4, $5, $6::json, $7, $8)`,
+          [s.id, e.seq, e.at, e.kind, e.target, JSON.stringify(e), e.hash, e.prev_hash],
+        );
+      }
+    }
+    const store = storeOnPGlite(db);
+    try {
+      expect(await store.migrateWithResult()).toEqual({ applied: [2], version: 2 });
+      for (const s of sessions) {
+        const events = await store.listEvents(s.id);
+        expect(events).toEqual(chains.get(s.id));
+        expect(verifyChain(events).ok).toBe(true);
+        // appends continue the migrated chain
+        await store.appendEvents(s.id, [statementEvent('select after migration')]);
+        expect(verifyChain(await store.listEvents(s.id)).ok).toBe(true);
+      }
+      const old = await db.query("SELECT to_regclass('events') AS t");
+      expect(old.rows).toEqual([{ t: null }]);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -239,16 +239,17 @@ export function registerStoreSuite(
       expect(await h.store.listEvents(s.id, { after_seq: 5 })).toEqual([]);
       expect(await h.store.appendEvents(s.id, [])).toEqual([]);
 
-      const columns = await h.query<{
-        seq: number;
-        kind: string;
-        target: string | null;
-        hash: string;
-        at: Date;
-      }>('SELECT seq, kind, target, hash, at FROM events WHERE session_id = $1 ORDER BY seq', [s.id]);
-      expect(columns.map((c) => [c.seq, c.kind, c.target, c.hash, new Date(c.at).toISOString()])).toEqual(
-        all.map((e) => [e.seq, e.kind, e.target, e.hash, e.at]),
+      // one chunk per append, each a JSON array of the events as chained
+      const chunks = await h.query<{ first_seq: number; last_seq: number; events: string }>(
+        'SELECT first_seq, last_seq, events FROM event_chunks WHERE session_id = $1 ORDER BY first_seq',
+        [s.id],
       );
+      expect(chunks.map((c) => [c.first_seq, c.last_seq])).toEqual([
+        [1, 1],
+        [2, 4],
+        [5, 5],
+      ]);
+      expect(chunks.flatMap((c) => JSON.parse(c.events) as TranscriptEvent[])).toEqual(all);
     });
 
     it('verifyChain names the event whose stored body was changed in the database', async () => {
@@ -261,8 +262,8 @@ export function registerStoreSuite(
       ]);
       expect(verifyChain(await h.store.listEvents(s.id)).ok).toBe(true);
       await h.query(
-        `UPDATE events SET body = replace(body::text, 'select 2', 'drop table orders')::json
-         WHERE session_id = $1 AND seq = 3`,
+        `UPDATE event_chunks SET events = replace(events, 'select 2', 'drop table orders')
+         WHERE session_id = $1 AND first_seq <= 3 AND last_seq >= 3`,
         [s.id],
       );
       const tampered = await h.store.listEvents(s.id);
@@ -329,6 +330,30 @@ export function registerStoreSuite(
         'select 5',
       ]);
       expect((await h.store.listEvents(ended.id)).at(-1)!.kind).toBe('session.revoked');
+    });
+
+    it('an append after the head moved underneath the store chains after the stored head, not a remembered one', async () => {
+      const s = makeSession();
+      await openSessionOk(h.store, s);
+      const [first] = await h.store.appendEventBatches([
+        { sessionId: s.id, events: [statementEvent('select 1')] },
+      ]);
+      expect(first).toMatchObject({ ok: true, first_seq: 2, head: { seq: 2 } });
+      // another writer (a replica, an operator) appends behind this store's back
+      const stored = await h.store.listEvents(s.id);
+      const foreign = { ...stored[1]!, seq: 3, prev_hash: stored[1]!.hash, hash: 'f'.repeat(64) };
+      await h.query(
+        `WITH c AS (INSERT INTO event_chunks (session_id, first_seq, last_seq, events) VALUES ($1, 3, 3, $2))
+         UPDATE sessions SET head_seq = 3, head_hash = $3 WHERE id = $1`,
+        [s.id, JSON.stringify([foreign]), foreign.hash],
+      );
+      const [next] = await h.store.appendEventBatches([
+        { sessionId: s.id, events: [statementEvent('select 2')] },
+      ]);
+      expect(next).toMatchObject({ ok: true, first_seq: 4 });
+      const all = await h.store.listEvents(s.id);
+      expect(all.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+      expect(all[3]!.prev_hash).toBe(foreign.hash);
     });
 
     it('endSession ends once, appends the final event last, and a second call returns null', async () => {
@@ -475,6 +500,35 @@ export function registerStoreSuite(
             replica.openSession(b, openedEvent(b), token),
           ]);
           expect(results.filter((r) => r.ok)).toHaveLength(1);
+        } finally {
+          await replica.close();
+        }
+      },
+    );
+
+    it.runIf(opts.replicas)(
+      'group-commit appends from two replicas keep one chain, and an end at one replica stops the other',
+      async () => {
+        const replica = await h.openReplica!();
+        try {
+          const s = makeSession();
+          await openSessionOk(h.store, s);
+          // each store remembers the head it wrote last; the other's appends make that hint stale
+          for (let i = 0; i < 20; i++) {
+            const [r] = await (i % 3 === 0 ? replica : h.store).appendEventBatches([
+              { sessionId: s.id, events: [statementEvent(`select ${i}`), statementEvent(`select ${i}b`)] },
+            ]);
+            expect(r).toMatchObject({ ok: true });
+          }
+          const all = await h.store.listEvents(s.id);
+          expect(all.map((e) => e.seq)).toEqual(Array.from({ length: 41 }, (_, i) => i + 1));
+          expect(verifyChain(all).ok).toBe(true);
+          await replica.endSession(s.id, new Date(), 'revoked', revokedEvent);
+          const [late] = await h.store.appendEventBatches([
+            { sessionId: s.id, events: [statementEvent('select after end')] },
+          ]);
+          expect(late).toMatchObject({ ok: false, error: expect.any(SessionEndedError) });
+          expect((await replica.listEvents(s.id)).at(-1)!.kind).toBe('session.revoked');
         } finally {
           await replica.close();
         }

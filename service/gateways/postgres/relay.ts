@@ -1422,13 +1422,21 @@ export class Relay {
     const event: NewEvent = {
       target: this.ctx.targetName,
       kind: 'pg.statement',
-      operation: {
-        statement: stmt?.text ?? '',
-        statement_kind: stmt?.kind ?? 'UNKNOWN',
-        protocol: run.protocol,
-        conn_id: this.ctx.connId,
-        ...(sqlstate ? { error: sqlstate } : {}),
-      },
+      // keys in sorted order: the transcript hash's canonical JSON then needs no re-sorting (hot path)
+      operation: sqlstate
+        ? {
+            conn_id: this.ctx.connId,
+            error: sqlstate,
+            protocol: run.protocol,
+            statement: stmt?.text ?? '',
+            statement_kind: stmt?.kind ?? 'UNKNOWN',
+          }
+        : {
+            conn_id: this.ctx.connId,
+            protocol: run.protocol,
+            statement: stmt?.text ?? '',
+            statement_kind: stmt?.kind ?? 'UNKNOWN',
+          },
       decision: 'allow',
       reasons: run.reasons,
       ...(rows !== undefined ? { rows } : {}),

@@ -1,0 +1,102 @@
+// Transcript append cost on the embedded store (worker thread): CPU of the whole process per event,
+// for batches shaped like a busy gateway's group commits. `npm run bench:store`
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NewEvent } from '../service/audit/event.js';
+import { openStore } from '../service/store/open.js';
+import { openEmbeddedStore } from '../service/store/embedded.js';
+
+const BATCH = Number(process.env.BENCH_BATCH ?? 70);
+const BATCHES = Number(process.env.BENCH_BATCHES ?? 300);
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1);
+
+function statementEvent(i: number): NewEvent {
+  return {
+    target: 'bench',
+    kind: 'pg.statement',
+    // as the PostgreSQL gateway builds it (keys in sorted order)
+    operation: {
+      conn_id: 'pgc_0123456789ab',
+      protocol: 'simple',
+      statement: `SELECT abalance FROM pgbench_accounts WHERE aid = ${(i * 7919) % 100000};`,
+      statement_kind: 'SELECT',
+    },
+    decision: 'allow',
+    reasons: ['grant bench: access read allows SELECT'],
+    rows: 1,
+    bytes: 120,
+    duration_ms: 0.153,
+    masked: 0,
+  };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'hoop-bench-append-'));
+  const store =
+    process.env.BENCH_INPROC === 'mem'
+      ? await openEmbeddedStore(null)
+      : process.env.BENCH_INPROC
+        ? await openEmbeddedStore(dir)
+        : await openStore({ dataDir: dir });
+  try {
+    await store.migrate();
+    const now = new Date();
+    const ids: string[] = [];
+    for (let s = 0; s < SESSIONS; s++) {
+      const id = `ses_bench${s}`;
+      ids.push(id);
+      await store.openSession(
+        {
+          id,
+          secret_hash: 'x',
+          scram_verifier: 'x',
+          issuer: 'bench',
+          identity: {},
+          claims: {},
+          policy: 'bench',
+          grants: [],
+          ssh_public_key: null,
+          created_at: now,
+          expires_at: new Date(now.getTime() + 3600_000),
+          ended_at: null,
+          end_reason: null,
+        },
+        { target: null, kind: 'session.opened', operation: {}, decision: 'allow', reasons: [] },
+        { key: `bench:${id}`, expires_at: new Date(now.getTime() + 3600_000) },
+      );
+    }
+    for (const warm of [true, false]) {
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      const n = warm ? 20 : BATCHES;
+      for (let b = 0; b < n; b++) {
+        await store.appendEventBatches(
+          ids.map((sessionId) => ({
+            sessionId,
+            events: Array.from({ length: Math.ceil(BATCH / SESSIONS) }, (_, i) =>
+              statementEvent(b * BATCH + i),
+            ),
+          })),
+        );
+      }
+      const ms = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      const events = n * ids.length * Math.ceil(BATCH / SESSIONS);
+      if (!warm)
+        console.log(
+          `${events} events in batches of ${BATCH} over ${SESSIONS} sessions: ${((ms * 1000) / events).toFixed(1)} µs wall/event, ` +
+            `${((cpu.user + cpu.system) / events).toFixed(1)} µs CPU/event (user ${(cpu.user / events).toFixed(1)}, sys ${(cpu.system / events).toFixed(1)}), ` +
+            `${((ms * 1000) / n).toFixed(0)} µs/commit`,
+        );
+    }
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
