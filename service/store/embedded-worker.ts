@@ -48,7 +48,10 @@ export function lowerThreadPriority(): boolean {
 const port = parentPort;
 if (port) {
   lowerThreadPriority();
-  const { dataDir } = workerData as { dataDir: string | null };
+  serve(port, (workerData as { dataDir: string | null }).dataDir);
+}
+
+function serve(port: NonNullable<typeof parentPort>, dataDir: string | null): void {
   let store: Store | null = null;
   const ready = openEmbeddedStore(dataDir).then((s) => {
     store = s;

@@ -85,6 +85,15 @@ const DURABLE_START_PARAMS = [
   'synchronous_commit=on',
   '-c',
   'full_page_writes=on',
+  // Memory. PostgreSQL touches all of shared_buffers at start, and WASM memory is never returned:
+  // PGlite's default of 128 MB made the broker's resident set 100 MB larger for a store whose working
+  // set is a few MB of session rows plus the transcript chunks being appended.
+  '-c',
+  'shared_buffers=16MB',
+  '-c',
+  'temp_buffers=2MB',
+  '-c',
+  'wal_buffers=1MB',
 ];
 
 /** Runs a statement on PGlite (or one of its transactions) and normalises the result. */

@@ -1,5 +1,6 @@
 // The embedded store behind a worker thread (see embedded-worker.ts for why). Every Store method is a
 // message round trip; Dates and plain objects cross by structured clone, store errors by name.
+import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -24,8 +25,7 @@ function tsxEsmApi(): string {
   return pathToFileURL(join(dirname(pkg), 'dist/esm/api/index.mjs')).href;
 }
 
-/** Start the worker (the embedded store opens there) and resolve once it is open. */
-export async function openThreadedEmbeddedStore(dataDir: string | null): Promise<Store> {
+function startWorker(data: { dataDir: string | null }): Worker {
   // From TypeScript sources (tests, tsx) the worker needs the tsx loader; from build/ it is plain JS.
   const fromSource = import.meta.url.endsWith('.ts');
   // built (tsc: embedded-worker.js beside this file) or bundled (esbuild: embedded-worker.mjs beside the bundle)
@@ -35,14 +35,56 @@ export async function openThreadedEmbeddedStore(dataDir: string | null): Promise
         new URL('./embedded-worker.js', import.meta.url),
         new URL('./embedded-worker.mjs', import.meta.url),
       ].find((u) => existsSync(u)) ?? new URL('./embedded-worker.js', import.meta.url));
-  const worker = fromSource
+  return fromSource
     ? // register tsx's loader inside the worker, then load the TypeScript module (tests, tsx scripts)
       new Worker(
         `import(${JSON.stringify(tsxEsmApi())})` +
           `.then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`,
-        { eval: true, workerData: { dataDir } },
+        { eval: true, workerData: data },
       )
-    : new Worker(fileURLToPath(url), { workerData: { dataDir } });
+    : new Worker(fileURLToPath(url), { workerData: data });
+}
+
+/**
+ * Create a new data directory's database in a short-lived child process (embedded-init.ts). initdb, which
+ * PGlite runs on first open, grows the WASM heap to several hundred MB, and that memory is never given
+ * back: in the process that keeps the store, it would stay resident for the broker's whole life.
+ */
+async function initializeInChildProcess(dataDir: string): Promise<void> {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const entry = fromSource
+    ? new URL('./embedded-init.ts', import.meta.url)
+    : ([new URL('./embedded-init.js', import.meta.url), new URL('./embedded-init.mjs', import.meta.url)].find(
+        (u) => existsSync(u),
+      ) ?? new URL('./embedded-init.js', import.meta.url));
+  const child = fork(fileURLToPath(entry), [dataDir], {
+    execArgv: fromSource ? ['--import', 'tsx'] : [],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.once('message', (res: { ok: true } | { ok: false; error: SerializedError }) =>
+        res.ok ? resolve() : reject(revive(res.error)),
+      );
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`embedded store init process exited (code ${code})`)));
+    });
+  } finally {
+    child.removeAllListeners('exit');
+    if (child.exitCode === null) {
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      });
+    }
+  }
+}
+
+/** Start the worker (the embedded store opens there) and resolve once it is open. */
+export async function openThreadedEmbeddedStore(dataDir: string | null): Promise<Store> {
+  if (dataDir !== null && !existsSync(join(dataDir, 'store', 'PG_VERSION')))
+    await initializeInChildProcess(dataDir);
+  const worker = startWorker({ dataDir });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;
   let dead: Error | null = null;
