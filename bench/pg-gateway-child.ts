@@ -33,10 +33,8 @@ export async function buildGatewayServer(): Promise<string> {
     entryPoints: [
       join(here, 'pg-gateway-server.ts'),
       join(here, 'pg-recorder-worker.ts'),
-      // the embedded store's worker thread (service/store/threaded.ts finds it beside the bundle)
-      join(here, '..', 'service', 'store', 'embedded-worker.ts'),
-      // and the child process that creates a new data directory's database
-      join(here, '..', 'service', 'store', 'embedded-init.ts'),
+      // the embedded store's own process (service/store/embedded-process.ts finds it beside the bundle)
+      join(here, '..', 'service', 'store', 'embedded-server.ts'),
     ],
     entryNames: '[name]',
     bundle: true,

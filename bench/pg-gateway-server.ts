@@ -2,7 +2,7 @@
 // be measured apart from the benchmark driver. Configured over IPC; reports its port, then answers
 // 'stats' requests with its peak RSS and a few counters.
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -37,15 +37,37 @@ export type ServerMessage =
       maxRssMb: number;
       rssMb: number;
       sampledPeakRssMb: number;
+      childRssMb: number;
+      sampledPeakChildRssMb: number;
+      sampledPeakTotalRssMb: number;
       events: number;
       cpuMicros: number;
     }
   | { type: 'error'; message: string };
 
 let sampledPeak = 0;
+let sampledPeakChild = 0;
+let sampledPeakTotal = 0;
+/** RSS of this process' children (the embedded store's process), from /proc (Linux). */
+function childRss(): number {
+  let total = 0;
+  try {
+    const kids = readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim();
+    for (const pid of kids.split(' ').filter(Boolean)) {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      total += Number(m?.[1] ?? 0) * 1024;
+    }
+  } catch {
+    // not Linux, or a child just ended
+  }
+  return total;
+}
 const sample = (): void => {
   const rss = process.memoryUsage.rss();
+  const child = childRss();
   if (rss > sampledPeak) sampledPeak = rss;
+  if (child > sampledPeakChild) sampledPeakChild = child;
+  if (rss + child > sampledPeakTotal) sampledPeakTotal = rss + child;
 };
 setInterval(sample, 100).unref();
 
@@ -151,6 +173,9 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
         maxRssMb: process.resourceUsage().maxRSS / 1024,
         rssMb: process.memoryUsage.rss() / 1048576,
         sampledPeakRssMb: sampledPeak / 1048576,
+        childRssMb: childRss() / 1048576,
+        sampledPeakChildRssMb: sampledPeakChild / 1048576,
+        sampledPeakTotalRssMb: sampledPeakTotal / 1048576,
         events,
         cpuMicros: (() => {
           const u = process.cpuUsage();
@@ -159,6 +184,8 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
       });
     } else if (m.type === 'reset-peak') {
       sampledPeak = 0;
+      sampledPeakChild = 0;
+      sampledPeakTotal = 0;
     } else if (m.type === 'stop') {
       void gateway
         .close()

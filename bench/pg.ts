@@ -175,11 +175,32 @@ async function startPassthrough(
   return { port, pid: child.pid, stop: () => child.kill() };
 }
 
-/** CPU time (user+system, µs) and context switches of a process, from /proc (Linux). */
+/** The process and its children (the broker's embedded store runs in a child process of its own). */
+function withChildren(pid: number): number[] {
+  try {
+    const out = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim();
+    return [pid, ...out.split('\n').filter(Boolean).map(Number)];
+  } catch {
+    return [pid]; // pgrep exits 1 when there are none
+  }
+}
+
+/** CPU time (user+system, µs) and context switches of a process and its children, from /proc (Linux). */
 function procStats(
   pid: number | undefined,
 ): { cpuMicros: number; sysMicros: number; switches: number } | null {
   if (!pid || !existsSync(`/proc/${pid}/stat`)) return null;
+  const all = withChildren(pid).map(oneProcStats);
+  if (all.some((x) => x === null)) return null;
+  return all.reduce((a, b) => ({
+    cpuMicros: a!.cpuMicros + b!.cpuMicros,
+    sysMicros: a!.sysMicros + b!.sysMicros,
+    switches: a!.switches + b!.switches,
+  }))!;
+}
+
+function oneProcStats(pid: number): { cpuMicros: number; sysMicros: number; switches: number } | null {
+  if (!existsSync(`/proc/${pid}/stat`)) return null;
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
@@ -320,6 +341,8 @@ async function main(): Promise<void> {
       `stream: ${stream.rows} masked rows in ${stream.seconds.toFixed(1)} s (${Math.round(stream.rows / stream.seconds)} rows/s), ` +
         `masking ${stream.maskedOk ? 'verified' : 'FAILED'}; broker RSS before ${before.rssMb.toFixed(0)} MB, ` +
         `peak during stream ${after.sampledPeakRssMb.toFixed(0)} MB, process max RSS ${after.maxRssMb.toFixed(0)} MB; ` +
+        `store process RSS before ${before.childRssMb.toFixed(0)} MB, peak ${after.sampledPeakChildRssMb.toFixed(0)} MB ` +
+        `(broker + store peak ${after.sampledPeakTotalRssMb.toFixed(0)} MB); ` +
         `${after.events} transcript events recorded`,
     );
     const summary = {
@@ -339,6 +362,8 @@ async function main(): Promise<void> {
         masked: stream.maskedOk,
         peak_rss_mb: after.sampledPeakRssMb,
         max_rss_mb: after.maxRssMb,
+        store_process_peak_rss_mb: after.sampledPeakChildRssMb,
+        total_peak_rss_mb: after.sampledPeakTotalRssMb,
       },
     };
     console.log(JSON.stringify(summary));

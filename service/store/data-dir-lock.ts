@@ -37,10 +37,13 @@ function currentOwner(): Owner {
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+  // A zombie has exited (its files are closed) but is still signalable until reaped, which an
+  // orphan's new parent (PID 1 in a container, often) may never do.
+  const stat = readProc(`/proc/${pid}/stat`);
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }
 
 function ownerStillHolds(path: string, owner: Owner): boolean {

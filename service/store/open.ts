@@ -1,9 +1,9 @@
 // Choose the store from the config: PostgreSQL when `store.url` is set, else the embedded store in
-// data_dir, on a worker thread of its own (PGlite runs synchronously on the thread that owns it).
+// data_dir, in a process of its own (see embedded-server.ts).
 
 import { openPostgresStore, type PostgresStoreOptions } from './postgres.js';
 import type { Store } from './store.js';
-import { openThreadedEmbeddedStore } from './threaded.js';
+import { openEmbeddedStoreProcess } from './embedded-process.js';
 
 export interface OpenStoreOptions {
   /** store.url, secret already resolved; absent = embedded */
@@ -18,7 +18,7 @@ export interface OpenStoreOptions {
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   const store = opts.url
     ? await openPostgresStore(opts.url, opts.postgres)
-    : await openThreadedEmbeddedStore(opts.dataDir);
+    : await openEmbeddedStoreProcess(opts.dataDir);
   try {
     await store.migrate();
   } catch (err) {

@@ -1,6 +1,7 @@
-// The embedded store on its worker thread: same behaviour across the thread boundary (dates, errors
+// The embedded store in its own process: same behaviour across the process boundary (dates, errors
 // by class, durability across reopen), and the caller's event loop keeps turning during big commits.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,10 +10,10 @@ import { SessionEndedError, UnknownSessionError } from '../../service/store/erro
 import { openStore } from '../../service/store/open.js';
 import { makeSession, openedEvent, statementEvent, tokenFor } from './store-suite.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'hoop-threaded-'));
+const dir = mkdtempSync(join(tmpdir(), 'hoop-store-process-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('threaded embedded store', () => {
+describe('embedded store process', () => {
   it('round-trips sessions and events, revives store errors, and keeps data across reopen', async () => {
     const store = await openStore({ dataDir: dir });
     const s = makeSession();
@@ -73,5 +74,47 @@ describe('threaded embedded store', () => {
     expect(took).toBeGreaterThan(20);
     expect(ticks).toBeGreaterThan(3);
     expect(worstGap).toBeLessThan(took);
+  });
+
+  it('runs PGlite in a process of its own at a lower CPU priority, which exits when the broker is SIGKILLed', async () => {
+    const holderDir = mkdtempSync(join(tmpdir(), 'hoop-store-holder-'));
+    try {
+      const holder = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'store-holder.ts'), holderDir],
+        { cwd: join(import.meta.dirname, '..', '..'), stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('children ')) resolve();
+        });
+        holder.once('exit', (code) => reject(new Error(`holder exited (${code})`)));
+      });
+      const session = /session (\S+)/.exec(out)![1]!;
+      const pids = /children (\S+)/.exec(out)![1]!.split(',').map(Number);
+      // the store process runs below normal priority (nice 10)
+      const niceOf = (pid: number) =>
+        Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+      expect(pids.map(niceOf)).toContain(10);
+      holder.kill('SIGKILL');
+      // orphaned, it notices the closed IPC channel and exits, releasing the data_dir
+      const deadline = Date.now() + 10_000;
+      while (
+        pids.some((p) => existsSync(`/proc/${p}`) && !/\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8')))
+      ) {
+        if (Date.now() > deadline) throw new Error(`store process ${pids.join(',')} outlived the broker`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const store = await openStore({ dataDir: holderDir });
+      try {
+        expect((await store.getSession(session))?.id).toBe(session);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      rmSync(holderDir, { recursive: true, force: true });
+    }
   });
 });
