@@ -41,6 +41,8 @@ export type ServerMessage =
       sampledPeakChildRssMb: number;
       sampledPeakTotalRssMb: number;
       events: number;
+      /** events the store has made durable (recording=store; otherwise equal to events) */
+      durable: number;
       cpuMicros: number;
     }
   | { type: 'error'; message: string };
@@ -97,6 +99,7 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
     });
   }
   let events = 0;
+  let durable = 0;
   let record: PgGatewayDeps['record'];
   let store: Store | null = null;
   let dataDir: string | null = null;
@@ -117,6 +120,7 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
     record = async (id, ev) => {
       events++;
       await recorder.record(id, ev);
+      durable++;
     };
   } else if (cfg.recording === 'worker') {
     const worker = new Worker(new URL('./pg-recorder-worker.mjs', import.meta.url));
@@ -177,6 +181,7 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
         sampledPeakChildRssMb: sampledPeakChild / 1048576,
         sampledPeakTotalRssMb: sampledPeakTotal / 1048576,
         events,
+        durable: cfg.recording === 'store' ? durable : events,
         cpuMicros: (() => {
           const u = process.cpuUsage();
           return u.user + u.system;

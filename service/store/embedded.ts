@@ -12,6 +12,7 @@ import { chmodSync, closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync } f
 import { join } from 'node:path';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { NodeFS } from '@electric-sql/pglite/nodefs';
+import { serialize } from 'pg-protocol';
 import { lockDataDir } from './data-dir-lock.js';
 import type { SqlDriver, SqlResult, SqlRunner, Statement } from './sql.js';
 import { SqlStore } from './sql-store.js';
@@ -111,6 +112,83 @@ async function runOn(
 }
 
 /**
+ * A rowless statement (Statement.rowless) as raw protocol messages: Parse (once per statement name),
+ * Bind, Execute, Sync. PGlite's query() costs several times more CPU for the same INSERT (a describe
+ * round trip, then its own parameter encoder walks every character of a transcript chunk in
+ * JavaScript); Buffer encodes the text natively. Only the row count comes back.
+ */
+async function runRowless(
+  db: PGlite,
+  prepared: Set<string>,
+  statement: Statement,
+  params: readonly unknown[],
+): Promise<SqlResult<never>> {
+  const values = params.map((v, i) => {
+    if (v === null || typeof v === 'string') return v;
+    if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+    throw new TypeError(`${statement.name}: parameter $${i + 1} must be a string, a finite number or null`);
+  });
+  const parts: Buffer[] = [];
+  const parse = !prepared.has(statement.name);
+  if (parse) parts.push(serialize.parse({ name: statement.name, text: statement.text, types: [] }));
+  parts.push(serialize.bind({ statement: statement.name, values }), serialize.execute({}), serialize.sync());
+  const out = await db.execProtocolRaw(Buffer.concat(parts));
+  const reply = readRowlessReply(out, statement.name);
+  if (parse && reply.parsed) prepared.add(statement.name);
+  if (reply.error) throw reply.error;
+  return { rows: [], rowCount: reply.rowCount };
+}
+
+/** The backend messages of one Parse?/Bind/Execute/Sync exchange: row count, or the error. */
+function readRowlessReply(
+  out: Uint8Array,
+  name: string,
+): { parsed: boolean; rowCount: number; error: Error | null } {
+  const buf = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  let parsed = false;
+  let rowCount = 0;
+  let error: Error | null = null;
+  let ready = false;
+  let pos = 0;
+  while (pos + 5 <= buf.length) {
+    const type = buf[pos]!;
+    const end = pos + 1 + buf.readInt32BE(pos + 1);
+    if (end > buf.length || end < pos + 5) break;
+    if (type === 0x31 /* 1 ParseComplete */) parsed = true;
+    else if (type === 0x43 /* C CommandComplete */) {
+      const tag = buf.toString('latin1', pos + 5, end - 1);
+      rowCount = Number(/ (\d+)$/.exec(tag)?.[1] ?? 0);
+    } else if (type === 0x45 /* E ErrorResponse */) error ??= errorFromFields(buf.subarray(pos + 5, end));
+    else if (type === 0x5a /* Z ReadyForQuery */) ready = true;
+    pos = end;
+  }
+  if (!ready && !error)
+    error = new Error(`${name}: the embedded database's reply ended without ReadyForQuery`);
+  return { parsed, rowCount, error };
+}
+
+/** An ErrorResponse's fields as an Error shaped like pg's and PGlite's DatabaseError (code, severity, detail). */
+function errorFromFields(body: Buffer): Error {
+  const fields: Record<string, string> = {};
+  let pos = 0;
+  while (pos < body.length && body[pos] !== 0) {
+    const code = String.fromCharCode(body[pos]!);
+    const nul = body.indexOf(0, pos + 1);
+    if (nul < 0) break;
+    fields[code] = body.toString('utf8', pos + 1, nul);
+    pos = nul + 1;
+  }
+  const err = new Error(fields.M ?? 'error from the embedded database') as Error & Record<string, unknown>;
+  err.name = 'DatabaseError';
+  err.code = fields.C;
+  err.severity = fields.S;
+  if (fields.D !== undefined) err.detail = fields.D;
+  if (fields.n !== undefined) err.constraint = fields.n;
+  if (fields.t !== undefined) err.table = fields.t;
+  return err;
+}
+
+/**
  * PGlite attaches the query's parameters to its errors; they can hold secret hashes, SCRAM verifiers and
  * recorded statements, and errors get logged. Drop them (the pg driver never attaches them).
  */
@@ -140,8 +218,17 @@ class PGliteDriver implements SqlDriver {
     return run;
   }
 
+  /** rowless statements prepared on the connection (raw protocol) */
+  readonly #prepared = new Set<string>();
+
+  #run(db: Pick<Transaction, 'query'>, statement: Statement, params: readonly unknown[]) {
+    return statement.rowless
+      ? runRowless(this.#db, this.#prepared, statement, params)
+      : runOn(db, statement, params);
+  }
+
   query<Row>(statement: Statement, params: readonly unknown[]): Promise<SqlResult<Row>> {
-    return this.#exclusive(() => runOn(this.#db, statement, params));
+    return this.#exclusive(() => this.#run(this.#db, statement, params));
   }
 
   async exec(script: string): Promise<void> {
@@ -152,8 +239,9 @@ class PGliteDriver implements SqlDriver {
     return this.#exclusive(() =>
       this.#db.transaction((tx) =>
         fn({
+          // a rowless statement goes to the same (only) connection, inside this transaction
           query: <Row>(statement: Statement, params: readonly unknown[]) =>
-            runOn(tx, statement, params) as Promise<SqlResult<Row>>,
+            this.#run(tx, statement, params) as Promise<SqlResult<Row>>,
           exec: async (script: string) => {
             await tx.exec(script);
           },

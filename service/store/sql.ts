@@ -9,6 +9,11 @@ import type { DenialRecord } from './store.js';
 export interface Statement {
   readonly name: string;
   readonly text: string;
+  /**
+   * The statement returns no rows and its parameters are strings, numbers or null: a driver may run it
+   * on a leaner path that reports only the row count (the embedded store's transcript appends do).
+   */
+  readonly rowless?: true;
 }
 
 export interface SqlResult<Row> {
@@ -32,8 +37,8 @@ export interface SqlDriver extends SqlRunner {
   close(): Promise<void>;
 }
 
-function statement(name: string, text: string): Statement {
-  return { name: `hoop_${name}`, text };
+function statement(name: string, text: string, opts: { rowless?: true } = {}): Statement {
+  return { name: `hoop_${name}`, text, ...opts };
 }
 
 const SESSION_COLUMNS = `id, secret_hash, scram_verifier, issuer, identity, claims, policy, grants, ssh_public_key,
@@ -102,6 +107,7 @@ export const SQL = {
        INSERT INTO event_chunks (session_id, first_seq, last_seq, events) VALUES ($1, $2, $3, $4)
      )
      UPDATE sessions SET head_seq = $3, head_hash = $5 WHERE id = $1`,
+    { rowless: true },
   ),
   // The same, as one compare-and-set statement: written only if ($6, $7) is still the head of a session
   // that has not ended; otherwise nothing is written and the row count is 0. The UPDATE takes the row
@@ -115,6 +121,7 @@ export const SQL = {
      )
      INSERT INTO event_chunks (session_id, first_seq, last_seq, events)
      SELECT id, $2, $3, $4::text FROM moved`,
+    { rowless: true },
   ),
   // Every chunk holds at least one event, so `limit` chunks past after_seq hold at least `limit` events.
   listEvents: statement(

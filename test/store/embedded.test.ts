@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openEmbeddedStore, storeOnPGlite } from '../../service/store/embedded.js';
 import { chainEvent, verifyChain } from '../../service/audit/event.js';
 import { checkMigrationList, MIGRATIONS } from '../../service/store/migrations.js';
-import { makeSession, registerStoreSuite, statementEvent } from './store-suite.js';
+import { makeSession, openedEvent, registerStoreSuite, statementEvent, tokenFor } from './store-suite.js';
 
 const tempDirs: string[] = [];
 function tempDir(): string {
@@ -102,6 +102,63 @@ describe('migration 2 (events stored in chunks)', () => {
       }
       const old = await db.query("SELECT to_regclass('events') AS t");
       expect(old.rows).toEqual([{ t: null }]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('transcript appends on the raw protocol (rowless statements)', () => {
+  it('report a failing append as a DatabaseError with its SQLSTATE, roll it back, and keep the store usable', async () => {
+    const db = await PGlite.create();
+    const store = storeOnPGlite(db);
+    try {
+      await store.migrate();
+      const [a, b] = [makeSession(), makeSession()];
+      for (const s of [a, b]) {
+        const opened = await store.openSession(s, openedEvent(s), tokenFor());
+        expect(opened.ok).toBe(true);
+      }
+      // warm: the compare-and-set statement is prepared on the connection
+      await store.appendEventBatches([{ sessionId: a.id, events: [statementEvent('select 1')] }]);
+      await db.exec(`ALTER TABLE event_chunks ADD CONSTRAINT no_poison CHECK (events NOT LIKE '%poison%')`);
+
+      // one session: the compare-and-set statement fails (not a compare miss)
+      const one = store.appendEventBatches([{ sessionId: a.id, events: [statementEvent('select poison')] }]);
+      await expect(one).rejects.toMatchObject({ name: 'DatabaseError', code: '23514' });
+      await expect(one).rejects.toThrow(/no_poison/);
+      // several sessions: one transaction, rolled back whole (b's clean event is not kept either)
+      const both = store.appendEventBatches([
+        { sessionId: a.id, events: [statementEvent('select 2')] },
+        { sessionId: b.id, events: [statementEvent('select poison')] },
+      ]);
+      await expect(both).rejects.toMatchObject({ code: '23514' });
+      // the locking path (a session whose head is not remembered) fails the same way
+      await expect(store.appendEvents(b.id, [statementEvent('select poison')])).rejects.toMatchObject({
+        code: '23514',
+      });
+
+      await db.exec('ALTER TABLE event_chunks DROP CONSTRAINT no_poison');
+      const [ra, rb] = await store.appendEventBatches([
+        { sessionId: a.id, events: [statementEvent('select 3'), statementEvent('select 4')] },
+        { sessionId: b.id, events: [statementEvent('select 5')] },
+      ]);
+      expect(ra).toMatchObject({ ok: true, first_seq: 3 });
+      expect(rb).toMatchObject({ ok: true, first_seq: 2 });
+      const eventsA = await store.listEvents(a.id);
+      expect(eventsA.map((e) => (e.operation as { sql?: string }).sql ?? null)).toEqual([
+        null,
+        'select 1',
+        'select 3',
+        'select 4',
+      ]);
+      expect(verifyChain(eventsA).ok).toBe(true);
+      expect(verifyChain(await store.listEvents(b.id)).ok).toBe(true);
+      // nothing of the failed appends was written
+      const { rows } = await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM event_chunks WHERE events LIKE '%poison%'",
+      );
+      expect(rows).toEqual([{ n: 0 }]);
     } finally {
       await store.close();
     }
