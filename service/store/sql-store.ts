@@ -14,6 +14,7 @@ import {
   type EventChunkRow,
   type HeadRow,
   type LockedHeadRow,
+  restoreChunk,
   type SessionRow,
   SQL,
   type SqlDriver,
@@ -329,7 +330,7 @@ function chainAfter(
   });
 }
 
-/** A stored chunk's events. A chunk that is not a JSON array is damage to report, not to skip. */
+/** A stored chunk's events. A chunk that is not valid JSON is damage to report, not to skip. */
 function parseChunk(sessionId: string, chunk: EventChunkRow): TranscriptEvent[] {
   let events: unknown;
   try {
@@ -340,11 +341,7 @@ function parseChunk(sessionId: string, chunk: EventChunkRow): TranscriptEvent[] 
       { cause: err },
     );
   }
-  if (!Array.isArray(events) || events.length === 0)
-    throw new Error(
-      `transcript of ${sessionId}: the chunk at seq ${chunk.first_seq} is not a non-empty array`,
-    );
-  return events as TranscriptEvent[];
+  return restoreChunk(sessionId, chunk.first_seq, chunk.prev_hash, events);
 }
 
 /** A caller-supplied `at` must be a time PostgreSQL reads the same way (ISO-8601). */

@@ -64,8 +64,8 @@ export const SQL = {
        FROM claim
        RETURNING id
      )
-     INSERT INTO event_chunks (session_id, first_seq, last_seq, events)
-     SELECT session.id, $18::integer, $19::integer, $20::text FROM session`,
+     INSERT INTO event_chunks (session_id, first_seq, last_seq, events, prev_hash)
+     SELECT session.id, $18::integer, $19::integer, $20::text, $21::text FROM session`,
   ),
   pruneTokenUses: statement('prune_token_uses', 'DELETE FROM token_uses WHERE expires_at < $1'),
 
@@ -104,29 +104,30 @@ export const SQL = {
   appendEvents: statement(
     'append_events',
     `WITH appended AS (
-       INSERT INTO event_chunks (session_id, first_seq, last_seq, events) VALUES ($1, $2, $3, $4)
+       INSERT INTO event_chunks (session_id, first_seq, last_seq, events, prev_hash)
+       VALUES ($1, $2, $3, $4, $5)
      )
-     UPDATE sessions SET head_seq = $3, head_hash = $5 WHERE id = $1`,
+     UPDATE sessions SET head_seq = $3, head_hash = $6 WHERE id = $1`,
     { rowless: true },
   ),
-  // The same, as one compare-and-set statement: written only if ($6, $7) is still the head of a session
+  // The same, as one compare-and-set statement: written only if ($7, $8) is still the head of a session
   // that has not ended; otherwise nothing is written and the row count is 0. The UPDATE takes the row
   // lock, so a concurrent append (another replica) is waited for and then fails the compare.
   appendIfHead: statement(
     'append_if_head',
     `WITH moved AS (
-       UPDATE sessions SET head_seq = $3, head_hash = $5
-       WHERE id = $1 AND head_seq = $6 AND head_hash = $7 AND ended_at IS NULL
+       UPDATE sessions SET head_seq = $3, head_hash = $6
+       WHERE id = $1 AND head_seq = $7 AND head_hash = $8 AND ended_at IS NULL
        RETURNING id
      )
-     INSERT INTO event_chunks (session_id, first_seq, last_seq, events)
-     SELECT id, $2, $3, $4::text FROM moved`,
+     INSERT INTO event_chunks (session_id, first_seq, last_seq, events, prev_hash)
+     SELECT id, $2, $3, $4::text, $5::text FROM moved`,
     { rowless: true },
   ),
   // Every chunk holds at least one event, so `limit` chunks past after_seq hold at least `limit` events.
   listEvents: statement(
     'list_events',
-    `SELECT first_seq, events FROM event_chunks WHERE session_id = $1 AND last_seq > $2
+    `SELECT first_seq, events, prev_hash FROM event_chunks WHERE session_id = $1 AND last_seq > $2
      ORDER BY first_seq LIMIT $3`,
   ),
 
@@ -154,8 +155,10 @@ export interface LockedHeadRow extends HeadRow {
 
 export interface EventChunkRow {
   first_seq: number;
-  /** a JSON array of the chunk's events */
+  /** a JSON array of the chunk's events (see chunkParams) */
   events: string;
+  /** the first event's prev_hash; null for a chunk written before migration 3 (whole events) */
+  prev_hash: string | null;
 }
 
 export interface DenialRow {
@@ -205,12 +208,52 @@ export function sessionFromRow(row: SessionRow): SessionRecord {
 }
 
 /**
- * Parameters of a chunk: first seq, last seq, and the events as one JSON array (text). JSON.stringify's
- * text parses back to an identical object, so the hash re-verifies; and unlike jsonb it keeps `\u0000`
- * and lone surrogates, which a recorded statement or path may contain.
+ * Parameters of a chunk: first seq, last seq, the events as one JSON array (text), and the first event's
+ * prev_hash. Each event is stored without what the row already says: session_id (a column), seq
+ * (first_seq + its index) and prev_hash (the column for the first, the previous event's hash after
+ * that); restoreChunk puts them back. That is a quarter of a statement event's bytes, and bytes are
+ * what an append costs. JSON.stringify's text parses back to an identical object, so the hash
+ * re-verifies; and unlike jsonb it keeps `\u0000` and lone surrogates, which a recorded statement or
+ * path may contain.
  */
-export function chunkParams(events: readonly TranscriptEvent[]): [number, number, string] {
-  return [events[0]!.seq, events.at(-1)!.seq, JSON.stringify(events)];
+export function chunkParams(events: readonly TranscriptEvent[]): [number, number, string, string] {
+  const bodies = events.map(({ session_id: _s, seq: _q, prev_hash: _p, ...body }) => body);
+  return [events[0]!.seq, events.at(-1)!.seq, JSON.stringify(bodies), events[0]!.prev_hash];
+}
+
+/** Keys in the order chainEvent writes them (sorted; hash last). */
+const EVENT_KEY_ORDER = (a: string, b: string): number =>
+  a === 'hash' ? 1 : b === 'hash' ? -1 : a < b ? -1 : a > b ? 1 : 0;
+
+/**
+ * A stored chunk's events as TranscriptEvents. `events` is what JSON.parse made of the chunk's text;
+ * `prevHash` null means a chunk of whole events (written before migration 3), returned as stored.
+ * A damaged chunk throws with the session and seq; a changed event is left for verifyChain to name.
+ */
+export function restoreChunk(
+  sessionId: string,
+  firstSeq: number,
+  prevHash: string | null,
+  events: unknown,
+): TranscriptEvent[] {
+  if (!Array.isArray(events) || events.length === 0)
+    throw new Error(`transcript of ${sessionId}: the chunk at seq ${firstSeq} is not a non-empty array`);
+  if (prevHash === null) return events as TranscriptEvent[];
+  let prev = prevHash;
+  return events.map((body: unknown, i) => {
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw new Error(`transcript of ${sessionId}: event ${firstSeq + i} is not an object`);
+    const whole: Record<string, unknown> = {
+      ...(body as Record<string, unknown>),
+      seq: firstSeq + i,
+      session_id: sessionId,
+      prev_hash: prev,
+    };
+    const ordered: Record<string, unknown> = {};
+    for (const k of Object.keys(whole).sort(EVENT_KEY_ORDER)) ordered[k] = whole[k];
+    prev = typeof ordered.hash === 'string' ? ordered.hash : '';
+    return ordered as TranscriptEvent;
+  });
 }
 
 export function denialParams(d: DenialRecord): unknown[] {

@@ -91,14 +91,21 @@ describe('migration 2 (events stored in chunks)', () => {
     }
     const store = storeOnPGlite(db);
     try {
-      expect(await store.migrateWithResult()).toEqual({ applied: [2], version: 2 });
+      expect(await store.migrateWithResult()).toEqual({ applied: [2, 3], version: 3 });
       for (const s of sessions) {
         const events = await store.listEvents(s.id);
         expect(events).toEqual(chains.get(s.id));
         expect(verifyChain(events).ok).toBe(true);
-        // appends continue the migrated chain
+        // appends continue the migrated chain, in compact chunks after the moved (whole-event) ones
         await store.appendEvents(s.id, [statementEvent('select after migration')]);
-        expect(verifyChain(await store.listEvents(s.id)).ok).toBe(true);
+        const after = await store.listEvents(s.id);
+        expect(after.slice(0, -1)).toEqual(chains.get(s.id));
+        expect(verifyChain(after).ok).toBe(true);
+        const kinds = await db.query<{ compact: boolean }>(
+          'SELECT prev_hash IS NOT NULL AS compact FROM event_chunks WHERE session_id = $1 ORDER BY first_seq',
+          [s.id],
+        );
+        expect(kinds.rows.map((r) => r.compact)).toEqual([...chains.get(s.id)!.map(() => false), true]);
       }
       const old = await db.query("SELECT to_regclass('events') AS t");
       expect(old.rows).toEqual([{ t: null }]);

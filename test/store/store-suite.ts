@@ -239,17 +239,30 @@ export function registerStoreSuite(
       expect(await h.store.listEvents(s.id, { after_seq: 5 })).toEqual([]);
       expect(await h.store.appendEvents(s.id, [])).toEqual([]);
 
-      // one chunk per append, each a JSON array of the events as chained
-      const chunks = await h.query<{ first_seq: number; last_seq: number; events: string }>(
-        'SELECT first_seq, last_seq, events FROM event_chunks WHERE session_id = $1 ORDER BY first_seq',
+      // one chunk per append, each a JSON array of its events as chained, less what the row says:
+      // session_id, seq (first_seq + index) and prev_hash (the column, then the previous hash)
+      const chunks = await h.query<{
+        first_seq: number;
+        last_seq: number;
+        events: string;
+        prev_hash: string | null;
+      }>(
+        `SELECT first_seq, last_seq, events, prev_hash FROM event_chunks WHERE session_id = $1
+         ORDER BY first_seq`,
         [s.id],
       );
-      expect(chunks.map((c) => [c.first_seq, c.last_seq])).toEqual([
-        [1, 1],
-        [2, 4],
-        [5, 5],
+      expect(chunks.map((c) => [c.first_seq, c.last_seq, c.prev_hash])).toEqual([
+        [1, 1, all[0]!.prev_hash],
+        [2, 4, all[1]!.prev_hash],
+        [5, 5, all[4]!.prev_hash],
       ]);
-      expect(chunks.flatMap((c) => JSON.parse(c.events) as TranscriptEvent[])).toEqual(all);
+      expect(chunks.flatMap((c) => JSON.parse(c.events) as unknown[])).toEqual(
+        all.map(({ session_id: _s, seq: _q, prev_hash: _p, ...body }) => body),
+      );
+      // the API returns events with their keys in chain order, as chainEvent made them
+      expect(all.map((e) => Object.keys(e))).toEqual(
+        [opened, ...written, ...single].map((e) => Object.keys(e)),
+      );
     });
 
     it('verifyChain names the event whose stored body was changed in the database', async () => {
