@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { NodeFS } from '@electric-sql/pglite/nodefs';
 import { serialize } from 'pg-protocol';
+import { ChunkFile } from './chunk-file.js';
 import { lockDataDir } from './data-dir-lock.js';
 import type { SqlDriver, SqlResult, SqlRunner, Statement } from './sql.js';
 import { SqlStore } from './sql-store.js';
@@ -276,7 +277,9 @@ export async function openEmbeddedStore(dataDir: string | null): Promise<SqlStor
     const fs = new DurableNodeFS(storeDir);
     db = await PGlite.create({ fs, startParams: DURABLE_START_PARAMS });
     await checkDurability(db, fs);
-    return new SqlStore(new PGliteDriver(db, release));
+    return new SqlStore(new PGliteDriver(db, release), {
+      bodies: ChunkFile.open(join(dataDir, 'transcripts')),
+    });
   } catch (err) {
     if (db && !db.closed) await db.close().catch(() => undefined);
     release();

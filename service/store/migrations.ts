@@ -103,6 +103,24 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE event_chunks ADD COLUMN prev_hash text;
     `,
   },
+  {
+    version: 4,
+    name: 'event chunk bodies in transcript files',
+    sql: `
+      -- The embedded store writes the bodies of the recorder's chunks to append-only files beside the
+      -- database (chunk-file.ts says why) and keeps here where each one is. A chunk has its body in
+      -- exactly one place: the events column, or a file (segment, byte offset, byte length).
+      ALTER TABLE event_chunks ALTER COLUMN events DROP NOT NULL;
+      ALTER TABLE event_chunks
+        ADD COLUMN body_segment integer CHECK (body_segment >= 1),
+        ADD COLUMN body_offset  integer CHECK (body_offset >= 0),
+        ADD COLUMN body_length  integer CHECK (body_length >= 2),
+        ADD CONSTRAINT event_chunks_one_body CHECK (
+          (events IS NOT NULL AND body_segment IS NULL AND body_offset IS NULL AND body_length IS NULL) OR
+          (events IS NULL AND body_segment IS NOT NULL AND body_offset IS NOT NULL AND body_length IS NOT NULL)
+        );
+    `,
+  },
 ];
 
 /** Key of the transaction-scoped advisory lock that makes replicas starting together migrate once. */

@@ -2,6 +2,7 @@
 // class with different drivers, so they run the same SQL and behave the same.
 import { chainEvent, type NewEvent, type TranscriptEvent } from '../audit/event.js';
 import type { SessionRecord } from '../sessions/types.js';
+import type { ChunkFile } from './chunk-file.js';
 import { SessionEndedError, StoreClosedError, UnknownSessionError } from './errors.js';
 import { type MigrationResult, runMigrations } from './migrations.js';
 import {
@@ -10,6 +11,8 @@ import {
   type DenialRow,
   denialFromRow,
   denialParams,
+  type ChunkBodyRef,
+  chunkEventsJson,
   chunkParams,
   type EventChunkRow,
   type HeadRow,
@@ -51,8 +54,12 @@ export class SqlStore implements Store {
    */
   readonly #heads = new Map<string, HeadRow>();
 
-  constructor(db: SqlDriver) {
+  /** the embedded store's transcript files (chunk-file.ts): where appendEventBatches writes chunk bodies */
+  readonly #bodies: ChunkFile | null;
+
+  constructor(db: SqlDriver, opts: { bodies?: ChunkFile } = {}) {
     this.#driver = db;
+    this.#bodies = opts.bodies ?? null;
     this.kind = db.kind;
     const track = <T>(p: Promise<T>): Promise<T> => {
       this.#inflight.add(p);
@@ -179,21 +186,32 @@ export class SqlStore implements Store {
       const last = chained.at(-1)!;
       results[i] = { ok: true, first_seq: chained[0]!.seq, head: { seq: last.seq, hash: last.hash } };
     };
+    // Chain every batch whose session head is remembered; with transcript files, write all those
+    // bodies in one write and one fsync before any row refers to them.
+    const planned = new Map<number, PlannedChunk>();
+    for (const i of order) {
+      const { sessionId, events } = batches[i]!;
+      const head = this.#heads.get(sessionId);
+      if (head) planned.set(i, { head, chained: chainAfter(sessionId, head, events, at), ref: null });
+    }
+    this.#writeBodies([...planned.values()]);
     // One session with a known head (a busy job): one statement, its own transaction.
-    if (order.length === 1) {
+    if (order.length === 1 && planned.has(order[0]!)) {
       const i = order[0]!;
-      const chained = await this.#appendIfHead(this.#driver, batches[i]!, at);
-      if (chained) {
+      if (await this.#appendIfHead(this.#driver, batches[i]!.sessionId, planned.get(i)!)) {
+        const chained = planned.get(i)!.chained;
         written(i, chained);
         this.#remember(batches[i]!.sessionId, chained.at(-1)!);
         return results;
       }
+      planned.delete(i);
     }
     const heads = new Map<string, TranscriptEvent>();
     await this.#driver.transaction(async (tx) => {
       for (const i of order) {
         const { sessionId, events } = batches[i]!;
-        let chained = await this.#appendIfHead(tx, batches[i]!, at);
+        const plan = planned.get(i);
+        let chained = plan && (await this.#appendIfHead(tx, sessionId, plan)) ? plan.chained : null;
         if (!chained) {
           const head = (await tx.query<LockedHeadRow>(SQL.lockSessionHead, [sessionId])).rows[0];
           if (!head) {
@@ -204,7 +222,10 @@ export class SqlStore implements Store {
             results[i] = { ok: false, error: new SessionEndedError(sessionId) };
             continue;
           }
-          chained = await appendAfter(tx, sessionId, head, events, at);
+          const locked: PlannedChunk = { head, chained: chainAfter(sessionId, head, events, at), ref: null };
+          this.#writeBodies([locked]);
+          await insertChunk(tx, sessionId, locked);
+          chained = locked.chained;
         }
         written(i, chained);
         heads.set(sessionId, chained.at(-1)!);
@@ -215,26 +236,37 @@ export class SqlStore implements Store {
     return results;
   }
 
+  /** With transcript files: write the chunks' bodies (one write, one fsync) and note where each went. */
+  #writeBodies(chunks: PlannedChunk[]): void {
+    if (!this.#bodies || chunks.length === 0) return;
+    const refs = this.#bodies.append(
+      chunks.map((c) => ({
+        sessionId: c.chained[0]!.session_id,
+        firstSeq: c.chained[0]!.seq,
+        prevHash: c.chained[0]!.prev_hash,
+        eventsJson: chunkEventsJson(c.chained),
+      })),
+    );
+    chunks.forEach((c, k) => {
+      c.ref = refs[k]!;
+    });
+  }
+
   /**
-   * Chain `batch` after the remembered head and write it only if that is still the head of a live
-   * session (compare-and-set). Null when there is no remembered head or the compare failed: the caller
-   * then locks and reads the head.
+   * Write a chunk chained after the remembered head only if that is still the head of a live session
+   * (compare-and-set). False when the compare failed: the caller then locks and reads the head.
    */
-  async #appendIfHead(db: SqlRunner, batch: EventBatch, at: string): Promise<TranscriptEvent[] | null> {
-    const head = this.#heads.get(batch.sessionId);
-    if (!head) return null;
-    const chained = chainAfter(batch.sessionId, head, batch.events, at);
-    const last = chained.at(-1)!;
+  async #appendIfHead(db: SqlRunner, sessionId: string, plan: PlannedChunk): Promise<boolean> {
     const { rowCount } = await db.query(SQL.appendIfHead, [
-      batch.sessionId,
-      ...chunkParams(chained),
-      last.hash,
-      head.head_seq,
-      head.head_hash,
+      sessionId,
+      ...chunkParams(plan.chained, plan.ref ? { ref: plan.ref } : undefined),
+      plan.chained.at(-1)!.hash,
+      plan.head.head_seq,
+      plan.head.head_hash,
     ]);
-    if (rowCount === 1) return chained;
-    this.#heads.delete(batch.sessionId);
-    return null;
+    if (rowCount === 1) return true;
+    this.#heads.delete(sessionId);
+    return false;
   }
 
   #remember(sessionId: string, last: Pick<TranscriptEvent, 'seq' | 'hash'>): void {
@@ -255,7 +287,7 @@ export class SqlStore implements Store {
     const { rows } = await this.#db.query<EventChunkRow>(SQL.listEvents, [sessionId, after, limit]);
     const out: TranscriptEvent[] = [];
     for (const chunk of rows) {
-      const events = parseChunk(sessionId, chunk);
+      const events = parseChunk(sessionId, chunk, this.#bodies);
       // the first chunk may start at or before after_seq
       const skip = Math.max(0, after + 1 - chunk.first_seq);
       for (let i = skip; i < events.length; i++) {
@@ -293,7 +325,11 @@ export class SqlStore implements Store {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
-      await this.#driver.close();
+      try {
+        await this.#driver.close();
+      } finally {
+        this.#bodies?.close();
+      }
     })();
     return this.#closing;
   }
@@ -301,6 +337,22 @@ export class SqlStore implements Store {
   #checkOpen(): void {
     if (this.#closing) throw new StoreClosedError();
   }
+}
+
+/** A chunk chained after `head`, and where its body was written (transcript files) or null (in the row). */
+interface PlannedChunk {
+  head: HeadRow;
+  chained: TranscriptEvent[];
+  ref: ChunkBodyRef | null;
+}
+
+/** Insert a chunk and move the head; inside the caller's transaction, which holds the row lock. */
+async function insertChunk(tx: SqlRunner, sessionId: string, chunk: PlannedChunk): Promise<void> {
+  await tx.query(SQL.appendEvents, [
+    sessionId,
+    ...chunkParams(chunk.chained, chunk.ref ? { ref: chunk.ref } : undefined),
+    chunk.chained.at(-1)!.hash,
+  ]);
 }
 
 /** Chain `events` after `head`, insert them and move the head; inside the caller's transaction, which holds the row lock. */
@@ -312,7 +364,7 @@ async function appendAfter(
   now: Date | string,
 ): Promise<TranscriptEvent[]> {
   const chained = chainAfter(sessionId, head, events, typeof now === 'string' ? now : now.toISOString());
-  await tx.query(SQL.appendEvents, [sessionId, ...chunkParams(chained), chained.at(-1)!.hash]);
+  await insertChunk(tx, sessionId, { head, chained, ref: null });
   return chained;
 }
 
@@ -331,7 +383,22 @@ function chainAfter(
 }
 
 /** A stored chunk's events. A chunk that is not valid JSON is damage to report, not to skip. */
-function parseChunk(sessionId: string, chunk: EventChunkRow): TranscriptEvent[] {
+function parseChunk(sessionId: string, chunk: EventChunkRow, bodies: ChunkFile | null): TranscriptEvent[] {
+  if (chunk.events === null) {
+    if (chunk.body_segment === null || chunk.body_offset === null || chunk.body_length === null)
+      throw new Error(`transcript of ${sessionId}: the chunk at seq ${chunk.first_seq} has no body`);
+    if (!bodies)
+      throw new Error(
+        `transcript of ${sessionId}: the chunk at seq ${chunk.first_seq} is in a transcript file, and this store has none`,
+      );
+    const ref = { segment: chunk.body_segment, offset: chunk.body_offset, length: chunk.body_length };
+    return restoreChunk(
+      sessionId,
+      chunk.first_seq,
+      chunk.prev_hash,
+      bodies.read(ref, sessionId, chunk.first_seq),
+    );
+  }
   let events: unknown;
   try {
     events = JSON.parse(chunk.events);

@@ -64,8 +64,11 @@ export const SQL = {
        FROM claim
        RETURNING id
      )
-     INSERT INTO event_chunks (session_id, first_seq, last_seq, events, prev_hash)
-     SELECT session.id, $18::integer, $19::integer, $20::text, $21::text FROM session`,
+     INSERT INTO event_chunks (session_id, first_seq, last_seq, events, prev_hash, body_segment, body_offset,
+                               body_length)
+     SELECT session.id, $18::integer, $19::integer, $20::text, $21::text, $22::integer, $23::integer,
+            $24::integer
+     FROM session`,
   ),
   pruneTokenUses: statement('prune_token_uses', 'DELETE FROM token_uses WHERE expires_at < $1'),
 
@@ -104,30 +107,34 @@ export const SQL = {
   appendEvents: statement(
     'append_events',
     `WITH appended AS (
-       INSERT INTO event_chunks (session_id, first_seq, last_seq, events, prev_hash)
-       VALUES ($1, $2, $3, $4, $5)
+       INSERT INTO event_chunks (session_id, first_seq, last_seq, events, prev_hash, body_segment, body_offset,
+                                 body_length)
+       VALUES ($1, $2::integer, $3::integer, $4::text, $5::text, $6::integer, $7::integer, $8::integer)
      )
-     UPDATE sessions SET head_seq = $3, head_hash = $6 WHERE id = $1`,
+     UPDATE sessions SET head_seq = $3, head_hash = $9 WHERE id = $1`,
     { rowless: true },
   ),
-  // The same, as one compare-and-set statement: written only if ($7, $8) is still the head of a session
+  // The same, as one compare-and-set statement: written only if ($10, $11) is still the head of a session
   // that has not ended; otherwise nothing is written and the row count is 0. The UPDATE takes the row
   // lock, so a concurrent append (another replica) is waited for and then fails the compare.
   appendIfHead: statement(
     'append_if_head',
     `WITH moved AS (
-       UPDATE sessions SET head_seq = $3, head_hash = $6
-       WHERE id = $1 AND head_seq = $7 AND head_hash = $8 AND ended_at IS NULL
+       UPDATE sessions SET head_seq = $3::integer, head_hash = $9
+       WHERE id = $1 AND head_seq = $10 AND head_hash = $11 AND ended_at IS NULL
        RETURNING id
      )
-     INSERT INTO event_chunks (session_id, first_seq, last_seq, events, prev_hash)
-     SELECT id, $2, $3, $4::text, $5::text FROM moved`,
+     INSERT INTO event_chunks (session_id, first_seq, last_seq, events, prev_hash, body_segment, body_offset,
+                               body_length)
+     SELECT id, $2::integer, $3::integer, $4::text, $5::text, $6::integer, $7::integer, $8::integer
+     FROM moved`,
     { rowless: true },
   ),
   // Every chunk holds at least one event, so `limit` chunks past after_seq hold at least `limit` events.
   listEvents: statement(
     'list_events',
-    `SELECT first_seq, events, prev_hash FROM event_chunks WHERE session_id = $1 AND last_seq > $2
+    `SELECT first_seq, events, prev_hash, body_segment, body_offset, body_length
+     FROM event_chunks WHERE session_id = $1 AND last_seq > $2
      ORDER BY first_seq LIMIT $3`,
   ),
 
@@ -155,10 +162,14 @@ export interface LockedHeadRow extends HeadRow {
 
 export interface EventChunkRow {
   first_seq: number;
-  /** a JSON array of the chunk's events (see chunkParams) */
-  events: string;
+  /** a JSON array of the chunk's events (see chunkParams); null when the body is in a transcript file */
+  events: string | null;
   /** the first event's prev_hash; null for a chunk written before migration 3 (whole events) */
   prev_hash: string | null;
+  /** where the body is in the embedded store's transcript files (chunk-file.ts), when events is null */
+  body_segment: number | null;
+  body_offset: number | null;
+  body_length: number | null;
 }
 
 export interface DenialRow {
@@ -208,17 +219,42 @@ export function sessionFromRow(row: SessionRow): SessionRecord {
 }
 
 /**
- * Parameters of a chunk: first seq, last seq, the events as one JSON array (text), and the first event's
- * prev_hash. Each event is stored without what the row already says: session_id (a column), seq
- * (first_seq + its index) and prev_hash (the column for the first, the previous event's hash after
- * that); restoreChunk puts them back. That is a quarter of a statement event's bytes, and bytes are
- * what an append costs. JSON.stringify's text parses back to an identical object, so the hash
- * re-verifies; and unlike jsonb it keeps `\u0000` and lone surrogates, which a recorded statement or
- * path may contain.
+ * A chunk's events as stored: one JSON array (text) of each event without what the chunk's row already
+ * says: session_id (a column), seq (first_seq + its index) and prev_hash (the row's prev_hash for the
+ * first, the previous event's hash after that); restoreChunk puts them back. That is a quarter of a
+ * statement event's bytes, and bytes are what an append costs. JSON.stringify's text parses back to an
+ * identical object, so the hash re-verifies; and unlike jsonb it keeps `\u0000` and lone surrogates,
+ * which a recorded statement or path may contain.
  */
-export function chunkParams(events: readonly TranscriptEvent[]): [number, number, string, string] {
-  const bodies = events.map(({ session_id: _s, seq: _q, prev_hash: _p, ...body }) => body);
-  return [events[0]!.seq, events.at(-1)!.seq, JSON.stringify(bodies), events[0]!.prev_hash];
+export function chunkEventsJson(events: readonly TranscriptEvent[]): string {
+  return JSON.stringify(events.map(({ session_id: _s, seq: _q, prev_hash: _p, ...body }) => body));
+}
+
+/** Where a chunk's body is, when it is not in the row (the embedded store's transcript files). */
+export interface ChunkBodyRef {
+  segment: number;
+  offset: number;
+  length: number;
+}
+
+/**
+ * Parameters of a chunk: first seq, last seq, the events' JSON (chunkEventsJson) or null when `ref` says
+ * where the body was written instead, the first event's prev_hash, and the ref's segment, offset, length.
+ */
+export function chunkParams(
+  events: readonly TranscriptEvent[],
+  stored: { json: string } | { ref: ChunkBodyRef } = { json: chunkEventsJson(events) },
+): [number, number, string | null, string, number | null, number | null, number | null] {
+  const ref = 'ref' in stored ? stored.ref : null;
+  return [
+    events[0]!.seq,
+    events.at(-1)!.seq,
+    'json' in stored ? stored.json : null,
+    events[0]!.prev_hash,
+    ref?.segment ?? null,
+    ref?.offset ?? null,
+    ref?.length ?? null,
+  ];
 }
 
 /** Keys in the order chainEvent writes them (sorted; hash last). */

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -91,7 +91,7 @@ describe('migration 2 (events stored in chunks)', () => {
     }
     const store = storeOnPGlite(db);
     try {
-      expect(await store.migrateWithResult()).toEqual({ applied: [2, 3], version: 3 });
+      expect(await store.migrateWithResult()).toEqual({ applied: [2, 3, 4], version: 4 });
       for (const s of sessions) {
         const events = await store.listEvents(s.id);
         expect(events).toEqual(chains.get(s.id));
@@ -166,6 +166,133 @@ describe('transcript appends on the raw protocol (rowless statements)', () => {
         "SELECT count(*)::int AS n FROM event_chunks WHERE events LIKE '%poison%'",
       );
       expect(rows).toEqual([{ n: 0 }]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('transcript files (the embedded store on disk)', () => {
+  async function withRows<Row>(dir: string, text: string): Promise<Row[]> {
+    const db = await PGlite.create({ dataDir: join(dir, 'store') });
+    try {
+      return (await db.query<Row>(text)).rows;
+    } finally {
+      await db.close();
+    }
+  }
+  const segment = (dir: string) => join(dir, 'transcripts', '000001.jsonl');
+
+  it("writes the recorder's chunk bodies to a file, one self-describing JSON line each, rows pointing at them", async () => {
+    const dir = tempDir();
+    let store = await openEmbeddedStore(dir);
+    const [a, b] = [makeSession(), makeSession()];
+    try {
+      await store.migrate();
+      for (const s of [a, b]) expect((await store.openSession(s, openedEvent(s), tokenFor())).ok).toBe(true);
+      // several sessions: one transaction, compare-and-set on the heads remembered from openSession
+      const first = await store.appendEventBatches([
+        { sessionId: a.id, events: [statementEvent('select 1'), statementEvent('select "ünï" \u0000')] },
+        { sessionId: b.id, events: [statementEvent('select 2')] },
+      ]);
+      expect(first.map((r) => r.ok && r.first_seq)).toEqual([2, 2]);
+      // one session, compare-and-set on the remembered head
+      await store.appendEventBatches([{ sessionId: a.id, events: [statementEvent('select 3')] }]);
+      const before = { a: await store.listEvents(a.id), b: await store.listEvents(b.id) };
+      expect(before.a.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+      expect(verifyChain(before.a).ok && verifyChain(before.b).ok).toBe(true);
+      await store.close();
+
+      const lines = readFileSync(segment(dir), 'utf8').split('\n');
+      expect(lines.at(-1)).toBe('');
+      const bodies = lines.slice(0, -1).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(bodies.map((l) => [l.session_id, l.first_seq, l.prev_hash])).toEqual(
+        expect.arrayContaining([
+          [a.id, 2, before.a[1]!.prev_hash],
+          [b.id, 2, before.b[1]!.prev_hash],
+          [a.id, 4, before.a[3]!.prev_hash],
+        ]),
+      );
+      expect(bodies).toHaveLength(3);
+      // each event without what the row gives
+      expect((bodies[0]!.events as Record<string, unknown>[])[0]).not.toHaveProperty('seq');
+      const rows = await withRows<{ first_seq: number; inline: boolean; body_segment: number | null }>(
+        dir,
+        `SELECT first_seq, events IS NOT NULL AS inline, body_segment FROM event_chunks
+         ORDER BY session_id, first_seq`,
+      );
+      // the opening events stay in their rows; the recorder's chunks are in the file
+      expect(rows.filter((r) => r.inline).map((r) => r.first_seq)).toEqual([1, 1]);
+      expect(rows.filter((r) => !r.inline).every((r) => r.body_segment === 1)).toBe(true);
+
+      store = await openEmbeddedStore(dir);
+      expect(await store.listEvents(a.id)).toEqual(before.a);
+      expect(await store.listEvents(b.id, { after_seq: 1 })).toEqual(before.b.slice(1));
+      // a fresh store remembers no head: the locking path, which writes its own body
+      await store.appendEventBatches([{ sessionId: b.id, events: [statementEvent('select 4')] }]);
+      expect(verifyChain(await store.listEvents(b.id)).ok).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('skips bytes no row refers to: after a torn tail the next append starts on a line of its own', async () => {
+    const dir = tempDir();
+    let store = await openEmbeddedStore(dir);
+    const s = makeSession();
+    try {
+      await store.migrate();
+      await store.openSession(s, openedEvent(s), tokenFor());
+      await store.appendEventBatches([{ sessionId: s.id, events: [statementEvent('select 1')] }]);
+      await store.close();
+      // a crash mid-write: half a line, never committed
+      appendFileSync(segment(dir), '{"session_id":"ses_torn","first_seq":9,"ev');
+      store = await openEmbeddedStore(dir);
+      await store.appendEventBatches([{ sessionId: s.id, events: [statementEvent('select 2')] }]);
+      const events = await store.listEvents(s.id);
+      expect(events.map((e) => (e.operation as { sql: string }).sql ?? null)).toEqual([
+        null,
+        'select 1',
+        'select 2',
+      ]);
+      expect(verifyChain(events).ok).toBe(true);
+      const lines = readFileSync(segment(dir), 'utf8').split('\n');
+      expect(lines).toHaveLength(4);
+      expect(lines[1]).toMatch(/^\{"session_id":"ses_torn"/);
+      expect(JSON.parse(lines[2]!)).toMatchObject({ session_id: s.id, first_seq: 3 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reports a body changed or cut in the file: verifyChain names the event, a short file its place', async () => {
+    const dir = tempDir();
+    let store = await openEmbeddedStore(dir);
+    const s = makeSession();
+    try {
+      await store.migrate();
+      await store.openSession(s, openedEvent(s), tokenFor());
+      await store.appendEventBatches([
+        { sessionId: s.id, events: [statementEvent('select 1'), statementEvent('select 2')] },
+      ]);
+      await store.close();
+      // same length, so every offset still holds
+      writeFileSync(segment(dir), readFileSync(segment(dir), 'utf8').replace('select 2', 'select 9'));
+      store = await openEmbeddedStore(dir);
+      const tampered = await store.listEvents(s.id);
+      expect(tampered[2]!.operation).toEqual({ sql: 'select 9' });
+      expect(verifyChain(tampered)).toMatchObject({
+        ok: false,
+        seq: 3,
+        problem: 'hash does not match the event content',
+      });
+      await store.close();
+
+      truncateSync(segment(dir), 20);
+      store = await openEmbeddedStore(dir);
+      await expect(store.listEvents(s.id)).rejects.toThrow(
+        new RegExp(`transcript of ${s.id}: the chunk at seq 2 \\(000001\\.jsonl at byte 0\\) is cut short`),
+      );
     } finally {
       await store.close();
     }
