@@ -117,9 +117,9 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
       );
     }
     const recorder = new TranscriptRecorder(store, logger);
-    record = async (id, ev) => {
+    record = async (id, ev, opts) => {
       events++;
-      await recorder.record(id, ev);
+      await recorder.record(id, ev, opts);
       durable++;
     };
   } else if (cfg.recording === 'worker') {

@@ -159,8 +159,8 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
           now: () => sessions.now,
           targets: pgTargets,
           sessionEvents: sessions.events,
-          record: async (sessionId, event) => {
-            await recorder.record(sessionId, event);
+          record: async (sessionId, event, opts) => {
+            await recorder.record(sessionId, event, opts);
           },
           allowCleartextPassword: config.listen.postgres.allow_cleartext_password ?? false,
           metrics,

@@ -13,6 +13,8 @@ export interface RecordedEvent {
 
 interface Pending {
   event: NewEvent;
+  /** someone waits for it (not `background`) */
+  urgent: boolean;
   resolve: (e: RecordedEvent) => void;
   reject: (err: unknown) => void;
 }
@@ -20,53 +22,80 @@ interface Pending {
 /** Events per transaction at most: bounds the time one commit holds the (embedded) store. */
 const MAX_BATCH_EVENTS = 2000;
 /**
- * How long the first queued event waits for company before its transaction starts; also the pause after
- * each commit before the next (unless MAX_BATCH_EVENTS are waiting). A commit has a fixed cost (about
- * 1.3 ms of CPU on the embedded store, a few round trips on PostgreSQL): committing whatever arrived
- * during the previous commit right away made a busy gateway pay it every 15-30 statements; the pause
- * caps commits at about 1/(delay + commit time) per second. Statement events are not awaited by the
- * gateways; denials are (audit before answer), and wait at most this long more.
+ * How long an event a caller waits for (a denial: audit before answer; a connection's opening) waits
+ * for company before its transaction starts; also the pause after a commit while such an event is
+ * queued. A commit has a fixed cost (about half a millisecond of CPU on the embedded store, a few round
+ * trips on PostgreSQL): committing whatever arrived during the previous commit right away made a busy
+ * gateway pay it every 15-30 statements.
  */
 export const DEFAULT_FLUSH_DELAY_MS = 10;
+/**
+ * The same for events nobody waits for (`background`: the statement events the gateways record after
+ * answering). They ride the next commit an awaited event causes, or go after this window. It bounds
+ * how much of a transcript a crash can lose (the statements completed in the last window) and sets the
+ * commit rate of a steady stream: at 10 ms, one client's statements cost the embedded store 2.5 times
+ * the CPU per event they cost at 50 ms (bench:pg, one client).
+ */
+export const DEFAULT_BACKGROUND_DELAY_MS = 50;
+
+export interface RecordOptions {
+  /** nobody waits for this event: it may wait for the background window (DEFAULT_BACKGROUND_DELAY_MS) */
+  background?: boolean;
+}
 
 export class TranscriptRecorder {
   readonly #store: Store;
   readonly #log: Logger;
   #queues = new Map<string, Pending[]>();
   #queued = 0;
+  /** queued events someone waits for */
+  #urgent = 0;
   #flushing: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
+  /** when #timer fires (performance.now()) */
+  #due = 0;
   #closed = false;
   readonly #delayMs: number;
+  readonly #backgroundDelayMs: number;
 
-  constructor(store: Store, log: Logger, opts: { flushDelayMs?: number } = {}) {
+  constructor(store: Store, log: Logger, opts: { flushDelayMs?: number; backgroundDelayMs?: number } = {}) {
     this.#store = store;
     this.#log = log;
     this.#delayMs = opts.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS;
+    this.#backgroundDelayMs = Math.max(this.#delayMs, opts.backgroundDelayMs ?? DEFAULT_BACKGROUND_DELAY_MS);
   }
 
   /** Append one event to a session's transcript; resolves when it is durable. */
-  record(sessionId: string, event: NewEvent): Promise<RecordedEvent> {
+  record(sessionId: string, event: NewEvent, opts: RecordOptions = {}): Promise<RecordedEvent> {
     if (this.#closed) return Promise.reject(new Error('recorder is closed'));
+    const urgent = opts.background !== true;
     return new Promise((resolve, reject) => {
       let q = this.#queues.get(sessionId);
       if (!q) {
         q = [];
         this.#queues.set(sessionId, q);
       }
-      q.push({ event, resolve, reject });
+      q.push({ event, urgent, resolve, reject });
       this.#queued++;
+      if (urgent) this.#urgent++;
       this.#schedule();
     });
   }
 
   #schedule(): void {
     if (this.#flushing) return; // the running flush loop picks it up
-    if (this.#queued >= MAX_BATCH_EVENTS || this.#delayMs <= 0) {
+    const delay = this.#urgent > 0 ? this.#delayMs : this.#backgroundDelayMs;
+    if (this.#queued >= MAX_BATCH_EVENTS || delay <= 0) {
       this.#startFlush();
       return;
     }
-    this.#timer ??= setTimeout(() => this.#startFlush(), this.#delayMs);
+    const due = performance.now() + delay;
+    if (this.#timer) {
+      if (this.#due <= due) return; // already due sooner
+      clearTimeout(this.#timer);
+    }
+    this.#due = due;
+    this.#timer = setTimeout(() => this.#startFlush(), delay);
   }
 
   #startFlush(): void {
@@ -87,6 +116,7 @@ export class TranscriptRecorder {
         if (q.length === 0) this.#queues.delete(sessionId);
         taken.push({ sessionId, pending });
         count += pending.length;
+        for (const p of pending) if (p.urgent) this.#urgent--;
       }
       this.#queued -= count;
       try {
@@ -112,7 +142,7 @@ export class TranscriptRecorder {
       }
     } finally {
       this.#flushing = null;
-      // what arrived during the commit waits for the window (or goes now, if a full batch is waiting)
+      // what arrived during the commit waits for its window (or goes now, if a full batch is waiting)
       if (this.#queued > 0) this.#schedule();
     }
   }

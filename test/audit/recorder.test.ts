@@ -55,6 +55,37 @@ describe('TranscriptRecorder', () => {
     await recorder.close();
   });
 
+  it('lets background events wait for their longer window; an awaited event takes them along at once', async () => {
+    const s = makeSession();
+    expect((await store.openSession(s, openedEvent(s), tokenFor())).ok).toBe(true);
+    const recorder = new TranscriptRecorder(store, createLogger('silent'), {
+      flushDelayMs: 10,
+      backgroundDelayMs: 400,
+    });
+    batches.length = 0;
+    const t0 = performance.now();
+    const background = [1, 2, 3].map((i) => recorder.record(s.id, stmt(`select ${i}`), { background: true }));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(batches).toHaveLength(0); // still waiting for company
+    const denial = await recorder.record(s.id, { ...stmt('drop table t'), decision: 'deny' });
+    expect(performance.now() - t0).toBeLessThan(350);
+    expect(denial.seq).toBe(5);
+    expect((await Promise.all(background)).map((e) => e.seq)).toEqual([2, 3, 4]);
+    expect(batches).toHaveLength(1);
+    expect(batches[0]![0]!.events.map((e) => e.operation.sql)).toEqual([
+      'select 1',
+      'select 2',
+      'select 3',
+      'drop table t',
+    ]);
+    // alone, a background event waits for its whole window
+    const t1 = performance.now();
+    await recorder.record(s.id, stmt('select 4'), { background: true });
+    expect(performance.now() - t1).toBeGreaterThanOrEqual(390);
+    expect(batches).toHaveLength(2);
+    await recorder.close();
+  });
+
   it('rejects the events of an ended session only, and flushes what is queued on close', async () => {
     const [live, ended] = [makeSession(), makeSession()];
     for (const s of [live, ended]) await store.openSession(s, openedEvent(s), tokenFor());

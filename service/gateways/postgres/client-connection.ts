@@ -487,7 +487,7 @@ export class ClientConnection {
         connId: this.connId,
         catalog: this.host.catalogFor(gt.target.name, gt),
         limits: this.host.limits,
-        record: (ev) => this.host.deps.record(session.id, ev),
+        record: (ev, opts) => this.host.deps.record(session.id, ev, opts),
         classifier: this.host.classifier,
         countStatement: (decision) =>
           this.host.deps.metrics?.statements.inc({ gateway: 'postgres', decision }),
@@ -557,19 +557,23 @@ export class ClientConnection {
     this.host.detach(this);
     if (wasOpen && this.sessionId) {
       this.host.deps
-        .record(this.sessionId, {
-          target: this.targetName,
-          kind: 'pg.connection.closed',
-          operation: {
-            conn_id: this.connId,
-            client: this.clientAddress,
-            application_name: this.applicationName,
-            reason: why,
+        .record(
+          this.sessionId,
+          {
+            target: this.targetName,
+            kind: 'pg.connection.closed',
+            operation: {
+              conn_id: this.connId,
+              client: this.clientAddress,
+              application_name: this.applicationName,
+              reason: why,
+            },
+            decision: 'info',
+            reasons: [],
+            duration_ms: Date.now() - this.openedAt,
           },
-          decision: 'info',
-          reasons: [],
-          duration_ms: Date.now() - this.openedAt,
-        })
+          { background: true },
+        )
         .catch((err: unknown) =>
           this.logger.error({ err }, 'pg connection: could not record connection close'),
         );

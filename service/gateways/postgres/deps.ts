@@ -2,6 +2,7 @@
 // (store, session service, config); tests wire in-memory ones (test/fixtures/pg-gateway-harness.ts).
 import type { Logger } from 'pino';
 import type { NewEvent } from '../../audit/event.js';
+import type { RecordOptions } from '../../audit/recorder.js';
 import type { PostgresTarget } from '../../config/schema.js';
 import type { BrokerMetrics } from '../../metrics.js';
 import type { SessionRecord } from '../../sessions/types.js';
@@ -33,8 +34,11 @@ export interface PgGatewayDeps {
     on(ev: 'ended', fn: (e: SessionEnded) => void): unknown;
     off(ev: 'ended', fn: (e: SessionEnded) => void): unknown;
   };
-  /** append a transcript event; resolves when recorded (durable) */
-  record(sessionId: string, event: NewEvent): Promise<void>;
+  /**
+   * append a transcript event; resolves when recorded (durable). `background`: nobody waits for it (the
+   * recorder may let it wait longer for company; see TranscriptRecorder)
+   */
+  record(sessionId: string, event: NewEvent, opts?: RecordOptions): Promise<void>;
   /** accept a cleartext password inside TLS (for clients without SCRAM); default SCRAM-SHA-256 only */
   allowCleartextPassword: boolean;
   /**

@@ -16,6 +16,7 @@ import type { TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import type { Logger } from 'pino';
 import type { NewEvent } from '../../audit/event.js';
+import type { RecordOptions } from '../../audit/recorder.js';
 import type { Detector, Grant, MaskRule } from '../../config/schema.js';
 import type { Decision } from '../../policy/decision.js';
 import {
@@ -72,6 +73,9 @@ import { isSafeClientEncoding } from './startup-params.js';
  */
 const RECORD_BACKLOG_HIGH = 2000;
 const RECORD_BACKLOG_LOW = 500;
+
+/** Statement events: nobody waits for them (the client already has its answer). */
+const BACKGROUND: RecordOptions = { background: true };
 
 /** Text that fails to parse on every PostgreSQL version: the stand-in for a denied statement. */
 const SENTINEL_SQL = 'hoop statement denied';
@@ -142,7 +146,7 @@ export interface RelayContext {
   catalog: CatalogResolver;
   limits: GatewayLimits;
   /** record a transcript event for this session */
-  record(event: NewEvent): Promise<void>;
+  record(event: NewEvent, opts?: RecordOptions): Promise<void>;
   /** count a decided statement (metrics) */
   countStatement(decision: 'allow' | 'deny'): void;
   /** classification with a cache for repeated read statements (shared by the gateway's connections) */
@@ -752,7 +756,7 @@ export class Relay {
     this.recordQueue = [];
     for (const ev of queue) {
       this.recordsInFlight++;
-      this.ctx.record(ev).then(this.onRecorded, (e: unknown) => this.recordFailed(e));
+      this.ctx.record(ev, BACKGROUND).then(this.onRecorded, (e: unknown) => this.recordFailed(e));
     }
   };
 
