@@ -102,6 +102,7 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
   let durable = 0;
   let record: PgGatewayDeps['record'];
   let store: Store | null = null;
+  let closeRecorder = async (): Promise<void> => {};
   let dataDir: string | null = null;
   if (cfg.recording === 'store') {
     dataDir = mkdtempSync(join(tmpdir(), 'hoop-bench-store-'));
@@ -117,6 +118,7 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
       );
     }
     const recorder = new TranscriptRecorder(store, logger);
+    closeRecorder = () => recorder.close();
     record = async (id, ev, opts) => {
       events++;
       await recorder.record(id, ev, opts);
@@ -194,6 +196,7 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
     } else if (m.type === 'stop') {
       void gateway
         .close()
+        .then(() => closeRecorder()) // what the connections' closing recorded, before the store goes
         .then(() => store?.close())
         .finally(() => {
           if (dataDir) rmSync(dataDir, { recursive: true, force: true });
