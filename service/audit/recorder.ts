@@ -12,7 +12,12 @@ export interface RecordedEvent {
 }
 
 interface Pending {
-  event: NewEvent;
+  /**
+   * the event, or its JSON text when the store takes JSON (Store.appendEventBatchesJson): serialized
+   * when queued, a string is all that stays alive until the commit, not the event's objects, which
+   * would outlive a young-generation GC or two and be copied into the old one (work for the GC threads)
+   */
+  event: NewEvent | string;
   /** someone waits for it (not `background`) */
   urgent: boolean;
   resolve: (e: RecordedEvent) => void;
@@ -57,10 +62,13 @@ export class TranscriptRecorder {
   #closed = false;
   readonly #delayMs: number;
   readonly #backgroundDelayMs: number;
+  /** the store takes the batches as JSON text: queue each event as its JSON */
+  readonly #json: boolean;
 
   constructor(store: Store, log: Logger, opts: { flushDelayMs?: number; backgroundDelayMs?: number } = {}) {
     this.#store = store;
     this.#log = log;
+    this.#json = typeof store.appendEventBatchesJson === 'function';
     this.#delayMs = opts.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS;
     this.#backgroundDelayMs = Math.max(this.#delayMs, opts.backgroundDelayMs ?? DEFAULT_BACKGROUND_DELAY_MS);
   }
@@ -69,13 +77,21 @@ export class TranscriptRecorder {
   record(sessionId: string, event: NewEvent, opts: RecordOptions = {}): Promise<RecordedEvent> {
     if (this.#closed) return Promise.reject(new Error('recorder is closed'));
     const urgent = opts.background !== true;
+    let queued: NewEvent | string = event;
+    if (this.#json) {
+      try {
+        queued = JSON.stringify(event);
+      } catch (err) {
+        return Promise.reject(err); // a cycle or a BigInt: never an event the gateways make
+      }
+    }
     return new Promise((resolve, reject) => {
       let q = this.#queues.get(sessionId);
       if (!q) {
         q = [];
         this.#queues.set(sessionId, q);
       }
-      q.push({ event, urgent, resolve, reject });
+      q.push({ event: queued, urgent, resolve, reject });
       this.#queued++;
       if (urgent) this.#urgent++;
       this.#schedule();
@@ -120,9 +136,14 @@ export class TranscriptRecorder {
       }
       this.#queued -= count;
       try {
-        const results = await this.#store.appendEventBatches(
-          taken.map((t) => ({ sessionId: t.sessionId, events: t.pending.map((p) => p.event) })),
-        );
+        const results = this.#json
+          ? await this.#store.appendEventBatchesJson!(batchesJson(taken))
+          : await this.#store.appendEventBatches(
+              taken.map((t) => ({
+                sessionId: t.sessionId,
+                events: t.pending.map((p) => p.event as NewEvent),
+              })),
+            );
         taken.forEach((t, i) => {
           const r = results[i]!;
           if (r.ok) {
@@ -157,4 +178,20 @@ export class TranscriptRecorder {
     this.#timer = null;
     this.#closed = true;
   }
+}
+
+/** The JSON text of the batches (EventBatch[]) from events queued as JSON. */
+function batchesJson(taken: readonly { sessionId: string; pending: readonly Pending[] }[]): string {
+  let out = '[';
+  for (let i = 0; i < taken.length; i++) {
+    const t = taken[i]!;
+    if (i > 0) out += ',';
+    out += `{"sessionId":${JSON.stringify(t.sessionId)},"events":[`;
+    for (let j = 0; j < t.pending.length; j++) {
+      if (j > 0) out += ',';
+      out += t.pending[j]!.event as string;
+    }
+    out += ']}';
+  }
+  return `${out}]`;
 }

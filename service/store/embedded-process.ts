@@ -110,7 +110,7 @@ export async function openEmbeddedStoreProcess(dataDir: string | null): Promise<
     fail(new Error(`embedded store process exited (${signal ?? `code ${code}`})`)),
   );
 
-  const call = <T>(method: keyof Store, ...args: unknown[]): Promise<T> => {
+  const call = <T>(method: StoreRequest['method'], ...args: unknown[]): Promise<T> => {
     if (dead) return Promise.reject(dead);
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {
@@ -119,6 +119,12 @@ export async function openEmbeddedStoreProcess(dataDir: string | null): Promise<
     });
   };
 
+  const appendEventBatchesJson = async (json: string): Promise<EventBatchResult[]> => {
+    const raw = await call<
+      (Extract<EventBatchResult, { ok: true }> | { ok: false; error: SerializedError })[]
+    >('appendEventBatches', json);
+    return raw.map((r): EventBatchResult => (r.ok ? r : { ok: false, error: revive(r.error) }));
+  };
   let closed = false;
   return {
     kind: 'embedded',
@@ -129,16 +135,12 @@ export async function openEmbeddedStoreProcess(dataDir: string | null): Promise<
     endSession: (...a) => call('endSession', ...a),
     listExpiredUnended: (...a) => call('listExpiredUnended', ...a),
     appendEvents: (...a) => call('appendEvents', ...a),
-    appendEventBatches: async (batches) => {
-      // One string crosses to the store process: serializing a thousand small objects one by one costs
-      // the event loop more than JSON.stringify, and the store process (not the event loop) parses it.
-      // What JSON cannot carry (undefined, toJSON objects) is exactly what the hash's canonical JSON
-      // drops or converts the same way.
-      const raw = await call<
-        (Extract<EventBatchResult, { ok: true }> | { ok: false; error: SerializedError })[]
-      >('appendEventBatches', JSON.stringify(batches));
-      return raw.map((r): EventBatchResult => (r.ok ? r : { ok: false, error: revive(r.error) }));
-    },
+    // One string crosses to the store process: serializing a thousand small objects one by one costs
+    // the event loop more than JSON.stringify, and the store process (not the event loop) parses it.
+    // What JSON cannot carry (undefined, toJSON objects) is exactly what the hash's canonical JSON
+    // drops or converts the same way.
+    appendEventBatches: (batches) => appendEventBatchesJson(JSON.stringify(batches)),
+    appendEventBatchesJson,
     listEvents: (...a) => call('listEvents', ...a),
     recordDenial: (...a) => call('recordDenial', ...a),
     listDenials: (...a) => call('listDenials', ...a),

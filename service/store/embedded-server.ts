@@ -15,7 +15,8 @@ import type { Store } from './store.js';
 
 export interface StoreRequest {
   id: number;
-  method: keyof Store;
+  /** appendEventBatchesJson crosses as appendEventBatches with its JSON text */
+  method: Exclude<keyof Store, 'appendEventBatchesJson'>;
   args: unknown[];
 }
 

@@ -62,6 +62,12 @@ export interface Store {
    * its own batch (its result carries the error), the others are written.
    */
   appendEventBatches(batches: readonly EventBatch[]): Promise<EventBatchResult[]>;
+  /**
+   * appendEventBatches with the batches as the JSON text JSON.stringify makes of them, for a store in
+   * another process (the embedded store): the text is what crosses, and a caller holding each event
+   * as JSON from the start (the recorder) keeps one string per queued event instead of its objects.
+   */
+  appendEventBatchesJson?(json: string): Promise<EventBatchResult[]>;
   /** Ascending by seq. */
   listEvents(sessionId: string, opts?: { after_seq?: number; limit?: number }): Promise<TranscriptEvent[]>;
   recordDenial(denial: DenialRecord): Promise<void>;

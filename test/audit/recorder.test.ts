@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type NewEvent, verifyChain } from '../../service/audit/event.js';
 import { TranscriptRecorder } from '../../service/audit/recorder.js';
 import { createLogger } from '../../service/log.js';
+import { PGlite } from '@electric-sql/pglite';
+import { storeOnPGlite } from '../../service/store/embedded.js';
 import { openStore } from '../../service/store/open.js';
 import type { EventBatch, Store } from '../../service/store/store.js';
 import { makeSession, openedEvent, tokenFor } from '../store/store-suite.js';
@@ -20,12 +22,15 @@ describe('TranscriptRecorder', () => {
   let store: Store;
   const batches: EventBatch[][] = [];
   beforeAll(async () => {
+    // the embedded store in its process: the recorder hands it the batches as JSON text
     const real = await openStore({ dataDir: null });
-    const appendEventBatches = real.appendEventBatches.bind(real);
-    real.appendEventBatches = async (b) => {
-      batches.push(b.map((x) => ({ ...x })));
-      return appendEventBatches(b);
+    expect(real.appendEventBatchesJson).toBeTypeOf('function');
+    const appendEventBatchesJson = real.appendEventBatchesJson!.bind(real);
+    real.appendEventBatchesJson = async (json) => {
+      batches.push(JSON.parse(json) as EventBatch[]);
+      return appendEventBatchesJson(json);
     };
+    real.appendEventBatches = () => Promise.reject(new Error('the recorder should send JSON'));
     store = real;
   });
   afterAll(async () => store?.close());
@@ -84,6 +89,32 @@ describe('TranscriptRecorder', () => {
     expect(performance.now() - t1).toBeGreaterThanOrEqual(390);
     expect(batches).toHaveLength(2);
     await recorder.close();
+  });
+
+  it('hands a store without a JSON entry (in this process, or PostgreSQL) the events themselves', async () => {
+    const local = storeOnPGlite(await PGlite.create());
+    try {
+      await local.migrate();
+      const s = makeSession();
+      await local.openSession(s, openedEvent(s), tokenFor());
+      const recorder = new TranscriptRecorder(local, createLogger('silent'), { flushDelayMs: 5 });
+      const awkward = {
+        ...stmt('select 1'),
+        rows: undefined,
+        operation: { sql: 'select 1', nested: { b: 1, a: [2] } },
+      };
+      const [first, second] = await Promise.all([
+        recorder.record(s.id, awkward),
+        recorder.record(s.id, stmt('select 2'), { background: true }),
+      ]);
+      expect([first.seq, second.seq]).toEqual([2, 3]);
+      const events = await local.listEvents(s.id);
+      expect(events[1]!.operation).toEqual(awkward.operation);
+      expect(verifyChain(events).ok).toBe(true);
+      await recorder.close();
+    } finally {
+      await local.close();
+    }
   });
 
   it('rejects the events of an ended session only, and flushes what is queued on close', async () => {
