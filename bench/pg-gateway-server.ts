@@ -101,6 +101,7 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
   let events = 0;
   let durable = 0;
   let record: PgGatewayDeps['record'];
+  let recordBackground: PgGatewayDeps['recordBackground'];
   let store: Store | null = null;
   let closeRecorder = async (): Promise<void> => {};
   let dataDir: string | null = null;
@@ -123,6 +124,13 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
       events++;
       await recorder.record(id, ev, opts);
       durable++;
+    };
+    recordBackground = (id, ev, done) => {
+      events++;
+      recorder.recordBackground(id, ev, (err, seq) => {
+        if (err === null) durable++;
+        done(err, seq);
+      });
     };
   } else if (cfg.recording === 'worker') {
     const worker = new Worker(new URL('./pg-recorder-worker.mjs', import.meta.url));
@@ -168,6 +176,7 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
     targets: new Map([[cfg.target.name, { target: cfg.target, password: cfg.password }]]),
     sessionEvents: new EventEmitter<{ ended: [SessionEnded] }>(),
     record,
+    ...(recordBackground ? { recordBackground } : {}),
     allowCleartextPassword: false,
   };
   const gateway = await startPostgresGateway(deps, { host: '127.0.0.1', port: 0 });

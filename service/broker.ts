@@ -162,6 +162,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
           record: async (sessionId, event, opts) => {
             await recorder.record(sessionId, event, opts);
           },
+          recordBackground: (sessionId, event, done) => recorder.recordBackground(sessionId, event, done),
           allowCleartextPassword: config.listen.postgres.allow_cleartext_password ?? false,
           metrics,
         },

@@ -20,9 +20,12 @@ interface Pending {
   event: NewEvent | string;
   /** someone waits for it (not `background`) */
   urgent: boolean;
-  resolve: (e: RecordedEvent) => void;
-  reject: (err: unknown) => void;
+  /** called once: (null, seq) when the event is durable, (error, 0) when it will not be */
+  settle: Settle;
 }
+
+/** How the recorder reports an event's fate: err null and its seq once durable, or why not. */
+export type Settle = (err: unknown, seq: number) => void;
 
 /** Events per transaction at most: bounds the time one commit holds the (embedded) store. */
 const MAX_BATCH_EVENTS = 2000;
@@ -75,27 +78,46 @@ export class TranscriptRecorder {
 
   /** Append one event to a session's transcript; resolves when it is durable. */
   record(sessionId: string, event: NewEvent, opts: RecordOptions = {}): Promise<RecordedEvent> {
-    if (this.#closed) return Promise.reject(new Error('recorder is closed'));
-    const urgent = opts.background !== true;
+    return new Promise((resolve, reject) => {
+      this.#enqueue(sessionId, event, opts.background !== true, (err, seq) => {
+        if (err === null) resolve({ session_id: sessionId, seq });
+        else reject(err);
+      });
+    });
+  }
+
+  /**
+   * record() with `background` and a callback instead of a promise, for the gateways' statement events
+   * (one per statement, so what each costs the event loop counts): `done(null, seq)` once the event is
+   * durable, `done(error, 0)` when it will not be. Never calls `done` before returning.
+   */
+  recordBackground(sessionId: string, event: NewEvent, done: Settle): void {
+    this.#enqueue(sessionId, event, false, done);
+  }
+
+  #enqueue(sessionId: string, event: NewEvent, urgent: boolean, settle: Settle): void {
+    if (this.#closed) {
+      queueMicrotask(() => settle(new Error('recorder is closed'), 0));
+      return;
+    }
     let queued: NewEvent | string = event;
     if (this.#json) {
       try {
         queued = JSON.stringify(event);
       } catch (err) {
-        return Promise.reject(err); // a cycle or a BigInt: never an event the gateways make
+        queueMicrotask(() => settle(err, 0)); // a cycle or a BigInt: never an event the gateways make
+        return;
       }
     }
-    return new Promise((resolve, reject) => {
-      let q = this.#queues.get(sessionId);
-      if (!q) {
-        q = [];
-        this.#queues.set(sessionId, q);
-      }
-      q.push({ event: queued, urgent, resolve, reject });
-      this.#queued++;
-      if (urgent) this.#urgent++;
-      this.#schedule();
-    });
+    let q = this.#queues.get(sessionId);
+    if (!q) {
+      q = [];
+      this.#queues.set(sessionId, q);
+    }
+    q.push({ event: queued, urgent, settle });
+    this.#queued++;
+    if (urgent) this.#urgent++;
+    this.#schedule();
   }
 
   #schedule(): void {
@@ -147,24 +169,32 @@ export class TranscriptRecorder {
         taken.forEach((t, i) => {
           const r = results[i]!;
           if (r.ok) {
-            for (let j = 0; j < t.pending.length; j++)
-              t.pending[j]!.resolve({ session_id: t.sessionId, seq: r.first_seq + j });
+            for (let j = 0; j < t.pending.length; j++) this.#settle(t.pending[j]!, null, r.first_seq + j);
           } else {
             this.#log.warn(
               { session_id: t.sessionId, events: t.pending.length, err: r.error },
               'transcript append refused',
             );
-            for (const p of t.pending) p.reject(r.error);
+            for (const p of t.pending) this.#settle(p, r.error, 0);
           }
         });
       } catch (err) {
         this.#log.error({ err, events: count }, 'transcript append failed');
-        for (const t of taken) for (const p of t.pending) p.reject(err);
+        for (const t of taken) for (const p of t.pending) this.#settle(p, err, 0);
       }
     } finally {
       this.#flushing = null;
       // what arrived during the commit waits for its window (or goes now, if a full batch is waiting)
       if (this.#queued > 0) this.#schedule();
+    }
+  }
+
+  /** A caller's callback must not stop the others from hearing of theirs. */
+  #settle(p: Pending, err: unknown, seq: number): void {
+    try {
+      p.settle(err, seq);
+    } catch (e) {
+      this.#log.error({ err: e }, 'transcript recorder: a completion callback threw');
     }
   }
 

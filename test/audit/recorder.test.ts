@@ -117,6 +117,52 @@ describe('TranscriptRecorder', () => {
     }
   });
 
+  it('recordBackground reports by callback, once, never before returning; an ended session gets the error', async () => {
+    const [live, ended] = [makeSession(), makeSession()];
+    for (const s of [live, ended]) await store.openSession(s, openedEvent(s), tokenFor());
+    await store.endSession(ended.id, new Date(), 'revoked', {
+      target: null,
+      kind: 'session.revoked',
+      operation: {},
+      decision: 'info',
+      reasons: [],
+    });
+    const recorder = new TranscriptRecorder(store, createLogger('silent'), {
+      flushDelayMs: 5,
+      backgroundDelayMs: 20,
+    });
+    const calls: Array<[string, unknown, number]> = [];
+    let returned = false;
+    const settled = new Promise<void>((resolve) => {
+      let n = 0;
+      const done = (who: string) => (err: unknown, seq: number) => {
+        expect(returned).toBe(true);
+        calls.push([who, err, seq]);
+        if (++n === 3) resolve();
+      };
+      recorder.recordBackground(live.id, stmt('select 1'), done('live-1'));
+      recorder.recordBackground(ended.id, stmt('select 2'), done('ended'));
+      recorder.recordBackground(live.id, stmt('select 3'), done('live-2'));
+      returned = true;
+    });
+    await settled;
+    expect(calls.find((c) => c[0] === 'live-1')).toEqual(['live-1', null, 2]);
+    expect(calls.find((c) => c[0] === 'live-2')).toEqual(['live-2', null, 3]);
+    const refused = calls.find((c) => c[0] === 'ended')!;
+    expect(refused[1]).toBeInstanceOf(Error);
+    expect(String(refused[1])).toMatch(/ended/);
+    await recorder.close();
+    // closed: still a callback, still not before returning
+    let after = false;
+    const late = new Promise<unknown>((resolve) => {
+      recorder.recordBackground(live.id, stmt('select 4'), (err) => resolve([after, err]));
+      after = true;
+    });
+    const [wasAfter, err] = (await late) as [boolean, unknown];
+    expect(wasAfter).toBe(true);
+    expect(String(err)).toMatch(/recorder is closed/);
+  });
+
   it('rejects the events of an ended session only, and flushes what is queued on close', async () => {
     const [live, ended] = [makeSession(), makeSession()];
     for (const s of [live, ended]) await store.openSession(s, openedEvent(s), tokenFor());

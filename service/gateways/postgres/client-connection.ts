@@ -488,6 +488,15 @@ export class ClientConnection {
         catalog: this.host.catalogFor(gt.target.name, gt),
         limits: this.host.limits,
         record: (ev, opts) => this.host.deps.record(session.id, ev, opts),
+        recordBackground: (ev, done) => {
+          const deps = this.host.deps;
+          if (deps.recordBackground) deps.recordBackground(session.id, ev, done);
+          else
+            deps.record(session.id, ev, { background: true }).then(
+              () => done(null, 0),
+              (err: unknown) => done(err ?? new Error('recording failed'), 0),
+            );
+        },
         classifier: this.host.classifier,
         countStatement: (decision) =>
           this.host.deps.metrics?.statements.inc({ gateway: 'postgres', decision }),

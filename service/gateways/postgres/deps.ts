@@ -2,7 +2,7 @@
 // (store, session service, config); tests wire in-memory ones (test/fixtures/pg-gateway-harness.ts).
 import type { Logger } from 'pino';
 import type { NewEvent } from '../../audit/event.js';
-import type { RecordOptions } from '../../audit/recorder.js';
+import type { RecordOptions, Settle } from '../../audit/recorder.js';
 import type { PostgresTarget } from '../../config/schema.js';
 import type { BrokerMetrics } from '../../metrics.js';
 import type { SessionRecord } from '../../sessions/types.js';
@@ -39,6 +39,11 @@ export interface PgGatewayDeps {
    * recorder may let it wait longer for company; see TranscriptRecorder)
    */
   record(sessionId: string, event: NewEvent, opts?: RecordOptions): Promise<void>;
+  /**
+   * record() with `background` and a callback (TranscriptRecorder.recordBackground): the gateway's
+   * per-statement path. When absent, record() is used.
+   */
+  recordBackground?(sessionId: string, event: NewEvent, done: Settle): void;
   /** accept a cleartext password inside TLS (for clients without SCRAM); default SCRAM-SHA-256 only */
   allowCleartextPassword: boolean;
   /**

@@ -16,7 +16,7 @@ import type { TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import type { Logger } from 'pino';
 import type { NewEvent } from '../../audit/event.js';
-import type { RecordOptions } from '../../audit/recorder.js';
+import type { RecordOptions, Settle } from '../../audit/recorder.js';
 import type { Detector, Grant, MaskRule } from '../../config/schema.js';
 import type { Decision } from '../../policy/decision.js';
 import {
@@ -73,9 +73,6 @@ import { isSafeClientEncoding } from './startup-params.js';
  */
 const RECORD_BACKLOG_HIGH = 2000;
 const RECORD_BACKLOG_LOW = 500;
-
-/** Statement events: nobody waits for them (the client already has its answer). */
-const BACKGROUND: RecordOptions = { background: true };
 
 /** Text that fails to parse on every PostgreSQL version: the stand-in for a denied statement. */
 const SENTINEL_SQL = 'hoop statement denied';
@@ -147,6 +144,8 @@ export interface RelayContext {
   limits: GatewayLimits;
   /** record a transcript event for this session */
   record(event: NewEvent, opts?: RecordOptions): Promise<void>;
+  /** record a statement event nobody waits for; `done(null, seq)` once durable, `done(err, 0)` if not */
+  recordBackground(event: NewEvent, done: Settle): void;
   /** count a decided statement (metrics) */
   countStatement(decision: 'allow' | 'deny'): void;
   /** classification with a cache for repeated read statements (shared by the gateway's connections) */
@@ -756,8 +755,13 @@ export class Relay {
     this.recordQueue = [];
     for (const ev of queue) {
       this.recordsInFlight++;
-      this.ctx.record(ev, BACKGROUND).then(this.onRecorded, (e: unknown) => this.recordFailed(e));
+      this.ctx.recordBackground(ev, this.onBackgroundRecorded);
     }
+  };
+
+  private onBackgroundRecorded = (err: unknown): void => {
+    if (err === null) this.onRecorded();
+    else this.recordFailed(err);
   };
 
   private onRecorded = (): void => {
