@@ -1,6 +1,6 @@
 // The on-disk embedded store across restarts: reopen, the data_dir lock, a SIGKILLed writer, openStore.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -95,6 +95,22 @@ describe('embedded store on disk', () => {
       const events = await store.listEvents(session!);
       expect(events.length).toBeGreaterThanOrEqual(Math.max(...acked));
       expect(verifyChain(events).ok).toBe(true);
+      // both kinds of chunk were written and read back: bodies in rows and in the transcript file
+      const lines = readFileSync(join(dir, 'transcripts', '000001.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean);
+      const inFile = new Set(
+        lines.flatMap((l) => {
+          try {
+            const body = JSON.parse(l) as { session_id: string; first_seq: number };
+            return body.session_id === session ? [body.first_seq] : [];
+          } catch {
+            return []; // a torn last line: the kill came mid-write
+          }
+        }),
+      );
+      expect(inFile.size).toBeGreaterThan(0);
+      expect(events.filter((e) => !inFile.has(e.seq)).length).toBeGreaterThan(1);
     } finally {
       await store.close();
     }
