@@ -19,6 +19,20 @@ const stmt = (sql: string): NewEvent => ({
 });
 
 describe('TranscriptRecorder', () => {
+  /** two open sessions of `store`, the second then revoked */
+  async function liveAndEnded() {
+    const [live, ended] = [makeSession(), makeSession()];
+    for (const s of [live, ended]) await store.openSession(s, openedEvent(s), tokenFor());
+    await store.endSession(ended.id, new Date(), 'revoked', {
+      target: null,
+      kind: 'session.revoked',
+      operation: {},
+      decision: 'info',
+      reasons: [],
+    });
+    return [live, ended] as const;
+  }
+
   let store: Store;
   const batches: EventBatch[][] = [];
   beforeAll(async () => {
@@ -118,15 +132,7 @@ describe('TranscriptRecorder', () => {
   });
 
   it('recordBackground reports by callback, once, never before returning; an ended session gets the error', async () => {
-    const [live, ended] = [makeSession(), makeSession()];
-    for (const s of [live, ended]) await store.openSession(s, openedEvent(s), tokenFor());
-    await store.endSession(ended.id, new Date(), 'revoked', {
-      target: null,
-      kind: 'session.revoked',
-      operation: {},
-      decision: 'info',
-      reasons: [],
-    });
+    const [live, ended] = await liveAndEnded();
     const recorder = new TranscriptRecorder(store, createLogger('silent'), {
       flushDelayMs: 5,
       backgroundDelayMs: 20,
@@ -164,15 +170,7 @@ describe('TranscriptRecorder', () => {
   });
 
   it('rejects the events of an ended session only, and flushes what is queued on close', async () => {
-    const [live, ended] = [makeSession(), makeSession()];
-    for (const s of [live, ended]) await store.openSession(s, openedEvent(s), tokenFor());
-    await store.endSession(ended.id, new Date(), 'revoked', {
-      target: null,
-      kind: 'session.revoked',
-      operation: {},
-      decision: 'info',
-      reasons: [],
-    });
+    const [live, ended] = await liveAndEnded();
     const recorder = new TranscriptRecorder(store, createLogger('silent'), { flushDelayMs: 1000 });
     const ok = recorder.record(live.id, stmt('select 1'));
     const refused = recorder.record(ended.id, stmt('select 2'));

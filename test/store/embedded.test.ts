@@ -182,6 +182,14 @@ describe('transcript files (the embedded store on disk)', () => {
     }
   }
   const segment = (dir: string) => join(dir, 'transcripts', '000001.jsonl');
+  /** an on-disk store in `dir`, migrated, with one open session */
+  async function storeWithSession(dir: string) {
+    const store = await openEmbeddedStore(dir);
+    const s = makeSession();
+    await store.migrate();
+    await store.openSession(s, openedEvent(s), tokenFor());
+    return { store, s };
+  }
 
   it("writes the recorder's chunk bodies to a file, one self-describing JSON line each, rows pointing at them", async () => {
     const dir = tempDir();
@@ -238,11 +246,10 @@ describe('transcript files (the embedded store on disk)', () => {
 
   it('skips bytes no row refers to: after a torn tail the next append starts on a line of its own', async () => {
     const dir = tempDir();
-    let store = await openEmbeddedStore(dir);
-    const s = makeSession();
+    const opened = await storeWithSession(dir);
+    const s = opened.s;
+    let store = opened.store;
     try {
-      await store.migrate();
-      await store.openSession(s, openedEvent(s), tokenFor());
       await store.appendEventBatches([{ sessionId: s.id, events: [statementEvent('select 1')] }]);
       await store.close();
       // a crash mid-write: half a line, never committed
@@ -267,11 +274,10 @@ describe('transcript files (the embedded store on disk)', () => {
 
   it('reports a body changed or cut in the file: verifyChain names the event, a short file its place', async () => {
     const dir = tempDir();
-    let store = await openEmbeddedStore(dir);
-    const s = makeSession();
+    const opened = await storeWithSession(dir);
+    const s = opened.s;
+    let store = opened.store;
     try {
-      await store.migrate();
-      await store.openSession(s, openedEvent(s), tokenFor());
       await store.appendEventBatches([
         { sessionId: s.id, events: [statementEvent('select 1'), statementEvent('select 2')] },
       ]);
