@@ -3,14 +3,9 @@
 // changed in the database. The read queries real clients send are let through.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type GatewayHarness,
-  SEED_SQL,
-  startGatewayHarness,
-  TARGET,
-} from '../../fixtures/pg-gateway-harness.js';
+import { type GatewayHarness, SEED_SQL, startGatewayHarness } from '../../fixtures/pg-gateway-harness.js';
 import { BYPASS_SCHEMA_SQL, SQL_BYPASS, SQL_READ_ALLOWED } from '../../fixtures/sql-bypass.js';
-import { extended } from './helpers.js';
+import { extended, pgClientConfig } from './helpers.js';
 
 let h: GatewayHarness;
 let client: pg.Client;
@@ -20,14 +15,7 @@ beforeAll(async () => {
   h = await startGatewayHarness({ seedSql: SEED_SQL + BYPASS_SCHEMA_SQL });
   const s = h.createSession({ access: 'read' });
   sessionId = s.id;
-  client = new pg.Client({
-    host: 'localhost',
-    port: h.port,
-    user: s.id,
-    password: s.secret,
-    database: TARGET,
-    ssl: { ca: h.caPem, servername: 'localhost' },
-  });
+  client = new pg.Client(pgClientConfig(h, s));
   await client.connect();
 });
 afterAll(async () => {

@@ -13,7 +13,7 @@ import {
   TARGET,
   type TestSession,
 } from '../../fixtures/pg-gateway-harness.js';
-import { psql, sleep, tool } from './helpers.js';
+import { pgClientConfig, psql, sleep, tool } from './helpers.js';
 
 const MASKS = [{ column: 'customers.email' }, { detector: 'credit_card' as const }];
 
@@ -26,14 +26,7 @@ afterAll(async () => {
 });
 
 function pgConfig(s: TestSession): pg.ClientConfig {
-  return {
-    host: 'localhost',
-    port: h.port,
-    user: s.id,
-    password: s.secret,
-    database: TARGET,
-    ssl: { ca: h.caPem, servername: 'localhost' },
-  };
+  return pgClientConfig(h, s);
 }
 
 describe('psql', () => {

@@ -12,22 +12,23 @@ import {
   TARGET,
   type TestSession,
 } from '../../fixtures/pg-gateway-harness.js';
-import { collectFrames, errorFields, frame, psql, sleep, tcp, tlsConnect } from './helpers.js';
+import {
+  collectFrames,
+  errorFields,
+  frame,
+  pgClientConfig,
+  psql,
+  sleep,
+  tcp,
+  tlsConnect,
+} from './helpers.js';
 
 function pgClient(
   h: GatewayHarness,
   s: Pick<TestSession, 'id' | 'secret'>,
   extra: Partial<pg.ClientConfig> = {},
 ): pg.Client {
-  return new pg.Client({
-    host: 'localhost',
-    port: h.port,
-    user: s.id,
-    password: s.secret,
-    database: TARGET,
-    ssl: { ca: h.caPem, servername: 'localhost' },
-    ...extra,
-  });
+  return new pg.Client(pgClientConfig(h, s, extra));
 }
 
 async function connectError(client: pg.Client): Promise<{ code?: string; message: string }> {

@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import type pg from 'pg';
 import { BackendType, readNoticeFields } from '../../../service/gateways/postgres/backend-messages.js';
 import { connectUpstream, type UpstreamConnection } from '../../../service/gateways/postgres/upstream.js';
 import type { GatewayHarness, TestSession } from '../../fixtures/pg-gateway-harness.js';
@@ -154,3 +155,20 @@ export function extended(text: string, extra: Record<string, unknown> = {}): imp
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** node-postgres settings for a harness session: TLS with the harness CA, the session as user and password. */
+export function pgClientConfig(
+  h: Pick<GatewayHarness, 'port' | 'caPem'>,
+  s: Pick<TestSession, 'id' | 'secret'>,
+  extra: Partial<pg.ClientConfig> = {},
+): pg.ClientConfig {
+  return {
+    host: 'localhost',
+    port: h.port,
+    user: s.id,
+    password: s.secret,
+    database: TARGET,
+    ssl: { ca: h.caPem, servername: 'localhost' },
+    ...extra,
+  };
+}

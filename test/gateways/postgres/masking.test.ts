@@ -14,10 +14,9 @@ import {
 import {
   type GatewayHarness,
   startGatewayHarness,
-  TARGET,
   type TestSession,
 } from '../../fixtures/pg-gateway-harness.js';
-import { extended, psql } from './helpers.js';
+import { extended, pgClientConfig, psql } from './helpers.js';
 
 let h: GatewayHarness;
 beforeAll(async () => {
@@ -32,14 +31,7 @@ function leaks(text: string): string[] {
 }
 
 async function withClient<T>(s: TestSession, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({
-    host: 'localhost',
-    port: h.port,
-    user: s.id,
-    password: s.secret,
-    database: TARGET,
-    ssl: { ca: h.caPem, servername: 'localhost' },
-  });
+  const c = new pg.Client(pgClientConfig(h, s));
   await c.connect();
   try {
     return await fn(c);
