@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PostgresTarget } from '../../../service/config/schema.js';
 import { startupPacket } from '../../../service/gateways/postgres/upstream.js';
 import {
   type GatewayHarness,
@@ -248,9 +249,9 @@ describe('startup parameters', () => {
 });
 
 describe('upstream failures and limits', () => {
-  it('says only that the target could not be reached when the upstream refuses the broker', async () => {
-    const s = h.createSession();
-    const targets = new Map([
+  /** the harness database as the gateway's only target, with `extra` settings and this password */
+  const appTarget = (extra: Partial<PostgresTarget>, password: string) =>
+    new Map([
       [
         TARGET,
         {
@@ -262,12 +263,16 @@ describe('upstream failures and limits', () => {
             database: 'app',
             user: 'app_user',
             password: { env: 'X' },
+            ...extra,
           },
-          password: 'definitely-wrong-password',
+          password,
         },
       ],
     ]);
-    const g = await h.startGateway({ targets });
+
+  it('says only that the target could not be reached when the upstream refuses the broker', async () => {
+    const s = h.createSession();
+    const g = await h.startGateway({ targets: appTarget({}, 'definitely-wrong-password') });
     const err = await connectError(pgClient({ ...h, port: g.port } as GatewayHarness, s));
     expect(err).toEqual({ code: '08001', message: `hoop: could not connect to target "${TARGET}"` });
     expect(err.message).not.toContain('definitely-wrong-password');
@@ -275,25 +280,9 @@ describe('upstream failures and limits', () => {
 
   it('caps connections per session and target when the target says so', async () => {
     const s = h.createSession();
-    const capped = new Map([
-      [
-        TARGET,
-        {
-          target: {
-            name: TARGET,
-            kind: 'postgres' as const,
-            host: '127.0.0.1',
-            port: h.pg.port,
-            database: 'app',
-            user: 'app_user',
-            password: { env: 'X' },
-            max_connections_per_session: 1,
-          },
-          password: h.targetPassword,
-        },
-      ],
-    ]);
-    const g = await h.startGateway({ targets: capped });
+    const g = await h.startGateway({
+      targets: appTarget({ max_connections_per_session: 1 }, h.targetPassword),
+    });
     const first = pgClient({ ...h, port: g.port } as GatewayHarness, s);
     await first.connect();
     expect(await connectError(pgClient({ ...h, port: g.port } as GatewayHarness, s))).toEqual({
