@@ -2,6 +2,7 @@
 // SQLSTATE, revocation and expiry closing live connections, cancel, and the upstream side's TLS and
 // password methods.
 import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresTarget } from '../../../service/config/schema.js';
@@ -50,6 +51,22 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
+
+/** Send the session's startup packet; the code of the first authentication request that comes back. */
+async function firstAuthRequest(sock: Socket, sessionId: string): Promise<number> {
+  const got = collectFrames(sock, (f) => f.type === 'R');
+  sock.write(
+    startupPacket(
+      new Map([
+        ['user', sessionId],
+        ['database', TARGET],
+      ]),
+    ),
+  );
+  const { frames } = await got;
+  expect(frames.at(-1)?.type).toBe('R');
+  return frames.at(-1)!.body.readInt32BE(0);
+}
 
 describe('authentication and authorization', () => {
   it('connects psql with verify-full TLS and SCRAM, as the target user, and records the connection', async () => {
@@ -147,18 +164,7 @@ describe('authentication and authorization', () => {
     sock.write(gss);
     expect((await answer).toString('latin1')).toBe('N');
     const s = h.createSession();
-    const got = collectFrames(sock, (f) => f.type === 'R');
-    sock.write(
-      startupPacket(
-        new Map([
-          ['user', s.id],
-          ['database', TARGET],
-        ]),
-      ),
-    );
-    const { frames } = await got;
-    expect(frames.at(-1)?.type).toBe('R');
-    expect(frames.at(-1)?.body.readInt32BE(0)).toBe(10); // AuthenticationSASL
+    expect(await firstAuthRequest(sock, s.id)).toBe(10); // AuthenticationSASL
     sock.destroy();
   });
 
@@ -179,17 +185,7 @@ describe('authentication and authorization', () => {
     expect((await yes).toString()).toBe('S');
     const secure = tlsConnect({ socket: raw, ca: h.caPem, servername: 'localhost' });
     await new Promise((resolve) => secure.once('secureConnect', resolve));
-    const got = collectFrames(secure as never, (f) => f.type === 'R');
-    secure.write(
-      startupPacket(
-        new Map([
-          ['user', s.id],
-          ['database', TARGET],
-        ]),
-      ),
-    );
-    const { frames } = await got;
-    expect(frames.at(-1)?.body.readInt32BE(0)).toBe(3);
+    expect(await firstAuthRequest(secure as never, s.id)).toBe(3); // AuthenticationCleartextPassword
     secure.destroy();
     // without TLS the same gateway still uses SCRAM (the secret never crosses a clear channel)
     const plain = pgClient({ ...h, port: g.port } as GatewayHarness, s, { ssl: false, host: '127.0.0.1' });
