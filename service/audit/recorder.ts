@@ -41,7 +41,7 @@ export const DEFAULT_FLUSH_DELAY_MS = 10;
  * The same for events nobody waits for (`background`: the statement events the gateways record after
  * answering). They ride the next commit an awaited event causes, or go after this window. It bounds
  * how much of a transcript a crash can lose (the statements completed in the last window) and sets the
- * commit rate of a steady stream: at 10 ms, one client's statements cost the embedded store 2.5 times
+ * commit rate of a steady stream: at 10 ms, one client's statements cost the embedded store 2.1 times
  * the CPU per event they cost at 50 ms (bench:pg, one client).
  */
 export const DEFAULT_BACKGROUND_DELAY_MS = 50;
