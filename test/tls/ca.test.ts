@@ -127,8 +127,12 @@ describe('generated certificates work with real TLS clients', () => {
   beforeAll(async () => {
     material = await ensureBrokerTls(join(root, 'handshake'), [], new Date());
     writeFileSync(caFile, material.caPem);
+    // The server greets and lets the client close first: a server that closes first races the client's
+    // own close_notify, and openssl s_client then exits 1 on the reset (after a successful verify).
     server = tls.createServer({ cert: material.certPem, key: material.keyPem }, (socket) => {
-      socket.end('hello\n');
+      socket.on('error', () => {});
+      socket.on('end', () => socket.end());
+      socket.write('hello\n');
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
@@ -144,6 +148,7 @@ describe('generated certificates work with real TLS clients', () => {
         socket.setEncoding('utf8');
         socket.on('data', (chunk: string) => {
           data += chunk;
+          if (data.endsWith('\n')) socket.end();
         });
         socket.on('end', () => resolve(data));
       });
