@@ -3,7 +3,7 @@
 // recording on), simple and prepared protocol, 1 and 8 clients; then a 1,000,000-row masked result
 // streamed through the broker to a deliberately slow reader, with the broker's peak RSS.
 //
-//   npm run bench:pg   (BENCH_SECONDS=10 BENCH_REPEAT=3 BENCH_RECORDING=store|memory|worker|none BENCH_PASSTHROUGH=1)
+//   npm run bench:pg   (BENCH_SECONDS=10 BENCH_REPEAT=3 BENCH_RECORDING=store|memory|worker|none BENCH_PASSTHROUGH=0)
 //   recording defaults to `store`: the real durable embedded store on its worker thread, as the broker runs.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -158,7 +158,7 @@ async function startPgbouncer(
 }
 
 /**
- * A Node.js TCP relay that does nothing but copy bytes (BENCH_PASSTHROUGH=1): the floor for any proxy
+ * A Node.js TCP relay that does nothing but copy bytes (on by default; BENCH_PASSTHROUGH=0 skips it): the floor for any proxy
  * written in Node on this machine, to tell the broker's own costs from the runtime's.
  */
 async function startPassthrough(
@@ -301,7 +301,7 @@ async function main(): Promise<void> {
     });
     const brokerEnv = { PGUSER: sessionId, PGPASSWORD: secret, PGDATABASE: DB };
 
-    const passthrough = process.env.BENCH_PASSTHROUGH === '1' ? await startPassthrough(pg.port) : null;
+    const passthrough = process.env.BENCH_PASSTHROUGH === '0' ? null : await startPassthrough(pg.port);
     const rows: Array<{
       mode: string;
       clients: number;
@@ -347,9 +347,13 @@ async function main(): Promise<void> {
         };
         rows.push(row);
         const ratio = row.bouncer ? (row.broker.tps / row.bouncer.tps).toFixed(2) : 'n/a';
+        // the bare relay's own ratio: what any Node.js proxy reaches on this machine, in the same run
+        const floor =
+          row.bouncer && row.passthrough ? (row.passthrough.tps / row.bouncer.tps).toFixed(2) : null;
         console.log(
           `${mode.padEnd(9)} c=${String(clients).padEnd(2)} direct ${fmt(row.direct)} | pgbouncer ${fmt(row.bouncer)} | ` +
-            `${row.passthrough ? `node relay ${fmt(row.passthrough)} | ` : ''}broker ${fmt(row.broker)} | broker/pgbouncer ${ratio}`,
+            `${row.passthrough ? `node relay ${fmt(row.passthrough)} | ` : ''}broker ${fmt(row.broker)} | broker/pgbouncer ${ratio}` +
+            `${floor ? ` (node relay/pgbouncer ${floor})` : ''}`,
         );
       }
     }
@@ -384,6 +388,9 @@ async function main(): Promise<void> {
         pgbouncer: r.bouncer ?? null,
         broker: r.broker,
         broker_over_pgbouncer: r.bouncer ? Number((r.broker.tps / r.bouncer.tps).toFixed(3)) : null,
+        node_relay: r.passthrough ?? null,
+        node_relay_over_pgbouncer:
+          r.bouncer && r.passthrough ? Number((r.passthrough.tps / r.bouncer.tps).toFixed(3)) : null,
       })),
       stream: {
         rows: stream.rows,
