@@ -290,29 +290,35 @@ describe('upstream failures and limits', () => {
 });
 
 describe('live connections', () => {
-  it('closes a live psql connection within 1 s of revocation, saying why', async () => {
-    const s = h.createSession();
-    const child = spawn('psql', ['-X', '-c', 'SELECT count(*) FROM generate_series(1, 400000000)'], {
-      env: h.env(s),
-    });
+  const LONG_QUERY = 'SELECT count(*) FROM generate_series(1, 400000000)';
+  /** psql running LONG_QUERY through the broker; resolves once the query runs upstream */
+  async function longPsqlQuery(s: TestSession) {
+    const child = spawn('psql', ['-X', '-c', LONG_QUERY], { env: h.env(s) });
     let stderr = '';
     child.stderr.on('data', (d) => {
       stderr += String(d);
     });
-    const exited = new Promise<number>((resolve) => child.on('exit', () => resolve(Date.now())));
-    // wait until the query is running upstream
+    const exited = new Promise<{ code: number | null; exitedAt: number }>((resolve) =>
+      child.on('exit', (code) => resolve({ code, exitedAt: Date.now() })),
+    );
     for (let i = 0; i < 100; i++) {
       const running = await h.adminSql(
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%generate_series(1, 400000000)%' AND pid <> pg_backend_pid()",
+        `SELECT count(*) FROM pg_stat_activity WHERE query = '${LONG_QUERY}' AND pid <> pg_backend_pid()`,
       );
       if (running.trim() === '1') break;
       await sleep(50);
     }
+    return { child, exited, stderr: () => stderr };
+  }
+
+  it('closes a live psql connection within 1 s of revocation, saying why', async () => {
+    const s = h.createSession();
+    const psqlRun = await longPsqlQuery(s);
     const revokedAt = Date.now();
     h.revoke(s.id);
-    const exitAt = await exited;
-    expect(exitAt - revokedAt).toBeLessThan(1000);
-    expect(stderr).toContain(`hoop: session ${s.id} was revoked`);
+    const { exitedAt } = await psqlRun.exited;
+    expect(exitedAt - revokedAt).toBeLessThan(1000);
+    expect(psqlRun.stderr()).toContain(`hoop: session ${s.id} was revoked`);
     expect(h.gateway.connectionCount()).toBe(0);
     await sleep(100);
     const closed = h.events(s.id).find((e) => e.kind === 'pg.connection.closed');
@@ -332,18 +338,10 @@ describe('live connections', () => {
 
   it('cancels a running query (psql SIGINT and node-postgres cancel) with the broker key', async () => {
     const s = h.createSession();
-    const child = spawn('psql', ['-X', '-c', 'SELECT count(*) FROM generate_series(1, 400000000)'], {
-      env: h.env(s),
-    });
-    let stderr = '';
-    child.stderr.on('data', (d) => {
-      stderr += String(d);
-    });
-    const code = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    await sleep(700);
-    child.kill('SIGINT');
-    expect(await code).not.toBe(0);
-    expect(stderr).toContain('canceling statement due to user request');
+    const psqlRun = await longPsqlQuery(s);
+    psqlRun.child.kill('SIGINT');
+    expect((await psqlRun.exited).code).not.toBe(0);
+    expect(psqlRun.stderr()).toContain('canceling statement due to user request');
 
     const client = pgClient(h, s);
     await client.connect();
