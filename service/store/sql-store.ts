@@ -259,7 +259,7 @@ export class SqlStore implements Store {
   async #appendIfHead(db: SqlRunner, sessionId: string, plan: PlannedChunk): Promise<boolean> {
     const { rowCount } = await db.query(SQL.appendIfHead, [
       sessionId,
-      ...chunkParams(plan.chained, plan.ref ? { ref: plan.ref } : undefined),
+      ...chunkParams(plan.chained, plan.ref),
       plan.chained.at(-1)!.hash,
       plan.head.head_seq,
       plan.head.head_hash,
@@ -350,7 +350,7 @@ interface PlannedChunk {
 async function insertChunk(tx: SqlRunner, sessionId: string, chunk: PlannedChunk): Promise<void> {
   await tx.query(SQL.appendEvents, [
     sessionId,
-    ...chunkParams(chunk.chained, chunk.ref ? { ref: chunk.ref } : undefined),
+    ...chunkParams(chunk.chained, chunk.ref),
     chunk.chained.at(-1)!.hash,
   ]);
 }

@@ -243,13 +243,12 @@ export interface ChunkBodyRef {
  */
 export function chunkParams(
   events: readonly TranscriptEvent[],
-  stored: { json: string } | { ref: ChunkBodyRef } = { json: chunkEventsJson(events) },
+  ref: ChunkBodyRef | null = null,
 ): [number, number, string | null, string, number | null, number | null, number | null] {
-  const ref = 'ref' in stored ? stored.ref : null;
   return [
     events[0]!.seq,
     events.at(-1)!.seq,
-    'json' in stored ? stored.json : null,
+    ref ? null : chunkEventsJson(events),
     events[0]!.prev_hash,
     ref?.segment ?? null,
     ref?.offset ?? null,

@@ -487,7 +487,7 @@ export class ClientConnection {
         connId: this.connId,
         catalog: this.host.catalogFor(gt.target.name, gt),
         limits: this.host.limits,
-        record: (ev, opts) => this.host.deps.record(session.id, ev, opts),
+        record: (ev) => this.host.deps.record(session.id, ev),
         recordBackground: (ev, done) => {
           const deps = this.host.deps;
           if (deps.recordBackground) deps.recordBackground(session.id, ev, done);

@@ -16,7 +16,7 @@ import type { TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import type { Logger } from 'pino';
 import type { NewEvent } from '../../audit/event.js';
-import type { RecordOptions, Settle } from '../../audit/recorder.js';
+import type { Settle } from '../../audit/recorder.js';
 import type { Detector, Grant, MaskRule } from '../../config/schema.js';
 import type { Decision } from '../../policy/decision.js';
 import {
@@ -143,7 +143,7 @@ export interface RelayContext {
   catalog: CatalogResolver;
   limits: GatewayLimits;
   /** record a transcript event for this session */
-  record(event: NewEvent, opts?: RecordOptions): Promise<void>;
+  record(event: NewEvent): Promise<void>;
   /** record a statement event nobody waits for; `done(null, seq)` once durable, `done(err, 0)` if not */
   recordBackground(event: NewEvent, done: Settle): void;
   /** count a decided statement (metrics) */
