@@ -1,10 +1,12 @@
 // Transcript append cost of the embedded store, measured where it runs (what the store process does,
 // here in this process so its CPU is counted): per event, for batches shaped like a busy gateway's
-// group commits. `npm run bench:store` (BENCH_BATCH, BENCH_BATCHES, BENCH_SESSIONS, BENCH_MEMORY=1)
+// group commits, handed over as the recorder does: as event texts made beforehand (in the broker's
+// process). `npm run bench:store` (BENCH_BATCH, BENCH_BATCHES, BENCH_SESSIONS, BENCH_MEMORY=1)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NewEvent } from '../service/audit/event.js';
+import { eventText } from '../service/audit/event-text.js';
 import { openEmbeddedStore } from '../service/store/embedded.js';
 
 const BATCH = Number(process.env.BENCH_BATCH ?? 70);
@@ -62,19 +64,19 @@ async function main(): Promise<void> {
       );
     }
     for (const warm of [true, false]) {
+      const n = warm ? 20 : BATCHES;
+      const at = new Date().toISOString();
+      const batches = Array.from({ length: n }, (_, b) =>
+        ids.map((sessionId) => ({
+          sessionId,
+          events: Array.from({ length: Math.ceil(BATCH / SESSIONS) }, (_, i) =>
+            eventText(statementEvent(b * BATCH + i), at),
+          ),
+        })),
+      );
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
-      const n = warm ? 20 : BATCHES;
-      for (let b = 0; b < n; b++) {
-        await store.appendEventBatches(
-          ids.map((sessionId) => ({
-            sessionId,
-            events: Array.from({ length: Math.ceil(BATCH / SESSIONS) }, (_, i) =>
-              statementEvent(b * BATCH + i),
-            ),
-          })),
-        );
-      }
+      for (const batch of batches) await store.appendEventTexts(batch);
       const ms = performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
       const events = n * ids.length * Math.ceil(BATCH / SESSIONS);

@@ -111,7 +111,7 @@ function canonicalSlow(value: unknown): string {
 }
 
 /** SHA-256, hex. crypto.hash (Node >= 20.12) skips the Hash object: a third of the cost for small inputs. */
-const sha256Hex: (data: string) => string =
+export const sha256Hex: (data: string) => string =
   typeof crypto.hash === 'function'
     ? (data) => crypto.hash('sha256', data, 'hex')
     : (data) => crypto.createHash('sha256').update(data).digest('hex');

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import type { NewEvent } from './event.js';
+import { eventText } from './event-text.js';
 
 /** Where a recorded event landed in its session's transcript. */
 export interface RecordedEvent {
@@ -13,9 +14,10 @@ export interface RecordedEvent {
 
 interface Pending {
   /**
-   * the event, or its JSON text when the store takes JSON (Store.appendEventBatchesJson): serialized
+   * the event, or its text (eventText) when the store takes texts (Store.appendEventTexts): serialized
    * when queued, a string is all that stays alive until the commit, not the event's objects, which
-   * would outlive a young-generation GC or two and be copied into the old one (work for the GC threads)
+   * would outlive a young-generation GC or two and be copied into the old one (work for the GC threads);
+   * and the store chains the text without parsing it
    */
   event: NewEvent | string;
   /** someone waits for it (not `background`) */
@@ -65,13 +67,16 @@ export class TranscriptRecorder {
   #closed = false;
   readonly #delayMs: number;
   readonly #backgroundDelayMs: number;
-  /** the store takes the batches as JSON text: queue each event as its JSON */
-  readonly #json: boolean;
+  /** the store takes event texts: queue each event as its text, stamped with the time it was queued */
+  readonly #texts: boolean;
+  /** the last stamp, and the millisecond it is for (one toISOString per millisecond, not per event) */
+  #stampMs = -1;
+  #stamp = '';
 
   constructor(store: Store, log: Logger, opts: { flushDelayMs?: number; backgroundDelayMs?: number } = {}) {
     this.#store = store;
     this.#log = log;
-    this.#json = typeof store.appendEventBatchesJson === 'function';
+    this.#texts = typeof store.appendEventTexts === 'function';
     this.#delayMs = opts.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS;
     this.#backgroundDelayMs = Math.max(this.#delayMs, opts.backgroundDelayMs ?? DEFAULT_BACKGROUND_DELAY_MS);
   }
@@ -101,9 +106,9 @@ export class TranscriptRecorder {
       return;
     }
     let queued: NewEvent | string = event;
-    if (this.#json) {
+    if (this.#texts) {
       try {
-        queued = JSON.stringify(event);
+        queued = eventText(event, this.#now());
       } catch (err) {
         queueMicrotask(() => settle(err, 0)); // a cycle or a BigInt: never an event the gateways make
         return;
@@ -118,6 +123,16 @@ export class TranscriptRecorder {
     this.#queued++;
     if (urgent) this.#urgent++;
     this.#schedule();
+  }
+
+  /** The time as ISO-8601, for the events queued now. */
+  #now(): string {
+    const ms = Date.now();
+    if (ms !== this.#stampMs) {
+      this.#stampMs = ms;
+      this.#stamp = new Date(ms).toISOString();
+    }
+    return this.#stamp;
   }
 
   #schedule(): void {
@@ -158,8 +173,10 @@ export class TranscriptRecorder {
       }
       this.#queued -= count;
       try {
-        const results = this.#json
-          ? await this.#store.appendEventBatchesJson!(batchesJson(taken))
+        const results = this.#texts
+          ? await this.#store.appendEventTexts!(
+              taken.map((t) => ({ sessionId: t.sessionId, events: t.pending.map((p) => p.event as string) })),
+            )
           : await this.#store.appendEventBatches(
               taken.map((t) => ({
                 sessionId: t.sessionId,
@@ -208,20 +225,4 @@ export class TranscriptRecorder {
     this.#timer = null;
     this.#closed = true;
   }
-}
-
-/** The JSON text of the batches (EventBatch[]) from events queued as JSON. */
-function batchesJson(taken: readonly { sessionId: string; pending: readonly Pending[] }[]): string {
-  let out = '[';
-  for (let i = 0; i < taken.length; i++) {
-    const t = taken[i]!;
-    if (i > 0) out += ',';
-    out += `{"sessionId":${JSON.stringify(t.sessionId)},"events":[`;
-    for (let j = 0; j < t.pending.length; j++) {
-      if (j > 0) out += ',';
-      out += t.pending[j]!.event as string;
-    }
-    out += ']}';
-  }
-  return `${out}]`;
 }

@@ -119,10 +119,14 @@ export async function openEmbeddedStoreProcess(dataDir: string | null): Promise<
     });
   };
 
-  const appendEventBatchesJson = async (json: string): Promise<EventBatchResult[]> => {
+  /** appendEventBatches and appendEventTexts: errors inside the results come back by name. */
+  const appendBatches = async (
+    method: 'appendEventBatches' | 'appendEventTexts',
+    arg: unknown,
+  ): Promise<EventBatchResult[]> => {
     const raw = await call<
       (Extract<EventBatchResult, { ok: true }> | { ok: false; error: SerializedError })[]
-    >('appendEventBatches', json);
+    >(method, arg);
     return raw.map((r): EventBatchResult => (r.ok ? r : { ok: false, error: revive(r.error) }));
   };
   let closed = false;
@@ -139,8 +143,9 @@ export async function openEmbeddedStoreProcess(dataDir: string | null): Promise<
     // the event loop more than JSON.stringify, and the store process (not the event loop) parses it.
     // What JSON cannot carry (undefined, toJSON objects) is exactly what the hash's canonical JSON
     // drops or converts the same way.
-    appendEventBatches: (batches) => appendEventBatchesJson(JSON.stringify(batches)),
-    appendEventBatchesJson,
+    appendEventBatches: (batches) => appendBatches('appendEventBatches', JSON.stringify(batches)),
+    // the recorder's path: strings cross, and the store process chains them without parsing
+    appendEventTexts: (batches) => appendBatches('appendEventTexts', batches),
     listEvents: (...a) => call('listEvents', ...a),
     recordDenial: (...a) => call('recordDenial', ...a),
     listDenials: (...a) => call('listDenials', ...a),

@@ -15,8 +15,8 @@ import type { Store } from './store.js';
 
 export interface StoreRequest {
   id: number;
-  /** appendEventBatchesJson crosses as appendEventBatches with its JSON text */
-  method: Exclude<keyof Store, 'appendEventBatchesJson'>;
+  /** appendEventBatches crosses with its batches as one JSON text */
+  method: keyof Store;
   args: unknown[];
 }
 
@@ -79,7 +79,7 @@ function serve(dataDir: string | null): void {
           ? [JSON.parse(req.args[0])]
           : req.args;
       let value = await fn.apply(s, args);
-      if (req.method === 'appendEventBatches') {
+      if (req.method === 'appendEventBatches' || req.method === 'appendEventTexts') {
         // errors inside results are values; make them cloneable with their identity
         value = (value as { ok: boolean; error?: unknown }[]).map((r) =>
           r.ok ? r : { ok: false, error: serializeError(r.error) },

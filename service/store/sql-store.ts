@@ -1,6 +1,7 @@
 // The Store, written once over a SqlDriver: the embedded (PGlite) and the PostgreSQL store are this
 // class with different drivers, so they run the same SQL and behave the same.
 import { chainEvent, type NewEvent, type TranscriptEvent } from '../audit/event.js';
+import { chainEventText, eventText } from '../audit/event-text.js';
 import type { SessionRecord } from '../sessions/types.js';
 import type { ChunkFile } from './chunk-file.js';
 import { SessionEndedError, StoreClosedError, UnknownSessionError } from './errors.js';
@@ -12,7 +13,8 @@ import {
   denialFromRow,
   denialParams,
   type ChunkBodyRef,
-  chunkEventsJson,
+  type ChunkText,
+  chunkOfEvents,
   chunkParams,
   type EventChunkRow,
   type HeadRow,
@@ -29,6 +31,7 @@ import type {
   DenialRecord,
   EventBatch,
   EventBatchResult,
+  EventTextBatch,
   OpenSessionResult,
   Store,
   TokenUse,
@@ -100,7 +103,7 @@ export class SqlStore implements Store {
       token.key,
       tokenExpiry,
       ...sessionParams(session, { head_seq: first.seq, head_hash: first.hash }),
-      ...chunkParams([first]),
+      ...chunkParams(chunkOfEvents([first])),
     ];
     const { rowCount } = await this.#db.query(SQL.openSession, params);
     if (rowCount === 0) return { ok: false, reason: 'replay' };
@@ -171,20 +174,37 @@ export class SqlStore implements Store {
   appendEventBatches(batches: readonly EventBatch[]): Promise<EventBatchResult[]> {
     this.#checkOpen();
     for (const b of batches) checkEventTimes(b.events);
-    return this.#track(this.#appendEventBatches(batches));
+    const at = new Date().toISOString();
+    return this.#track(
+      this.#appendEventTexts(
+        batches.map((b) => ({ sessionId: b.sessionId, events: b.events.map((e) => eventText(e, at)) })),
+        at,
+      ),
+    );
   }
 
-  async #appendEventBatches(batches: readonly EventBatch[]): Promise<EventBatchResult[]> {
-    const at = new Date().toISOString();
+  /**
+   * appendEventBatches with each event as eventText made it (audit/event-text.ts): the recorder's form,
+   * chained without parsing. The texts are trusted to be eventText's (the broker's own recorder makes them).
+   */
+  appendEventTexts(batches: readonly EventTextBatch[]): Promise<EventBatchResult[]> {
+    this.#checkOpen();
+    return this.#track(this.#appendEventTexts(batches, new Date().toISOString()));
+  }
+
+  async #appendEventTexts(batches: readonly EventTextBatch[], at: string): Promise<EventBatchResult[]> {
     const results: EventBatchResult[] = batches.map(() => ({ ok: true, first_seq: 0, head: null }));
     // lock in a fixed order so replicas appending to the same sessions cannot deadlock
     const order = batches
       .map((_, i) => i)
       .filter((i) => batches[i]!.events.length > 0)
       .sort((a, b) => (batches[a]!.sessionId < batches[b]!.sessionId ? -1 : 1));
-    const written = (i: number, chained: TranscriptEvent[]): void => {
-      const last = chained.at(-1)!;
-      results[i] = { ok: true, first_seq: chained[0]!.seq, head: { seq: last.seq, hash: last.hash } };
+    const written = (i: number, chunk: ChunkText): void => {
+      results[i] = {
+        ok: true,
+        first_seq: chunk.firstSeq,
+        head: { seq: chunk.lastSeq, hash: chunk.lastHash },
+      };
     };
     // Chain every batch whose session head is remembered; with transcript files, write all those
     // bodies in one write and one fsync before any row refers to them.
@@ -192,27 +212,27 @@ export class SqlStore implements Store {
     for (const i of order) {
       const { sessionId, events } = batches[i]!;
       const head = this.#heads.get(sessionId);
-      if (head) planned.set(i, { head, chained: chainAfter(sessionId, head, events, at), ref: null });
+      if (head) planned.set(i, { head, chunk: chainTexts(sessionId, head, events, at), ref: null });
     }
-    this.#writeBodies([...planned.values()]);
+    this.#writeBodies(order.map((i) => [batches[i]!.sessionId, planned.get(i)]));
     // One session with a known head (a busy job): one statement, its own transaction.
     if (order.length === 1 && planned.has(order[0]!)) {
       const i = order[0]!;
       if (await this.#appendIfHead(this.#driver, batches[i]!.sessionId, planned.get(i)!)) {
-        const chained = planned.get(i)!.chained;
-        written(i, chained);
-        this.#remember(batches[i]!.sessionId, chained.at(-1)!);
+        const chunk = planned.get(i)!.chunk;
+        written(i, chunk);
+        this.#remember(batches[i]!.sessionId, chunk);
         return results;
       }
       planned.delete(i);
     }
-    const heads = new Map<string, TranscriptEvent>();
+    const heads = new Map<string, ChunkText>();
     await this.#driver.transaction(async (tx) => {
       for (const i of order) {
         const { sessionId, events } = batches[i]!;
         const plan = planned.get(i);
-        let chained = plan && (await this.#appendIfHead(tx, sessionId, plan)) ? plan.chained : null;
-        if (!chained) {
+        let chunk = plan && (await this.#appendIfHead(tx, sessionId, plan)) ? plan.chunk : null;
+        if (!chunk) {
           const head = (await tx.query<LockedHeadRow>(SQL.lockSessionHead, [sessionId])).rows[0];
           if (!head) {
             results[i] = { ok: false, error: new UnknownSessionError(sessionId) };
@@ -222,13 +242,13 @@ export class SqlStore implements Store {
             results[i] = { ok: false, error: new SessionEndedError(sessionId) };
             continue;
           }
-          const locked: PlannedChunk = { head, chained: chainAfter(sessionId, head, events, at), ref: null };
-          this.#writeBodies([locked]);
+          const locked: PlannedChunk = { head, chunk: chainTexts(sessionId, head, events, at), ref: null };
+          this.#writeBodies([[sessionId, locked]]);
           await insertChunk(tx, sessionId, locked);
-          chained = locked.chained;
+          chunk = locked.chunk;
         }
-        written(i, chained);
-        heads.set(sessionId, chained.at(-1)!);
+        written(i, chunk);
+        heads.set(sessionId, chunk);
       }
     });
     // only what committed becomes the new hint
@@ -237,18 +257,20 @@ export class SqlStore implements Store {
   }
 
   /** With transcript files: write the chunks' bodies (one write, one fsync) and note where each went. */
-  #writeBodies(chunks: PlannedChunk[]): void {
-    if (!this.#bodies || chunks.length === 0) return;
+  #writeBodies(chunks: readonly (readonly [string, PlannedChunk | undefined])[]): void {
+    if (!this.#bodies) return;
+    const plans = chunks.filter((c): c is [string, PlannedChunk] => c[1] !== undefined);
+    if (plans.length === 0) return;
     const refs = this.#bodies.append(
-      chunks.map((c) => ({
-        sessionId: c.chained[0]!.session_id,
-        firstSeq: c.chained[0]!.seq,
-        prevHash: c.chained[0]!.prev_hash,
-        eventsJson: chunkEventsJson(c.chained),
+      plans.map(([sessionId, { chunk }]) => ({
+        sessionId,
+        firstSeq: chunk.firstSeq,
+        prevHash: chunk.prevHash,
+        eventsJson: chunk.eventsJson,
       })),
     );
-    chunks.forEach((c, k) => {
-      c.ref = refs[k]!;
+    plans.forEach(([, plan], k) => {
+      plan.ref = refs[k]!;
     });
   }
 
@@ -259,8 +281,8 @@ export class SqlStore implements Store {
   async #appendIfHead(db: SqlRunner, sessionId: string, plan: PlannedChunk): Promise<boolean> {
     const { rowCount } = await db.query(SQL.appendIfHead, [
       sessionId,
-      ...chunkParams(plan.chained, plan.ref),
-      plan.chained.at(-1)!.hash,
+      ...chunkParams(plan.chunk, plan.ref),
+      plan.chunk.lastHash,
       plan.head.head_seq,
       plan.head.head_hash,
     ]);
@@ -269,10 +291,15 @@ export class SqlStore implements Store {
     return false;
   }
 
-  #remember(sessionId: string, last: Pick<TranscriptEvent, 'seq' | 'hash'>): void {
+  #remember(sessionId: string, last: Pick<TranscriptEvent, 'seq' | 'hash'> | ChunkText): void {
     // a bound, not an LRU: forgetting a hint only costs the next append its lock round trip
     if (this.#heads.size >= MAX_REMEMBERED_HEADS && !this.#heads.has(sessionId)) this.#heads.clear();
-    this.#heads.set(sessionId, { head_seq: last.seq, head_hash: last.hash });
+    this.#heads.set(
+      sessionId,
+      'lastHash' in last
+        ? { head_seq: last.lastSeq, head_hash: last.lastHash }
+        : { head_seq: last.seq, head_hash: last.hash },
+    );
   }
 
   async listEvents(
@@ -342,17 +369,13 @@ export class SqlStore implements Store {
 /** A chunk chained after `head`, and where its body was written (transcript files) or null (in the row). */
 interface PlannedChunk {
   head: HeadRow;
-  chained: TranscriptEvent[];
+  chunk: ChunkText;
   ref: ChunkBodyRef | null;
 }
 
 /** Insert a chunk and move the head; inside the caller's transaction, which holds the row lock. */
 async function insertChunk(tx: SqlRunner, sessionId: string, chunk: PlannedChunk): Promise<void> {
-  await tx.query(SQL.appendEvents, [
-    sessionId,
-    ...chunkParams(chunk.chained, chunk.ref),
-    chunk.chained.at(-1)!.hash,
-  ]);
+  await tx.query(SQL.appendEvents, [sessionId, ...chunkParams(chunk.chunk, chunk.ref), chunk.chunk.lastHash]);
 }
 
 /** Chain `events` after `head`, insert them and move the head; inside the caller's transaction, which holds the row lock. */
@@ -364,7 +387,7 @@ async function appendAfter(
   now: Date | string,
 ): Promise<TranscriptEvent[]> {
   const chained = chainAfter(sessionId, head, events, typeof now === 'string' ? now : now.toISOString());
-  await insertChunk(tx, sessionId, { head, chained, ref: null });
+  await insertChunk(tx, sessionId, { head, chunk: chunkOfEvents(chained), ref: null });
   return chained;
 }
 
@@ -380,6 +403,27 @@ function chainAfter(
     prev = e;
     return e;
   });
+}
+
+/** Chain event texts (eventText) after `head`: the chunk to store. */
+function chainTexts(sessionId: string, head: HeadRow, texts: readonly string[], at: string): ChunkText {
+  let prev: Pick<TranscriptEvent, 'seq' | 'hash'> = { seq: head.head_seq, hash: head.head_hash };
+  let eventsJson = '[';
+  let prevHash = '';
+  for (let k = 0; k < texts.length; k++) {
+    const e = chainEventText(prev, sessionId, texts[k]!, at);
+    if (k === 0) prevHash = e.prev_hash;
+    else eventsJson += ',';
+    eventsJson += e.body;
+    prev = e;
+  }
+  return {
+    firstSeq: head.head_seq + 1,
+    lastSeq: prev.seq,
+    prevHash,
+    lastHash: prev.hash,
+    eventsJson: `${eventsJson}]`,
+  };
 }
 
 /** A stored chunk's events. A chunk that is not valid JSON is damage to report, not to skip. */

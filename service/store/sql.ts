@@ -237,19 +237,41 @@ export interface ChunkBodyRef {
   length: number;
 }
 
+/** A chained chunk ready to store: where it sits in its session's chain and its body (chunkEventsJson's form). */
+export interface ChunkText {
+  firstSeq: number;
+  lastSeq: number;
+  /** the first event's prev_hash */
+  prevHash: string;
+  /** the last event's hash: the session's new head */
+  lastHash: string;
+  eventsJson: string;
+}
+
+/** The ChunkText of chained events. */
+export function chunkOfEvents(events: readonly TranscriptEvent[]): ChunkText {
+  return {
+    firstSeq: events[0]!.seq,
+    lastSeq: events.at(-1)!.seq,
+    prevHash: events[0]!.prev_hash,
+    lastHash: events.at(-1)!.hash,
+    eventsJson: chunkEventsJson(events),
+  };
+}
+
 /**
- * Parameters of a chunk: first seq, last seq, the events' JSON (chunkEventsJson) or null when `ref` says
- * where the body was written instead, the first event's prev_hash, and the ref's segment, offset, length.
+ * Parameters of a chunk: first seq, last seq, the events' JSON or null when `ref` says where the body
+ * was written instead, the first event's prev_hash, and the ref's segment, offset, length.
  */
 export function chunkParams(
-  events: readonly TranscriptEvent[],
+  chunk: ChunkText,
   ref: ChunkBodyRef | null = null,
 ): [number, number, string | null, string, number | null, number | null, number | null] {
   return [
-    events[0]!.seq,
-    events.at(-1)!.seq,
-    ref ? null : chunkEventsJson(events),
-    events[0]!.prev_hash,
+    chunk.firstSeq,
+    chunk.lastSeq,
+    ref ? null : chunk.eventsJson,
+    chunk.prevHash,
     ref?.segment ?? null,
     ref?.offset ?? null,
     ref?.length ?? null,

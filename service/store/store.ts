@@ -20,6 +20,12 @@ export interface DenialRecord {
 
 export type OpenSessionResult = { ok: true; opened: TranscriptEvent } | { ok: false; reason: 'replay' };
 
+/** A session's events as eventText made them (audit/event-text.ts), in order. */
+export interface EventTextBatch {
+  sessionId: string;
+  events: readonly string[];
+}
+
 export interface EventBatch {
   sessionId: string;
   events: NewEvent[];
@@ -63,11 +69,11 @@ export interface Store {
    */
   appendEventBatches(batches: readonly EventBatch[]): Promise<EventBatchResult[]>;
   /**
-   * appendEventBatches with the batches as the JSON text JSON.stringify makes of them, for a store in
-   * another process (the embedded store): the text is what crosses, and a caller holding each event
-   * as JSON from the start (the recorder) keeps one string per queued event instead of its objects.
+   * appendEventBatches with each event already in the text form the store chains without parsing
+   * (audit/event-text.ts eventText): the recorder's path. Optional; the recorder falls back to
+   * appendEventBatches.
    */
-  appendEventBatchesJson?(json: string): Promise<EventBatchResult[]>;
+  appendEventTexts?(batches: readonly EventTextBatch[]): Promise<EventBatchResult[]>;
   /** Ascending by seq. */
   listEvents(sessionId: string, opts?: { after_seq?: number; limit?: number }): Promise<TranscriptEvent[]>;
   recordDenial(denial: DenialRecord): Promise<void>;

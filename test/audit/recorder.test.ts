@@ -7,7 +7,7 @@ import { createLogger } from '../../service/log.js';
 import { PGlite } from '@electric-sql/pglite';
 import { storeOnPGlite } from '../../service/store/embedded.js';
 import { openStore } from '../../service/store/open.js';
-import type { EventBatch, Store } from '../../service/store/store.js';
+import type { EventBatch, EventTextBatch, Store } from '../../service/store/store.js';
 import { makeSession, openedEvent, tokenFor } from '../store/store-suite.js';
 
 const stmt = (sql: string): NewEvent => ({
@@ -17,6 +17,9 @@ const stmt = (sql: string): NewEvent => ({
   decision: 'allow',
   reasons: [],
 });
+
+/** The event an event text (eventText) was made from: its three parts joined by commas are its JSON. */
+const eventOf = (text: string): NewEvent => JSON.parse(text.split('\n').join(',')) as NewEvent;
 
 describe('TranscriptRecorder', () => {
   /** two open sessions of `store`, the second then revoked */
@@ -34,17 +37,17 @@ describe('TranscriptRecorder', () => {
   }
 
   let store: Store;
-  const batches: EventBatch[][] = [];
+  const batches: EventTextBatch[][] = [];
   beforeAll(async () => {
-    // the embedded store in its process: the recorder hands it the batches as JSON text
+    // the embedded store in its process: the recorder hands it each event as its text (eventText)
     const real = await openStore({ dataDir: null });
-    expect(real.appendEventBatchesJson).toBeTypeOf('function');
-    const appendEventBatchesJson = real.appendEventBatchesJson!.bind(real);
-    real.appendEventBatchesJson = async (json) => {
-      batches.push(JSON.parse(json) as EventBatch[]);
-      return appendEventBatchesJson(json);
+    expect(real.appendEventTexts).toBeTypeOf('function');
+    const appendEventTexts = real.appendEventTexts!.bind(real);
+    real.appendEventTexts = async (b) => {
+      batches.push(b.map((x) => ({ sessionId: x.sessionId, events: [...x.events] })));
+      return appendEventTexts(b);
     };
-    real.appendEventBatches = () => Promise.reject(new Error('the recorder should send JSON'));
+    real.appendEventBatches = () => Promise.reject(new Error('the recorder should send event texts'));
     store = real;
   });
   afterAll(async () => store?.close());
@@ -91,7 +94,8 @@ describe('TranscriptRecorder', () => {
     expect(denial.seq).toBe(5);
     expect((await Promise.all(background)).map((e) => e.seq)).toEqual([2, 3, 4]);
     expect(batches).toHaveLength(1);
-    expect(batches[0]![0]!.events.map((e) => e.operation.sql)).toEqual([
+    // a text's three parts joined by commas are the event's JSON
+    expect(batches[0]![0]!.events.map((e) => eventOf(e).operation.sql)).toEqual([
       'select 1',
       'select 2',
       'select 3',
@@ -105,10 +109,17 @@ describe('TranscriptRecorder', () => {
     await recorder.close();
   });
 
-  it('hands a store without a JSON entry (in this process, or PostgreSQL) the events themselves', async () => {
+  it('hands a store without appendEventTexts the events themselves', async () => {
     const local = storeOnPGlite(await PGlite.create());
     try {
       await local.migrate();
+      local.appendEventTexts = undefined as unknown as typeof local.appendEventTexts;
+      const objects: EventBatch[][] = [];
+      const appendEventBatches = local.appendEventBatches.bind(local);
+      local.appendEventBatches = (b) => {
+        objects.push(b as EventBatch[]);
+        return appendEventBatches(b);
+      };
       const s = makeSession();
       await local.openSession(s, openedEvent(s), tokenFor());
       const recorder = new TranscriptRecorder(local, createLogger('silent'), { flushDelayMs: 5 });
@@ -122,6 +133,7 @@ describe('TranscriptRecorder', () => {
         recorder.record(s.id, stmt('select 2'), { background: true }),
       ]);
       expect([first.seq, second.seq]).toEqual([2, 3]);
+      expect(objects.flat().flatMap((b) => b.events)).toHaveLength(2);
       const events = await local.listEvents(s.id);
       expect(events[1]!.operation).toEqual(awkward.operation);
       expect(verifyChain(events).ok).toBe(true);
