@@ -36,14 +36,27 @@ function randomEvent(r: () => number, i: number): NewEvent {
   const ev: Record<string, unknown> = {
     target: pick(['db', null, 'weird "target"\n', 'ü']),
     kind: pick(['pg.statement', 'pg.denied', 'session.opened', 'k\u0001']),
-    // keys deliberately out of order, nested
-    operation: {
-      statement: pick(NASTY),
-      protocol: pick(['simple', 'extended']),
-      conn_id: `c${i}`,
-      ...(r() < 0.3 ? { nested: { z: [1, { b: 2, a: 1 }], a: null, m: -0, big: 1e21, f: 0.1 + 0.2 } } : {}),
-      ...(r() < 0.2 ? { when: new Date(Date.UTC(2026, 0, 2)) } : {}),
-    },
+    operation:
+      r() < 0.5
+        ? // keys in order, flat: the gateways' statement events (written by hand in eventText)
+          {
+            conn_id: `c${i}`,
+            ...(r() < 0.3 ? { error: pick(['42501', 'XX000']) } : {}),
+            protocol: pick(['simple', 'extended']),
+            ...(r() < 0.2 ? { rows_hint: pick([NaN, 1.5, -0, 7]) } : {}),
+            statement: pick(NASTY),
+            statement_kind: pick(['SELECT', 'UNKNOWN', 'ü"\\']),
+          }
+        : // keys deliberately out of order, nested
+          {
+            statement: pick(NASTY),
+            protocol: pick(['simple', 'extended']),
+            conn_id: `c${i}`,
+            ...(r() < 0.3
+              ? { nested: { z: [1, { b: 2, a: 1 }], a: null, m: -0, big: 1e21, f: 0.1 + 0.2 } }
+              : {}),
+            ...(r() < 0.2 ? { when: new Date(Date.UTC(2026, 0, 2)) } : {}),
+          },
     decision: pick(['allow', 'deny', 'hold', 'info']),
     reasons: r() < 0.2 ? [] : [pick(NASTY), 'grant db: read'],
   };
@@ -51,6 +64,8 @@ function randomEvent(r: () => number, i: number): NewEvent {
   if (r() < 0.7) ev.bytes = Math.floor(r() * 1e6);
   if (r() < 0.7) ev.duration_ms = Math.round(r() * 1e6) / 1e3;
   if (r() < 0.5) ev.masked = Math.floor(r() * 10);
+  // numbers JSON writes in its own way
+  if (r() < 0.1) ev.duration_ms = pick([NaN, Infinity, -0, 1e21, 5e-7, -1.5e300]);
   if (r() < 0.2) ev.approval = { by: 'octocat', at: AT, note: pick(NASTY) };
   if (r() < 0.2) ev.at = '2025-01-01T00:00:00.000Z';
   if (r() < 0.1) ev.rows = undefined;

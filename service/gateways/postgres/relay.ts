@@ -744,6 +744,8 @@ export class Relay {
 
   private recordQueue: NewEvent[] = [];
   private recordFlushScheduled = false;
+  /** processUpstream is running: it hands the statements it completes to the recorder when it ends */
+  private inUpstream = false;
 
   /** Hand queued statement events to the recorder, in order (before any later event is recorded). */
   private recordsInFlight = 0;
@@ -854,6 +856,7 @@ export class Relay {
     const outs: Buffer[] = [];
     let pos = start;
     let runStart = pos;
+    this.inUpstream = true;
     try {
       if (this.passRemaining > 0) {
         const n = Math.min(this.passRemaining, buf.length - pos);
@@ -917,7 +920,10 @@ export class Relay {
       if (pos > runStart) outs.push(buf.subarray(runStart, pos));
       if (pos < len) this.upstreamStash = Buffer.from(buf.subarray(pos));
     } finally {
+      this.inUpstream = false;
       if (!this.closed) this.send(outs);
+      // the statements this chunk completed, recorded once their answers are on their way
+      if (this.recordQueue.length > 0) this.flushRecords();
     }
     if (this.client.writableNeedDrain) this.upstream.pause();
   }
@@ -1455,10 +1461,11 @@ export class Relay {
     if (stmt && (stmt.effect === 'ddl' || stmt.effect === 'admin') && !sqlstate)
       this.ctx.catalog.invalidate();
     this.ctx.countStatement('allow');
-    // Not awaited and not even started here: the response goes to the client first, the transcript
-    // append runs right after this I/O round (setImmediate). A failure closes the connection.
+    // Not awaited and not even started here: the response goes to the client first, then the event
+    // goes to the recorder (when processUpstream ends, or else right after this I/O round). A failure
+    // closes the connection.
     this.recordQueue.push(event);
-    if (!this.recordFlushScheduled) {
+    if (!this.inUpstream && !this.recordFlushScheduled) {
       this.recordFlushScheduled = true;
       setImmediate(this.flushRecords);
     }
