@@ -14,6 +14,14 @@ export interface TableColumns {
   loadedAt: number;
 }
 
+/** A function named by OID in a FunctionCall message. */
+export interface FunctionInfo {
+  schema: string;
+  name: string;
+  /** the result's type OID */
+  returnType: number;
+}
+
 /** Catalog entries older than this are re-read: a column renamed outside the broker is noticed. */
 export const CATALOG_TTL_MS = 60_000;
 
@@ -139,6 +147,7 @@ function runSimpleQuery(
 
 export class CatalogResolver {
   private readonly tables = new Map<number, TableColumns | null>();
+  private readonly functions = new Map<number, { info: FunctionInfo | null; loadedAt: number }>();
   private readonly side: SideConnection;
   /** bumped on invalidate(): mask plans cached under an older generation are not reused */
   generation = 0;
@@ -198,9 +207,37 @@ export class CatalogResolver {
     this.logger.debug({ tables: wanted.length }, 'catalog: resolved column origins');
   }
 
+  /** A function by OID as cached: its FunctionInfo, null (no such function), or undefined (unknown/stale). */
+  cachedFunction(oid: number): FunctionInfo | null | undefined {
+    const f = this.functions.get(oid);
+    if (f === undefined || this.now() - f.loadedAt > CATALOG_TTL_MS) return undefined;
+    return f.info;
+  }
+
+  /** Read a function's schema, name and result type by OID. Throws when the catalog cannot be read. */
+  async loadFunction(oid: number): Promise<FunctionInfo | null> {
+    const cached = this.cachedFunction(oid);
+    if (cached !== undefined) return cached;
+    // an OID we parsed ourselves (an unsigned 32-bit number): safe to inline
+    const rows = await this.side.query(
+      `SELECT n.nspname, p.proname, p.prorettype::pg_catalog.int8
+         FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        WHERE p.oid = ${String(oid >>> 0)}`,
+    );
+    const row = rows[0];
+    const info =
+      row && row[0] != null && row[1] != null
+        ? { schema: row[0], name: row[1], returnType: Number(row[2]) }
+        : null;
+    if (this.functions.size >= 10_000) this.functions.clear();
+    this.functions.set(oid, { info, loadedAt: this.now() });
+    return info;
+  }
+
   /** Forget everything (after DDL through the broker). */
   invalidate(): void {
     this.tables.clear();
+    this.functions.clear();
     this.generation++;
   }
 

@@ -160,3 +160,37 @@ export function decodeSaslInitialResponse(body: Buffer): SaslInitialResponse | n
 export function isEmptyBody(body: Buffer): boolean {
   return body.length === 0;
 }
+
+export interface FunctionCallMessage {
+  /** the function's OID */
+  oid: number;
+  /** how many arguments (their values are passed through untouched) */
+  nArgs: number;
+  /** 0 text, 1 binary */
+  resultFormat: 0 | 1;
+}
+
+/** FunctionCall (the fast-path interface: libpq's PQfn and its large-object functions). */
+export function decodeFunctionCall(body: Buffer): FunctionCallMessage | null {
+  const c = new BodyCursor(body);
+  const oid = c.int32();
+  if (oid === null) return null;
+  const nFormats = c.int16();
+  if (nFormats === null || nFormats < 0) return null;
+  for (let i = 0; i < nFormats; i++) {
+    const f = c.int16();
+    if (f !== 0 && f !== 1) return null;
+  }
+  const nArgs = c.int16();
+  if (nArgs === null || nArgs < 0) return null;
+  // formats: none (all text), one (for all), or one per argument
+  if (nFormats > 1 && nFormats !== nArgs) return null;
+  for (let i = 0; i < nArgs; i++) {
+    const len = c.int32();
+    if (len === null || len < -1) return null;
+    if (len > 0 && !c.skip(len)) return null;
+  }
+  const resultFormat = c.int16();
+  if (resultFormat !== 0 && resultFormat !== 1) return null;
+  return c.atEnd() ? { oid: oid >>> 0, nArgs, resultFormat } : null;
+}

@@ -49,13 +49,14 @@ import {
   readRowDescription,
   rowsFromCommandTag,
 } from './backend-messages.js';
-import { CATALOG_TTL_MS, type CatalogResolver } from './catalog.js';
+import { CATALOG_TTL_MS, type CatalogResolver, type FunctionInfo } from './catalog.js';
 import type { CachedClassification, CacheEntry, ClassificationCache } from './classification-cache.js';
 import type { GatewayLimits } from './deps.js';
 import {
   decodeBind,
   decodeDescribeOrClose,
   decodeExecute,
+  decodeFunctionCall,
   decodeParse,
   decodeQuery,
 } from './frontend-messages.js';
@@ -95,7 +96,7 @@ interface RowMasker {
 /** One statement being executed, for the transcript. */
 interface StatementRun {
   stmt: ClassifiedStatement | null;
-  protocol: 'simple' | 'extended';
+  protocol: 'simple' | 'extended' | 'function-call';
   reasons: string[];
   startedAt: number;
   bytes: number;
@@ -125,6 +126,8 @@ type Pending =
   | { kind: 'execute'; portal: PortalInfo; run: StatementRun; copyOut: CopyOutState | null }
   | { kind: 'close' }
   | { kind: 'sync' }
+  /** a FunctionCall: its result (one value) is masked like a computed column of its type */
+  | { kind: 'function-call'; run: StatementRun | null; result: CellAction }
   | { kind: 'denied'; error: BackendError; simple: boolean }
   | {
       kind: 'copy-describe';
@@ -156,6 +159,7 @@ type Duplex = Socket | TLSSocket;
 
 const FORWARD = 0;
 const DROP = 1;
+const PASS: CellAction = { kind: 'pass' };
 
 export class Relay {
   private readonly pending: Pending[] = [];
@@ -424,17 +428,7 @@ export class Relay {
         return;
       case FrontendType.functionCall:
         if (this.skippingUntilSync) return;
-        return this.deny(
-          null,
-          {
-            effect: 'deny',
-            rule: 'protocol: FunctionCall',
-            reasons: ['the fast-path FunctionCall message cannot be classified; call the function in SQL'],
-          },
-          true,
-          SQLSTATE.insufficientPrivilege,
-          'FUNCTION CALL',
-        );
+        return this.onFunctionCall(msg);
       case FrontendType.copyData:
       case FrontendType.copyDone:
       case FrontendType.copyFail:
@@ -501,7 +495,7 @@ export class Relay {
 
   private newRun(
     stmt: ClassifiedStatement | null,
-    protocol: 'simple' | 'extended',
+    protocol: StatementRun['protocol'],
     reasons: string[],
   ): StatementRun {
     return { stmt, protocol, reasons, startedAt: performance.now(), bytes: 0, masked: 0 };
@@ -648,6 +642,99 @@ export class Relay {
     this.forward(msg);
     this.push({ kind: 'parse', name: p.name, previous });
     return;
+  }
+
+  /**
+   * FunctionCall names a function by OID: the broker reads its schema and name from the catalog (by OID,
+   * so no search_path matters) and decides on `SELECT schema.name($1, …)`, the call in SQL, with the same
+   * function rules; a function it cannot find or classify is denied. Answered like a simple query
+   * (FunctionCallResponse or ErrorResponse, then ReadyForQuery), so a denial keeps the connection usable.
+   */
+  private onFunctionCall(msg: FrontendMessage): Promise<void> | undefined {
+    const fc = decodeFunctionCall(msg.body);
+    if (!fc) return this.malformed('invalid FunctionCall message format', true);
+    const known = this.ctx.catalog.cachedFunction(fc.oid);
+    if (known !== undefined) return this.decideFunctionCall(msg, fc.oid, fc.nArgs, fc.resultFormat, known);
+    return this.ctx.catalog.loadFunction(fc.oid).then(
+      (info) => {
+        if (this.closed) return;
+        return this.decideFunctionCall(msg, fc.oid, fc.nArgs, fc.resultFormat, info);
+      },
+      (err: unknown) => {
+        this.ctx.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'pg relay: catalog lookup for a FunctionCall failed',
+        );
+        if (this.closed) return;
+        return this.denyFunctionCall(
+          `function OID ${fc.oid}`,
+          'the function could not be looked up in the catalog, so the call cannot be classified',
+        );
+      },
+    );
+  }
+
+  private decideFunctionCall(
+    msg: FrontendMessage,
+    oid: number,
+    nArgs: number,
+    resultFormat: 0 | 1,
+    info: FunctionInfo | null,
+  ): Promise<void> | undefined {
+    if (!info) return this.denyFunctionCall(`function OID ${oid}`, `no function has OID ${oid}`);
+    const args = Array.from({ length: nArgs }, (_, i) => `$${i + 1}`).join(', ');
+    const sql = `SELECT ${quoteIdent(info.schema)}.${quoteIdent(info.name)}(${args})`;
+    const { result: cls, entry } = this.classify(sql);
+    const stmt = cls.ok && cls.statements.length === 1 ? cls.statements[0]! : null;
+    if (!stmt) return this.denyFunctionCall(sql, 'the call could not be classified');
+    const d = this.decide(entry, stmt);
+    if (d.effect !== 'allow')
+      return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege, 'FUNCTION CALL');
+    const origin: ColumnOrigin = {
+      name: info.name,
+      table: null,
+      column: null,
+      typeOid: info.returnType,
+      format: resultFormat,
+    };
+    const result = this.masking ? planMask(this.maskRules, [origin]).actions[0]! : PASS;
+    this.forward(msg);
+    this.push({ kind: 'function-call', run: this.newRun(stmt, 'function-call', []), result });
+    return;
+  }
+
+  private denyFunctionCall(text: string, reason: string): Promise<void> {
+    return this.deny(
+      null,
+      { effect: 'deny', rule: 'protocol: FunctionCall', reasons: [`${reason} (${text})`] },
+      true,
+      SQLSTATE.insufficientPrivilege,
+      'FUNCTION CALL',
+    );
+  }
+
+  /** FunctionCallResponse: Int32 length (-1 NULL) and the value; masked by the call's plan. */
+  private onFunctionCallResponse(
+    h: Extract<Pending, { kind: 'function-call' }>,
+    buf: Buffer,
+    pos: number,
+    end: number,
+  ): number | Buffer {
+    if (h.run) h.run.bytes += end - pos;
+    if (h.result.kind === 'pass') return FORWARD;
+    if (end - pos < 9) return FORWARD; // malformed from the server: its own problem, passed as sent
+    const len = buf.readInt32BE(pos + 5);
+    const value = len < 0 ? null : buf.subarray(pos + 9, Math.min(end, pos + 9 + len));
+    const r = maskCell(h.result, value, this.detectors);
+    if (!r.masked) return FORWARD;
+    if (h.run) h.run.masked++;
+    const v = r.value;
+    const out = Buffer.allocUnsafe(9 + (v?.length ?? 0));
+    out[0] = BackendType.functionCallResponse;
+    out.writeInt32BE(8 + (v?.length ?? 0), 1);
+    out.writeInt32BE(v === null ? -1 : v.length, 5);
+    v?.copy(out, 9);
+    return out;
   }
 
   private denyUnparsable(
@@ -1010,6 +1097,8 @@ export class Relay {
         return FORWARD;
       case BackendType.errorResponse:
         return this.onErrorResponse(h, buf, pos, end);
+      case BackendType.functionCallResponse:
+        return h?.kind === 'function-call' ? this.onFunctionCallResponse(h, buf, pos, end) : FORWARD;
       case BackendType.noticeResponse:
         return this.maskNotice(type, buf, pos, end);
       case BackendType.readyForQuery:
@@ -1022,7 +1111,6 @@ export class Relay {
         return this.onCopyDone(buf, pos, end);
       case BackendType.copyInResponse:
       case BackendType.notificationResponse:
-      case BackendType.functionCallResponse:
         return FORWARD;
       case BackendType.copyBothResponse:
         // Only replication uses CopyBoth, and replication connections are refused at startup.
@@ -1298,6 +1386,9 @@ export class Relay {
       h.masker = null;
       h.copyOut = null;
       h.index = h.statements.length; // the rest of the message does not run
+    } else if (h?.kind === 'function-call') {
+      if (h.run) this.finishRun(h.run, undefined, sqlstate);
+      h.run = null; // ReadyForQuery follows
     } else if (h && h.kind !== 'sync') {
       if (h.kind === 'execute') this.finishRun(h.run, undefined, sqlstate);
       if (h.kind === 'parse') this.revertParse(h);
@@ -1332,6 +1423,10 @@ export class Relay {
       this.pop();
       this.finishCopyDescribe(h);
       return DROP;
+    }
+    if (h?.kind === 'function-call') {
+      if (h.run) this.finishRun(h.run, undefined, null);
+      this.pop();
     }
     if (h?.kind === 'simple' || h?.kind === 'sync' || h?.kind === 'denied') this.pop();
     return FORWARD;

@@ -201,10 +201,11 @@ describe('after authentication', () => {
     expect((await h.adminSql('SELECT count(*) FROM orders WHERE id = 50')).trim()).toBe('0');
   });
 
-  it('refuses a fast-path FunctionCall and stays usable', async () => {
+  it('refuses a FunctionCall of an OID that names no function, and stays usable', async () => {
     const conn = await rawSession(h.port, h.createSession({ access: 'write' }));
     const got = collectFrames(conn.socket, (_f, all) => all.filter(isReady).length === 2);
-    // FunctionCall: function OID 1 (whatever), no argument formats, no arguments, text result
+    // FunctionCall: function OID 1 (no function has it), no argument formats, no arguments, text result
+    // (function-call.test.ts calls real functions)
     const body = Buffer.alloc(10);
     body.writeInt32BE(1, 0);
     conn.socket.write(Buffer.concat([frame('F', body), serialize.query('SELECT 8')]));
