@@ -180,6 +180,9 @@ export class Relay {
   private readonly detectors: Detector[];
   private readonly masking: boolean;
   private readonly planCache = new Map<string, RowMasker>();
+  /** the last RowDescription body whose plan was in the cache, and that plan */
+  private lastRowDescription: Buffer | null = null;
+  private lastRowMasker: RowMasker | null = null;
   private planCacheGeneration = -1;
   private planCacheSince = 0;
   private readonly describeName: string;
@@ -488,6 +491,8 @@ export class Relay {
 
   /** SQL DECLARE/CLOSE can replace a named portal behind the protocol's back: forget what we knew. */
   private forgetNamedPortals(keep?: string): void {
+    // the common case (a simple query, no cursor open): nothing to forget, nothing to allocate
+    if (this.portals.size === 0 || (this.portals.size === 1 && this.portals.has(''))) return;
     const next = new Map<string, PortalInfo>();
     for (const [name, p] of this.portals) if (name === '' || name === keep) next.set(name, p);
     this.portals = next;
@@ -1150,14 +1155,33 @@ export class Relay {
       }
       return FORWARD;
     }
-    const key = buf.toString('latin1', pos + 5, end);
     const assign = (m: RowMasker): void => {
       if (h?.kind === 'simple') h.masker = m;
       else if (h?.kind === 'describe-portal') h.portal.masker = m;
     };
+    // The same description as last time (an application repeating its statements): the same plan,
+    // without decoding the message or making its key.
+    const last = this.lastRowDescription;
+    if (
+      last !== null &&
+      last.length === end - pos - 5 &&
+      buf.compare(last, 0, last.length, pos + 5, end) === 0 &&
+      this.planCacheFresh()
+    ) {
+      assign(this.lastRowMasker!);
+      if (h?.kind === 'describe-portal') {
+        this.pop();
+        return h.injected ? DROP : FORWARD;
+      }
+      return FORWARD;
+    }
+    const key = buf.toString('latin1', pos + 5, end);
     const cached = this.cachedPlan(key);
-    if (cached) assign(cached);
-    else {
+    if (cached) {
+      assign(cached);
+      this.lastRowDescription = Buffer.from(buf.subarray(pos + 5, end));
+      this.lastRowMasker = cached;
+    } else {
       const fields = readRowDescription(buf, pos + 5, end);
       if (!fields) {
         this.terminate(
@@ -1185,16 +1209,27 @@ export class Relay {
 
   /** A mask plan from the cache, or computed when every table OID is in the catalog cache; null: load first. */
   private cachedPlan(key: string): RowMasker | undefined {
+    this.planCacheFresh();
+    return this.planCache.get(key);
+  }
+
+  /**
+   * Plans follow the catalog: dropped after DDL through the broker, and re-made once the catalog
+   * entries they came from may have gone stale (a rename made outside the broker). False when the
+   * cache was just emptied.
+   */
+  private planCacheFresh(): boolean {
     const catalog = this.ctx.catalog;
-    // Plans follow the catalog: dropped after DDL through the broker, and re-made once the catalog
-    // entries they came from may have gone stale (a rename made outside the broker).
     const now = performance.now();
     if (this.planCacheGeneration !== catalog.generation || now - this.planCacheSince > CATALOG_TTL_MS) {
       this.planCache.clear();
       this.planCacheGeneration = catalog.generation;
       this.planCacheSince = now;
+      this.lastRowDescription = null;
+      this.lastRowMasker = null;
+      return false;
     }
-    return this.planCache.get(key);
+    return true;
   }
 
   private planFor(key: string, fields: RowField[]): RowMasker | null {
