@@ -68,21 +68,11 @@ export function eventText(ev: NewEvent, at: string): string {
   if (ev.operation !== undefined) head += `,"operation":${flatJson(ev.operation)}`;
   let mid = `"reasons":${ev.reasons.length === 0 ? '[]' : canonicalJson(ev.reasons)}`;
   if (ev.rows !== undefined) mid += `,"rows":${json(ev.rows)}`;
-  const text = `${head}${SEP}${mid}${SEP}"target":${json(ev.target)}}`;
-  // One flat string instead of a rope of the pieces above: it waits in the recorder's queue long
-  // enough to be promoted by the garbage collector, and one object is cheaper to promote and to send
-  // than twenty. (Converting a string to a number flattens it in V8.)
-  flatten(text);
-  return text;
+  return `${head}${SEP}${mid}${SEP}"target":${json(ev.target)}}`;
 }
 
 /** Printable ASCII but `"` and `\\`: a string JSON writes as it is, between quotes. */
 const PLAIN = /^[ !#-[\]-~]*$/;
-
-function flatten(s: string): void {
-  // biome-ignore: the result is not the point
-  void Number(s);
-}
 
 /** A value's canonical JSON, with the common scalars first. */
 function json(v: unknown): string {
