@@ -148,6 +148,9 @@ function runSimpleQuery(
 export class CatalogResolver {
   private readonly tables = new Map<number, TableColumns | null>();
   private readonly functions = new Map<number, { info: FunctionInfo | null; loadedAt: number }>();
+  /** names of the functions defined outside pg_catalog (see shadowingNames) */
+  private shadowing: { names: ReadonlySet<string>; loadedAt: number } | null = null;
+  private shadowingLoad: Promise<ReadonlySet<string>> | null = null;
   private readonly side: SideConnection;
   /** bumped on invalidate(): mask plans cached under an older generation are not reused */
   generation = 0;
@@ -234,10 +237,52 @@ export class CatalogResolver {
     return info;
   }
 
+  /**
+   * The names of every function created outside pg_catalog and information_schema by CREATE FUNCTION
+   * (extensions' members are left out: installed by the database owner, and the known dangerous ones,
+   * dblink and friends, are judged by name anyway), as cached; undefined when not loaded or stale. An
+   * unqualified call to such a name may resolve to that function rather than the built-in of the same
+   * name (a better argument match, or a search_path that puts pg_catalog later), so it cannot be proven
+   * read-only by its name.
+   */
+  cachedShadowingNames(): ReadonlySet<string> | undefined {
+    const s = this.shadowing;
+    if (s === null || this.now() - s.loadedAt > CATALOG_TTL_MS) return undefined;
+    return s.names;
+  }
+
+  /** Read those names (one query, shared by concurrent callers). Throws when the catalog cannot be read. */
+  loadShadowingNames(): Promise<ReadonlySet<string>> {
+    const cached = this.cachedShadowingNames();
+    if (cached) return Promise.resolve(cached);
+    const generation = this.generation;
+    this.shadowingLoad ??= this.side
+      .query(
+        `SELECT DISTINCT p.proname
+           FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                             WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                               AND d.objid = p.oid AND d.deptype = 'e')`,
+      )
+      .then((rows) => {
+        const names = new Set<string>();
+        for (const [name] of rows) if (name != null) names.add(name);
+        // a DDL statement through the broker while this ran: the answer may predate it; not cached
+        if (generation === this.generation) this.shadowing = { names, loadedAt: this.now() };
+        return names;
+      })
+      .finally(() => {
+        this.shadowingLoad = null;
+      });
+    return this.shadowingLoad;
+  }
+
   /** Forget everything (after DDL through the broker). */
   invalidate(): void {
     this.tables.clear();
     this.functions.clear();
+    this.shadowing = null;
     this.generation++;
   }
 

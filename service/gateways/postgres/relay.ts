@@ -160,6 +160,8 @@ type Duplex = Socket | TLSSocket;
 const FORWARD = 0;
 const DROP = 1;
 const PASS: CellAction = { kind: 'pass' };
+/** shadowedCall: the catalog must be read first */
+const LOAD_CATALOG = Symbol('load catalog');
 
 export class Relay {
   private readonly pending: Pending[] = [];
@@ -529,6 +531,9 @@ export class Relay {
       const d = this.decide(entry, stmt);
       if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege);
     }
+    const shadowed = this.shadowedCall(cls.statements);
+    if (shadowed === LOAD_CATALOG) return this.afterShadowingNames(msg, true);
+    if (shadowed) return this.deny(shadowed.stmt, shadowed.decision, true, SQLSTATE.insufficientPrivilege);
     const copies = this.masking
       ? cls.statements.flatMap((s, i) => (s.copy?.direction === 'to' ? [i] : []))
       : [];
@@ -639,6 +644,17 @@ export class Relay {
         );
       }
     }
+    const shadowed = this.shadowedCall(cls.statements);
+    if (shadowed === LOAD_CATALOG) return this.afterShadowingNames(msg, false);
+    if (shadowed)
+      return this.deny(
+        shadowed.stmt,
+        shadowed.decision,
+        false,
+        SQLSTATE.insufficientPrivilege,
+        undefined,
+        p.name,
+      );
     const previous = this.prepared.get(p.name);
     const stmt = cls.statements[0];
     if (stmt) this.prepared.set(p.name, stmt);
@@ -740,6 +756,62 @@ export class Relay {
     out.writeInt32BE(v === null ? -1 : v.length, 5);
     v?.copy(out, 9);
     return out;
+  }
+
+  /**
+   * Under `read`, a function is allowed by its name: an unqualified call to a name that a CREATE
+   * FUNCTION also defined outside pg_catalog may run that function instead of the built-in, so it is
+   * denied (pg_catalog.name is fine). LOAD_CATALOG: those names are not known yet.
+   */
+  private shadowedCall(
+    statements: ClassifiedStatement[],
+  ): { stmt: ClassifiedStatement; decision: Decision } | typeof LOAD_CATALOG | null {
+    if (this.ctx.grant.access !== 'read') return null;
+    let names: ReadonlySet<string> | undefined;
+    for (const stmt of statements) {
+      for (const fn of stmt.functions) {
+        if (fn.includes('.')) continue;
+        names ??= this.ctx.catalog.cachedShadowingNames();
+        if (names === undefined) return LOAD_CATALOG;
+        if (names.has(fn)) {
+          return {
+            stmt,
+            decision: {
+              effect: 'deny',
+              rule: 'access: read',
+              reasons: [
+                `access read: a user-defined function is also named ${fn}, so the unqualified call cannot be proven to run the built-in; write pg_catalog.${fn}(…)`,
+              ],
+            },
+          };
+        }
+      }
+    }
+    return null;
+  }
+
+  /** Read the catalog's user-defined function names, then handle the message again (denied if unreadable). */
+  private afterShadowingNames(msg: FrontendMessage, simple: boolean): Promise<void> {
+    return this.ctx.catalog.loadShadowingNames().then(
+      () => (this.closed ? undefined : this.handleFrontend(msg)),
+      (err: unknown) => {
+        this.ctx.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'pg relay: reading user-defined function names failed',
+        );
+        if (this.closed) return;
+        const deny = {
+          effect: 'deny' as const,
+          rule: 'access: read',
+          reasons: [
+            'access read: the catalog could not be read to check that the functions called are the built-ins',
+          ],
+        };
+        if (simple) return this.deny(null, deny, true, SQLSTATE.insufficientPrivilege, 'QUERY');
+        const p = decodeParse(msg.body);
+        return this.deny(null, deny, false, SQLSTATE.insufficientPrivilege, 'PARSE', p?.name);
+      },
+    );
   }
 
   private denyUnparsable(

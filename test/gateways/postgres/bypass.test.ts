@@ -87,3 +87,36 @@ describe('read grant: what real clients send is let through', () => {
     expect(refused).toEqual([]);
   });
 });
+
+describe('read grant: a user-defined function with a built-in’s name', () => {
+  it('refuses the unqualified call (it may run the user function), allows pg_catalog.name', async () => {
+    // planted the way an attacker with a write grant would: through the broker
+    const writer = new pg.Client(pgClientConfig(h, h.createSession({ access: 'write' })));
+    await writer.connect();
+    try {
+      await writer.query(
+        `CREATE FUNCTION public.reverse(i integer) RETURNS text LANGUAGE sql AS $$ SELECT 'planted' $$`,
+      );
+      const reader = new pg.Client(pgClientConfig(h, h.createSession({ access: 'read' })));
+      await reader.connect();
+      try {
+        for (const q of ['SELECT reverse(12)', extended('SELECT reverse($1::int)', { values: [12] })]) {
+          const err = await reader.query(q).then(
+            () => null,
+            (e: unknown) => e as { code?: string; message: string; detail?: string },
+          );
+          expect(err?.code).toBe('42501');
+          expect(err?.message).toMatch(/^hoop: SELECT denied by policy rule "access: read"/);
+          expect(err?.detail).toMatch(/a user-defined function is also named reverse/);
+        }
+        const ok = await reader.query("SELECT pg_catalog.reverse('ab') AS r, upper('x') AS u");
+        expect(ok.rows).toEqual([{ r: 'ba', u: 'X' }]);
+      } finally {
+        await reader.end();
+      }
+    } finally {
+      await writer.query('DROP FUNCTION public.reverse(integer)');
+      await writer.end();
+    }
+  });
+});
