@@ -27,7 +27,7 @@ export interface GatewayServerConfig {
    * worker: the same chain computed on a worker thread in batches; store: the embedded store through
    * the TranscriptRecorder; none: no transcript work (the gateway's own cost)
    */
-  recording: 'memory' | 'worker' | 'store' | 'none';
+  recording: 'memory' | 'worker' | 'store' | 'none' | 'null-store';
 }
 
 export type ServerMessage =
@@ -155,6 +155,24 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
       if (batch.length === 0) setImmediate(flush);
       batch.push([id, ev]);
       return new Promise<void>((resolve) => waiters.push(resolve));
+    };
+  } else if (cfg.recording === 'null-store') {
+    // diagnosis only: the recorder as the broker runs it, over a store that accepts every batch at once
+    // (no IPC, no store process): what recording costs the gateway's own process
+    const nullStore = {
+      appendEventTexts: async (batches: { events: readonly string[] }[]) =>
+        batches.map((b) => ({ ok: true as const, first_seq: 1, head: { seq: b.events.length, hash: '' } })),
+      appendEventBatches: async () => [],
+    } as unknown as Store;
+    const recorder = new TranscriptRecorder(nullStore, logger);
+    closeRecorder = () => recorder.close();
+    record = async (id, ev, opts) => {
+      events++;
+      await recorder.record(id, ev, opts);
+    };
+    recordBackground = (id, ev, done) => {
+      events++;
+      recorder.recordBackground(id, ev, done);
     };
   } else if (cfg.recording === 'none') {
     // diagnosis only: the gateway's own cost without any transcript work

@@ -3,7 +3,7 @@
 // recording on), simple and prepared protocol, 1 and 8 clients; then a 1,000,000-row masked result
 // streamed through the broker to a deliberately slow reader, with the broker's peak RSS.
 //
-//   npm run bench:pg   (BENCH_SECONDS=10 BENCH_REPEAT=3 BENCH_RECORDING=store|memory|worker|none BENCH_PASSTHROUGH=0
+//   npm run bench:pg   (BENCH_SECONDS=10 BENCH_REPEAT=3 BENCH_RECORDING=store|memory|worker|none|null-store BENCH_PASSTHROUGH=0
 //                       BENCH_ONLY=prepared:8 BENCH_RATE=5000)
 //   recording defaults to `store`: the real durable embedded store on its worker thread, as the broker runs.
 import { execFile, execFileSync, spawn } from 'node:child_process';
