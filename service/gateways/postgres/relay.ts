@@ -160,6 +160,8 @@ type Duplex = Socket | TLSSocket;
 const FORWARD = 0;
 const DROP = 1;
 const PASS: CellAction = { kind: 'pass' };
+/** the statement kind a denied FunctionCall is reported as */
+const FUNCTION_CALL = 'FUNCTION CALL';
 /** shadowedCall: the catalog must be read first */
 const LOAD_CATALOG = Symbol('load catalog');
 
@@ -709,8 +711,7 @@ export class Relay {
     const stmt = cls.ok && cls.statements.length === 1 ? cls.statements[0]! : null;
     if (!stmt) return this.denyFunctionCall(sql, 'the call could not be classified');
     const d = this.decide(entry, stmt);
-    if (d.effect !== 'allow')
-      return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege, 'FUNCTION CALL');
+    if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege, FUNCTION_CALL);
     const origin: ColumnOrigin = {
       name: info.name,
       table: null,
@@ -730,7 +731,7 @@ export class Relay {
       { effect: 'deny', rule: 'protocol: FunctionCall', reasons: [`${reason} (${text})`] },
       true,
       SQLSTATE.insufficientPrivilege,
-      'FUNCTION CALL',
+      FUNCTION_CALL,
     );
   }
 
@@ -868,7 +869,7 @@ export class Relay {
       operation: {
         statement: text,
         statement_kind: kind,
-        protocol: simple ? 'simple' : 'extended',
+        protocol: kind === FUNCTION_CALL ? 'function-call' : simple ? 'simple' : 'extended',
         conn_id: this.ctx.connId,
         rule,
       },

@@ -167,6 +167,8 @@ describe('FunctionCall', () => {
     expect(errors[2]!.M).toMatch(/invalid FunctionCall message format/);
     const denied = h.events(s.id).filter((e) => e.kind === 'pg.denied');
     expect(denied).toHaveLength(3);
+    // the first two were FunctionCalls decided by policy; the third never got that far
+    expect(denied.slice(0, 2).map((e) => e.operation.protocol)).toEqual(['function-call', 'function-call']);
   });
 
   it('lets a write grant call a function read cannot, and records it', async () => {
