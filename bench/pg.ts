@@ -13,12 +13,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { Grant } from '../service/config/schema.js';
 import { newSessionId, newSessionSecret } from '../service/sessions/secret.js';
 import { generateCa, issueServerCert } from '../service/tls/ca.js';
 import { freePort, type PgServer, startPostgres } from '../test/fixtures/postgres.js';
 import { type GatewayChild, startGatewayChild, streamRows } from './pg-gateway-child.js';
 import type { GatewayServerConfig } from './pg-gateway-server.js';
+import { benchGrant } from './pg-grant.js';
 
 const run = promisify(execFile);
 const _here = dirname(fileURLToPath(import.meta.url));
@@ -31,18 +31,7 @@ const DB = 'bench';
 const ROLE = 'bench_user';
 const PASSWORD = `bench-${Math.random().toString(36).slice(2)}`;
 
-const GRANT: Grant = {
-  target: DB,
-  access: 'read',
-  mask: [
-    { column: 'public.people.email' },
-    { column: 'pgbench_branches.filler' },
-    { detector: 'email' },
-    { detector: 'credit_card' },
-    { detector: 'api_key' },
-  ],
-  deny: [{ statement: ['TRUNCATE', 'DROP'] }, { function: ['pg_sleep'] }, { table: ['secrets'] }],
-};
+const GRANT = benchGrant(DB);
 
 interface Result {
   tps: number;

@@ -9,7 +9,6 @@
 import { EventEmitter } from 'node:events';
 import { serialize } from 'pg-protocol';
 import { TranscriptRecorder } from '../service/audit/recorder.js';
-import type { Grant } from '../service/config/schema.js';
 import type { CatalogResolver } from '../service/gateways/postgres/catalog.js';
 import { ClassificationCache } from '../service/gateways/postgres/classification-cache.js';
 import { FrontendReader } from '../service/gateways/postgres/frontend-reader.js';
@@ -18,23 +17,13 @@ import { Relay } from '../service/gateways/postgres/relay.js';
 import { createLogger } from '../service/log.js';
 import { initSqlParser } from '../service/policy/sql/index.js';
 import type { EventBatchResult, Store } from '../service/store/store.js';
+import { benchGrant } from './pg-grant.js';
 
 const TX = Number(process.env.BENCH_TX ?? 100_000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 7);
 const TABLE_OID = 16_400;
 
-const GRANT: Grant = {
-  target: 'bench',
-  access: 'read',
-  mask: [
-    { column: 'public.people.email' },
-    { column: 'pgbench_branches.filler' },
-    { detector: 'email' },
-    { detector: 'credit_card' },
-    { detector: 'api_key' },
-  ],
-  deny: [{ statement: ['TRUNCATE', 'DROP'] }, { function: ['pg_sleep'] }, { table: ['secrets'] }],
-};
+const GRANT = benchGrant('bench');
 
 /** Enough of a net.Socket for the relay: it records what is written. */
 class FakeSocket extends EventEmitter {
