@@ -107,7 +107,7 @@ export class SqlStore implements Store {
     ];
     const { rowCount } = await this.#db.query(SQL.openSession, params);
     if (rowCount === 0) return { ok: false, reason: 'replay' };
-    this.#remember(session.id, first);
+    this.#remember(session.id, first.seq, first.hash);
     return { ok: true, opened: first };
   }
 
@@ -167,7 +167,8 @@ export class SqlStore implements Store {
       if (head.ended_at !== null) throw new SessionEndedError(sessionId);
       return appendAfter(tx, sessionId, head, events, now);
     });
-    this.#remember(sessionId, chained.at(-1)!);
+    const last = chained.at(-1)!;
+    this.#remember(sessionId, last.seq, last.hash);
     return chained;
   }
 
@@ -212,16 +213,17 @@ export class SqlStore implements Store {
     for (const i of order) {
       const { sessionId, events } = batches[i]!;
       const head = this.#heads.get(sessionId);
-      if (head) planned.set(i, { head, chunk: chainTexts(sessionId, head, events, at), ref: null });
+      if (head)
+        planned.set(i, { sessionId, head, chunk: chainTexts(sessionId, head, events, at), ref: null });
     }
-    this.#writeBodies(order.map((i) => [batches[i]!.sessionId, planned.get(i)]));
+    this.#writeBodies([...planned.values()]);
     // One session with a known head (a busy job): one statement, its own transaction.
     if (order.length === 1 && planned.has(order[0]!)) {
       const i = order[0]!;
       if (await this.#appendIfHead(this.#driver, batches[i]!.sessionId, planned.get(i)!)) {
         const chunk = planned.get(i)!.chunk;
         written(i, chunk);
-        this.#remember(batches[i]!.sessionId, chunk);
+        this.#remember(batches[i]!.sessionId, chunk.lastSeq, chunk.lastHash);
         return results;
       }
       planned.delete(i);
@@ -242,8 +244,13 @@ export class SqlStore implements Store {
             results[i] = { ok: false, error: new SessionEndedError(sessionId) };
             continue;
           }
-          const locked: PlannedChunk = { head, chunk: chainTexts(sessionId, head, events, at), ref: null };
-          this.#writeBodies([[sessionId, locked]]);
+          const locked: PlannedChunk = {
+            sessionId,
+            head,
+            chunk: chainTexts(sessionId, head, events, at),
+            ref: null,
+          };
+          this.#writeBodies([locked]);
           await insertChunk(tx, sessionId, locked);
           chunk = locked.chunk;
         }
@@ -252,24 +259,22 @@ export class SqlStore implements Store {
       }
     });
     // only what committed becomes the new hint
-    for (const [sessionId, last] of heads) this.#remember(sessionId, last);
+    for (const [sessionId, last] of heads) this.#remember(sessionId, last.lastSeq, last.lastHash);
     return results;
   }
 
   /** With transcript files: write the chunks' bodies (one write, one fsync) and note where each went. */
-  #writeBodies(chunks: readonly (readonly [string, PlannedChunk | undefined])[]): void {
-    if (!this.#bodies) return;
-    const plans = chunks.filter((c): c is [string, PlannedChunk] => c[1] !== undefined);
-    if (plans.length === 0) return;
+  #writeBodies(plans: readonly PlannedChunk[]): void {
+    if (!this.#bodies || plans.length === 0) return;
     const refs = this.#bodies.append(
-      plans.map(([sessionId, { chunk }]) => ({
+      plans.map(({ sessionId, chunk }) => ({
         sessionId,
         firstSeq: chunk.firstSeq,
         prevHash: chunk.prevHash,
         eventsJson: chunk.eventsJson,
       })),
     );
-    plans.forEach(([, plan], k) => {
+    plans.forEach((plan, k) => {
       plan.ref = refs[k]!;
     });
   }
@@ -291,15 +296,10 @@ export class SqlStore implements Store {
     return false;
   }
 
-  #remember(sessionId: string, last: Pick<TranscriptEvent, 'seq' | 'hash'> | ChunkText): void {
+  #remember(sessionId: string, seq: number, hash: string): void {
     // a bound, not an LRU: forgetting a hint only costs the next append its lock round trip
     if (this.#heads.size >= MAX_REMEMBERED_HEADS && !this.#heads.has(sessionId)) this.#heads.clear();
-    this.#heads.set(
-      sessionId,
-      'lastHash' in last
-        ? { head_seq: last.lastSeq, head_hash: last.lastHash }
-        : { head_seq: last.seq, head_hash: last.hash },
-    );
+    this.#heads.set(sessionId, { head_seq: seq, head_hash: hash });
   }
 
   async listEvents(
@@ -368,6 +368,7 @@ export class SqlStore implements Store {
 
 /** A chunk chained after `head`, and where its body was written (transcript files) or null (in the row). */
 interface PlannedChunk {
+  sessionId: string;
   head: HeadRow;
   chunk: ChunkText;
   ref: ChunkBodyRef | null;
@@ -387,7 +388,7 @@ async function appendAfter(
   now: Date | string,
 ): Promise<TranscriptEvent[]> {
   const chained = chainAfter(sessionId, head, events, typeof now === 'string' ? now : now.toISOString());
-  await insertChunk(tx, sessionId, { head, chunk: chunkOfEvents(chained), ref: null });
+  await insertChunk(tx, sessionId, { sessionId, head, chunk: chunkOfEvents(chained), ref: null });
   return chained;
 }
 
