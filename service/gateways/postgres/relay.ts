@@ -57,6 +57,7 @@ import {
   decodeDescribeOrClose,
   decodeExecute,
   decodeFunctionCall,
+  type FunctionCallMessage,
   decodeParse,
   decodeQuery,
 } from './frontend-messages.js';
@@ -677,11 +678,11 @@ export class Relay {
     const fc = decodeFunctionCall(msg.body);
     if (!fc) return this.malformed('invalid FunctionCall message format', true);
     const known = this.ctx.catalog.cachedFunction(fc.oid);
-    if (known !== undefined) return this.decideFunctionCall(msg, fc.oid, fc.nArgs, fc.resultFormat, known);
+    if (known !== undefined) return this.decideFunctionCall(msg, fc, known);
     return this.ctx.catalog.loadFunction(fc.oid).then(
       (info) => {
         if (this.closed) return;
-        return this.decideFunctionCall(msg, fc.oid, fc.nArgs, fc.resultFormat, info);
+        return this.decideFunctionCall(msg, fc, info);
       },
       (err: unknown) => {
         this.ctx.logger.warn(
@@ -699,13 +700,11 @@ export class Relay {
 
   private decideFunctionCall(
     msg: FrontendMessage,
-    oid: number,
-    nArgs: number,
-    resultFormat: 0 | 1,
+    fc: FunctionCallMessage,
     info: FunctionInfo | null,
   ): Promise<void> | undefined {
-    if (!info) return this.denyFunctionCall(`function OID ${oid}`, `no function has OID ${oid}`);
-    const args = Array.from({ length: nArgs }, (_, i) => `$${i + 1}`).join(', ');
+    if (!info) return this.denyFunctionCall(`function OID ${fc.oid}`, `no function has OID ${fc.oid}`);
+    const args = Array.from({ length: fc.nArgs }, (_, i) => `$${i + 1}`).join(', ');
     const sql = `SELECT ${quoteIdent(info.schema)}.${quoteIdent(info.name)}(${args})`;
     const { result: cls, entry } = this.classify(sql);
     const stmt = cls.ok && cls.statements.length === 1 ? cls.statements[0]! : null;
@@ -717,7 +716,7 @@ export class Relay {
       table: null,
       column: null,
       typeOid: info.returnType,
-      format: resultFormat,
+      format: fc.resultFormat,
     };
     const result = this.masking ? planMask(this.maskRules, [origin]).actions[0]! : PASS;
     this.forward(msg);
