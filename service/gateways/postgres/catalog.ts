@@ -25,6 +25,42 @@ export interface FunctionInfo {
 /** Catalog entries older than this are re-read: a column renamed outside the broker is noticed. */
 export const CATALOG_TTL_MS = 60_000;
 
+/** Functions, operators and casts created by users (see CatalogResolver.cachedUserObjects). */
+export interface UserObjects {
+  /** names of functions created outside pg_catalog and information_schema */
+  functions: ReadonlySet<string>;
+  /** names of operators created there */
+  operators: ReadonlySet<string>;
+  /** pg_type names of the target types of casts users created with a function */
+  castTargets: ReadonlySet<string>;
+  /** the implicit ones among those casts, described ("mytype -> text via public.f(mytype)"): they may
+   *  run in any expression, without a cast written */
+  implicitCasts: string[];
+}
+
+/** One row per object: its kind (f, o, c, i) and its name or description. */
+const NOT_EXTENSION_MEMBER = (catalog: string, alias: string): string =>
+  `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                WHERE d.classid = 'pg_catalog.${catalog}'::pg_catalog.regclass
+                  AND d.objid = ${alias}.oid AND d.deptype = 'e')`;
+const USER_OBJECTS_SQL = `
+SELECT 'f', p.proname::pg_catalog.text
+  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${NOT_EXTENSION_MEMBER('pg_proc', 'p')}
+UNION
+SELECT 'o', o.oprname::pg_catalog.text
+  FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${NOT_EXTENSION_MEMBER('pg_operator', 'o')}
+UNION
+SELECT 'c', t.typname::pg_catalog.text
+  FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
+ WHERE c.castmethod = 'f' AND c.oid >= 16384 AND ${NOT_EXTENSION_MEMBER('pg_cast', 'c')}
+UNION
+SELECT 'i', c.castsource::pg_catalog.regtype::pg_catalog.text || ' -> ' || c.casttarget::pg_catalog.regtype::pg_catalog.text
+            || ' via ' || c.castfunc::pg_catalog.regprocedure::pg_catalog.text
+  FROM pg_catalog.pg_cast c
+ WHERE c.castmethod = 'f' AND c.castcontext = 'i' AND c.oid >= 16384 AND ${NOT_EXTENSION_MEMBER('pg_cast', 'c')}`;
+
 /** Runs simple queries, one at a time, on a broker-owned connection to the target. */
 class SideConnection {
   private conn: UpstreamConnection | null = null;
@@ -148,9 +184,9 @@ function runSimpleQuery(
 export class CatalogResolver {
   private readonly tables = new Map<number, TableColumns | null>();
   private readonly functions = new Map<number, { info: FunctionInfo | null; loadedAt: number }>();
-  /** names of the functions defined outside pg_catalog (see shadowingNames) */
-  private shadowing: { names: ReadonlySet<string>; loadedAt: number } | null = null;
-  private shadowingLoad: Promise<ReadonlySet<string>> | null = null;
+  /** functions, operators and casts users defined (see cachedUserObjects) */
+  private userObjects: { objects: UserObjects; loadedAt: number } | null = null;
+  private userObjectsLoad: Promise<UserObjects> | null = null;
   private readonly side: SideConnection;
   /** bumped on invalidate(): mask plans cached under an older generation are not reused */
   generation = 0;
@@ -238,51 +274,55 @@ export class CatalogResolver {
   }
 
   /**
-   * The names of every function created outside pg_catalog and information_schema by CREATE FUNCTION
-   * (extensions' members are left out: installed by the database owner, and the known dangerous ones,
-   * dblink and friends, are judged by name anyway), as cached; undefined when not loaded or stale. An
-   * unqualified call to such a name may resolve to that function rather than the built-in of the same
-   * name (a better argument match, or a search_path that puts pg_catalog later), so it cannot be proven
-   * read-only by its name.
+   * What users created with CREATE FUNCTION, CREATE OPERATOR and CREATE CAST outside pg_catalog and
+   * information_schema, as cached; undefined when not loaded or stale. Extensions' members are left
+   * out (installed by the database owner; the known dangerous functions, dblink and friends, are
+   * judged by name anyway). An unqualified call or operator with such a name may resolve to the user's
+   * object rather than the built-in of that name (a better argument match, or a search_path that puts
+   * pg_catalog later), and a cast to such a target type may run the user's function, so none of them
+   * can be proven read-only by name.
    */
-  cachedShadowingNames(): ReadonlySet<string> | undefined {
-    const s = this.shadowing;
+  cachedUserObjects(): UserObjects | undefined {
+    const s = this.userObjects;
     if (s === null || this.now() - s.loadedAt > CATALOG_TTL_MS) return undefined;
-    return s.names;
+    return s.objects;
   }
 
-  /** Read those names (one query, shared by concurrent callers). Throws when the catalog cannot be read. */
-  loadShadowingNames(): Promise<ReadonlySet<string>> {
-    const cached = this.cachedShadowingNames();
+  /** Read those objects (one query, shared by concurrent callers). Throws when the catalog cannot be read. */
+  loadUserObjects(): Promise<UserObjects> {
+    const cached = this.cachedUserObjects();
     if (cached) return Promise.resolve(cached);
     const generation = this.generation;
-    this.shadowingLoad ??= this.side
-      .query(
-        `SELECT DISTINCT p.proname
-           FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                             WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-                               AND d.objid = p.oid AND d.deptype = 'e')`,
-      )
+    this.userObjectsLoad ??= this.side
+      .query(USER_OBJECTS_SQL)
       .then((rows) => {
-        const names = new Set<string>();
-        for (const [name] of rows) if (name != null) names.add(name);
+        const functions = new Set<string>();
+        const operators = new Set<string>();
+        const castTargets = new Set<string>();
+        const implicitCasts: string[] = [];
+        for (const [what, name] of rows) {
+          if (name == null) continue;
+          if (what === 'f') functions.add(name);
+          else if (what === 'o') operators.add(name);
+          else if (what === 'c') castTargets.add(name);
+          else if (what === 'i') implicitCasts.push(name);
+        }
+        const objects: UserObjects = { functions, operators, castTargets, implicitCasts };
         // a DDL statement through the broker while this ran: the answer may predate it; not cached
-        if (generation === this.generation) this.shadowing = { names, loadedAt: this.now() };
-        return names;
+        if (generation === this.generation) this.userObjects = { objects, loadedAt: this.now() };
+        return objects;
       })
       .finally(() => {
-        this.shadowingLoad = null;
+        this.userObjectsLoad = null;
       });
-    return this.shadowingLoad;
+    return this.userObjectsLoad;
   }
 
   /** Forget everything (after DDL through the broker). */
   invalidate(): void {
     this.tables.clear();
     this.functions.clear();
-    this.shadowing = null;
+    this.userObjects = null;
     this.generation++;
   }
 

@@ -49,7 +49,7 @@ import {
   readRowDescription,
   rowsFromCommandTag,
 } from './backend-messages.js';
-import { CATALOG_TTL_MS, type CatalogResolver, type FunctionInfo } from './catalog.js';
+import { CATALOG_TTL_MS, type CatalogResolver, type FunctionInfo, type UserObjects } from './catalog.js';
 import type { CachedClassification, CacheEntry, ClassificationCache } from './classification-cache.js';
 import type { GatewayLimits } from './deps.js';
 import {
@@ -163,8 +163,37 @@ const DROP = 1;
 const PASS: CellAction = { kind: 'pass' };
 /** the statement kind a denied FunctionCall is reported as */
 const FUNCTION_CALL = 'FUNCTION CALL';
-/** shadowedCall: the catalog must be read first */
+/** userObjectUse: the catalog must be read first */
 const LOAD_CATALOG = Symbol('load catalog');
+
+/** Why a statement under `read` may run a user's function through a name the allow-list trusts, if it may. */
+function userObjectReason(stmt: ClassifiedStatement, objects: UserObjects): string | undefined {
+  const implicit = objects.implicitCasts[0];
+  if (implicit !== undefined)
+    return `access read: the database has an implicit cast through a user-defined function (${implicit}), which any expression may run, so no statement can be proven read-only`;
+  for (const fn of stmt.functions) {
+    if (!fn.includes('.') && objects.functions.has(fn))
+      return `access read: a user-defined function is also named ${fn}, so the unqualified call cannot be proven to run the built-in; write pg_catalog.${fn}(…)`;
+  }
+  for (const op of stmt.operators) {
+    const dot = op.lastIndexOf('.');
+    const schema = dot < 0 ? null : op.slice(0, dot);
+    const name = dot < 0 ? op : op.slice(dot + 1);
+    if (schema !== 'pg_catalog' && objects.operators.has(name))
+      return schema === null
+        ? `access read: a user-defined operator is also named ${name}, so it cannot be proven to run the built-in; write OPERATOR(pg_catalog.${name})`
+        : `access read: operator ${op} is user-defined`;
+  }
+  for (const type of stmt.casts) {
+    const name = type.slice(type.lastIndexOf('.') + 1);
+    if (objects.castTargets.has(name))
+      return `access read: a user-defined cast to ${name} runs a user function, so a cast to ${type} cannot be proven read-only`;
+  }
+  return undefined;
+}
+
+/** reported settings a `read` session must never see change (see onParameterStatus) */
+const READ_GUARD_SETTINGS = new Set(['default_transaction_read_only', 'session_authorization', 'is_superuser']);
 
 export class Relay {
   private readonly pending: Pending[] = [];
@@ -534,8 +563,8 @@ export class Relay {
       const d = this.decide(entry, stmt);
       if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege);
     }
-    const shadowed = this.shadowedCall(cls.statements);
-    if (shadowed === LOAD_CATALOG) return this.afterShadowingNames(msg, true);
+    const shadowed = this.userObjectUse(cls.statements);
+    if (shadowed === LOAD_CATALOG) return this.afterUserObjects(msg, true);
     if (shadowed) return this.deny(shadowed.stmt, shadowed.decision, true, SQLSTATE.insufficientPrivilege);
     const copies = this.masking
       ? cls.statements.flatMap((s, i) => (s.copy?.direction === 'to' ? [i] : []))
@@ -647,8 +676,8 @@ export class Relay {
         );
       }
     }
-    const shadowed = this.shadowedCall(cls.statements);
-    if (shadowed === LOAD_CATALOG) return this.afterShadowingNames(msg, false);
+    const shadowed = this.userObjectUse(cls.statements);
+    if (shadowed === LOAD_CATALOG) return this.afterUserObjects(msg, false);
     if (shadowed)
       return this.deny(
         shadowed.stmt,
@@ -759,52 +788,48 @@ export class Relay {
   }
 
   /**
-   * Under `read`, a function is allowed by its name: an unqualified call to a name that a CREATE
-   * FUNCTION also defined outside pg_catalog may run that function instead of the built-in, so it is
-   * denied (pg_catalog.name is fine). LOAD_CATALOG: those names are not known yet.
+   * Under `read`, functions, operators and casts are allowed by their names. A user's CREATE FUNCTION,
+   * CREATE OPERATOR or CREATE CAST can make such a name run the user's code instead of the built-in
+   * the allow-list vouches for: an unqualified call or an operator with a name a user also defined, a
+   * cast to a type a user's cast targets, and (through an implicit cast) any expression at all. Those
+   * are denied (pg_catalog.name(…) and OPERATOR(pg_catalog.op) name the built-in and are fine).
+   * LOAD_CATALOG: what users defined is not known yet.
    */
-  private shadowedCall(
+  private userObjectUse(
     statements: ClassifiedStatement[],
   ): { stmt: ClassifiedStatement; decision: Decision } | typeof LOAD_CATALOG | null {
     if (this.ctx.grant.access !== 'read') return null;
-    let names: ReadonlySet<string> | undefined;
+    let objects: UserObjects | undefined;
     for (const stmt of statements) {
-      for (const fn of stmt.functions) {
-        if (fn.includes('.')) continue;
-        names ??= this.ctx.catalog.cachedShadowingNames();
-        if (names === undefined) return LOAD_CATALOG;
-        if (names.has(fn)) {
-          return {
-            stmt,
-            decision: {
-              effect: 'deny',
-              rule: 'access: read',
-              reasons: [
-                `access read: a user-defined function is also named ${fn}, so the unqualified call cannot be proven to run the built-in; write pg_catalog.${fn}(…)`,
-              ],
-            },
-          };
-        }
-      }
+      const refersToAnything =
+        stmt.tables.length > 0 ||
+        stmt.functions.length > 0 ||
+        stmt.operators.length > 0 ||
+        stmt.casts.length > 0;
+      if (!refersToAnything) continue;
+      objects ??= this.ctx.catalog.cachedUserObjects();
+      if (objects === undefined) return LOAD_CATALOG;
+      const reason = userObjectReason(stmt, objects);
+      if (reason) return { stmt, decision: { effect: 'deny', rule: 'access: read', reasons: [reason] } };
     }
     return null;
   }
 
-  /** Read the catalog's user-defined function names, then handle the message again (denied if unreadable). */
-  private afterShadowingNames(msg: FrontendMessage, simple: boolean): Promise<void> {
-    return this.ctx.catalog.loadShadowingNames().then(
+  /** Read what users defined in the catalog, then handle the message again (denied if unreadable). */
+  private afterUserObjects(msg: FrontendMessage, simple: boolean): Promise<void> {
+    return this.ctx.catalog.loadUserObjects().then(
       () => (this.closed ? undefined : this.handleFrontend(msg)),
       (err: unknown) => {
         this.ctx.logger.warn(
           { err: err instanceof Error ? err.message : String(err) },
-          'pg relay: reading user-defined function names failed',
+          'pg relay: reading user-defined functions, operators and casts failed',
         );
         if (this.closed) return;
         const deny = {
           effect: 'deny' as const,
           rule: 'access: read',
           reasons: [
-            'access read: the catalog could not be read to check that the functions called are the built-ins',
+            'access read: the catalog could not be read to check that the functions, operators and casts used are the built-ins',
           ],
         };
         if (simple) return this.deny(null, deny, true, SQLSTATE.insufficientPrivilege, 'QUERY');
@@ -1597,6 +1622,22 @@ export class Relay {
         'standard_conforming_strings turned off',
       );
       return DROP;
+    }
+    // Under `read` the upstream session's default_transaction_read_only (PostgreSQL 14+ reports it) is
+    // the backstop behind the classifier: if anything turned it off (a user function calling
+    // set_config, reached through some name the allow-list trusts), or changed who the session is,
+    // the next transaction could write. Close before the client gets its ReadyForQuery.
+    if (this.ctx.grant.access === 'read' && READ_GUARD_SETTINGS.has(name)) {
+      if (name !== 'default_transaction_read_only' || value !== 'on') {
+        this.terminate(
+          fatal(
+            SQLSTATE.insufficientPrivilege,
+            `hoop: ${name} changed to ${value} in a read-only session; the connection was closed`,
+          ),
+          `${name} changed under access read`,
+        );
+        return DROP;
+      }
     }
     if (name === 'client_encoding' && !isSafeClientEncoding(value)) {
       this.terminate(

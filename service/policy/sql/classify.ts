@@ -168,6 +168,8 @@ class Analysis {
   readOnlyEscapes: string[] = [];
   tables = new Set<string>();
   functions = new Set<string>();
+  operators = new Set<string>();
+  casts = new Set<string>();
   forbidden: string[] = [];
   maskBypass: string[] = [];
   executes: string[] = [];
@@ -239,6 +241,7 @@ class Analysis {
       this.statement(type, node, { use: exprUse(ctx.use), scope: ctx.scope });
       return;
     }
+    this.noteOperatorsAndCasts(type, node);
     switch (type) {
       case 'RangeVar':
         this.tables.add(tableName(node));
@@ -258,6 +261,44 @@ class Analysis {
       default:
         this.visitChildren(node, { ...ctx, use: exprUse(ctx.use), target: undefined });
     }
+  }
+
+  /** Operators and cast targets resolve by name through search_path, like functions: note them all. */
+  private noteOperatorsAndCasts(type: string, node: Node): void {
+    switch (type) {
+      case 'A_Expr': {
+        const kind = str(node.kind) ?? '';
+        // x BETWEEN a AND b is x >= a AND x <= b (NOT BETWEEN: < and >), looked up by those names
+        if (kind.includes('BETWEEN')) for (const op of ['<', '<=', '>', '>=']) this.operators.add(op);
+        else this.noteOperator(node.name);
+        return;
+      }
+      case 'SubLink':
+        this.noteOperator(node.operName);
+        return;
+      case 'SortBy':
+        this.noteOperator(node.useOp);
+        return;
+      case 'CaseExpr':
+        // CASE x WHEN y compares with the "=" found by name
+        if (node.arg !== undefined) this.operators.add('=');
+        return;
+      case 'JoinExpr':
+        if (node.isNatural === true || node.usingClause !== undefined) this.operators.add('=');
+        return;
+      case 'TypeCast':
+        if (isObject(node.typeName)) {
+          const parts = names(node.typeName.names);
+          // pg_catalog.int4 and int4 are the same built-in type; schema.type names a user's
+          if (parts.length > 0) this.casts.add(parts.slice(-2).join('.'));
+        }
+        return;
+    }
+  }
+
+  private noteOperator(list: unknown): void {
+    const parts = names(list);
+    if (parts.length > 0) this.operators.add(parts.slice(-2).join('.'));
   }
 
   // ---- statements ------------------------------------------------------------------------------
@@ -484,6 +525,7 @@ class Analysis {
         return;
       }
       case 'JoinExpr': {
+        this.noteOperatorsAndCasts(type, node);
         this.fromItem(node.larg, scope);
         this.fromItem(node.rarg, scope);
         // Only a FULL join merges USING/NATURAL columns into COALESCE(l, r), which has no origin.
@@ -773,6 +815,8 @@ class Analysis {
     this.raise(inner.effect);
     for (const t of inner.tables) this.tables.add(t);
     for (const f of inner.functions) this.functions.add(f);
+    for (const o of inner.operators) this.operators.add(o);
+    for (const c of inner.casts) this.casts.add(c);
     for (const f of inner.forbidden) this.note(this.forbidden, f);
     for (const f of inner.maskBypass) this.note(this.maskBypass, f);
     for (const f of inner.readOnlyEscapes) this.note(this.readOnlyEscapes, f);
@@ -1021,6 +1065,8 @@ function classifyOne(stmt: Node, source: string, prepared: PreparedStatements): 
     readOnlyEscapes: a.readOnlyEscapes,
     tables: [...a.tables],
     functions: [...a.functions],
+    operators: [...a.operators],
+    casts: [...a.casts],
     text: redactTokens(source, true),
     source,
     forbidden: a.forbidden,

@@ -30,6 +30,12 @@ export interface ClassifiedStatement {
   /** every function called anywhere in the tree, "schema.fn" when qualified. Names are as the parser
    *  resolved them: unquoted names are folded to lower case, quoted names keep their case. */
   functions: string[];
+  /** every operator the tree names or implies, "schema.op" when qualified (OPERATOR(schema.op)): written
+   *  ones, ANY/ALL and ORDER BY … USING operators, BETWEEN's comparisons, and the "=" that IN, CASE x WHEN,
+   *  NULLIF, IS DISTINCT FROM and JOIN … USING / NATURAL look up by name */
+  operators: string[];
+  /** every type named by a cast (x::t, CAST(x AS t)), "schema.type" when qualified */
+  casts: string[];
   /** the statement's own text with password literals and secret-looking literals redacted (for the transcript) */
   text: string;
   /** the statement's original text, unredacted: what to forward upstream. Never log it. */

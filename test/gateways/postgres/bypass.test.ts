@@ -120,3 +120,135 @@ describe('read grant: a user-defined function with a built-in’s name', () => {
     }
   });
 });
+
+describe('read grant: user-defined operators, casts and views', () => {
+  // Planted through a write session, as an attacker with a write grant would. Each object ends up
+  // calling a function that turns the session's default_transaction_read_only off, so that the next
+  // transaction of the read session could write.
+  const FLIP = `BEGIN PERFORM set_config('default_transaction_read_only', 'off', false); RETURN true; END`;
+  const PLANT = [
+    `CREATE FUNCTION public.hoop_flip(a integer, b integer) RETURNS boolean LANGUAGE plpgsql AS $$ ${FLIP} $$`,
+    `CREATE FUNCTION public.hoop_flip_text(a integer, b text) RETURNS boolean LANGUAGE plpgsql AS $$ ${FLIP} $$`,
+    `CREATE OPERATOR public.=== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = public.hoop_flip)`,
+    `CREATE OPERATOR public.= (LEFTARG = integer, RIGHTARG = text, FUNCTION = public.hoop_flip_text)`,
+    `CREATE TYPE public.hoop_box AS (v integer)`,
+    `CREATE FUNCTION public.hoop_box_of(i integer) RETURNS public.hoop_box LANGUAGE plpgsql AS $$
+       BEGIN PERFORM set_config('default_transaction_read_only', 'off', false); RETURN ROW(i); END $$`,
+    `CREATE CAST (integer AS public.hoop_box) WITH FUNCTION public.hoop_box_of(integer)`,
+    `CREATE VIEW public.hoop_flip_view AS SELECT public.hoop_flip(1, 2) AS flipped`,
+  ];
+  const UNPLANT = [
+    'DROP VIEW IF EXISTS public.hoop_flip_view',
+    'DROP CAST IF EXISTS (integer AS public.hoop_box)',
+    'DROP FUNCTION IF EXISTS public.hoop_box_of(integer)',
+    'DROP TYPE IF EXISTS public.hoop_box',
+    'DROP OPERATOR IF EXISTS public.= (integer, text)',
+    'DROP OPERATOR IF EXISTS public.=== (integer, integer)',
+    'DROP FUNCTION IF EXISTS public.hoop_flip_text(integer, text)',
+    'DROP FUNCTION IF EXISTS public.hoop_flip(integer, integer)',
+  ];
+  let writer: pg.Client;
+  beforeAll(async () => {
+    writer = new pg.Client(pgClientConfig(h, h.createSession({ access: 'write' })));
+    await writer.connect();
+    for (const q of PLANT) await writer.query(q);
+  });
+  afterAll(async () => {
+    for (const q of UNPLANT) await writer.query(q);
+    await writer.end();
+  });
+
+  const refusedHow = (reader: pg.Client, q: string | pg.QueryConfig) =>
+    reader.query(q).then(
+      () => null,
+      (e: unknown) => e as { code?: string; message: string; detail?: string },
+    );
+
+  it('refuses operators and casts that may run a user function, and lets the built-ins through', async () => {
+    const reader = new pg.Client(pgClientConfig(h, h.createSession({ access: 'read' })));
+    await reader.connect();
+    try {
+      const cases: Array<[string | pg.QueryConfig, RegExp]> = [
+        ['SELECT 1 === 2', /a user-defined operator is also named ===/],
+        ['SELECT 1 OPERATOR(public.===) 2', /operator public\.=== is user-defined/],
+        [extended('SELECT $1::int === 2', { values: [1] }), /a user-defined operator is also named ===/],
+        // "=" now has a user-defined twin: every comparison by that name may run it
+        ['SELECT 1 = 1', /a user-defined operator is also named =/],
+        ['SELECT 1 IN (1, 2)', /a user-defined operator is also named =/],
+        ['SELECT CASE 1 WHEN 1 THEN 2 END', /a user-defined operator is also named =/],
+        ['SELECT 1 IS DISTINCT FROM 2', /a user-defined operator is also named =/],
+        [
+          'SELECT * FROM (SELECT 1 AS x) a JOIN (SELECT 1 AS x) b USING (x)',
+          /a user-defined operator is also named =/,
+        ],
+        ['SELECT 1 = ANY (SELECT 1)', /a user-defined operator is also named =/],
+        ['SELECT 5::public.hoop_box', /a user-defined cast to hoop_box runs a user function/],
+        ['SELECT CAST(5 AS hoop_box)', /a user-defined cast to hoop_box/],
+        [extended('SELECT $1::int::hoop_box', { values: [5] }), /a user-defined cast to hoop_box/],
+      ];
+      for (const [q, why] of cases) {
+        const err = await refusedHow(reader, q);
+        expect(err, JSON.stringify(q)).not.toBeNull();
+        expect(err?.code).toBe('42501');
+        expect(err?.message).toMatch(/denied by policy rule "access: read"/);
+        expect(err?.detail).toMatch(why);
+      }
+      // the built-ins, named so that no user object can stand in for them
+      const ok = await reader.query(
+        'SELECT 1 OPERATOR(pg_catalog.=) 1 AS eq, 2 OPERATOR(pg_catalog.<) 3 AS lt, 7::int8 AS n',
+      );
+      expect(ok.rows).toEqual([{ eq: true, lt: true, n: '7' }]);
+      const ro = await reader.query('SHOW default_transaction_read_only');
+      expect(ro.rows).toEqual([{ default_transaction_read_only: 'on' }]);
+    } finally {
+      await reader.end();
+    }
+  });
+
+  it('refuses every statement that names anything while an implicit cast runs a user function', async () => {
+    await writer.query('CREATE TYPE public.hoop_box2 AS (v integer)');
+    await writer.query(
+      'CREATE FUNCTION public.hoop_unbox(b public.hoop_box2) RETURNS integer LANGUAGE sql AS $$ SELECT 1 $$',
+    );
+    await writer.query(
+      'CREATE CAST (public.hoop_box2 AS integer) WITH FUNCTION public.hoop_unbox AS IMPLICIT',
+    );
+    const reader = new pg.Client(pgClientConfig(h, h.createSession({ access: 'read' })));
+    await reader.connect();
+    try {
+      const err = await refusedHow(reader, 'SELECT pg_catalog.abs(-1)');
+      expect(err?.code).toBe('42501');
+      expect(err?.detail).toMatch(
+        /implicit cast through a user-defined function \(hoop_box2 -> integer via hoop_unbox\(hoop_box2\)\)/,
+      );
+      // a statement that names no table, function, operator or cast cannot reach a cast
+      expect((await reader.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await reader.end();
+      await writer.query('DROP CAST (public.hoop_box2 AS integer)');
+      await writer.query('DROP FUNCTION public.hoop_unbox(public.hoop_box2)');
+      await writer.query('DROP TYPE public.hoop_box2');
+    }
+  });
+
+  it('closes a read session whose upstream read-only default was turned off (a view calling a user function)', async () => {
+    const reader = new pg.Client(pgClientConfig(h, h.createSession({ access: 'read' })));
+    const ended = new Promise<void>((resolve) => reader.once('end', () => resolve()));
+    reader.on('error', () => undefined);
+    await reader.connect();
+    // a view is a table to the policy: its function runs upstream, where the backstop is
+    const err = await refusedHow(reader, 'SELECT flipped FROM public.hoop_flip_view');
+    expect(err?.message).toMatch(/default_transaction_read_only changed to off in a read-only session/);
+    expect(err?.code).toBe('42501');
+    await ended;
+    // nothing written, and other sessions still served
+    const other = new pg.Client(pgClientConfig(h, h.createSession({ access: 'read' })));
+    await other.connect();
+    try {
+      const ro = await other.query('SHOW default_transaction_read_only');
+      expect(ro.rows).toEqual([{ default_transaction_read_only: 'on' }]);
+    } finally {
+      await other.end();
+    }
+  });
+});

@@ -120,6 +120,20 @@ describe('classifySql', () => {
     ]);
   });
 
+  it('collects the operators and cast types a statement names or implies', () => {
+    const s = one(`
+      SELECT a.x OPERATOR(app.===) 1, b.y BETWEEN 1 AND 2, CASE a.x WHEN 1 THEN 'one' END, 'a' ILIKE 'b',
+             a.z::app.money2, CAST(a.w AS bigint), a.v = ANY (SELECT 1)
+        FROM t a JOIN u b USING (id) ORDER BY a.x USING ~<~`);
+    expect(s.operators.sort()).toEqual(['<', '<=', '=', '>', '>=', 'app.===', '~<~', '~~*']);
+    expect(s.casts.sort()).toEqual(['app.money2', 'pg_catalog.int8']);
+    // EXECUTE carries the prepared statement's
+    const prepared = new Map([['p', one('SELECT 1 !== 2, 3::x.y')]]);
+    const r = classifySql('EXECUTE p', prepared);
+    expect(r.ok && r.statements[0]!.operators).toEqual(['!==']);
+    expect(r.ok && r.statements[0]!.casts).toEqual(['x.y']);
+  });
+
   it('finds schema-qualified and unicode-escaped names', () => {
     const s = one('SELECT PG_CATALOG.PG_TERMINATE_BACKEND(1), U&"\\0070g_sleep"(1) FROM U&"d\\0061ta"');
     expect(s.functions).toEqual(['pg_catalog.pg_terminate_backend', 'pg_sleep']);
