@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { serialize } from 'pg-protocol';
 import { TranscriptRecorder } from '../service/audit/recorder.js';
-import type { CatalogResolver } from '../service/gateways/postgres/catalog.js';
+import type { CatalogResolver, UserObjects } from '../service/gateways/postgres/catalog.js';
 import { ClassificationCache } from '../service/gateways/postgres/classification-cache.js';
 import { FrontendReader } from '../service/gateways/postgres/frontend-reader.js';
 import { DEFAULT_LIMITS } from '../service/gateways/postgres/limits.js';
@@ -82,6 +82,13 @@ function dataRow(v: number): Buffer {
 const COMPLETE = msg('C', Buffer.from('SELECT 1\0'));
 const READY = msg('Z', Buffer.from('I'));
 
+const NO_USER_OBJECTS: UserObjects = {
+  functions: new Set(),
+  operators: new Set(),
+  castTargets: new Set(),
+  implicitCasts: [],
+};
+
 const catalog = {
   generation: 0,
   cached: (oid: number) =>
@@ -97,6 +104,8 @@ const catalog = {
   invalidate: () => {},
   cachedFunction: () => undefined,
   loadFunction: async () => null,
+  cachedUserObjects: () => NO_USER_OBJECTS,
+  loadUserObjects: async () => NO_USER_OBJECTS,
   close: () => {},
 } as unknown as CatalogResolver;
 

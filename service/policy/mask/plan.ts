@@ -1,9 +1,10 @@
 // planMask: what to do with each result column, from the mask rules and the columns' origins.
 //
 // - A column whose origin (schema.table.column from RowDescription + catalog) matches a column rule:
-//   text format and a text-like type (text, varchar, bpchar, name, "char", unknown, or a user-defined type
-//   such as citext, an enum or a domain) → `mask` (same-kind text mask); anything else, including every
-//   binary-format value and json/jsonb/xml (a text mask would not be valid there) → `null`.
+//   a text-like type (text, varchar, bpchar, name, "char", unknown, or a user-defined type such as citext,
+//   an enum or a domain) in text format, or a built-in one but "char" in binary format (the raw UTF-8)
+//   → `mask` (same-kind text mask); anything else, including other binary-format values (a user type's
+//   binary form is its own) and json/jsonb/xml (a text mask would not be valid there) → `null`.
 // - With detectors configured, every other column whose value is text on the wire — text-like types in
 //   either format (binary text is the raw UTF-8), json and jsonb (their text keeps JSON valid after masking,
 //   see maskCell), xml — is scanned (`detect`), whatever its origin, computed columns included.
@@ -74,9 +75,12 @@ export function planMask(rules: MaskRule[], columns: ColumnOrigin[]): MaskPlan {
   const actions: CellAction[] = columns.map((col): CellAction => {
     const rule = matchingRule(byColumn, col);
     if (rule) {
-      return col.format === 0 && isTextLike(col.typeOid)
-        ? { kind: 'mask', rule: rule.label }
-        : { kind: 'null', rule: rule.label };
+      // binary text of the built-in string types is the raw UTF-8 (as in text format); "char" is one byte
+      const maskable =
+        col.format === 0
+          ? isTextLike(col.typeOid)
+          : TEXT_LIKE.has(col.typeOid) && col.typeOid !== TYPE_OID.char;
+      return maskable ? { kind: 'mask', rule: rule.label } : { kind: 'null', rule: rule.label };
     }
     if (!detect) return { kind: 'pass' };
     if (JSON_TYPES.has(col.typeOid)) return { kind: 'detect', json: true };

@@ -26,7 +26,12 @@ describe('planMask', () => {
       [col('email', 'public.customers', TYPE_OID.varchar), { kind: 'mask', rule: 'customers.email' }],
       [col('email', 'public.customers', TYPE_OID.bpchar), { kind: 'mask', rule: 'customers.email' }],
       [col('email', 'public.customers', CITEXT), { kind: 'mask', rule: 'customers.email' }],
-      [col('email', 'public.customers', TYPE_OID.text, 1), { kind: 'null', rule: 'customers.email' }],
+      // binary text of a built-in string type is its UTF-8: masked as in text format
+      [col('email', 'public.customers', TYPE_OID.text, 1), { kind: 'mask', rule: 'customers.email' }],
+      [col('email', 'public.customers', TYPE_OID.varchar, 1), { kind: 'mask', rule: 'customers.email' }],
+      // a user type's binary form is its own, and "char" is one byte: NULL
+      [col('email', 'public.customers', CITEXT, 1), { kind: 'null', rule: 'customers.email' }],
+      [col('email', 'public.customers', TYPE_OID.char, 1), { kind: 'null', rule: 'customers.email' }],
       [col('meta', 'public.customers', TYPE_OID.jsonb), { kind: 'null', rule: 'customers.meta' }],
       [col('email', 'Public.Customers', TYPE_OID.text), { kind: 'mask', rule: 'customers.email' }],
       [col('number', 'billing.cards', INT4), { kind: 'null', rule: 'billing.cards.number' }],
