@@ -491,14 +491,14 @@ export class Relay {
    * A message whose frame is fine but whose content is not: PostgreSQL answers "invalid message format"
    * with a plain ERROR and the connection stays usable, so does the broker (through the sentinel).
    */
-  private malformed(message: string, simple: boolean): Promise<void> {
+  private malformed(message: string, simple: boolean, functionCall = false): Promise<void> {
     const event: NewEvent = {
       target: this.ctx.targetName,
       kind: 'pg.denied',
       operation: {
         statement: '',
-        statement_kind: 'UNKNOWN',
-        protocol: simple ? 'simple' : 'extended',
+        statement_kind: functionCall ? FUNCTION_CALL : 'UNKNOWN',
+        protocol: functionCall ? 'function-call' : simple ? 'simple' : 'extended',
         conn_id: this.ctx.connId,
         rule: 'protocol',
       },
@@ -705,7 +705,7 @@ export class Relay {
    */
   private onFunctionCall(msg: FrontendMessage): Promise<void> | undefined {
     const fc = decodeFunctionCall(msg.body);
-    if (!fc) return this.malformed('invalid FunctionCall message format', true);
+    if (!fc) return this.malformed('invalid FunctionCall message format', true, true);
     const known = this.ctx.catalog.cachedFunction(fc.oid);
     if (known !== undefined) return this.decideFunctionCall(msg, fc, known);
     return this.ctx.catalog.loadFunction(fc.oid).then(

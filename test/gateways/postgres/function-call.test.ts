@@ -167,8 +167,13 @@ describe('FunctionCall', () => {
     expect(errors[2]!.M).toMatch(/invalid FunctionCall message format/);
     const denied = h.events(s.id).filter((e) => e.kind === 'pg.denied');
     expect(denied).toHaveLength(3);
-    // the first two were FunctionCalls decided by policy; the third never got that far
-    expect(denied.slice(0, 2).map((e) => e.operation.protocol)).toEqual(['function-call', 'function-call']);
+    // all three were FunctionCall messages; the third was refused before any policy (rule: protocol)
+    expect(denied.map((e) => e.operation.protocol)).toEqual([
+      'function-call',
+      'function-call',
+      'function-call',
+    ]);
+    expect(denied[2]!.operation).toMatchObject({ rule: 'protocol', statement_kind: 'FUNCTION CALL' });
   });
 
   it('lets a write grant call a function read cannot, and records it', async () => {
