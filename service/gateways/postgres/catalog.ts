@@ -31,7 +31,8 @@ export interface UserObjects {
   functions: ReadonlySet<string>;
   /** names of operators created there */
   operators: ReadonlySet<string>;
-  /** pg_type names of the target types of casts users created with a function */
+  /** pg_type names of the types a conversion to may run a user's function: the targets of casts users
+   *  created with a function, and domains whose CHECK constraints call a function defined outside pg_catalog */
   castTargets: ReadonlySet<string>;
   /** the implicit ones among those casts, described ("mytype -> text via public.f(mytype)"): they may
    *  run in any expression, without a cast written */
@@ -55,6 +56,15 @@ UNION
 SELECT 'c', t.typname::pg_catalog.text
   FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
  WHERE c.castmethod = 'f' AND c.oid >= 16384 AND ${NOT_EXTENSION_MEMBER('pg_cast', 'c')}
+UNION
+SELECT 'c', t.typname::pg_catalog.text
+  FROM pg_catalog.pg_type t
+  JOIN pg_catalog.pg_constraint k ON k.contypid = t.oid
+  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid = k.oid
+                              AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+  JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
+  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+ WHERE t.typtype = 'd' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 UNION
 SELECT 'i', c.castsource::pg_catalog.regtype::pg_catalog.text || ' -> ' || c.casttarget::pg_catalog.regtype::pg_catalog.text
             || ' via ' || c.castfunc::pg_catalog.regprocedure::pg_catalog.text

@@ -187,13 +187,17 @@ function userObjectReason(stmt: ClassifiedStatement, objects: UserObjects): stri
   for (const type of stmt.casts) {
     const name = type.slice(type.lastIndexOf('.') + 1);
     if (objects.castTargets.has(name))
-      return `access read: a user-defined cast to ${name} runs a user function, so a cast to ${type} cannot be proven read-only`;
+      return `access read: converting a value to ${name} may run a user-defined function (through a cast or a domain's CHECK constraint), so a cast to ${type} cannot be proven read-only`;
   }
   return undefined;
 }
 
 /** reported settings a `read` session must never see change (see onParameterStatus) */
-const READ_GUARD_SETTINGS = new Set(['default_transaction_read_only', 'session_authorization', 'is_superuser']);
+const READ_GUARD_SETTINGS = new Set([
+  'default_transaction_read_only',
+  'session_authorization',
+  'is_superuser',
+]);
 
 export class Relay {
   private readonly pending: Pending[] = [];

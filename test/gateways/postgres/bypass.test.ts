@@ -136,9 +136,12 @@ describe('read grant: user-defined operators, casts and views', () => {
        BEGIN PERFORM set_config('default_transaction_read_only', 'off', false); RETURN ROW(i); END $$`,
     `CREATE CAST (integer AS public.hoop_box) WITH FUNCTION public.hoop_box_of(integer)`,
     `CREATE VIEW public.hoop_flip_view AS SELECT public.hoop_flip(1, 2) AS flipped`,
+    // a domain's CHECK runs whenever a value is converted to it
+    `CREATE DOMAIN public.hoop_checked AS integer CHECK (public.hoop_flip(VALUE, 1))`,
   ];
   const UNPLANT = [
     'DROP VIEW IF EXISTS public.hoop_flip_view',
+    'DROP DOMAIN IF EXISTS public.hoop_checked',
     'DROP CAST IF EXISTS (integer AS public.hoop_box)',
     'DROP FUNCTION IF EXISTS public.hoop_box_of(integer)',
     'DROP TYPE IF EXISTS public.hoop_box',
@@ -182,9 +185,14 @@ describe('read grant: user-defined operators, casts and views', () => {
           /a user-defined operator is also named =/,
         ],
         ['SELECT 1 = ANY (SELECT 1)', /a user-defined operator is also named =/],
-        ['SELECT 5::public.hoop_box', /a user-defined cast to hoop_box runs a user function/],
-        ['SELECT CAST(5 AS hoop_box)', /a user-defined cast to hoop_box/],
-        [extended('SELECT $1::int::hoop_box', { values: [5] }), /a user-defined cast to hoop_box/],
+        ['SELECT 5::public.hoop_box', /converting a value to hoop_box may run a user-defined function/],
+        [
+          'SELECT 5::public.hoop_checked',
+          /converting a value to hoop_checked may run a user-defined function/,
+        ],
+        ['SELECT CAST(3 AS hoop_checked)', /converting a value to hoop_checked/],
+        ['SELECT CAST(5 AS hoop_box)', /converting a value to hoop_box/],
+        [extended('SELECT $1::int::hoop_box', { values: [5] }), /converting a value to hoop_box/],
       ];
       for (const [q, why] of cases) {
         const err = await refusedHow(reader, q);
