@@ -7,7 +7,9 @@
 //   binary form is its own) and json/jsonb/xml (a text mask would not be valid there) → `null`.
 // - With detectors configured, every other column whose value is text on the wire — text-like types in
 //   either format (binary text is the raw UTF-8), json and jsonb (their text keeps JSON valid after masking,
-//   see maskCell), xml — is scanned (`detect`), whatever its origin, computed columns included.
+//   see maskCell), xml; in text format also arrays of those, records, text search types and user-defined
+//   types — is scanned (`detect`), whatever its origin, computed columns included. The last group in
+//   binary format cannot be scanned in place: `null`.
 // - Everything else passes. Column rules without a schema mean public; names compare case-insensitively.
 import type { Detector, MaskRule } from '../../config/schema.js';
 import { columnMaskRules } from '../sql/decide.js';
@@ -37,6 +39,28 @@ const TEXT_LIKE = new Set<number>([
   TYPE_OID.varchar,
 ]);
 const JSON_TYPES = new Set<number>([TYPE_OID.json, TYPE_OID.jsonb]);
+/**
+ * Built-in types whose text form carries text: arrays of the string, json and xml types, records (a
+ * row's fields as text), arrays of records, text search vectors and queries (lexemes). Their text
+ * format is scanned like text; their binary format is structured (lengths, headers), where a finding
+ * cannot be replaced in place, so a scanned column of one asked for in binary is sent as NULL.
+ */
+const TEXT_CARRIERS = new Set<number>([
+  1002, // "char"[]
+  1003, // name[]
+  1009, // text[]
+  1014, // bpchar[]
+  1015, // varchar[]
+  199, // json[]
+  3807, // jsonb[]
+  143, // xml[]
+  2249, // record
+  2287, // record[]
+  3614, // tsvector
+  3615, // tsquery
+  3643, // tsvector[]
+  3645, // tsquery[]
+]);
 
 interface ColumnRule {
   label: string;
@@ -85,8 +109,11 @@ export function planMask(rules: MaskRule[], columns: ColumnOrigin[]): MaskPlan {
     if (!detect) return { kind: 'pass' };
     if (JSON_TYPES.has(col.typeOid)) return { kind: 'detect', json: true };
     if (TEXT_LIKE.has(col.typeOid) || col.typeOid === TYPE_OID.xml) return { kind: 'detect' };
-    // User-defined types: text on the wire in text format (citext, enums, domains over text).
-    if (col.typeOid >= FIRST_USER_OID && col.format === 0) return { kind: 'detect' };
+    // Text carriers and user-defined types (citext, enums, composites, domains): text in text format.
+    // In binary format their layout is their own, so it cannot be scanned: NULL (fail closed).
+    if (TEXT_CARRIERS.has(col.typeOid) || col.typeOid >= FIRST_USER_OID) {
+      return col.format === 0 ? { kind: 'detect' } : { kind: 'null', rule: 'detectors: binary value' };
+    }
     return { kind: 'pass' };
   });
   return { actions, active: actions.some((a) => a.kind !== 'pass') };

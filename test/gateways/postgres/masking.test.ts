@@ -113,6 +113,51 @@ describe('masking attacks through the gateway', () => {
     expect(leaks(JSON.stringify(rows))).toEqual([]);
   });
 
+  it('scans computed values that carry text (arrays, records, json, xml, text search) with the detectors', async () => {
+    // no column rules: only content detection stands between these values and the client
+    const s = h.createSession({ mask: [{ detector: 'email' }, { detector: 'credit_card' }] });
+    const queries = [
+      'SELECT ARRAY[email, card] AS a FROM customers',
+      'SELECT array_agg(card) AS a FROM customers',
+      "SELECT ARRAY['x', email]::varchar[] AS a FROM customers",
+      'SELECT row(email, card, 1) AS r FROM customers',
+      'SELECT array_agg(row(id, email)) AS a FROM customers',
+      'SELECT (email, card)::text AS t FROM customers',
+      'SELECT to_json(email) AS j, to_jsonb(ARRAY[card]) AS k FROM customers',
+      "SELECT json_build_object('e', email) AS j FROM customers",
+      'SELECT ARRAY[to_jsonb(email)] AS a FROM customers',
+      'SELECT xmlelement(name e, email) AS x FROM customers',
+      "SELECT to_tsvector('simple', email) AS v, plainto_tsquery('simple', card) AS q FROM customers",
+      'SELECT c FROM customers c',
+    ];
+    for (const q of queries) {
+      for (const useExtended of [false, true]) {
+        const text = await withClient(s, async (c) =>
+          JSON.stringify((await c.query(useExtended ? extended(q) : q)).rows),
+        );
+        expect({ q, useExtended, leaks: leaks(text) }).toEqual({ q, useExtended, leaks: [] });
+        expect(text, q).toMatch(/\*\*\*@\*\*\*|\*{4}-\*{4}/);
+      }
+    }
+    // in binary format such values are structured (lengths, headers): sent as NULL, not scanned
+    const binary = await withClient(
+      s,
+      async (c) =>
+        (
+          await c.query(
+            extended('SELECT id, ARRAY[email] AS a, row(card) AS r FROM customers ORDER BY id', {
+              binary: true,
+            }),
+          )
+        ).rows,
+    );
+    expect(binary.map((r: { id: number; a: unknown; r: unknown }) => [r.id, r.a, r.r])).toEqual([
+      [1, null, null],
+      [2, null, null],
+      [3, null, null],
+    ]);
+  });
+
   it('counts masked cells in the transcript', async () => {
     const s = h.createSession({ mask: COLUMN_RULES });
     await withClient(s, (c) => c.query('SELECT id, email, card FROM customers'));

@@ -58,6 +58,11 @@ describe('planMask', () => {
       col('label', null, CITEXT),
       col('label', null, CITEXT, 1),
       col('n', null, INT4),
+      col('tags', null, 1009), // text[]
+      col('tags', null, 1009, 1),
+      col('r', null, 2249), // record
+      col('v', null, 3614), // tsvector
+      col('ints', null, 1007), // int4[]
     ]);
     expect(plan.actions).toEqual([
       { kind: 'mask', rule: 'customers.email' },
@@ -66,7 +71,13 @@ describe('planMask', () => {
       { kind: 'detect', json: true },
       { kind: 'detect' },
       { kind: 'detect' },
+      // a user type's binary layout is its own: not scannable, so NULL
+      { kind: 'null', rule: 'detectors: binary value' },
       { kind: 'pass' },
+      { kind: 'detect' },
+      { kind: 'null', rule: 'detectors: binary value' },
+      { kind: 'detect' },
+      { kind: 'detect' },
       { kind: 'pass' },
     ]);
     expect(plan.active).toBe(true);
