@@ -1216,8 +1216,9 @@ export class Relay {
       case BackendType.copyDone:
         return this.onCopyDone(buf, pos, end);
       case BackendType.copyInResponse:
-      case BackendType.notificationResponse:
         return FORWARD;
+      case BackendType.notificationResponse:
+        return this.maskNotification(buf, pos, end);
       case BackendType.copyBothResponse:
         // Only replication uses CopyBoth, and replication connections are refused at startup.
         this.terminate(
@@ -1654,6 +1655,26 @@ export class Relay {
       return DROP;
     }
     return FORWARD;
+  }
+
+  /** A NOTIFY payload is text from another session, of any origin: the detectors scan it. */
+  private maskNotification(buf: Buffer, pos: number, end: number): number | Buffer {
+    if (!this.masking || this.detectors.length === 0) return FORWARD;
+    // Int32 pid, String channel, String payload
+    const channelEnd = buf.indexOf(0, pos + 9);
+    const payloadEnd = channelEnd < 0 ? -1 : buf.indexOf(0, channelEnd + 1);
+    if (channelEnd < 0 || payloadEnd < 0 || payloadEnd >= end) return FORWARD; // PostgreSQL sends it well formed
+    const payload = buf.toString('utf8', channelEnd + 1, payloadEnd);
+    const masked = maskNoticeText(payload, this.maskRules, this.detectors);
+    if (masked === payload) return FORWARD;
+    const head = buf.subarray(pos + 5, channelEnd + 1); // pid and channel, unchanged
+    const body = Buffer.from(`${masked}\0`, 'utf8');
+    const out = Buffer.allocUnsafe(5 + head.length + body.length);
+    out[0] = BackendType.notificationResponse;
+    out.writeInt32BE(4 + head.length + body.length, 1);
+    head.copy(out, 5);
+    body.copy(out, 5 + head.length);
+    return out;
   }
 
   private maskNotice(type: number, buf: Buffer, pos: number, end: number): number | Buffer {

@@ -158,6 +158,35 @@ describe('masking attacks through the gateway', () => {
     ]);
   });
 
+  it('scans NOTIFY payloads another session sends to a listener', async () => {
+    const reader = new pg.Client(
+      pgClientConfig(h, h.createSession({ mask: [{ detector: 'email' }, { detector: 'credit_card' }] })),
+    );
+    await reader.connect();
+    const writer = new pg.Client(pgClientConfig(h, h.createSession({ access: 'write' })));
+    await writer.connect();
+    try {
+      const got: string[] = [];
+      const arrived = new Promise<void>((resolve) =>
+        reader.on('notification', (n) => {
+          got.push(`${n.channel}:${n.payload ?? ''}`);
+          if (got.length === 2) resolve();
+        }),
+      );
+      await reader.query('LISTEN hoop_events');
+      await writer.query("NOTIFY hoop_events, 'new customer alice@example.com card 4111 1111 1111 1111'");
+      await writer.query("NOTIFY hoop_events, 'plain payload'");
+      await arrived;
+      expect(got).toEqual([
+        'hoop_events:new customer ***@***.*** card ****-****-****-1111',
+        'hoop_events:plain payload',
+      ]);
+    } finally {
+      await reader.end();
+      await writer.end();
+    }
+  });
+
   it('counts masked cells in the transcript', async () => {
     const s = h.createSession({ mask: COLUMN_RULES });
     await withClient(s, (c) => c.query('SELECT id, email, card FROM customers'));
