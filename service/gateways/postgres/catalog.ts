@@ -25,7 +25,7 @@ export interface FunctionInfo {
 /** Catalog entries older than this are re-read: a column renamed outside the broker is noticed. */
 export const CATALOG_TTL_MS = 60_000;
 
-/** Functions, operators and casts created by users (see CatalogResolver.cachedUserObjects). */
+/** Functions, operators, casts and domain constraints created by users (see CatalogResolver.cachedUserObjects). */
 export interface UserObjects {
   /** names of functions created outside pg_catalog and information_schema */
   functions: ReadonlySet<string>;
@@ -284,8 +284,8 @@ export class CatalogResolver {
   }
 
   /**
-   * What users created with CREATE FUNCTION, CREATE OPERATOR and CREATE CAST outside pg_catalog and
-   * information_schema, as cached; undefined when not loaded or stale. Extensions' members are left
+   * What users created with CREATE FUNCTION, CREATE OPERATOR, CREATE CAST and CREATE DOMAIN outside
+   * pg_catalog and information_schema, as cached; undefined when not loaded or stale. Extensions' members are left
    * out (installed by the database owner; the known dangerous functions, dblink and friends, are
    * judged by name anyway). An unqualified call or operator with such a name may resolve to the user's
    * object rather than the built-in of that name (a better argument match, or a search_path that puts

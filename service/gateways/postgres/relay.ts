@@ -1663,7 +1663,14 @@ export class Relay {
     // Int32 pid, String channel, String payload
     const channelEnd = buf.indexOf(0, pos + 9);
     const payloadEnd = channelEnd < 0 ? -1 : buf.indexOf(0, channelEnd + 1);
-    if (channelEnd < 0 || payloadEnd < 0 || payloadEnd >= end) return FORWARD; // PostgreSQL sends it well formed
+    if (channelEnd < 0 || payloadEnd < 0 || payloadEnd >= end) {
+      // not what PostgreSQL sends: unscannable, so not passed on
+      this.terminate(
+        fatal(SQLSTATE.protocolViolation, 'hoop: malformed NotificationResponse from the database'),
+        'malformed NotificationResponse',
+      );
+      return DROP;
+    }
     const payload = buf.toString('utf8', channelEnd + 1, payloadEnd);
     const masked = maskNoticeText(payload, this.maskRules, this.detectors);
     if (masked === payload) return FORWARD;
