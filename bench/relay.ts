@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { serialize } from 'pg-protocol';
 import { TranscriptRecorder } from '../service/audit/recorder.js';
-import type { CatalogResolver, UserObjects } from '../service/gateways/postgres/catalog.js';
+import type { CatalogResolver, TargetViews, UserObjects } from '../service/gateways/postgres/catalog.js';
 import { ClassificationCache } from '../service/gateways/postgres/classification-cache.js';
 import { FrontendReader } from '../service/gateways/postgres/frontend-reader.js';
 import { DEFAULT_LIMITS } from '../service/gateways/postgres/limits.js';
@@ -89,6 +89,12 @@ const NO_USER_OBJECTS: UserObjects = {
   implicitCasts: [],
 };
 
+const NO_VIEWS: TargetViews = {
+  views: [],
+  relations: new Set(['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history']),
+  missing: new Set(),
+};
+
 const catalog = {
   generation: 0,
   cached: (oid: number) =>
@@ -105,6 +111,8 @@ const catalog = {
   cachedFunction: () => undefined,
   loadFunction: async () => null,
   cachedUserObjects: () => NO_USER_OBJECTS,
+  cachedViews: () => NO_VIEWS,
+  loadViews: async () => NO_VIEWS,
   loadUserObjects: async () => NO_USER_OBJECTS,
   close: () => {},
 } as unknown as CatalogResolver;

@@ -2,7 +2,16 @@
 // name it "schema.table.column". A broker-owned side connection per target reads the upstream catalog
 // by OID (never by name, so a client's search_path cannot matter) and caches what it learns.
 import type { Logger } from 'pino';
-import { BackendType, readDataRow, readNoticeFields } from './backend-messages.js';
+import { classifySql } from '../../policy/sql/index.js';
+import type { ViewColumns } from '../../policy/mask/views.js';
+import { serialize } from 'pg-protocol';
+import {
+  BackendType,
+  readDataRow,
+  readNoticeFields,
+  readRowDescription,
+  type RowField,
+} from './backend-messages.js';
 import type { GatewayTarget } from './deps.js';
 import { connectUpstream, type UpstreamConnection } from './upstream.js';
 
@@ -24,6 +33,24 @@ export interface FunctionInfo {
 
 /** Catalog entries older than this are re-read: a column renamed outside the broker is noticed. */
 export const CATALOG_TTL_MS = 60_000;
+
+/**
+ * A view's (or materialized view's) result columns traced through its definition: the base column each
+ * passes on unchanged, as PostgreSQL itself reports it when the definition is described (through
+ * subqueries, not through other views: a source may be another view's column), or null for a computed
+ * column. See policy/mask/views.ts for what masking makes of it.
+ */
+export type ViewLineage = ViewColumns;
+
+/** A target's views, traced, and the names of every relation it has (to notice one created since). */
+export interface TargetViews {
+  views: ViewLineage[];
+  /** relname of every table, view, materialized view, partitioned and foreign table, in any schema */
+  relations: ReadonlySet<string>;
+  /** names a statement referenced that a refresh did not find either (a typo, a CTE-like alias): not
+   *  refreshed for again while this answer lasts */
+  missing: Set<string>;
+}
 
 /** Functions, operators, casts and domain constraints created by users (see CatalogResolver.cachedUserObjects). */
 export interface UserObjects {
@@ -119,6 +146,18 @@ class SideConnection {
     return p;
   }
 
+  /** Parse and Describe one query (not run); serialised with the queries. */
+  describe(sql: string): Promise<RowField[]> {
+    const run = async (): Promise<RowField[]> => {
+      if (this.closed) throw new Error('catalog connection closed');
+      const conn = await this.open();
+      return runDescribe(conn, sql, this.timeoutMs);
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => {});
+    return p;
+  }
+
   close(): void {
     this.closed = true;
     if (this.conn) {
@@ -129,14 +168,15 @@ class SideConnection {
   }
 }
 
-function runSimpleQuery(
+/** Send `request` and read the answers up to ReadyForQuery, handing each message to `onMessage`. */
+function exchange(
   conn: UpstreamConnection,
-  sql: string,
+  request: Buffer,
   timeoutMs: number,
-): Promise<Array<Array<string | null>>> {
+  onMessage: (type: number, buf: Buffer, pos: number, end: number) => void,
+): Promise<void> {
   const socket = conn.socket;
   return new Promise((resolve, reject) => {
-    const rows: Array<Array<string | null>> = [];
     let buf = conn.leftover;
     conn.leftover = Buffer.alloc(0);
     let failure: string | null = null;
@@ -162,18 +202,17 @@ function runSimpleQuery(
         const type = buf[pos]!;
         const end = pos + 1 + buf.readInt32BE(pos + 1);
         if (end > buf.length) break;
-        if (type === BackendType.dataRow) {
-          const cells = readDataRow(buf, pos + 5, end) ?? [];
-          rows.push(cells.map((c) => (c === null ? null : c.toString('utf8'))));
-        } else if (type === BackendType.errorResponse) {
+        if (type === BackendType.errorResponse) {
           const f = new Map(readNoticeFields(buf, pos + 5, end));
           failure = `${f.get('C') ?? ''} ${f.get('M') ?? 'error'}`;
         } else if (type === BackendType.readyForQuery) {
           cleanup();
           conn.leftover = buf.subarray(end);
           if (failure) reject(new Error(`catalog query failed: ${failure}`));
-          else resolve(rows);
+          else resolve();
           return;
+        } else {
+          onMessage(type, buf, pos, end);
         }
         pos = end;
       }
@@ -182,18 +221,55 @@ function runSimpleQuery(
     socket.on('data', onData);
     socket.on('close', onClose);
     socket.resume();
-    const text = Buffer.from(`${sql}\0`, 'utf8');
-    const msg = Buffer.allocUnsafe(5 + text.length);
-    msg[0] = 0x51;
-    msg.writeInt32BE(4 + text.length, 1);
-    text.copy(msg, 5);
-    socket.write(msg);
+    socket.write(request);
   });
+}
+
+async function runSimpleQuery(
+  conn: UpstreamConnection,
+  sql: string,
+  timeoutMs: number,
+): Promise<Array<Array<string | null>>> {
+  const rows: Array<Array<string | null>> = [];
+  const text = Buffer.from(`${sql}\0`, 'utf8');
+  const msg = Buffer.allocUnsafe(5 + text.length);
+  msg[0] = 0x51;
+  msg.writeInt32BE(4 + text.length, 1);
+  text.copy(msg, 5);
+  await exchange(conn, msg, timeoutMs, (type, buf, pos, end) => {
+    if (type !== BackendType.dataRow) return;
+    const cells = readDataRow(buf, pos + 5, end) ?? [];
+    rows.push(cells.map((c) => (c === null ? null : c.toString('utf8'))));
+  });
+  return rows;
+}
+
+/** Parse and Describe a query without running it (unnamed statement): its result columns, [] for none. */
+async function runDescribe(conn: UpstreamConnection, sql: string, timeoutMs: number): Promise<RowField[]> {
+  let fields: RowField[] | null = null;
+  await exchange(
+    conn,
+    Buffer.concat([
+      serialize.parse({ name: '', text: sql, types: [] }),
+      serialize.describe({ type: 'S', name: '' }),
+      serialize.sync(),
+    ]),
+    timeoutMs,
+    (type, buf, pos, end) => {
+      if (type === BackendType.rowDescription) fields = readRowDescription(buf, pos + 5, end);
+      else if (type === BackendType.noData) fields = [];
+    },
+  );
+  if (fields === null) throw new Error('catalog describe: no RowDescription');
+  return fields;
 }
 
 export class CatalogResolver {
   private readonly tables = new Map<number, TableColumns | null>();
   private readonly functions = new Map<number, { info: FunctionInfo | null; loadedAt: number }>();
+  /** every view's lineage (see cachedViews) */
+  private views: { lineage: TargetViews; loadedAt: number } | null = null;
+  private viewsLoad: Promise<TargetViews> | null = null;
   /** functions, operators and casts users defined (see cachedUserObjects) */
   private userObjects: { objects: UserObjects; loadedAt: number } | null = null;
   private userObjectsLoad: Promise<UserObjects> | null = null;
@@ -328,11 +404,91 @@ export class CatalogResolver {
     return this.userObjectsLoad;
   }
 
+  /** Every view's lineage, as cached; undefined when not loaded or stale. */
+  cachedViews(): TargetViews | undefined {
+    const v = this.views;
+    if (v === null || this.now() - v.loadedAt > CATALOG_TTL_MS) return undefined;
+    return v.lineage;
+  }
+
+  /**
+   * Trace every view and materialized view outside pg_catalog and information_schema: its definition
+   * (pg_get_viewdef) is described on the side connection, never run. `refresh`: read again even if the
+   * cached answer is fresh (a statement names a relation it does not know), at most once a second.
+   * Throws when the catalog cannot be read; a definition that cannot be described is traced as
+   * computed columns only (fail closed).
+   */
+  loadViews(refresh = false): Promise<TargetViews> {
+    const cached = this.cachedViews();
+    if (cached && (!refresh || this.now() - this.views!.loadedAt < 1000)) return Promise.resolve(cached);
+    const generation = this.generation;
+    this.viewsLoad ??= this.readViews()
+      .then((lineage) => {
+        if (generation === this.generation) this.views = { lineage, loadedAt: this.now() };
+        return lineage;
+      })
+      .finally(() => {
+        this.viewsLoad = null;
+      });
+    return this.viewsLoad;
+  }
+
+  private async readViews(): Promise<TargetViews> {
+    const relations = new Set<string>();
+    for (const [name] of await this.side.query(
+      `SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')`,
+    ))
+      if (name != null) relations.add(name);
+    const rows = await this.side.query(
+      `SELECT c.oid::pg_catalog.int8, n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid)
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+    );
+    const described: Array<{ oid: number; view: string; text: string | null; fields: RowField[] | null }> =
+      [];
+    for (const [oid, nsp, rel, text] of rows) {
+      let fields: RowField[] | null = null;
+      if (text != null) {
+        try {
+          fields = await this.side.describe(text);
+        } catch (err) {
+          this.logger.warn(
+            { view: `${nsp}.${rel}`, err: err instanceof Error ? err.message : String(err) },
+            'catalog: a view definition could not be described; its computed columns count as masked',
+          );
+        }
+      }
+      described.push({ oid: Number(oid), view: `${nsp}.${rel}`, text: text ?? null, fields });
+    }
+    const oids = new Set<number>();
+    for (const d of described) {
+      oids.add(d.oid);
+      for (const f of d.fields ?? []) if (f.tableOid !== 0) oids.add(f.tableOid);
+    }
+    // the views' own columns and their sources' names (load skips what is cached)
+    if (oids.size > 0) await this.load(oids);
+    const views = described.map((d): ViewLineage => {
+      const own = this.cached(d.oid);
+      const names = own ? [...own.columns.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c.name) : [];
+      const columns = names.map((name, i) => {
+        const f = d.fields?.[i];
+        const t = f && f.tableOid !== 0 ? this.cached(f.tableOid) : null;
+        const col = t && f ? t.columns.get(f.columnNumber) : undefined;
+        return { name, source: t && col ? { table: t.table, column: col.name } : null };
+      });
+      const cls = d.fields && d.text !== null ? classifySql(d.text) : null;
+      const definition = cls?.ok && cls.statements.length === 1 ? cls.statements[0]! : null;
+      return { view: d.view, columns, definition };
+    });
+    return { views, relations, missing: new Set() };
+  }
+
   /** Forget everything (after DDL through the broker). */
   invalidate(): void {
     this.tables.clear();
     this.functions.clear();
     this.userObjects = null;
+    this.views = null;
     this.generation++;
   }
 

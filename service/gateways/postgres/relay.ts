@@ -49,7 +49,14 @@ import {
   readRowDescription,
   rowsFromCommandTag,
 } from './backend-messages.js';
-import { CATALOG_TTL_MS, type CatalogResolver, type FunctionInfo, type UserObjects } from './catalog.js';
+import {
+  CATALOG_TTL_MS,
+  type CatalogResolver,
+  type FunctionInfo,
+  type TargetViews,
+  type UserObjects,
+} from './catalog.js';
+import { viewMaskRules } from '../../policy/mask/views.js';
 import type { CachedClassification, CacheEntry, ClassificationCache } from './classification-cache.js';
 import type { GatewayLimits } from './deps.js';
 import {
@@ -192,6 +199,23 @@ function userObjectReason(stmt: ClassifiedStatement, objects: UserObjects): stri
   return undefined;
 }
 
+/** The session's grant with the mask rules its column rules imply for views, one object per (grant, lineage). */
+const effectiveGrants = new WeakMap<TargetViews, WeakMap<Grant, Grant>>();
+function effectiveGrant(grant: Grant, views: TargetViews): Grant {
+  let byGrant = effectiveGrants.get(views);
+  if (!byGrant) {
+    byGrant = new WeakMap();
+    effectiveGrants.set(views, byGrant);
+  }
+  let g = byGrant.get(grant);
+  if (!g) {
+    const derived = viewMaskRules(grant.mask ?? [], views.views);
+    g = derived.length === 0 ? grant : { ...grant, mask: [...(grant.mask ?? []), ...derived] };
+    byGrant.set(grant, g);
+  }
+  return g;
+}
+
 /** reported settings a `read` session must never see change (see onParameterStatus) */
 const READ_GUARD_SETTINGS = new Set([
   'default_transaction_read_only',
@@ -214,7 +238,14 @@ export class Relay {
   private passRemaining = 0;
   private closed = false;
   private midMessageTimer: NodeJS.Timeout | null = null;
-  private readonly maskRules: MaskRule[];
+  /** the grant's mask rules, plus those derived for views over masked columns (viewRulesReady) */
+  private maskRules: MaskRule[];
+  /** the grant decisions are made under: the session's, with the derived view rules in its mask */
+  private grant: Grant;
+  /** the grant has column rules, so views must be traced before statements are decided */
+  private readonly columnMasking: boolean;
+  /** the catalog's view lineage the derived rules were made from */
+  private appliedViews: TargetViews | null = null;
   private readonly detectors: Detector[];
   private readonly masking: boolean;
   private readonly planCache = new Map<string, RowMasker>();
@@ -233,6 +264,8 @@ export class Relay {
     private readonly onEnd: (why: string) => void,
   ) {
     this.maskRules = ctx.grant.mask ?? [];
+    this.grant = ctx.grant;
+    this.columnMasking = this.maskRules.some((r) => 'column' in r);
     this.detectors = this.maskRules.flatMap((r) => ('detector' in r ? [r.detector] : []));
     this.masking = this.maskRules.length > 0;
     this.describeName = `hoop_describe_${ctx.connId}`;
@@ -549,7 +582,7 @@ export class Relay {
   }
 
   private decide(entry: CacheEntry | null, stmt: ClassifiedStatement): Decision {
-    return this.ctx.classifier.decide(entry, this.ctx.grant, stmt);
+    return this.ctx.classifier.decide(entry, this.grant, stmt);
   }
 
   private onQuery(msg: FrontendMessage): Promise<void> | undefined {
@@ -560,9 +593,12 @@ export class Relay {
         'invalid Query message format (the text must be one NUL-terminated string)',
         true,
       );
+    if (!this.viewRulesReady()) return this.afterViews(msg, true);
     this.forgetNamedPortals();
     const { result: cls, entry } = this.classify(text);
     if (!cls.ok) return this.denyUnparsable(text, cls, true);
+    const unknown = this.unknownRelations(cls.statements);
+    if (unknown) return this.afterViews(msg, true, unknown);
     for (const stmt of cls.statements) {
       const d = this.decide(entry, stmt);
       if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege);
@@ -659,8 +695,11 @@ export class Relay {
     if (this.skippingUntilSync) return;
     const p = decodeParse(msg.body);
     if (!p) return this.malformed('invalid Parse message format', false);
+    if (!this.viewRulesReady()) return this.afterViews(msg, false);
     const { result: cls, entry } = this.classify(p.text);
     if (!cls.ok) return this.denyUnparsable(p.text, cls, false, p.name);
+    const unknown = this.unknownRelations(cls.statements);
+    if (unknown) return this.afterViews(msg, false, unknown);
     for (const stmt of cls.statements) {
       const d = this.decide(entry, stmt);
       if (d.effect !== 'allow')
@@ -817,6 +856,71 @@ export class Relay {
       if (reason) return { stmt, decision: { effect: 'deny', rule: 'access: read', reasons: [reason] } };
     }
     return null;
+  }
+
+  /**
+   * With column masks, views over masked columns get derived rules (policy/mask/views.ts) from the
+   * catalog's view lineage; false when that lineage must be read first.
+   */
+  private viewRulesReady(): boolean {
+    if (!this.columnMasking) return true;
+    const views = this.ctx.catalog.cachedViews();
+    if (views === undefined) return false;
+    if (views !== this.appliedViews) {
+      this.appliedViews = views;
+      this.grant = effectiveGrant(this.ctx.grant, views);
+      this.maskRules = this.grant.mask ?? [];
+      this.planCacheGeneration = -1; // plans were made under the previous rules
+    }
+    return true;
+  }
+
+  /**
+   * Relations the statements name that the traced catalog does not know (created since it was read,
+   * outside the broker): one of them may be a view over a masked column.
+   */
+  private unknownRelations(statements: ClassifiedStatement[]): string[] | null {
+    const tv = this.appliedViews;
+    if (!this.columnMasking || tv === null) return null;
+    let unknown: string[] | null = null;
+    for (const stmt of statements) {
+      for (const t of stmt.tables) {
+        const name = t.slice(t.lastIndexOf('.') + 1);
+        if (!tv.relations.has(name) && !tv.missing.has(name)) (unknown ??= []).push(name);
+      }
+    }
+    return unknown;
+  }
+
+  /**
+   * Trace the target's views (again, with `unknown`: names the last tracing did not know), then handle
+   * the message again; denied if the catalog is unreadable.
+   */
+  private afterViews(msg: FrontendMessage, simple: boolean, unknown?: string[]): Promise<void> {
+    return this.ctx.catalog.loadViews(unknown !== undefined).then(
+      (tv) => {
+        if (unknown) {
+          if (tv.missing.size > 10_000) tv.missing.clear();
+          for (const name of unknown) if (!tv.relations.has(name)) tv.missing.add(name);
+        }
+        return this.closed ? undefined : this.handleFrontend(msg);
+      },
+      (err: unknown) => {
+        this.ctx.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'pg relay: tracing views for column masks failed',
+        );
+        if (this.closed) return;
+        const deny = {
+          effect: 'deny' as const,
+          rule: 'mask',
+          reasons: ['mask: the catalog could not be read to trace views over masked columns'],
+        };
+        if (simple) return this.deny(null, deny, true, SQLSTATE.insufficientPrivilege, 'QUERY');
+        const p = decodeParse(msg.body);
+        return this.deny(null, deny, false, SQLSTATE.insufficientPrivilege, 'PARSE', p?.name);
+      },
+    );
   }
 
   /** Read what users defined in the catalog, then handle the message again (denied if unreadable). */

@@ -130,7 +130,7 @@ function nameMatches(ruleName: string, referenced: string): boolean {
 
 // ---- column masks --------------------------------------------------------------------------------
 
-interface ColumnMask {
+export interface ColumnMask {
   /** as configured, for messages */
   label: string;
   schema: string;
@@ -153,7 +153,7 @@ export function columnMaskRules(rules: readonly MaskRule[]): ColumnMask[] {
 }
 
 /** Does a referenced relation ("t" or "s.t") denote the rule's table? Unqualified: search_path may resolve it. */
-function tableIsRule(referenced: string, rule: ColumnMask): boolean {
+export function tableIsRule(referenced: string, rule: ColumnMask): boolean {
   const x = splitQualified(referenced);
   return x.name === rule.table && (x.schema === null || x.schema === rule.schema);
 }

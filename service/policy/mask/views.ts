@@ -1,0 +1,76 @@
+// Column masks through views. A rule names a base column ("customers.email"); a view over it hands the
+// same values out under another relation's name, where neither the origin PostgreSQL reports (the
+// view's OID and column) nor the classifier's name-based checks would meet the rule. So for each
+// grant, every view column that passes a masked column on is given a mask rule of its own, derived
+// from the base rule (strict stays strict), and from then on the view column is masked, and refused
+// inside expressions, exactly like the base column:
+// - a column that is a plain reference (traced by describing the view's definition) gets the rule of
+//   the column it comes from, if that one is masked (directly or through another view);
+// - a computed column gets one when the definition uses a masked column inside an expression (which
+//   computed column it feeds cannot be told), or when the definition could not be read at all.
+import type { MaskRule } from '../../config/schema.js';
+import { type ColumnMask, columnMaskRules, tableIsRule } from '../sql/decide.js';
+import type { ClassifiedStatement, ColumnRef } from '../sql/types.js';
+
+export interface ViewColumns {
+  /** "schema.view" */
+  view: string;
+  columns: Array<{ name: string; source: { table: string; column: string } | null }>;
+  /** the definition as the classifier reads it; null when it could not be parsed or described */
+  definition: ClassifiedStatement | null;
+}
+
+function ruleFor(masks: readonly ColumnMask[], table: string, column: string): ColumnMask | undefined {
+  const dot = table.lastIndexOf('.');
+  const schema = table.slice(0, dot).toLowerCase();
+  const name = table.slice(dot + 1).toLowerCase();
+  const col = column.toLowerCase();
+  return masks.find((m) => m.schema === schema && m.table === name && m.column === col);
+}
+
+function refMatches(ref: ColumnRef, m: ColumnMask): boolean {
+  const column = ref.column.toLowerCase();
+  if (column !== m.column && column !== '*') return false;
+  return ref.table === undefined || tableIsRule(ref.table, m);
+}
+
+/** The mask rules a grant's column rules imply for view columns (none without column rules). */
+export function viewMaskRules(rules: readonly MaskRule[], views: readonly ViewColumns[]): MaskRule[] {
+  const masks = columnMaskRules(rules);
+  if (masks.length === 0 || views.length === 0) return [];
+  const derived: MaskRule[] = [];
+  const seen = new Set<string>();
+  const anyStrict = (): boolean => masks.some((m) => m.strict);
+  // a chain of views needs one round per link
+  for (let round = 0; round <= views.length; round++) {
+    let added = false;
+    for (const v of views) {
+      let computed: boolean | null = null; // strictness of a mask for computed columns, null: none
+      if (v.definition === null) {
+        computed = anyStrict();
+      } else {
+        const def = v.definition;
+        for (const m of masks) {
+          if (!def.tables.some((t) => tableIsRule(t, m))) continue;
+          for (const ref of def.columnRefs)
+            if (ref.use === 'expression' && refMatches(ref, m)) computed = (computed ?? false) || m.strict;
+        }
+      }
+      for (const c of v.columns) {
+        const strict = c.source
+          ? (ruleFor(masks, c.source.table, c.source.column)?.strict ?? null)
+          : computed;
+        if (strict === null) continue;
+        const column = `${v.view}.${c.name}`;
+        if (seen.has(column.toLowerCase())) continue;
+        seen.add(column.toLowerCase());
+        const rule: MaskRule = strict ? { column, strict: true } : { column };
+        derived.push(rule);
+        masks.push(...columnMaskRules([rule]));
+        added = true;
+      }
+    }
+    if (!added) break;
+  }
+  return derived;
+}
