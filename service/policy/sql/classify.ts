@@ -160,6 +160,15 @@ function derivedLookup(d: Derived, column: string): Binding[] {
   return out;
 }
 
+/** pg_catalog relations whose rows carry values sampled from other tables' columns */
+const STATISTICS_RELATIONS = new Set([
+  'pg_stats',
+  'pg_stats_ext',
+  'pg_stats_ext_exprs',
+  'pg_statistic',
+  'pg_statistic_ext_data',
+]);
+
 /** Everything found in one top-level statement. */
 class Analysis {
   kinds: string[] = [];
@@ -196,6 +205,16 @@ class Analysis {
     if (reason && effect !== 'read' && !this.effectReasons.includes(reason)) this.effectReasons.push(reason);
   }
 
+  /** A relation the tree reads. The statistics views hold sampled column values (most common values,
+   *  histogram bounds): read out of sight of column masks. */
+  addTable(table: string): void {
+    this.tables.add(table);
+    const dot = table.lastIndexOf('.');
+    const name = table.slice(dot + 1);
+    if (STATISTICS_RELATIONS.has(name) && (dot < 0 || table.slice(0, dot) === 'pg_catalog'))
+      this.note(this.maskBypass, `${table} holds sampled column values, out of sight of masks`);
+  }
+
   note(list: string[], fact: string): void {
     if (!list.includes(fact)) list.push(fact);
   }
@@ -225,7 +244,7 @@ class Analysis {
     }
     // An untyped struct: a field whose type the grammar fixes (e.g. DeleteStmt.relation is a RangeVar).
     if (typeof value.relname === 'string') {
-      this.tables.add(tableName(value));
+      this.addTable(tableName(value));
       return;
     }
     for (const key of Object.keys(value)) this.visit(value[key], ctx);
@@ -244,7 +263,7 @@ class Analysis {
     this.noteOperatorsAndCasts(type, node);
     switch (type) {
       case 'RangeVar':
-        this.tables.add(tableName(node));
+        this.addTable(tableName(node));
         return;
       case 'FuncCall':
         this.funcCall(node, ctx);
@@ -554,7 +573,7 @@ class Analysis {
       return;
     }
     const table = tableName(rv);
-    this.tables.add(table);
+    this.addTable(table);
     const name = alias ? (str(alias.aliasname) ?? rel) : rel;
     scope.bases.set(name, table);
     if (!alias && rv.schemaname) scope.bases.set(table, table);
