@@ -33,6 +33,8 @@ export interface FunctionInfo {
 
 /** Catalog entries older than this are re-read: a column renamed outside the broker is noticed. */
 export const CATALOG_TTL_MS = 60_000;
+/** How old the traced views may get before they are read again in the background (see cachedViews). */
+export const VIEW_REFRESH_MS = 5_000;
 
 /**
  * A view's (or materialized view's) result columns traced through its definition: the base column each
@@ -269,6 +271,10 @@ export class CatalogResolver {
   private readonly functions = new Map<number, { info: FunctionInfo | null; loadedAt: number }>();
   /** every view's lineage (see cachedViews) */
   private views: { lineage: TargetViews; loadedAt: number } | null = null;
+  /** the last reading and what it was read from (an unchanged catalog gives back the same object) */
+  private viewSnapshot: { key: string; lineage: TargetViews } | null = null;
+  /** view definitions described, by "oid:text": a refresh describes only what changed */
+  private describedViews = new Map<string, RowField[]>();
   private viewsLoad: Promise<TargetViews> | null = null;
   /** functions, operators and casts users defined (see cachedUserObjects) */
   private userObjects: { objects: UserObjects; loadedAt: number } | null = null;
@@ -407,7 +413,19 @@ export class CatalogResolver {
   /** Every view's lineage, as cached; undefined when not loaded or stale. */
   cachedViews(): TargetViews | undefined {
     const v = this.views;
-    if (v === null || this.now() - v.loadedAt > CATALOG_TTL_MS) return undefined;
+    if (v === null) return undefined;
+    const age = this.now() - v.loadedAt;
+    if (age > CATALOG_TTL_MS) return undefined;
+    // read again behind the answer every few seconds: a view redefined outside the broker (CREATE OR
+    // REPLACE, same name) is traced within VIEW_REFRESH_MS plus one reading
+    if (age > VIEW_REFRESH_MS && this.viewsLoad === null) {
+      this.loadViews(true).catch((err: unknown) =>
+        this.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'catalog: refreshing the view lineage failed',
+        ),
+      );
+    }
     return v.lineage;
   }
 
@@ -419,7 +437,8 @@ export class CatalogResolver {
    * computed columns only (fail closed).
    */
   loadViews(refresh = false): Promise<TargetViews> {
-    const cached = this.cachedViews();
+    const v = this.views;
+    const cached = v !== null && this.now() - v.loadedAt <= CATALOG_TTL_MS ? v.lineage : undefined;
     if (cached && (!refresh || this.now() - this.views!.loadedAt < 1000)) return Promise.resolve(cached);
     const generation = this.generation;
     this.viewsLoad ??= this.readViews()
@@ -444,13 +463,23 @@ export class CatalogResolver {
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
     );
+    // unchanged since the last reading (the common case of a refresh): the same answer, the same object
+    const key = `${[...relations].sort().join('\u0000')}\u0001${rows.map((r) => r.join('\u0000')).join('\u0001')}`;
+    if (this.viewSnapshot?.key === key) return this.viewSnapshot.lineage;
     const described: Array<{ oid: number; view: string; text: string | null; fields: RowField[] | null }> =
       [];
+    const describedBefore = this.describedViews;
+    this.describedViews = new Map();
     for (const [oid, nsp, rel, text] of rows) {
       let fields: RowField[] | null = null;
-      if (text != null) {
+      const again = text != null ? describedBefore.get(`${oid}:${text}`) : undefined;
+      if (again) {
+        fields = again;
+        this.describedViews.set(`${oid}:${text}`, again);
+      } else if (text != null) {
         try {
           fields = await this.side.describe(text);
+          this.describedViews.set(`${oid}:${text}`, fields);
         } catch (err) {
           this.logger.warn(
             { view: `${nsp}.${rel}`, err: err instanceof Error ? err.message : String(err) },
@@ -480,7 +509,9 @@ export class CatalogResolver {
       const definition = cls?.ok && cls.statements.length === 1 ? cls.statements[0]! : null;
       return { view: d.view, columns, definition };
     });
-    return { views, relations, missing: new Set() };
+    const lineage: TargetViews = { views, relations, missing: new Set() };
+    this.viewSnapshot = { key, lineage };
+    return lineage;
   }
 
   /** Forget everything (after DDL through the broker). */
@@ -489,6 +520,8 @@ export class CatalogResolver {
     this.functions.clear();
     this.userObjects = null;
     this.views = null;
+    this.viewSnapshot = null;
+    this.describedViews.clear();
     this.generation++;
   }
 

@@ -287,6 +287,25 @@ describe('column masks through views', () => {
     }
   });
 
+  it('traces a view redefined outside the broker within seconds (CREATE OR REPLACE, same name)', async () => {
+    await h.adminSql(
+      'CREATE VIEW public.redefined AS SELECT id, name AS x FROM customers; GRANT SELECT ON public.redefined TO PUBLIC',
+    );
+    const first = await query(COLUMN_RULES, 'SELECT x FROM redefined ORDER BY id LIMIT 1');
+    expect(first).toEqual({ rows: [{ x: 'Alice' }] });
+    await h.adminSql('CREATE OR REPLACE VIEW public.redefined AS SELECT id, email AS x FROM customers');
+    const started = Date.now();
+    let seen: unknown;
+    while (Date.now() - started < 12_000) {
+      seen = await query(COLUMN_RULES, 'SELECT x FROM redefined ORDER BY id LIMIT 1');
+      if (JSON.stringify(seen) === JSON.stringify({ rows: [{ x: '***@***.***' }] })) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(seen).toEqual({ rows: [{ x: '***@***.***' }] });
+    // the lineage is read again every 5 s in the background; one reading later it is in force
+    expect(Date.now() - started).toBeLessThan(8_000);
+  });
+
   it('sees a view created through the broker at once', async () => {
     // (a writer under the same masks may not: CREATE VIEW … AS SELECT email is refused like any use of it
     // whose origin is lost) a writer without masks makes one; the catalog is invalidated by its DDL
