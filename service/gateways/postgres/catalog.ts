@@ -136,24 +136,21 @@ class SideConnection {
     return this.connecting;
   }
 
-  /** Run one simple query; rows as text cells. Queries are serialised on the one connection. */
+  /** Run one simple query; rows as text cells. */
   query(sql: string): Promise<Array<Array<string | null>>> {
-    const run = async (): Promise<Array<Array<string | null>>> => {
-      if (this.closed) throw new Error('catalog connection closed');
-      const conn = await this.open();
-      return runSimpleQuery(conn, sql, this.timeoutMs);
-    };
-    const p = this.chain.then(run, run);
-    this.chain = p.catch(() => {});
-    return p;
+    return this.serialised((conn) => runSimpleQuery(conn, sql, this.timeoutMs));
   }
 
-  /** Parse and Describe one query (not run); serialised with the queries. */
+  /** Parse and Describe one query (not run). */
   describe(sql: string): Promise<RowField[]> {
-    const run = async (): Promise<RowField[]> => {
+    return this.serialised((conn) => runDescribe(conn, sql, this.timeoutMs));
+  }
+
+  /** One exchange at a time on the one connection, in call order. */
+  private serialised<T>(exchangeOn: (conn: UpstreamConnection) => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
       if (this.closed) throw new Error('catalog connection closed');
-      const conn = await this.open();
-      return runDescribe(conn, sql, this.timeoutMs);
+      return exchangeOn(await this.open());
     };
     const p = this.chain.then(run, run);
     this.chain = p.catch(() => {});

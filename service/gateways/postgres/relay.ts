@@ -905,45 +905,48 @@ export class Relay {
         }
         return this.closed ? undefined : this.handleFrontend(msg);
       },
-      (err: unknown) => {
-        this.ctx.logger.warn(
-          { err: err instanceof Error ? err.message : String(err) },
+      (err: unknown) =>
+        this.catalogUnreadable(
+          msg,
+          simple,
+          err,
           'pg relay: tracing views for column masks failed',
-        );
-        if (this.closed) return;
-        const deny = {
-          effect: 'deny' as const,
-          rule: 'mask',
-          reasons: ['mask: the catalog could not be read to trace views over masked columns'],
-        };
-        if (simple) return this.deny(null, deny, true, SQLSTATE.insufficientPrivilege, 'QUERY');
-        const p = decodeParse(msg.body);
-        return this.deny(null, deny, false, SQLSTATE.insufficientPrivilege, 'PARSE', p?.name);
-      },
+          'mask',
+          'mask: the catalog could not be read to trace views over masked columns',
+        ),
     );
+  }
+
+  /** A statement that needed the catalog, which could not be read: denied (fail closed), logged. */
+  private catalogUnreadable(
+    msg: FrontendMessage,
+    simple: boolean,
+    err: unknown,
+    log: string,
+    rule: string,
+    reason: string,
+  ): Promise<void> | undefined {
+    this.ctx.logger.warn({ err: err instanceof Error ? err.message : String(err) }, log);
+    if (this.closed) return;
+    const deny = { effect: 'deny' as const, rule, reasons: [reason] };
+    if (simple) return this.deny(null, deny, true, SQLSTATE.insufficientPrivilege, 'QUERY');
+    const p = decodeParse(msg.body);
+    return this.deny(null, deny, false, SQLSTATE.insufficientPrivilege, 'PARSE', p?.name);
   }
 
   /** Read what users defined in the catalog, then handle the message again (denied if unreadable). */
   private afterUserObjects(msg: FrontendMessage, simple: boolean): Promise<void> {
     return this.ctx.catalog.loadUserObjects().then(
       () => (this.closed ? undefined : this.handleFrontend(msg)),
-      (err: unknown) => {
-        this.ctx.logger.warn(
-          { err: err instanceof Error ? err.message : String(err) },
+      (err: unknown) =>
+        this.catalogUnreadable(
+          msg,
+          simple,
+          err,
           'pg relay: reading user-defined functions, operators and casts failed',
-        );
-        if (this.closed) return;
-        const deny = {
-          effect: 'deny' as const,
-          rule: 'access: read',
-          reasons: [
-            'access read: the catalog could not be read to check that the functions, operators and casts used are the built-ins',
-          ],
-        };
-        if (simple) return this.deny(null, deny, true, SQLSTATE.insufficientPrivilege, 'QUERY');
-        const p = decodeParse(msg.body);
-        return this.deny(null, deny, false, SQLSTATE.insufficientPrivilege, 'PARSE', p?.name);
-      },
+          'access: read',
+          'access read: the catalog could not be read to check that the functions, operators and casts used are the built-ins',
+        ),
     );
   }
 
