@@ -272,7 +272,9 @@ export class CatalogResolver {
   private viewSnapshot: { key: string; lineage: TargetViews } | null = null;
   /** view definitions described, by "oid:text": a refresh describes only what changed */
   private describedViews = new Map<string, RowField[]>();
-  private viewsLoad: Promise<TargetViews> | null = null;
+  /** the reading of the views under way, and one queued behind it (see loadViews) */
+  private viewsRunning: Promise<TargetViews> | null = null;
+  private viewsQueued: Promise<TargetViews> | null = null;
   /** functions, operators and casts users defined (see cachedUserObjects) */
   private userObjects: { objects: UserObjects; loadedAt: number } | null = null;
   private userObjectsLoad: Promise<UserObjects> | null = null;
@@ -415,7 +417,7 @@ export class CatalogResolver {
     if (age > CATALOG_TTL_MS) return undefined;
     // read again behind the answer every few seconds: a view redefined outside the broker (CREATE OR
     // REPLACE, same name) is traced within VIEW_REFRESH_MS plus one reading
-    if (age > VIEW_REFRESH_MS && this.viewsLoad === null) {
+    if (age > VIEW_REFRESH_MS && this.viewsRunning === null && this.viewsQueued === null) {
       this.loadViews(true).catch((err: unknown) =>
         this.logger.warn(
           { err: err instanceof Error ? err.message : String(err) },
@@ -428,25 +430,41 @@ export class CatalogResolver {
 
   /**
    * Trace every view and materialized view outside pg_catalog and information_schema: its definition
-   * (pg_get_viewdef) is described on the side connection, never run. `refresh`: read again even if the
-   * cached answer is fresh (a statement names a relation it does not know), at most once a second.
-   * Throws when the catalog cannot be read; a definition that cannot be described is traced as
-   * computed columns only (fail closed).
+   * (pg_get_viewdef) is described on the side connection, never run. `refresh`: the answer must come
+   * from a reading that starts after this call (a statement names a relation the last reading did not
+   * know; a reading already running may have missed it), so one is queued behind a running one, and
+   * every refresh asked for meanwhile shares it. Throws when the catalog cannot be read; a definition
+   * that cannot be described is traced as computed columns only (fail closed).
    */
   loadViews(refresh = false): Promise<TargetViews> {
     const v = this.views;
-    const cached = v !== null && this.now() - v.loadedAt <= CATALOG_TTL_MS ? v.lineage : undefined;
-    if (cached && (!refresh || this.now() - this.views!.loadedAt < 1000)) return Promise.resolve(cached);
+    if (!refresh && v !== null && this.now() - v.loadedAt <= CATALOG_TTL_MS)
+      return Promise.resolve(v.lineage);
+    if (!refresh && this.viewsRunning) return this.viewsRunning;
+    if (this.viewsQueued) return this.viewsQueued;
+    if (!this.viewsRunning) return (this.viewsRunning = this.startViewsReading());
+    const queued: Promise<TargetViews> = this.viewsRunning
+      .catch(() => undefined)
+      .then(() => {
+        this.viewsQueued = null;
+        return (this.viewsRunning = this.startViewsReading());
+      });
+    this.viewsQueued = queued;
+    return queued;
+  }
+
+  private startViewsReading(): Promise<TargetViews> {
     const generation = this.generation;
-    this.viewsLoad ??= this.readViews()
+    const reading: Promise<TargetViews> = this.readViews()
       .then((lineage) => {
+        // a DDL statement through the broker while this ran: the answer may predate it; not cached
         if (generation === this.generation) this.views = { lineage, loadedAt: this.now() };
         return lineage;
       })
       .finally(() => {
-        this.viewsLoad = null;
+        if (this.viewsRunning === reading) this.viewsRunning = null;
       });
-    return this.viewsLoad;
+    return reading;
   }
 
   private async readViews(): Promise<TargetViews> {
@@ -463,8 +481,13 @@ export class CatalogResolver {
     // unchanged since the last reading (the common case of a refresh): the same answer, the same object
     const key = `${[...relations].sort().join('\u0000')}\u0001${rows.map((r) => r.join('\u0000')).join('\u0001')}`;
     if (this.viewSnapshot?.key === key) return this.viewSnapshot.lineage;
-    const described: Array<{ oid: number; view: string; text: string | null; fields: RowField[] | null }> =
-      [];
+    const described: Array<{
+      oid: number;
+      schema: string;
+      relname: string;
+      text: string | null;
+      fields: RowField[] | null;
+    }> = [];
     const describedBefore = this.describedViews;
     this.describedViews = new Map();
     for (const [oid, nsp, rel, text] of rows) {
@@ -484,7 +507,7 @@ export class CatalogResolver {
           );
         }
       }
-      described.push({ oid: Number(oid), view: `${nsp}.${rel}`, text: text ?? null, fields });
+      described.push({ oid: Number(oid), schema: nsp ?? '', relname: rel ?? '', text: text ?? null, fields });
     }
     const oids = new Set<number>();
     for (const d of described) {
@@ -504,7 +527,8 @@ export class CatalogResolver {
       });
       const cls = d.fields && d.text !== null ? classifySql(d.text) : null;
       const definition = cls?.ok && cls.statements.length === 1 ? cls.statements[0]! : null;
-      return { view: d.view, columns, definition };
+      const dotted = `${d.schema}${d.relname}`.includes('.') || names.some((n) => n.includes('.'));
+      return { view: `${d.schema}.${d.relname}`, relname: d.relname, dotted, columns, definition };
     });
     const lineage: TargetViews = { views, relations, missing: new Set() };
     this.viewSnapshot = { key, lineage };

@@ -55,6 +55,7 @@ import {
   type FunctionInfo,
   type TargetViews,
   type UserObjects,
+  type ViewLineage,
 } from './catalog.js';
 import { viewMaskRules } from '../../policy/mask/views.js';
 import type { CachedClassification, CacheEntry, ClassificationCache } from './classification-cache.js';
@@ -199,9 +200,17 @@ function userObjectReason(stmt: ClassifiedStatement, objects: UserObjects): stri
   return undefined;
 }
 
-/** The session's grant with the mask rules its column rules imply for views, one object per (grant, lineage). */
-const effectiveGrants = new WeakMap<TargetViews, WeakMap<Grant, Grant>>();
-function effectiveGrant(grant: Grant, views: TargetViews): Grant {
+/** A session's grant under a target's traced views (see viewRulesReady). */
+interface EffectiveGrant {
+  /** the grant with the mask rules its column rules imply for view columns */
+  grant: Grant;
+  /** views passing a masked column on that no rule can name: statements naming them are refused */
+  unnameable: ViewLineage[];
+}
+
+/** One object per (grant, lineage), so every connection of a session shares its cached decisions. */
+const effectiveGrants = new WeakMap<TargetViews, WeakMap<Grant, EffectiveGrant>>();
+function effectiveGrant(grant: Grant, views: TargetViews): EffectiveGrant {
   let byGrant = effectiveGrants.get(views);
   if (!byGrant) {
     byGrant = new WeakMap();
@@ -210,7 +219,11 @@ function effectiveGrant(grant: Grant, views: TargetViews): Grant {
   let g = byGrant.get(grant);
   if (!g) {
     const derived = viewMaskRules(grant.mask ?? [], views.views);
-    g = derived.length === 0 ? grant : { ...grant, mask: [...(grant.mask ?? []), ...derived] };
+    g = {
+      grant:
+        derived.rules.length === 0 ? grant : { ...grant, mask: [...(grant.mask ?? []), ...derived.rules] },
+      unnameable: derived.unnameable,
+    };
     byGrant.set(grant, g);
   }
   return g;
@@ -246,6 +259,8 @@ export class Relay {
   private readonly columnMasking: boolean;
   /** the catalog's view lineage the derived rules were made from */
   private appliedViews: TargetViews | null = null;
+  /** views over masked columns that no rule can name (see EffectiveGrant) */
+  private unnameableViews: ViewLineage[] = [];
   private readonly detectors: Detector[];
   private readonly masking: boolean;
   private readonly planCache = new Map<string, RowMasker>();
@@ -599,6 +614,9 @@ export class Relay {
     if (!cls.ok) return this.denyUnparsable(text, cls, true);
     const unknown = this.unknownRelations(cls.statements);
     if (unknown) return this.afterViews(msg, true, unknown);
+    const unnameable = this.namesUnnameableView(cls.statements);
+    if (unnameable)
+      return this.deny(unnameable.stmt, unnameable.decision, true, SQLSTATE.insufficientPrivilege);
     for (const stmt of cls.statements) {
       const d = this.decide(entry, stmt);
       if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege);
@@ -700,6 +718,16 @@ export class Relay {
     if (!cls.ok) return this.denyUnparsable(p.text, cls, false, p.name);
     const unknown = this.unknownRelations(cls.statements);
     if (unknown) return this.afterViews(msg, false, unknown);
+    const unnameable = this.namesUnnameableView(cls.statements);
+    if (unnameable)
+      return this.deny(
+        unnameable.stmt,
+        unnameable.decision,
+        false,
+        SQLSTATE.insufficientPrivilege,
+        undefined,
+        p.name,
+      );
     for (const stmt of cls.statements) {
       const d = this.decide(entry, stmt);
       if (d.effect !== 'allow')
@@ -868,7 +896,9 @@ export class Relay {
     if (views === undefined) return false;
     if (views !== this.appliedViews) {
       this.appliedViews = views;
-      this.grant = effectiveGrant(this.ctx.grant, views);
+      const effective = effectiveGrant(this.ctx.grant, views);
+      this.grant = effective.grant;
+      this.unnameableViews = effective.unnameable;
       this.maskRules = this.grant.mask ?? [];
       this.planCacheGeneration = -1; // plans were made under the previous rules
     }
@@ -890,6 +920,25 @@ export class Relay {
       }
     }
     return unknown;
+  }
+
+  /** A statement naming a view over a masked column whose name no mask rule can spell: refused. */
+  private namesUnnameableView(
+    statements: ClassifiedStatement[],
+  ): { stmt: ClassifiedStatement; decision: Decision } | null {
+    if (this.unnameableViews.length === 0) return null;
+    for (const stmt of statements) {
+      for (const t of stmt.tables) {
+        const v = this.unnameableViews.find(
+          (u) => t === u.relname || t === u.view || t.endsWith(`.${u.relname}`),
+        );
+        if (v) {
+          const reason = `mask: view ${v.view} passes a masked column on, and a '.' in its names leaves no mask rule able to name its columns`;
+          return { stmt, decision: { effect: 'deny', rule: 'mask', reasons: [reason] } };
+        }
+      }
+    }
+    return null;
   }
 
   /**

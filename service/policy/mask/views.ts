@@ -15,6 +15,11 @@ import type { ClassifiedStatement, ColumnRef } from '../sql/types.js';
 export interface ViewColumns {
   /** "schema.view" */
   view: string;
+  /** the view's own name (pg_class.relname) */
+  relname: string;
+  /** its schema, its name or a column name holds a '.': no rule ("schema.table.column") can name its
+   *  columns, so when it passes a masked column on it is refused whole (see ViewMasks.unnameable) */
+  dotted: boolean;
   columns: Array<{ name: string; source: { table: string; column: string } | null }>;
   /** the definition as the classifier reads it; null when it could not be parsed or described */
   definition: ClassifiedStatement | null;
@@ -34,11 +39,22 @@ function refMatches(ref: ColumnRef, m: ColumnMask): boolean {
   return ref.table === undefined || tableIsRule(ref.table, m);
 }
 
+export interface ViewMasks {
+  /** rules for view columns that pass masked columns on */
+  rules: MaskRule[];
+  /** views that pass a masked column on but whose names no rule can spell (ViewColumns.dotted):
+   *  statements naming them are refused */
+  unnameable: ViewColumns[];
+}
+
 /** The mask rules a grant's column rules imply for view columns (none without column rules). */
-export function viewMaskRules(rules: readonly MaskRule[], views: readonly ViewColumns[]): MaskRule[] {
+export function viewMaskRules(rules: readonly MaskRule[], views: readonly ViewColumns[]): ViewMasks {
   const masks = columnMaskRules(rules);
-  if (masks.length === 0 || views.length === 0) return [];
+  if (masks.length === 0 || views.length === 0) return { rules: [], unnameable: [] };
   const derived: MaskRule[] = [];
+  const unnameable = new Set<ViewColumns>();
+  // a column passed on from an unnameable view is sensitive too (its "schema.view" string is ambiguous)
+  const fromUnnameable = (table: string): boolean => [...unnameable].some((u) => u.view === table);
   const seen = new Set<string>();
   const anyStrict = (): boolean => masks.some((m) => m.strict);
   // a chain of views needs one round per link
@@ -57,10 +73,16 @@ export function viewMaskRules(rules: readonly MaskRule[], views: readonly ViewCo
         }
       }
       for (const c of v.columns) {
-        const strict = c.source
-          ? (ruleFor(masks, c.source.table, c.source.column)?.strict ?? null)
-          : computed;
+        let strict = c.source ? (ruleFor(masks, c.source.table, c.source.column)?.strict ?? null) : computed;
+        if (strict === null && c.source && fromUnnameable(c.source.table)) strict = anyStrict();
         if (strict === null) continue;
+        if (v.dotted) {
+          if (!unnameable.has(v)) {
+            unnameable.add(v);
+            added = true;
+          }
+          continue;
+        }
         const column = `${v.view}.${c.name}`;
         if (seen.has(column.toLowerCase())) continue;
         seen.add(column.toLowerCase());
@@ -72,5 +94,5 @@ export function viewMaskRules(rules: readonly MaskRule[], views: readonly ViewCo
     }
     if (!added) break;
   }
-  return derived;
+  return { rules: derived, unnameable: [...unnameable] };
 }

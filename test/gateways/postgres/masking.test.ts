@@ -306,6 +306,18 @@ describe('column masks through views', () => {
     expect(Date.now() - started).toBeLessThan(8_000);
   });
 
+  it("refuses a view over a masked column whose name has a '.' (no rule can name its columns)", async () => {
+    await h.adminSql(
+      'CREATE VIEW public."odd.view" AS SELECT id, email AS e FROM customers; GRANT SELECT ON public."odd.view" TO PUBLIC',
+    );
+    const r = await query(COLUMN_RULES, 'SELECT id FROM "odd.view"');
+    expect(r.error).toMatchObject({ code: '42501' });
+    expect(r.error?.detail).toMatch(/view public\.odd\.view passes a masked column on/);
+    expect((await query(COLUMN_RULES, 'SELECT id FROM contacts ORDER BY id LIMIT 1')).rows).toEqual([
+      { id: 1 },
+    ]);
+  });
+
   it('sees a view created through the broker at once', async () => {
     // (a writer under the same masks may not: CREATE VIEW … AS SELECT email is refused like any use of it
     // whose origin is lost) a writer without masks makes one; the catalog is invalidated by its DDL

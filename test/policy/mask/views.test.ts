@@ -22,6 +22,8 @@ describe('viewMaskRules', () => {
     const views: ViewColumns[] = [
       {
         view: 'public.v',
+        relname: 'v',
+        dotted: false,
         columns: [
           { name: 'id', source: src('public.customers', 'id') },
           { name: 'contact', source: src('public.customers', 'email') },
@@ -32,7 +34,7 @@ describe('viewMaskRules', () => {
         ),
       },
     ];
-    expect(viewMaskRules(rules, views)).toEqual([
+    expect(viewMaskRules(rules, views).rules).toEqual([
       { column: 'public.v.contact' },
       { column: 'public.v.n', strict: true },
     ]);
@@ -42,6 +44,8 @@ describe('viewMaskRules', () => {
     const views: ViewColumns[] = [
       {
         view: 'public.w',
+        relname: 'w',
+        dotted: false,
         columns: [
           { name: 'id', source: src('public.customers', 'id') },
           { name: 'u', source: null },
@@ -52,37 +56,84 @@ describe('viewMaskRules', () => {
       // computes, but with nothing masked: untouched
       {
         view: 'public.z',
+        relname: 'z',
+        dotted: false,
         columns: [{ name: 'u', source: null }],
         definition: def('SELECT upper(name) AS u FROM customers'),
       },
     ];
-    expect(viewMaskRules(rules, views)).toEqual([{ column: 'public.w.u' }, { column: 'public.w.k' }]);
+    expect(viewMaskRules(rules, views).rules).toEqual([{ column: 'public.w.u' }, { column: 'public.w.k' }]);
   });
 
   it('follows views of views whatever the order, and fails closed on a definition it could not read', () => {
     const views: ViewColumns[] = [
       {
         view: 'public.outer_v',
+        relname: 'outer_v',
+        dotted: false,
         columns: [{ name: 'e', source: src('public.inner_v', 'x') }],
         definition: def('SELECT x AS e FROM inner_v'),
       },
       {
         view: 'public.outer2_v',
+        relname: 'outer2_v',
+        dotted: false,
         columns: [{ name: 'l', source: null }],
         definition: def('SELECT lower(e) AS l FROM outer_v'),
       },
       {
         view: 'public.inner_v',
+        relname: 'inner_v',
+        dotted: false,
         columns: [{ name: 'x', source: src('public.customers', 'email') }],
         definition: def('SELECT email AS x FROM customers'),
       },
-      { view: 'public.opaque', columns: [{ name: 'a', source: null }], definition: null },
+      {
+        view: 'public.opaque',
+        relname: 'opaque',
+        dotted: false,
+        columns: [{ name: 'a', source: null }],
+        definition: null,
+      },
     ];
     expect(
       viewMaskRules(rules, views)
-        .map((r) => ('column' in r ? r.column : ''))
+        .rules.map((r) => ('column' in r ? r.column : ''))
         .sort(),
     ).toEqual(['public.inner_v.x', 'public.opaque.a', 'public.outer2_v.l', 'public.outer_v.e']);
-    expect(viewMaskRules([{ detector: 'email' }], views)).toEqual([]);
+    expect(viewMaskRules([{ detector: 'email' }], views)).toEqual({ rules: [], unnameable: [] });
+  });
+
+  it('names the views over masked columns that no rule can spell (a dot in a name), and what they feed', () => {
+    const odd: ViewColumns = {
+      view: 'public.odd.view',
+      relname: 'odd.view',
+      dotted: true,
+      columns: [{ name: 'e', source: src('public.customers', 'email') }],
+      definition: def('SELECT email AS e FROM customers'),
+    };
+    const views: ViewColumns[] = [
+      {
+        view: 'public.over_odd',
+        relname: 'over_odd',
+        dotted: false,
+        columns: [{ name: 'e2', source: src('public.odd.view', 'e') }],
+        definition: def('SELECT e AS e2 FROM "odd.view"'),
+      },
+      odd,
+      // dotted, but passes nothing masked on: not refused
+      {
+        view: 'public.plain.names',
+        relname: 'plain.names',
+        dotted: true,
+        columns: [{ name: 'n', source: src('public.customers', 'name') }],
+        definition: def('SELECT name AS n FROM customers'),
+      },
+    ];
+    expect(viewMaskRules(rules, views)).toEqual({
+      // which rule it came through is lost with the name: the strictest there is
+      rules: [{ column: 'public.over_odd.e2', strict: true }],
+      unnameable: [odd],
+    });
   });
 });
