@@ -478,8 +478,18 @@ export class CatalogResolver {
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
     );
+    // partitions and inheritance children: a parent's masked column is theirs too, under their name
+    const inherits = await this.side.query(
+      `SELECT i.inhrelid::pg_catalog.int8, i.inhparent::pg_catalog.int8, n.nspname, c.relname
+         FROM pg_catalog.pg_inherits i
+         JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'f')`,
+    );
     // unchanged since the last reading (the common case of a refresh): the same answer, the same object
-    const key = `${[...relations].sort().join('\u0000')}\u0001${rows.map((r) => r.join('\u0000')).join('\u0001')}`;
+    const key = [relations, rows, inherits]
+      .map((part) => [...part].map((r) => (Array.isArray(r) ? r.join('\u0000') : r)).join('\u0001'))
+      .join('\u0002');
     if (this.viewSnapshot?.key === key) return this.viewSnapshot.lineage;
     const described: Array<{
       oid: number;
@@ -510,6 +520,7 @@ export class CatalogResolver {
       described.push({ oid: Number(oid), schema: nsp ?? '', relname: rel ?? '', text: text ?? null, fields });
     }
     const oids = new Set<number>();
+    for (const [child, parent] of inherits) oids.add(Number(child)).add(Number(parent));
     for (const d of described) {
       oids.add(d.oid);
       for (const f of d.fields ?? []) if (f.tableOid !== 0) oids.add(f.tableOid);
@@ -530,6 +541,25 @@ export class CatalogResolver {
       const dotted = `${d.schema}${d.relname}`.includes('.') || names.some((n) => n.includes('.'));
       return { view: `${d.schema}.${d.relname}`, relname: d.relname, dotted, columns, definition };
     });
+    // a child's columns pass its parent's same-named columns on (inheritance keeps names); it computes nothing
+    const computesNothing = classifySql('SELECT 1');
+    for (const [childOid, parentOid, nsp, rel] of inherits) {
+      const child = this.cached(Number(childOid));
+      const parent = this.cached(Number(parentOid));
+      if (!child || !parent || !computesNothing.ok) continue;
+      const parentColumns = new Set([...parent.columns.values()].map((c) => c.name));
+      const names = [...child.columns.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c.name);
+      views.push({
+        view: `${nsp}.${rel}`,
+        relname: rel ?? '',
+        dotted: `${nsp}${rel}`.includes('.') || names.some((n) => n.includes('.')),
+        columns: names.map((name) => ({
+          name,
+          source: parentColumns.has(name) ? { table: parent.table, column: name } : null,
+        })),
+        definition: computesNothing.statements[0]!,
+      });
+    }
     const lineage: TargetViews = { views, relations, missing: new Set() };
     this.viewSnapshot = { key, lineage };
     return lineage;

@@ -318,6 +318,32 @@ describe('column masks through views', () => {
     ]);
   });
 
+  it('masks a masked column of a partitioned or parent table read through its partitions and children', async () => {
+    await h.adminSql(`
+      CREATE TABLE public.signups (id int, email text, at date) PARTITION BY RANGE (at);
+      CREATE TABLE public.signups_2026 PARTITION OF public.signups
+        FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') PARTITION BY RANGE (at);
+      CREATE TABLE public.signups_2026h1 PARTITION OF public.signups_2026 FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');
+      INSERT INTO public.signups VALUES (1, 'alice@example.com', '2026-05-01');
+      CREATE TABLE public.people (id int, email text);
+      CREATE TABLE public.staff (badge text) INHERITS (public.people);
+      INSERT INTO public.staff VALUES (2, 'bob@example.org', 'B-7');
+      GRANT SELECT ON public.signups, public.signups_2026, public.signups_2026h1, public.people, public.staff TO PUBLIC;`);
+    const rules: MaskRule[] = [{ column: 'signups.email' }, { column: 'people.email' }];
+    for (const [sql, rows] of [
+      ['SELECT email FROM signups', [{ email: '***@***.***' }]],
+      ['SELECT email FROM signups_2026', [{ email: '***@***.***' }]],
+      ['SELECT id, email FROM signups_2026h1', [{ id: 1, email: '***@***.***' }]],
+      ['SELECT email FROM people', [{ email: '***@***.***' }]],
+      // a child's own columns are its own
+      ['SELECT email, badge FROM staff', [{ email: '***@***.***', badge: 'B-7' }]],
+    ] as const) {
+      expect({ sql, ...(await query(rules, sql)) }).toEqual({ sql, rows });
+    }
+    const expr = await query(rules, 'SELECT lower(email) FROM signups_2026h1');
+    expect(expr.error?.message).toMatch(/mask: public\.signups_2026h1\.email/);
+  });
+
   it('sees a view created through the broker at once', async () => {
     // (a writer under the same masks may not: CREATE VIEW … AS SELECT email is refused like any use of it
     // whose origin is lost) a writer without masks makes one; the catalog is invalidated by its DDL
