@@ -91,8 +91,13 @@ const NO_USER_OBJECTS: UserObjects = {
 
 const NO_VIEWS: TargetViews = {
   views: [],
+  traced: new Set(),
   relations: new Set(['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history']),
-  missing: new Set(),
+  qualified: new Set(
+    ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history'].map(
+      (t) => `public\u0000${t}`,
+    ),
+  ),
 };
 
 const catalog = {
@@ -102,6 +107,7 @@ const catalog = {
       ? {
           table: 'public.pgbench_accounts',
           columns: new Map([[3, { name: 'abalance', typeOid: 23, generated: false }]]),
+          passesOn: false,
           loadedAt: Date.now(),
         }
       : null,

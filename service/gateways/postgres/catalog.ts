@@ -20,6 +20,12 @@ export interface TableColumns {
   table: string;
   /** by column number */
   columns: Map<number, { name: string; typeOid: number; generated: boolean }>;
+  /**
+   * a view or materialized view outside pg_catalog and information_schema, or a partition or
+   * inheritance child: its columns may pass a masked column on, so masking must find it traced
+   * (TargetViews.traced) before trusting a plan for it
+   */
+  passesOn: boolean;
   loadedAt: number;
 }
 
@@ -47,11 +53,23 @@ export type ViewLineage = ViewColumns;
 /** A target's views, traced, and the names of every relation it has (to notice one created since). */
 export interface TargetViews {
   views: ViewLineage[];
+  /** OIDs of the views, materialized views, partitions and inheritance children traced in `views` */
+  traced: ReadonlySet<number>;
   /** relname of every table, view, materialized view, partitioned and foreign table, in any schema */
   relations: ReadonlySet<string>;
-  /** names a statement referenced that a refresh did not find either (a typo, a CTE-like alias): not
-   *  refreshed for again while this answer lasts */
-  missing: Set<string>;
+  /** the same relations as `schema NUL relname` (see knowsRelation) */
+  qualified: ReadonlySet<string>;
+}
+
+/**
+ * Does the traced catalog know the relation a statement names ("rel" or "schema.rel", as the
+ * classifier writes it)? Names may hold a '.' themselves, so every split of a qualified name is tried.
+ */
+export function knowsRelation(tv: TargetViews, name: string): boolean {
+  if (tv.relations.has(name)) return true;
+  for (let k = name.indexOf('.'); k >= 0; k = name.indexOf('.', k + 1))
+    if (tv.qualified.has(`${name.slice(0, k)}\u0000${name.slice(k + 1)}`)) return true;
+  return false;
 }
 
 /** Functions, operators, casts and domain constraints created by users (see CatalogResolver.cachedUserObjects). */
@@ -312,7 +330,9 @@ export class CatalogResolver {
     // OIDs are numbers we parsed ourselves: safe to inline.
     const list = wanted.map((o) => String(o >>> 0)).join(',');
     const rows = await this.side.query(
-      `SELECT a.attrelid::pg_catalog.int8, n.nspname, c.relname, a.attnum, a.attname, a.atttypid::pg_catalog.int8, a.attgenerated <> ''
+      `SELECT a.attrelid::pg_catalog.int8, n.nspname, c.relname, a.attnum, a.attname, a.atttypid::pg_catalog.int8, a.attgenerated <> '',
+              (c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema'))
+              OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)
          FROM pg_catalog.pg_attribute a
          JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -320,11 +340,11 @@ export class CatalogResolver {
     );
     const loadedAt = this.now();
     const found = new Map<number, TableColumns>();
-    for (const [relid, nsp, rel, attnum, attname, typid, generated] of rows) {
+    for (const [relid, nsp, rel, attnum, attname, typid, generated, passesOn] of rows) {
       const oid = Number(relid);
       let t = found.get(oid);
       if (!t) {
-        t = { table: `${nsp}.${rel}`, columns: new Map(), loadedAt };
+        t = { table: `${nsp}.${rel}`, columns: new Map(), passesOn: passesOn === 't', loadedAt };
         found.set(oid, t);
       }
       t.columns.set(Number(attnum), {
@@ -469,10 +489,15 @@ export class CatalogResolver {
 
   private async readViews(): Promise<TargetViews> {
     const relations = new Set<string>();
-    for (const [name] of await this.side.query(
-      `SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')`,
-    ))
-      if (name != null) relations.add(name);
+    const qualified = new Set<string>();
+    for (const [nsp, name] of await this.side.query(
+      `SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')`,
+    )) {
+      if (name == null) continue;
+      relations.add(name);
+      qualified.add(`${nsp}\u0000${name}`);
+    }
     const rows = await this.side.query(
       `SELECT c.oid::pg_catalog.int8, n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid)
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -487,7 +512,7 @@ export class CatalogResolver {
         WHERE c.relkind IN ('r', 'p', 'f')`,
     );
     // unchanged since the last reading (the common case of a refresh): the same answer, the same object
-    const key = [relations, rows, inherits]
+    const key = [qualified, rows, inherits]
       .map((part) => [...part].map((r) => (Array.isArray(r) ? r.join('\u0000') : r)).join('\u0001'))
       .join('\u0002');
     if (this.viewSnapshot?.key === key) return this.viewSnapshot.lineage;
@@ -560,7 +585,9 @@ export class CatalogResolver {
         definition: computesNothing.statements[0]!,
       });
     }
-    const lineage: TargetViews = { views, relations, missing: new Set() };
+    const traced = new Set<number>(described.map((d) => d.oid));
+    for (const [child] of inherits) traced.add(Number(child));
+    const lineage: TargetViews = { views, traced, relations, qualified };
     this.viewSnapshot = { key, lineage };
     return lineage;
   }

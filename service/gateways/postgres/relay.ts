@@ -53,6 +53,7 @@ import {
   CATALOG_TTL_MS,
   type CatalogResolver,
   type FunctionInfo,
+  knowsRelation,
   type TargetViews,
   type UserObjects,
   type ViewLineage,
@@ -259,6 +260,8 @@ export class Relay {
   private readonly columnMasking: boolean;
   /** the catalog's view lineage the derived rules were made from */
   private appliedViews: TargetViews | null = null;
+  /** the message last handled again after a reading of the lineage that started after it (see unknownRelations) */
+  private tracedFor: FrontendMessage | null = null;
   /** views over masked columns that no rule can name (see EffectiveGrant) */
   private unnameableViews: ViewLineage[] = [];
   private readonly detectors: Detector[];
@@ -612,8 +615,7 @@ export class Relay {
     this.forgetNamedPortals();
     const { result: cls, entry } = this.classify(text);
     if (!cls.ok) return this.denyUnparsable(text, cls, true);
-    const unknown = this.unknownRelations(cls.statements);
-    if (unknown) return this.afterViews(msg, true, unknown);
+    if (this.unknownRelations(cls.statements, msg)) return this.afterViews(msg, true, true);
     const unnameable = this.namesUnnameableView(cls.statements);
     if (unnameable)
       return this.deny(unnameable.stmt, unnameable.decision, true, SQLSTATE.insufficientPrivilege);
@@ -716,8 +718,7 @@ export class Relay {
     if (!this.viewRulesReady()) return this.afterViews(msg, false);
     const { result: cls, entry } = this.classify(p.text);
     if (!cls.ok) return this.denyUnparsable(p.text, cls, false, p.name);
-    const unknown = this.unknownRelations(cls.statements);
-    if (unknown) return this.afterViews(msg, false, unknown);
+    if (this.unknownRelations(cls.statements, msg)) return this.afterViews(msg, false, true);
     const unnameable = this.namesUnnameableView(cls.statements);
     if (unnameable)
       return this.deny(
@@ -894,32 +895,31 @@ export class Relay {
     if (!this.columnMasking) return true;
     const views = this.ctx.catalog.cachedViews();
     if (views === undefined) return false;
-    if (views !== this.appliedViews) {
-      this.appliedViews = views;
-      const effective = effectiveGrant(this.ctx.grant, views);
-      this.grant = effective.grant;
-      this.unnameableViews = effective.unnameable;
-      this.maskRules = this.grant.mask ?? [];
-      this.planCacheGeneration = -1; // plans were made under the previous rules
-    }
+    this.applyViews(views);
     return true;
   }
 
+  private applyViews(views: TargetViews): void {
+    if (views === this.appliedViews) return;
+    this.appliedViews = views;
+    const effective = effectiveGrant(this.ctx.grant, views);
+    this.grant = effective.grant;
+    this.unnameableViews = effective.unnameable;
+    this.maskRules = this.grant.mask ?? [];
+    this.planCacheGeneration = -1; // plans were made under the previous rules
+  }
+
   /**
-   * Relations the statements name that the traced catalog does not know (created since it was read,
-   * outside the broker): one of them may be a view over a masked column.
+   * Does the statement name a relation the traced catalog does not know (created since it was read,
+   * outside the broker; it may be a view over a masked column)? Then it waits for a reading that starts
+   * after it, once: a name that reading does not know either (a typo; a relation of another database)
+   * goes on to the database, which answers for it.
    */
-  private unknownRelations(statements: ClassifiedStatement[]): string[] | null {
+  private unknownRelations(statements: ClassifiedStatement[], msg: FrontendMessage): boolean {
     const tv = this.appliedViews;
-    if (!this.columnMasking || tv === null) return null;
-    let unknown: string[] | null = null;
-    for (const stmt of statements) {
-      for (const t of stmt.tables) {
-        const name = t.slice(t.lastIndexOf('.') + 1);
-        if (!tv.relations.has(name) && !tv.missing.has(name)) (unknown ??= []).push(name);
-      }
-    }
-    return unknown;
+    if (!this.columnMasking || tv === null || this.tracedFor === msg) return false;
+    for (const stmt of statements) for (const t of stmt.tables) if (!knowsRelation(tv, t)) return true;
+    return false;
   }
 
   /** A statement naming a view over a masked column whose name no mask rule can spell: refused. */
@@ -942,17 +942,17 @@ export class Relay {
   }
 
   /**
-   * Trace the target's views (again, with `unknown`: names the last tracing did not know), then handle
-   * the message again; denied if the catalog is unreadable.
+   * Trace the target's views (`refresh`: in a reading that starts now, because the message names a
+   * relation the last one did not know), then handle the message again; denied if the catalog is
+   * unreadable.
    */
-  private afterViews(msg: FrontendMessage, simple: boolean, unknown?: string[]): Promise<void> {
-    return this.ctx.catalog.loadViews(unknown !== undefined).then(
+  private afterViews(msg: FrontendMessage, simple: boolean, refresh = false): Promise<void> {
+    return this.ctx.catalog.loadViews(refresh).then(
       (tv) => {
-        if (unknown) {
-          if (tv.missing.size > 10_000) tv.missing.clear();
-          for (const name of unknown) if (!tv.relations.has(name)) tv.missing.add(name);
-        }
-        return this.closed ? undefined : this.handleFrontend(msg);
+        if (this.closed) return undefined;
+        this.applyViews(tv);
+        if (refresh) this.tracedFor = msg;
+        return this.handleFrontend(msg);
       },
       (err: unknown) =>
         this.catalogUnreadable(
@@ -1451,7 +1451,10 @@ export class Relay {
       const planned = this.planFor(key, fields);
       if (planned) assign(planned);
       else {
-        this.waitFor = this.ctx.catalog.load(fields.map((f) => f.tableOid)).then(() => {
+        this.waitFor = this.ctx.catalog.load(fields.map((f) => f.tableOid)).then(async () => {
+          // a view or child the traced lineage lacks (created outside the broker since, and reached by
+          // a name it knew: another schema on the search_path): trace again before planning
+          if (this.untraced(fields)) this.applyViews(await this.ctx.catalog.loadViews(true));
           const m = this.planFor(key, fields);
           if (!m) throw new Error('column origins still unknown after loading the catalog');
           assign(m);
@@ -1494,7 +1497,7 @@ export class Relay {
     const catalog = this.ctx.catalog;
     const hit = this.cachedPlan(key);
     if (hit) return hit;
-    if (!catalog.knows(fields.map((f) => f.tableOid))) return null;
+    if (!catalog.knows(fields.map((f) => f.tableOid)) || this.untraced(fields)) return null;
     const origins: ColumnOrigin[] = fields.map((f) => {
       const t = f.tableOid ? catalog.cached(f.tableOid) : null;
       const col = t && f.columnNumber > 0 ? t.columns.get(f.columnNumber) : undefined;
@@ -1511,6 +1514,20 @@ export class Relay {
     if (this.planCache.size > 1000) this.planCache.clear();
     this.planCache.set(key, m);
     return m;
+  }
+
+  /**
+   * With column masks: does a result column come from a view or child the applied lineage has not
+   * traced? Its derived rules are then unknown (call after the fields' tables are in the catalog cache).
+   */
+  private untraced(fields: RowField[]): boolean {
+    if (!this.columnMasking) return false;
+    for (const f of fields) {
+      if (f.tableOid === 0) continue;
+      const t = this.ctx.catalog.cached(f.tableOid);
+      if (t?.passesOn && !this.appliedViews?.traced.has(f.tableOid)) return true;
+    }
+    return false;
   }
 
   private maskDataRow(buf: Buffer, pos: number, end: number): number | Buffer {
@@ -1732,20 +1749,27 @@ export class Relay {
       return;
     }
     const oids = fields.map((f) => f.tableOid);
-    if (this.ctx.catalog.knows(oids)) {
+    if (this.ctx.catalog.knows(oids) && !this.untraced(fields)) {
       h.done(this.copyPlanFromKnown(h.info, fields));
       return;
     }
-    this.ctx.catalog.load(oids).then(
-      () => h.done(this.copyPlanFromKnown(h.info, fields)),
-      (err: unknown) => {
-        this.ctx.logger.warn(
-          { err: err instanceof Error ? err.message : String(err) },
-          'pg relay: catalog lookup for COPY failed',
-        );
-        h.done(null);
-      },
-    );
+    this.ctx.catalog
+      .load(oids)
+      .then(async () => {
+        // a view the lineage has not traced (see onRowDescription): traced first
+        if (this.untraced(fields)) this.applyViews(await this.ctx.catalog.loadViews(true));
+        if (this.untraced(fields)) throw new Error('a view read by COPY could not be traced');
+      })
+      .then(
+        () => h.done(this.copyPlanFromKnown(h.info, fields)),
+        (err: unknown) => {
+          this.ctx.logger.warn(
+            { err: err instanceof Error ? err.message : String(err) },
+            'pg relay: catalog lookup for COPY failed',
+          );
+          h.done(null);
+        },
+      );
   }
 
   private copyPlanFromKnown(info: CopyInfo, fields: RowField[]): MaskPlan {
