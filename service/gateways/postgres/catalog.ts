@@ -3,6 +3,7 @@
 // by OID (never by name, so a client's search_path cannot matter) and caches what it learns.
 import type { Logger } from 'pino';
 import { classifySql } from '../../policy/sql/index.js';
+import type { ClassifiedStatement } from '../../policy/sql/types.js';
 import type { ViewColumns } from '../../policy/mask/views.js';
 import { serialize } from 'pg-protocol';
 import {
@@ -39,6 +40,14 @@ export interface FunctionInfo {
 
 /** Catalog entries older than this are re-read: a column renamed outside the broker is noticed. */
 export const CATALOG_TTL_MS = 60_000;
+/** A view definition as described (its result columns) and classified (ViewLineage.definition). */
+interface DescribedView {
+  fields: RowField[];
+  definition: ClassifiedStatement | null;
+}
+
+/** View definitions described per pipelined round trip (see CatalogResolver.readViews). */
+const DESCRIBE_BATCH = 200;
 /** How old the traced views may get before they are read again in the background (see cachedViews). */
 export const VIEW_REFRESH_MS = 5_000;
 
@@ -159,9 +168,12 @@ class SideConnection {
     return this.serialised((conn) => runSimpleQuery(conn, sql, this.timeoutMs));
   }
 
-  /** Parse and Describe one query (not run). */
-  describe(sql: string): Promise<RowField[]> {
-    return this.serialised((conn) => runDescribe(conn, sql, this.timeoutMs));
+  /**
+   * Parse and Describe each query (none is run), pipelined: each in its own Sync, so one that fails
+   * (its Error in its place) does not stop the others.
+   */
+  describeEach(sqls: readonly string[]): Promise<Array<RowField[] | Error>> {
+    return this.serialised((conn) => runDescribeEach(conn, sqls, this.timeoutMs));
   }
 
   /** One exchange at a time on the one connection, in call order. */
@@ -185,18 +197,23 @@ class SideConnection {
   }
 }
 
-/** Send `request` and read the answers up to ReadyForQuery, handing each message to `onMessage`. */
-function exchange(
+/**
+ * Send `request` and read the answers up to its `syncs`-th ReadyForQuery, handing each message to
+ * `onMessage` (ErrorResponse included) and telling `onReady` of each ReadyForQuery before the last.
+ */
+function exchangeEach(
   conn: UpstreamConnection,
   request: Buffer,
+  syncs: number,
   timeoutMs: number,
   onMessage: (type: number, buf: Buffer, pos: number, end: number) => void,
+  onReady: () => void,
 ): Promise<void> {
   const socket = conn.socket;
   return new Promise((resolve, reject) => {
     let buf = conn.leftover;
     conn.leftover = Buffer.alloc(0);
-    let failure: string | null = null;
+    let left = syncs;
     const timer = setTimeout(() => {
       cleanup();
       socket.destroy();
@@ -219,15 +236,14 @@ function exchange(
         const type = buf[pos]!;
         const end = pos + 1 + buf.readInt32BE(pos + 1);
         if (end > buf.length) break;
-        if (type === BackendType.errorResponse) {
-          const f = new Map(readNoticeFields(buf, pos + 5, end));
-          failure = `${f.get('C') ?? ''} ${f.get('M') ?? 'error'}`;
-        } else if (type === BackendType.readyForQuery) {
-          cleanup();
-          conn.leftover = buf.subarray(end);
-          if (failure) reject(new Error(`catalog query failed: ${failure}`));
-          else resolve();
-          return;
+        if (type === BackendType.readyForQuery) {
+          if (--left === 0) {
+            cleanup();
+            conn.leftover = buf.subarray(end);
+            resolve();
+            return;
+          }
+          onReady();
         } else {
           onMessage(type, buf, pos, end);
         }
@@ -240,6 +256,34 @@ function exchange(
     socket.resume();
     socket.write(request);
   });
+}
+
+/** Send `request` and read the answers up to ReadyForQuery, handing each message to `onMessage`. */
+async function exchange(
+  conn: UpstreamConnection,
+  request: Buffer,
+  timeoutMs: number,
+  onMessage: (type: number, buf: Buffer, pos: number, end: number) => void,
+): Promise<void> {
+  let failure: string | null = null;
+  await exchangeEach(
+    conn,
+    request,
+    1,
+    timeoutMs,
+    (type, buf, pos, end) => {
+      if (type !== BackendType.errorResponse) return onMessage(type, buf, pos, end);
+      failure = errorText(buf, pos, end);
+    },
+    () => {},
+  );
+  if (failure !== null) throw new Error(`catalog query failed: ${failure}`);
+}
+
+/** An ErrorResponse as "SQLSTATE message". */
+function errorText(buf: Buffer, pos: number, end: number): string {
+  const f = new Map(readNoticeFields(buf, pos + 5, end));
+  return `${f.get('C') ?? ''} ${f.get('M') ?? 'error'}`;
 }
 
 async function runSimpleQuery(
@@ -261,24 +305,46 @@ async function runSimpleQuery(
   return rows;
 }
 
-/** Parse and Describe a query without running it (unnamed statement): its result columns, [] for none. */
-async function runDescribe(conn: UpstreamConnection, sql: string, timeoutMs: number): Promise<RowField[]> {
+/**
+ * Parse and Describe queries without running them (the unnamed statement), pipelined, each in its
+ * own Sync: per query its result columns ([] for none), or why it could not be described.
+ */
+async function runDescribeEach(
+  conn: UpstreamConnection,
+  sqls: readonly string[],
+  timeoutMs: number,
+): Promise<Array<RowField[] | Error>> {
+  const out: Array<RowField[] | Error> = [];
+  if (sqls.length === 0) return out;
   let fields: RowField[] | null = null;
-  await exchange(
-    conn,
-    Buffer.concat([
-      serialize.parse({ name: '', text: sql, types: [] }),
+  let failure: string | null = null;
+  const settle = (): void => {
+    if (failure !== null) out.push(new Error(`catalog describe failed: ${failure}`));
+    else out.push(fields ?? new Error('catalog describe: no RowDescription'));
+    fields = null;
+    failure = null;
+  };
+  const request: Buffer[] = [];
+  for (const text of sqls)
+    request.push(
+      serialize.parse({ name: '', text, types: [] }),
       serialize.describe({ type: 'S', name: '' }),
       serialize.sync(),
-    ]),
+    );
+  await exchangeEach(
+    conn,
+    Buffer.concat(request),
+    sqls.length,
     timeoutMs,
     (type, buf, pos, end) => {
       if (type === BackendType.rowDescription) fields = readRowDescription(buf, pos + 5, end);
       else if (type === BackendType.noData) fields = [];
+      else if (type === BackendType.errorResponse) failure = errorText(buf, pos, end);
     },
+    settle,
   );
-  if (fields === null) throw new Error('catalog describe: no RowDescription');
-  return fields;
+  settle();
+  return out;
 }
 
 export class CatalogResolver {
@@ -289,7 +355,7 @@ export class CatalogResolver {
   /** the last reading and what it was read from (an unchanged catalog gives back the same object) */
   private viewSnapshot: { key: string; lineage: TargetViews } | null = null;
   /** view definitions described, by "oid:text": a refresh describes only what changed */
-  private describedViews = new Map<string, RowField[]>();
+  private describedViews = new Map<string, DescribedView>();
   /** the reading of the views under way, and one queued behind it (see loadViews) */
   private viewsRunning: Promise<TargetViews> | null = null;
   private viewsQueued: Promise<TargetViews> | null = null;
@@ -521,34 +587,50 @@ export class CatalogResolver {
       schema: string;
       relname: string;
       text: string | null;
-      fields: RowField[] | null;
+      seen: DescribedView | null;
     }> = [];
     const describedBefore = this.describedViews;
     this.describedViews = new Map();
+    // only definitions not described before (by OID and text), pipelined in batches
+    const toDescribe = rows.filter(
+      ([oid, , , text]) => text != null && !describedBefore.has(`${oid}:${text}`),
+    );
+    const fresh = new Map<string, RowField[] | Error>();
+    for (let k = 0; k < toDescribe.length; k += DESCRIBE_BATCH) {
+      const batch = toDescribe.slice(k, k + DESCRIBE_BATCH);
+      const answers = await this.side.describeEach(batch.map((r) => r[3]!));
+      batch.forEach(([oid, , , text], i) => fresh.set(`${oid}:${text}`, answers[i]!));
+    }
     for (const [oid, nsp, rel, text] of rows) {
-      let fields: RowField[] | null = null;
-      const again = text != null ? describedBefore.get(`${oid}:${text}`) : undefined;
-      if (again) {
-        fields = again;
-        this.describedViews.set(`${oid}:${text}`, again);
-      } else if (text != null) {
-        try {
-          fields = await this.side.describe(text);
-          this.describedViews.set(`${oid}:${text}`, fields);
-        } catch (err) {
+      let seen: DescribedView | null = null;
+      if (text != null) {
+        const key = `${oid}:${text}`;
+        seen = describedBefore.get(key) ?? null;
+        const answer = seen ? seen.fields : fresh.get(key);
+        if (answer instanceof Error || answer === undefined) {
           this.logger.warn(
-            { view: `${nsp}.${rel}`, err: err instanceof Error ? err.message : String(err) },
+            { view: `${nsp}.${rel}`, err: answer?.message ?? 'not described' },
             'catalog: a view definition could not be described; its computed columns count as masked',
           );
+        } else {
+          if (!seen) {
+            // classified once per definition (the parser is the costly part of a reading)
+            const cls = classifySql(text);
+            seen = {
+              fields: answer,
+              definition: cls.ok && cls.statements.length === 1 ? cls.statements[0]! : null,
+            };
+          }
+          this.describedViews.set(key, seen);
         }
       }
-      described.push({ oid: Number(oid), schema: nsp ?? '', relname: rel ?? '', text: text ?? null, fields });
+      described.push({ oid: Number(oid), schema: nsp ?? '', relname: rel ?? '', text: text ?? null, seen });
     }
     const oids = new Set<number>();
     for (const [child, parent] of inherits) oids.add(Number(child)).add(Number(parent));
     for (const d of described) {
       oids.add(d.oid);
-      for (const f of d.fields ?? []) if (f.tableOid !== 0) oids.add(f.tableOid);
+      for (const f of d.seen?.fields ?? []) if (f.tableOid !== 0) oids.add(f.tableOid);
     }
     // the views' own columns and their sources' names (load skips what is cached)
     if (oids.size > 0) await this.load(oids);
@@ -556,13 +638,12 @@ export class CatalogResolver {
       const own = this.cached(d.oid);
       const names = own ? [...own.columns.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c.name) : [];
       const columns = names.map((name, i) => {
-        const f = d.fields?.[i];
+        const f = d.seen?.fields[i];
         const t = f && f.tableOid !== 0 ? this.cached(f.tableOid) : null;
         const col = t && f ? t.columns.get(f.columnNumber) : undefined;
         return { name, source: t && col ? { table: t.table, column: col.name } : null };
       });
-      const cls = d.fields && d.text !== null ? classifySql(d.text) : null;
-      const definition = cls?.ok && cls.statements.length === 1 ? cls.statements[0]! : null;
+      const definition = d.seen?.definition ?? null;
       const dotted = `${d.schema}${d.relname}`.includes('.') || names.some((n) => n.includes('.'));
       return { view: `${d.schema}.${d.relname}`, relname: d.relname, dotted, columns, definition };
     });
@@ -599,7 +680,8 @@ export class CatalogResolver {
     this.userObjects = null;
     this.views = null;
     this.viewSnapshot = null;
-    this.describedViews.clear();
+    // describedViews stays: a description is keyed by the view's OID and its definition's text, and
+    // a change that could alter it (a renamed column, a replaced definition) changes that text
     this.generation++;
   }
 
