@@ -20,12 +20,15 @@ import type { Settle } from '../../audit/recorder.js';
 import type { Detector, Grant, MaskRule } from '../../config/schema.js';
 import type { Decision } from '../../policy/decision.js';
 import {
+  columnMaskRules,
   CopyOutMasker,
   copyMaskSupport,
+  guardEchoedValues,
   maskCell,
   maskNoticeText,
   planMask,
   redactSql,
+  tableIsRule,
   trackPrepared,
 } from '../../policy/sql/index.js';
 import type {
@@ -1530,6 +1533,13 @@ export class Relay {
     return false;
   }
 
+  /** Does the statement read a table (or a view) a column rule names? */
+  private readsMaskedTable(stmt: ClassifiedStatement): boolean {
+    if (!this.columnMasking) return false;
+    const rules = columnMaskRules(this.maskRules);
+    return stmt.tables.some((t) => rules.some((r) => tableIsRule(t, r)));
+  }
+
   private maskDataRow(buf: Buffer, pos: number, end: number): number | Buffer {
     const m = this.currentMasker();
     const run = this.currentRun();
@@ -1690,6 +1700,14 @@ export class Relay {
     }
     const fields = readNoticeFields(buf, pos + 5, end);
     const sqlstate = fields.find(([c]) => c === 'C')?.[1] ?? '';
+    const stmt =
+      h?.kind === 'simple'
+        ? h.statements[h.index]
+        : h?.kind === 'execute'
+          ? h.run.stmt
+          : h?.kind === 'parse'
+            ? this.prepared.get(h.name)
+            : undefined;
     if (h?.kind === 'simple') {
       if (h.run) this.finishRun(h.run, undefined, sqlstate);
       h.run = null;
@@ -1706,7 +1724,7 @@ export class Relay {
       this.pop();
       this.skipUntilSync();
     }
-    return this.maskNoticeFields(BackendType.errorResponse, fields);
+    return this.maskNoticeFields(BackendType.errorResponse, fields, stmt);
   }
 
   /** After an error in the extended protocol the server skips everything until Sync: so do we. */
@@ -1866,16 +1884,27 @@ export class Relay {
 
   private maskNotice(type: number, buf: Buffer, pos: number, end: number): number | Buffer {
     if (!this.masking) return FORWARD;
-    return this.maskNoticeFields(type, readNoticeFields(buf, pos + 5, end));
+    return this.maskNoticeFields(type, readNoticeFields(buf, pos + 5, end), this.currentRun()?.stmt);
   }
 
-  /** Error/notice texts can quote values (a unique violation's DETAIL, a cast's MESSAGE): mask them too. */
-  private maskNoticeFields(type: number, fields: Array<[string, string]>): number | Buffer {
+  /**
+   * Error/notice texts can quote values (a unique violation's DETAIL, a cast's MESSAGE): mask them too;
+   * for a statement reading a table with masked columns, also whatever it quotes that the statement
+   * does not (guardEchoedValues).
+   */
+  private maskNoticeFields(
+    type: number,
+    fields: Array<[string, string]>,
+    stmt: ClassifiedStatement | null | undefined,
+  ): number | Buffer {
     if (!this.masking) return FORWARD;
+    const sqlstate = fields.find(([c]) => c === 'C')?.[1] ?? '';
+    const guarded = stmt ? this.readsMaskedTable(stmt) : false;
     let changed = 0;
     const out = fields.map(([code, value]): [string, string] => {
       if (!NOTICE_TEXT_FIELDS.has(code)) return [code, value];
-      const masked = maskNoticeText(value, this.maskRules, this.detectors);
+      let masked = maskNoticeText(value, this.maskRules, this.detectors);
+      if (guarded && ECHO_FIELDS.has(code)) masked = guardEchoedValues(code, masked, sqlstate, stmt!.source);
       if (masked !== value) changed++;
       return [code, masked];
     });
@@ -1935,6 +1964,8 @@ function copyDataFrame(payload: Buffer): Buffer {
   return out;
 }
 const NOTICE_TEXT_FIELDS = new Set(['M', 'D', 'H', 'W', 'q']);
+/** the fields guardEchoedValues looks at: message, detail, hint, context */
+const ECHO_FIELDS = new Set(['M', 'D', 'H', 'W']);
 
 function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;

@@ -70,3 +70,38 @@ export function maskNoticeText(
   out = out.replace(JSON_TOKEN, `$1${GENERIC_MASK}$3`);
   return out;
 }
+
+/**
+ * The last guard on an error or notice text of a statement that reads a table with masked columns
+ * (after maskNoticeText). A condition may use a masked column (without `strict`), and the server quotes
+ * the value it chokes on in more message shapes than can be listed: a failed cast's input, a `::regclass`
+ * lookup's `schema "…" does not exist`, `::regtype`'s `invalid type name "…"`, an XML parser's DETAIL
+ * line. So, for field `code` (M, D, H, W) of an answer with SQLSTATE `sqlstate`:
+ * - every double-quoted part that the statement does not itself contain (a typo's identifier does; a
+ *   qualified name does when each of its parts is) is masked, and with an odd number of quotes (a value holding one) everything from the first quote is;
+ * - so is a function name before `(` that the statement does not contain (`function x(integer) does not
+ *   exist` from `::regprocedure`);
+ * - for a data exception (class 22), whose input may be echoed without quotes: the message is cut at its
+ *   first quote (else after its first `: `), and DETAIL, HINT and CONTEXT are masked whole.
+ */
+export function guardEchoedValues(code: string, text: string, sqlstate: string, statement: string): string {
+  if (text === '') return text;
+  if (sqlstate.startsWith('22')) {
+    if (code !== 'M') return GENERIC_MASK;
+    const quote = text.indexOf('"');
+    if (quote >= 0) return `${text.slice(0, quote)}"${GENERIC_MASK}"`;
+    const colon = text.indexOf(': ');
+    return colon < 0 ? text : `${text.slice(0, colon + 2)}${GENERIC_MASK}`;
+  }
+  const own = statement.toLowerCase();
+  // a qualified name the server spells out ("customers.id" in a HINT) counts as written when its parts are
+  const written = (part: string): boolean =>
+    part.split('.').every((p) => p === '' || own.includes(p.toLowerCase()));
+  const quotes = text.split('"').length - 1;
+  if (quotes % 2 === 1) return `${text.slice(0, text.indexOf('"'))}"${GENERIC_MASK}`;
+  return text
+    .replace(/"([^"]*)"/g, (whole, inner: string) => (written(inner) ? whole : `"${GENERIC_MASK}"`))
+    .replace(/(^|[\s,])([^\s",()]+)\(/g, (whole, lead: string, name: string) =>
+      written(name) ? whole : `${lead}${GENERIC_MASK}(`,
+    );
+}

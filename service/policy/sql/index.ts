@@ -28,10 +28,10 @@ export {
   maskText,
   maskWholeValue,
 } from '../mask/detectors.js';
-export { maskNoticeText } from '../mask/notice.js';
+export { guardEchoedValues, maskNoticeText } from '../mask/notice.js';
 export { detectorsOf, planMask, TYPE_OID } from '../mask/plan.js';
 export { classifySql, type PreparedStatements } from './classify.js';
-export { columnMaskRules, decideStatement } from './decide.js';
+export { columnMaskRules, decideStatement, tableIsRule } from './decide.js';
 export { initSqlParser, SqlParserNotReady, sqlParserReady } from './parser.js';
 export { trackPrepared } from './prepared.js';
 export { redactSql } from './redact.js';

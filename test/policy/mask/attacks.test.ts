@@ -7,9 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Grant } from '../../../service/config/schema.js';
 import { maskCell } from '../../../service/policy/mask/cell.js';
 import { CopyOutMasker, copyMaskSupport } from '../../../service/policy/mask/copy.js';
-import { maskNoticeText } from '../../../service/policy/mask/notice.js';
+import { guardEchoedValues, maskNoticeText } from '../../../service/policy/mask/notice.js';
 import { planMask } from '../../../service/policy/mask/plan.js';
-import { classifySql, decideStatement, initSqlParser } from '../../../service/policy/sql/index.js';
+import {
+  classifySql,
+  columnMaskRules,
+  decideStatement,
+  initSqlParser,
+  tableIsRule,
+} from '../../../service/policy/sql/index.js';
 import type { ClassifiedStatement, ColumnOrigin } from '../../../service/policy/sql/types.js';
 import {
   MASK_ATTACKS,
@@ -130,10 +136,22 @@ async function maskedOutput(
   } catch (err) {
     if (!attack.errors) throw err;
     const e = err as pg.DatabaseError;
-    const fields = [e.message, e.detail ?? '', e.hint ?? '', e.where ?? ''];
+    const fields: Array<[string, string]> = [
+      ['M', e.message],
+      ['D', e.detail ?? ''],
+      ['H', e.hint ?? ''],
+      ['W', e.where ?? ''],
+    ];
+    // as the gateway does: a statement reading a table with masked columns gets the echo guard too
+    const rules = columnMaskRules(attack.rules);
+    const guarded = stmt.tables.some((t) => rules.some((m) => tableIsRule(t, m)));
+    const mask = (code: string, t: string): string => {
+      const masked = maskNoticeText(t, attack.rules, []);
+      return guarded ? guardEchoedValues(code, masked, e.code ?? '', stmt.source) : masked;
+    };
     return {
-      raw: fields.join('\n'),
-      masked: fields.map((t) => maskNoticeText(t, attack.rules, [])).join('\n'),
+      raw: fields.map(([, t]) => t).join('\n'),
+      masked: fields.map(([code, t]) => mask(code, t)).join('\n'),
     };
   } finally {
     if (write) await client.query('ROLLBACK');

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MaskRule } from '../../../service/config/schema.js';
-import { maskNoticeText } from '../../../service/policy/mask/notice.js';
+import { guardEchoedValues, maskNoticeText } from '../../../service/policy/mask/notice.js';
 import { type PgServer, startPostgres } from '../../fixtures/postgres.js';
 
 const rules: MaskRule[] = [{ column: 'customers.email' }];
@@ -38,6 +38,50 @@ describe('maskNoticeText', () => {
     expect(
       maskNoticeText('value 4111 1111 1111 1111 for bob@example.org', [], ['credit_card', 'email']),
     ).toBe('value ****-****-****-1111 for ***@***.***');
+  });
+});
+
+describe('guardEchoedValues', () => {
+  const stmt = "SELECT id FROM customers WHERE emial = 1 AND lowr(name) = 'x'";
+  it('keeps what the statement wrote and masks other quoted parts', () => {
+    expect(guardEchoedValues('M', 'column "emial" does not exist', '42703', stmt)).toBe(
+      'column "emial" does not exist',
+    );
+    expect(guardEchoedValues('M', 'schema "alice@example" does not exist', '3F000', stmt)).toBe(
+      'schema "********" does not exist',
+    );
+    expect(guardEchoedValues('W', 'invalid type name "alice@example.com"', '42601', stmt)).toBe(
+      'invalid type name "********"',
+    );
+    expect(
+      guardEchoedValues('H', 'Perhaps you meant to reference the column "customers.id".', '42703', stmt),
+    ).toBe('Perhaps you meant to reference the column "customers.id".');
+    // a value holding a quote leaves an odd count: everything from the first quote goes
+    expect(guardEchoedValues('M', 'relation "a"b" does not exist', '42P01', stmt)).toBe('relation "********');
+  });
+
+  it('masks function names the statement did not write', () => {
+    expect(guardEchoedValues('M', 'function lowr(text) does not exist', '42883', stmt)).toBe(
+      'function lowr(text) does not exist',
+    );
+    expect(guardEchoedValues('M', 'function alice(integer) does not exist', '42883', stmt)).toBe(
+      'function ********(integer) does not exist',
+    );
+  });
+
+  it('cuts a data exception message at its value and masks its other fields whole', () => {
+    expect(guardEchoedValues('M', 'invalid input syntax for type json', '22P02', stmt)).toBe(
+      'invalid input syntax for type json',
+    );
+    expect(guardEchoedValues('M', 'syntax error in tsquery: "4111 1111"', '42601', stmt)).toBe(
+      'syntax error in tsquery: "********"',
+    );
+    expect(guardEchoedValues('M', 'invalid regular expression: alice@', '2201B', stmt)).toBe(
+      'invalid regular expression: ********',
+    );
+    expect(guardEchoedValues('D', 'Token "alice" is invalid.', '22P02', stmt)).toBe('********');
+    expect(guardEchoedValues('W', 'JSON data, line 1: alice...', '22P02', stmt)).toBe('********');
+    expect(guardEchoedValues('M', 'division by zero', '22012', stmt)).toBe('division by zero');
   });
 });
 
