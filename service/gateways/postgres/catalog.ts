@@ -146,7 +146,9 @@ class SideConnection {
         parameters: new Map([
           ['application_name', 'hoop-broker catalog'],
           ['client_encoding', 'UTF8'],
-          ['options', '-c default_transaction_read_only=on -c statement_timeout=10000'],
+          // a reading blocked by another session's locks (DDL in an open transaction) fails in 2 s, not
+          // holding up every other catalog lookup for the target (the caller then fails closed)
+          ['options', '-c default_transaction_read_only=on -c statement_timeout=10000 -c lock_timeout=2000'],
         ]),
         timeoutMs: this.timeoutMs,
       });
@@ -362,6 +364,7 @@ export class CatalogResolver {
   /** functions, operators and casts users defined (see cachedUserObjects) */
   private userObjects: { objects: UserObjects; loadedAt: number } | null = null;
   private userObjectsLoad: Promise<UserObjects> | null = null;
+  private userObjectsQueued: Promise<UserObjects> | null = null;
   private readonly side: SideConnection;
   /** bumped on invalidate(): mask plans cached under an older generation are not reused */
   generation = 0;
@@ -465,12 +468,28 @@ export class CatalogResolver {
     return s.objects;
   }
 
-  /** Read those objects (one query, shared by concurrent callers). Throws when the catalog cannot be read. */
-  loadUserObjects(): Promise<UserObjects> {
+  /**
+   * Read those objects (one query, shared by concurrent callers). `refresh`: from a reading that starts
+   * after this call (one queued behind a reading already running, shared). Throws when the catalog
+   * cannot be read.
+   */
+  loadUserObjects(refresh = false): Promise<UserObjects> {
     const cached = this.cachedUserObjects();
-    if (cached) return Promise.resolve(cached);
+    if (cached && !refresh) return Promise.resolve(cached);
+    if (!this.userObjectsLoad) return (this.userObjectsLoad = this.readUserObjects());
+    if (!refresh) return this.userObjectsLoad;
+    this.userObjectsQueued ??= this.userObjectsLoad
+      .catch(() => undefined)
+      .then(() => {
+        this.userObjectsQueued = null;
+        return (this.userObjectsLoad ??= this.readUserObjects());
+      });
+    return this.userObjectsQueued;
+  }
+
+  private readUserObjects(): Promise<UserObjects> {
     const generation = this.generation;
-    this.userObjectsLoad ??= this.side
+    const reading: Promise<UserObjects> = this.side
       .query(USER_OBJECTS_SQL)
       .then((rows) => {
         const functions = new Set<string>();
@@ -490,9 +509,9 @@ export class CatalogResolver {
         return objects;
       })
       .finally(() => {
-        this.userObjectsLoad = null;
+        if (this.userObjectsLoad === reading) this.userObjectsLoad = null;
       });
-    return this.userObjectsLoad;
+    return reading;
   }
 
   /** Every view's lineage, as cached; undefined when not loaded or stale. */

@@ -24,6 +24,7 @@ import {
   CopyOutMasker,
   copyMaskSupport,
   guardEchoedValues,
+  isKnownBuiltin,
   maskCell,
   maskNoticeText,
   planMask,
@@ -177,6 +178,8 @@ const PASS: CellAction = { kind: 'pass' };
 const FUNCTION_CALL = 'FUNCTION CALL';
 /** userObjectUse: the catalog must be read first */
 const LOAD_CATALOG = Symbol('load catalog');
+/** userObjectUse: the catalog must be read in a reading that starts after the statement */
+const RELOAD_CATALOG = Symbol('reload catalog');
 
 /** Why a statement under `read` may run a user's function through a name the allow-list trusts, if it may. */
 function userObjectReason(stmt: ClassifiedStatement, objects: UserObjects): string | undefined {
@@ -200,6 +203,34 @@ function userObjectReason(stmt: ClassifiedStatement, objects: UserObjects): stri
     const name = type.slice(type.lastIndexOf('.') + 1);
     if (objects.castTargets.has(name))
       return `access read: converting a value to ${name} may run a user-defined function (through a cast or a domain's CHECK constraint), so a cast to ${type} cannot be proven read-only`;
+  }
+  return undefined;
+}
+
+/**
+ * Why a statement under column masks (at write or admin access; `read` has its own, stricter check)
+ * may run a user's code, which can read a masked column out of the masks' sight, if it may: a call of a
+ * function users defined (in any schema but pg_catalog), a user operator, a cast to a user cast's target
+ * or such a domain, or any statement while a user's implicit cast exists.
+ */
+function maskedUserCodeReason(stmt: ClassifiedStatement, objects: UserObjects): string | undefined {
+  const implicit = objects.implicitCasts[0];
+  const out = 'which can read masked columns out of sight of the masks';
+  if (implicit !== undefined)
+    return `mask: the database has an implicit cast through a user-defined function (${implicit}), any expression may run it, ${out}`;
+  for (const fn of stmt.functions) {
+    const dot = fn.lastIndexOf('.');
+    if (fn.slice(0, Math.max(dot, 0)) !== 'pg_catalog' && objects.functions.has(fn.slice(dot + 1)))
+      return `mask: ${fn} may run a user-defined function, ${out}`;
+  }
+  for (const op of stmt.operators) {
+    const dot = op.lastIndexOf('.');
+    if (op.slice(0, Math.max(dot, 0)) !== 'pg_catalog' && objects.operators.has(op.slice(dot + 1)))
+      return `mask: operator ${op} may run a user-defined function, ${out}`;
+  }
+  for (const type of stmt.casts) {
+    if (objects.castTargets.has(type.slice(type.lastIndexOf('.') + 1)))
+      return `mask: a cast to ${type} may run a user-defined function, ${out}`;
   }
   return undefined;
 }
@@ -265,6 +296,16 @@ export class Relay {
   private appliedViews: TargetViews | null = null;
   /** the message last handled again after a reading of the lineage that started after it (see unknownRelations) */
   private tracedFor: FrontendMessage | null = null;
+  /** the same for a reading of what users defined (see userObjectUse) */
+  private userObjectsFor: FrontendMessage | null = null;
+  /**
+   * This session ran DDL in the transaction block it is still in. Reading view lineage would then wait
+   * for the locks that DDL holds (pg_get_viewdef and describing lock the tables a view reads), so until
+   * the block ends the session keeps the lineage it had: under its column masks its own DDL cannot have
+   * opened a new way to a masked column (a view over one, a rename, an ATTACH is refused), and other
+   * sessions' changes show through result descriptions (see untraced) or after the block.
+   */
+  private ddlInTransaction = false;
   /** views over masked columns that no rule can name (see EffectiveGrant) */
   private unnameableViews: ViewLineage[] = [];
   private readonly detectors: Detector[];
@@ -626,8 +667,9 @@ export class Relay {
       const d = this.decide(entry, stmt);
       if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege);
     }
-    const shadowed = this.userObjectUse(cls.statements);
-    if (shadowed === LOAD_CATALOG) return this.afterUserObjects(msg, true);
+    const shadowed = this.userObjectUse(cls.statements, msg);
+    if (shadowed === LOAD_CATALOG || shadowed === RELOAD_CATALOG)
+      return this.afterUserObjects(msg, true, shadowed === RELOAD_CATALOG);
     if (shadowed) return this.deny(shadowed.stmt, shadowed.decision, true, SQLSTATE.insufficientPrivilege);
     const copies = this.masking
       ? cls.statements.flatMap((s, i) => (s.copy?.direction === 'to' ? [i] : []))
@@ -751,8 +793,9 @@ export class Relay {
         );
       }
     }
-    const shadowed = this.userObjectUse(cls.statements);
-    if (shadowed === LOAD_CATALOG) return this.afterUserObjects(msg, false);
+    const shadowed = this.userObjectUse(cls.statements, msg);
+    if (shadowed === LOAD_CATALOG || shadowed === RELOAD_CATALOG)
+      return this.afterUserObjects(msg, false, shadowed === RELOAD_CATALOG);
     if (shadowed)
       return this.deny(
         shadowed.stmt,
@@ -815,6 +858,12 @@ export class Relay {
     if (!stmt) return this.denyFunctionCall(sql, 'the call could not be classified');
     const d = this.decide(entry, stmt);
     if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege, FUNCTION_CALL);
+    if (this.columnMasking && info.schema !== 'pg_catalog') {
+      // (under read, only allow-listed built-ins got this far)
+      const reason = `mask: ${info.schema}.${info.name} may be a user-defined function, which can read masked columns out of sight of the masks`;
+      const deny: Decision = { effect: 'deny', rule: 'mask: bypass', reasons: [reason] };
+      return this.deny(stmt, deny, true, SQLSTATE.insufficientPrivilege, FUNCTION_CALL);
+    }
     const origin: ColumnOrigin = {
       name: info.name,
       table: null,
@@ -872,8 +921,19 @@ export class Relay {
    */
   private userObjectUse(
     statements: ClassifiedStatement[],
-  ): { stmt: ClassifiedStatement; decision: Decision } | typeof LOAD_CATALOG | null {
-    if (this.ctx.grant.access !== 'read') return null;
+    msg: FrontendMessage,
+  ): { stmt: ClassifiedStatement; decision: Decision } | typeof LOAD_CATALOG | typeof RELOAD_CATALOG | null {
+    const read = this.ctx.grant.access === 'read';
+    if (!read && !this.columnMasking) return null;
+    // Under masks at write access, a call the allow-lists do not know may be a function created
+    // moments ago, outside the broker: it is judged by a reading that starts after the statement.
+    if (!read && this.userObjectsFor !== msg) {
+      for (const stmt of statements)
+        for (const fn of stmt.functions) {
+          const dot = fn.lastIndexOf('.');
+          if (!isKnownBuiltin(dot < 0 ? null : fn.slice(0, dot), fn.slice(dot + 1))) return RELOAD_CATALOG;
+        }
+    }
     let objects: UserObjects | undefined;
     for (const stmt of statements) {
       const refersToAnything =
@@ -884,8 +944,13 @@ export class Relay {
       if (!refersToAnything) continue;
       objects ??= this.ctx.catalog.cachedUserObjects();
       if (objects === undefined) return LOAD_CATALOG;
-      const reason = userObjectReason(stmt, objects);
-      if (reason) return { stmt, decision: { effect: 'deny', rule: 'access: read', reasons: [reason] } };
+      if (read) {
+        const reason = userObjectReason(stmt, objects);
+        if (reason) return { stmt, decision: { effect: 'deny', rule: 'access: read', reasons: [reason] } };
+      } else {
+        const reason = maskedUserCodeReason(stmt, objects);
+        if (reason) return { stmt, decision: { effect: 'deny', rule: 'mask: bypass', reasons: [reason] } };
+      }
     }
     return null;
   }
@@ -897,7 +962,7 @@ export class Relay {
   private viewRulesReady(): boolean {
     if (!this.columnMasking) return true;
     const views = this.ctx.catalog.cachedViews();
-    if (views === undefined) return false;
+    if (views === undefined) return this.ddlInTransaction && this.appliedViews !== null;
     this.applyViews(views);
     return true;
   }
@@ -920,7 +985,7 @@ export class Relay {
    */
   private unknownRelations(statements: ClassifiedStatement[], msg: FrontendMessage): boolean {
     const tv = this.appliedViews;
-    if (!this.columnMasking || tv === null || this.tracedFor === msg) return false;
+    if (!this.columnMasking || tv === null || this.tracedFor === msg || this.ddlInTransaction) return false;
     for (const stmt of statements) for (const t of stmt.tables) if (!knowsRelation(tv, t)) return true;
     return false;
   }
@@ -987,9 +1052,13 @@ export class Relay {
   }
 
   /** Read what users defined in the catalog, then handle the message again (denied if unreadable). */
-  private afterUserObjects(msg: FrontendMessage, simple: boolean): Promise<void> {
-    return this.ctx.catalog.loadUserObjects().then(
-      () => (this.closed ? undefined : this.handleFrontend(msg)),
+  private afterUserObjects(msg: FrontendMessage, simple: boolean, refresh = false): Promise<void> {
+    return this.ctx.catalog.loadUserObjects(refresh).then(
+      () => {
+        if (this.closed) return undefined;
+        if (refresh) this.userObjectsFor = msg;
+        return this.handleFrontend(msg);
+      },
       (err: unknown) =>
         this.catalogUnreadable(
           msg,
@@ -1367,7 +1436,7 @@ export class Relay {
       case BackendType.noticeResponse:
         return this.maskNotice(type, buf, pos, end);
       case BackendType.readyForQuery:
-        return this.onReadyForQuery(h);
+        return this.onReadyForQuery(h, buf, pos, end);
       case BackendType.parameterStatus:
         return this.onParameterStatus(buf, pos, end);
       case BackendType.copyOutResponse:
@@ -1746,7 +1815,9 @@ export class Relay {
     else this.prepared.delete(h.name);
   }
 
-  private onReadyForQuery(h: Pending | undefined): number | Buffer {
+  private onReadyForQuery(h: Pending | undefined, buf: Buffer, pos: number, end: number): number | Buffer {
+    // back outside a transaction block: this session's DDL (if any) is committed or gone
+    if (end - pos === 6 && buf[pos + 5] === 0x49 /* I */) this.ddlInTransaction = false;
     if (h?.kind === 'copy-describe') {
       this.pop();
       this.finishCopyDescribe(h);
@@ -1942,8 +2013,10 @@ export class Relay {
       duration_ms: durationMs,
       masked: run.masked,
     };
-    if (stmt && (stmt.effect === 'ddl' || stmt.effect === 'admin') && !sqlstate)
+    if (stmt && (stmt.effect === 'ddl' || stmt.effect === 'admin') && !sqlstate) {
       this.ctx.catalog.invalidate();
+      this.ddlInTransaction = true;
+    }
     this.ctx.countStatement('allow');
     // Not awaited and not even started here: the response goes to the client first, then the event
     // goes to the recorder (when processUpstream ends, or else right after this I/O round). A failure

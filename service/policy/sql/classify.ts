@@ -9,7 +9,14 @@ import { bypassesMasks, classifyFunction, settingChangeRisk, splitFunctionName }
 import { kindOf } from './kinds.js';
 import { type ParseNode, parseStatements, scanTokens, sqlParserReady } from './parser.js';
 import { redactTokens } from './redact.js';
-import type { ClassifiedStatement, ClassifyResult, ColumnRef, CopyInfo, StatementEffect } from './types.js';
+import type {
+  ClassifiedStatement,
+  ClassifyResult,
+  ColumnRef,
+  CopyInfo,
+  Reshape,
+  StatementEffect,
+} from './types.js';
 
 type Node = ParseNode;
 /** output: top-level result; derived: a FROM subquery or CTE body (its columns are named for the outer query) */
@@ -181,6 +188,7 @@ class Analysis {
   casts = new Set<string>();
   forbidden: string[] = [];
   maskBypass: string[] = [];
+  reshapes: Reshape[] = [];
   executes: string[] = [];
   columnRefs: ColumnRef[] = [];
   private refKeys = new Set<string>();
@@ -369,8 +377,45 @@ class Analysis {
         this.visitChildren(node, { use: 'predicate', scope: null }, ['view', 'query']);
         return;
       case 'CreateFunctionStmt':
-        // The body runs later, not now; a CREATE FUNCTION is a schema change whatever it contains.
+        // The body runs later, not now; a CREATE FUNCTION is a schema change whatever it contains. But it
+        // is code that can read any table, out of sight of column masks, once called (or fired).
+        this.note(this.maskBypass, 'CREATE FUNCTION defines code that can read any table');
         this.visitChildren(node, { use: 'predicate', scope: null }, ['sql_body']);
+        return;
+      case 'CreateTrigStmt':
+        this.note(
+          this.maskBypass,
+          'CREATE TRIGGER runs a function, out of sight, on every change it fires on',
+        );
+        this.visitChildren(node, { use: 'predicate', scope: null });
+        return;
+      case 'RuleStmt':
+        this.note(
+          this.maskBypass,
+          'CREATE RULE adds statements, out of sight, to every statement it fires on',
+        );
+        this.visitChildren(node, { use: 'predicate', scope: null });
+        return;
+      case 'CreateForeignTableStmt':
+      case 'ImportForeignSchemaStmt':
+        this.note(
+          this.maskBypass,
+          `${info.kind} reads tables through a foreign server, under names no rule has`,
+        );
+        this.visitChildren(node, { use: 'predicate', scope: null });
+        return;
+      case 'RenameStmt':
+        this.renameStmt(node);
+        this.visitChildren(node, { use: 'predicate', scope: null });
+        return;
+      case 'AlterObjectSchemaStmt':
+        if (isObject(node.relation))
+          this.reshapes.push({ table: tableName(node.relation), what: 'moves it to another schema' });
+        this.visitChildren(node, { use: 'predicate', scope: null });
+        return;
+      case 'AlterTableStmt':
+        this.alterTable(node);
+        this.visitChildren(node, { use: 'predicate', scope: null });
         return;
       case 'VariableSetStmt':
         this.setStmt(node);
@@ -402,6 +447,60 @@ class Analysis {
         return;
       default:
         this.visitChildren(node, { use: 'predicate', scope: ctx.scope });
+    }
+  }
+
+  /** ALTER … RENAME: of a relation, of a column of one, or of a schema (see ClassifiedStatement.reshapes). */
+  private renameStmt(node: Node): void {
+    const type = str(node.renameType);
+    if (type === 'OBJECT_SCHEMA') {
+      const schema = str(node.subname);
+      if (schema) this.reshapes.push({ schema, what: 'renames the schema' });
+    } else if (isObject(node.relation)) {
+      const table = tableName(node.relation);
+      const column = type === 'OBJECT_COLUMN' ? str(node.subname) : undefined;
+      this.reshapes.push(
+        column ? { table, column, what: 'renames the column' } : { table, what: 'renames it' },
+      );
+    }
+  }
+
+  /** ALTER TABLE subcommands that let a relation's rows be read under another name. */
+  private alterTable(node: Node): void {
+    if (!isObject(node.relation) || !Array.isArray(node.cmds)) return;
+    const table = tableName(node.relation);
+    for (const item of node.cmds) {
+      const cmd = isObject(item) && isObject(item.AlterTableCmd) ? item.AlterTableCmd : null;
+      if (!cmd) continue;
+      const def = isObject(cmd.def) ? cmd.def : null;
+      switch (str(cmd.subtype)) {
+        case 'AT_AddInherit':
+          this.reshapes.push({ table, what: 'makes its rows readable through a parent table (INHERIT)' });
+          break;
+        case 'AT_AttachPartition': {
+          const part = def && isObject(def.PartitionCmd) ? def.PartitionCmd.name : null;
+          if (isObject(part))
+            this.reshapes.push({
+              table: tableName(part),
+              what: 'makes its rows readable through a partitioned table (ATTACH PARTITION)',
+            });
+          break;
+        }
+        case 'AT_AddColumn': {
+          const col = def && isObject(def.ColumnDef) ? def.ColumnDef : null;
+          const generated =
+            col &&
+            Array.isArray(col.constraints) &&
+            col.constraints.some(
+              (c) =>
+                isObject(c) && isObject(c.Constraint) && str(c.Constraint.contype) === 'CONSTR_GENERATED',
+            );
+          if (generated) this.reshapes.push({ table, what: 'adds a column generated from its columns' });
+          break;
+        }
+        default:
+          break;
+      }
     }
   }
 
@@ -1090,6 +1189,7 @@ function classifyOne(stmt: Node, source: string, prepared: PreparedStatements): 
     source,
     forbidden: a.forbidden,
     maskBypass: a.maskBypass,
+    reshapes: a.reshapes,
     executes: a.executes,
     columnRefs: a.columnRefs,
   };

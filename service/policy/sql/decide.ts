@@ -73,6 +73,19 @@ export function decideStatement(grant: Grant, stmt: ClassifiedStatement): Decisi
     }
   }
   for (const rule of columnRules) applyMaskRule(rule, stmt, add);
+  for (const r of stmt.reshapes) {
+    const hit = columnRules.find((rule) =>
+      'schema' in r
+        ? r.schema.toLowerCase() === rule.schema
+        : tableIsRule(r.table, rule) && (r.column === undefined || r.column.toLowerCase() === rule.column),
+    );
+    if (!hit) continue;
+    const target = 'schema' in r ? `schema ${r.schema}` : r.column ? `${r.table}.${r.column}` : r.table;
+    add(
+      `mask: ${hit.label}`,
+      `mask: ${stmt.kind} ${r.what} (${target}), which would let the values of ${hit.label} out from under its rule`,
+    );
+  }
 
   if (denials.length === 0) return allow();
   return deny(denials[0]!.rule, ...denials.map((d) => d.reason));

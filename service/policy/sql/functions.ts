@@ -216,6 +216,15 @@ export function classifyFunction(schema: string | null, name: string): FunctionC
   return write(`function ${display} is not on the read-only allow-list (it cannot be proven read-only)`);
 }
 
+/**
+ * A call the allow-lists know as PostgreSQL's own (by name, unqualified or in pg_catalog): a read-safe
+ * built-in or one with a known side effect. Any other name may be a function a user created.
+ */
+export function isKnownBuiltin(schema: string | null, name: string): boolean {
+  if (schema !== null && schema !== 'pg_catalog') return false;
+  return READ_SAFE.has(name) || readSafeFamily(name) || SIDE_EFFECTS.has(name);
+}
+
 export function bypassesMasks(name: string): boolean {
   return MASK_BYPASS.has(name);
 }

@@ -32,6 +32,7 @@ export { guardEchoedValues, maskNoticeText } from '../mask/notice.js';
 export { detectorsOf, planMask, TYPE_OID } from '../mask/plan.js';
 export { classifySql, type PreparedStatements } from './classify.js';
 export { columnMaskRules, decideStatement, tableIsRule } from './decide.js';
+export { isKnownBuiltin } from './functions.js';
 export { initSqlParser, SqlParserNotReady, sqlParserReady } from './parser.js';
 export { trackPrepared } from './prepared.js';
 export { redactSql } from './redact.js';

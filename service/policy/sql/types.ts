@@ -45,6 +45,10 @@ export interface ClassifiedStatement {
   /** facts that read table data by name or by SQL text, out of sight of column masks and table deny rules
    *  (table_to_xml, query_to_xml, dblink…): denied at any level when the grant has column masks or deny.table */
   maskBypass: string[];
+  /** relations (or their columns, or a schema) whose name the statement changes, or whose rows it lets
+   *  another relation show (INHERIT, ATTACH PARTITION) or derive into a new column (GENERATED): a mask
+   *  rule naming them would stop applying, so with column masks these are denied for masked tables */
+  reshapes: Reshape[];
   /** for COPY: what the gateway needs to mask COPY TO output or check COPY FROM */
   copy?: CopyInfo;
   /** PREPARE name AS …: the name (the classification above is the inner statement's, kind PREPARE) */
@@ -56,6 +60,9 @@ export interface ClassifiedStatement {
   /** column references, for masking decisions: where a column name is used */
   columnRefs: ColumnRef[];
 }
+
+/** See ClassifiedStatement.reshapes: a relation as written ("t" or "s.t"), a column of it, or a schema. */
+export type Reshape = { table: string; column?: string; what: string } | { schema: string; what: string };
 
 export interface CopyInfo {
   direction: 'to' | 'from';

@@ -191,4 +191,18 @@ describe('FunctionCall', () => {
       operation: { statement: 'SELECT "pg_catalog"."nextval"($1)' },
     });
   });
+
+  it('refuses a call of a function outside pg_catalog under column masks, at write access too', async () => {
+    await h.adminSql(
+      "CREATE OR REPLACE FUNCTION public.first_email() RETURNS text LANGUAGE sql AS 'SELECT email FROM customers ORDER BY id LIMIT 1'",
+    );
+    const oid = await oidOf('public.first_email()');
+    const unmasked = await exchange(h.createSession({ access: 'write' }), [functionCall(oid, [])], 1);
+    expect(resultValue(unmasked[0]!.body)?.toString()).toBe('alice@example.com');
+    const masked = h.createSession({ access: 'write', mask: [{ column: 'customers.email' }] });
+    const frames = await exchange(masked, [functionCall(oid, [])], 1);
+    expect(errorFields(frames[0]!)).toMatchObject({ C: '42501' });
+    expect(errorFields(frames[0]!).D).toMatch(/public\.first_email may be a user-defined function/);
+    expect(frames.map((f) => f.type).join('')).toBe('EZ');
+  });
 });
