@@ -62,7 +62,7 @@ import {
   type UserObjects,
   type ViewLineage,
 } from './catalog.js';
-import { viewMaskRules } from '../../policy/mask/views.js';
+import { deniedThroughViews, viewMaskRules } from '../../policy/mask/views.js';
 import type { CachedClassification, CacheEntry, ClassificationCache } from './classification-cache.js';
 import type { GatewayLimits } from './deps.js';
 import {
@@ -208,14 +208,15 @@ function userObjectReason(stmt: ClassifiedStatement, objects: UserObjects): stri
 }
 
 /**
- * Why a statement under column masks (at write or admin access; `read` has its own, stricter check)
- * may run a user's code, which can read a masked column out of the masks' sight, if it may: a call of a
+ * Why a statement under column masks or table deny rules (at write or admin access; `read` has its own,
+ * stricter check) may run a user's code, which can read a masked column or a denied table out of the
+ * policy's sight, if it may: a call of a
  * function users defined (in any schema but pg_catalog), a user operator, a cast to a user cast's target
  * or such a domain, or any statement while a user's implicit cast exists.
  */
 function maskedUserCodeReason(stmt: ClassifiedStatement, objects: UserObjects): string | undefined {
   const implicit = objects.implicitCasts[0];
-  const out = 'which can read masked columns out of sight of the masks';
+  const out = "which can read masked columns and denied tables out of the policy's sight";
   if (implicit !== undefined)
     return `mask: the database has an implicit cast through a user-defined function (${implicit}), any expression may run it, ${out}`;
   for (const fn of stmt.functions) {
@@ -254,11 +255,14 @@ function effectiveGrant(grant: Grant, views: TargetViews): EffectiveGrant {
   let g = byGrant.get(grant);
   if (!g) {
     const derived = viewMaskRules(grant.mask ?? [], views.views);
-    g = {
-      grant:
-        derived.rules.length === 0 ? grant : { ...grant, mask: [...(grant.mask ?? []), ...derived.rules] },
-      unnameable: derived.unnameable,
-    };
+    const deniedTables = (grant.deny ?? []).flatMap((r) => ('table' in r ? r.table : []));
+    const deniedViews = deniedThroughViews(deniedTables, views.views);
+    let effective = grant;
+    if (derived.rules.length > 0)
+      effective = { ...effective, mask: [...(grant.mask ?? []), ...derived.rules] };
+    if (deniedViews.length > 0)
+      effective = { ...effective, deny: [...(grant.deny ?? []), { table: deniedViews }] };
+    g = { grant: effective, unnameable: derived.unnameable };
     byGrant.set(grant, g);
   }
   return g;
@@ -292,6 +296,11 @@ export class Relay {
   private grant: Grant;
   /** the grant has column rules, so views must be traced before statements are decided */
   private readonly columnMasking: boolean;
+  /**
+   * the grant has column masks or table deny rules: reading data out of the classifier's sight (a
+   * user's function, a view over a masked column or a denied table) matters, so views are traced
+   */
+  private readonly outOfSight: boolean;
   /** the catalog's view lineage the derived rules were made from */
   private appliedViews: TargetViews | null = null;
   /** the message last handled again after a reading of the lineage that started after it (see unknownRelations) */
@@ -328,6 +337,7 @@ export class Relay {
     this.maskRules = ctx.grant.mask ?? [];
     this.grant = ctx.grant;
     this.columnMasking = this.maskRules.some((r) => 'column' in r);
+    this.outOfSight = this.columnMasking || (ctx.grant.deny ?? []).some((r) => 'table' in r);
     this.detectors = this.maskRules.flatMap((r) => ('detector' in r ? [r.detector] : []));
     this.masking = this.maskRules.length > 0;
     this.describeName = `hoop_describe_${ctx.connId}`;
@@ -858,9 +868,9 @@ export class Relay {
     if (!stmt) return this.denyFunctionCall(sql, 'the call could not be classified');
     const d = this.decide(entry, stmt);
     if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege, FUNCTION_CALL);
-    if (this.columnMasking && info.schema !== 'pg_catalog') {
+    if (this.outOfSight && info.schema !== 'pg_catalog') {
       // (under read, only allow-listed built-ins got this far)
-      const reason = `mask: ${info.schema}.${info.name} may be a user-defined function, which can read masked columns out of sight of the masks`;
+      const reason = `mask: ${info.schema}.${info.name} may be a user-defined function, which can read masked columns and denied tables out of the policy's sight`;
       const deny: Decision = { effect: 'deny', rule: 'mask: bypass', reasons: [reason] };
       return this.deny(stmt, deny, true, SQLSTATE.insufficientPrivilege, FUNCTION_CALL);
     }
@@ -924,7 +934,7 @@ export class Relay {
     msg: FrontendMessage,
   ): { stmt: ClassifiedStatement; decision: Decision } | typeof LOAD_CATALOG | typeof RELOAD_CATALOG | null {
     const read = this.ctx.grant.access === 'read';
-    if (!read && !this.columnMasking) return null;
+    if (!read && !this.outOfSight) return null;
     // Under masks at write access, a call the allow-lists do not know may be a function created
     // moments ago, outside the broker: it is judged by a reading that starts after the statement.
     if (!read && this.userObjectsFor !== msg) {
@@ -960,7 +970,7 @@ export class Relay {
    * catalog's view lineage; false when that lineage must be read first.
    */
   private viewRulesReady(): boolean {
-    if (!this.columnMasking) return true;
+    if (!this.outOfSight) return true;
     const views = this.ctx.catalog.cachedViews();
     if (views === undefined) return this.ddlInTransaction && this.appliedViews !== null;
     this.applyViews(views);
@@ -985,7 +995,7 @@ export class Relay {
    */
   private unknownRelations(statements: ClassifiedStatement[], msg: FrontendMessage): boolean {
     const tv = this.appliedViews;
-    if (!this.columnMasking || tv === null || this.tracedFor === msg || this.ddlInTransaction) return false;
+    if (!this.outOfSight || tv === null || this.tracedFor === msg || this.ddlInTransaction) return false;
     for (const stmt of statements) for (const t of stmt.tables) if (!knowsRelation(tv, t)) return true;
     return false;
   }

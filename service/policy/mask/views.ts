@@ -9,7 +9,7 @@
 // - a computed column gets one when the definition uses a masked column inside an expression (which
 //   computed column it feeds cannot be told), or when the definition could not be read at all.
 import type { MaskRule } from '../../config/schema.js';
-import { type ColumnMask, columnMaskRules, tableIsRule } from '../sql/decide.js';
+import { type ColumnMask, columnMaskRules, nameMatches, tableIsRule } from '../sql/decide.js';
 import type { ClassifiedStatement, ColumnRef } from '../sql/types.js';
 
 export interface ViewColumns {
@@ -95,4 +95,33 @@ export function viewMaskRules(rules: readonly MaskRule[], views: readonly ViewCo
     if (!added) break;
   }
   return { rules: derived, unnameable: [...unnameable] };
+}
+
+/**
+ * Table deny rules through views: the relations (views, materialized views, partitions, inheritance
+ * children) that read a denied table, directly or through one another, or whose definition could not
+ * be read; each "schema.relation". A `deny.table` rule names a table, and these hand its rows out under
+ * other names, so a statement naming one is denied like one naming the table.
+ */
+export function deniedThroughViews(denied: readonly string[], views: readonly ViewColumns[]): string[] {
+  if (denied.length === 0 || views.length === 0) return [];
+  const names = [...denied];
+  const out = new Set<string>();
+  const hits = (table: string): boolean => names.some((d) => nameMatches(d, table));
+  for (let round = 0; round <= views.length; round++) {
+    let added = false;
+    for (const v of views) {
+      if (out.has(v.view)) continue;
+      const reads =
+        v.definition === null ||
+        v.definition.tables.some(hits) ||
+        v.columns.some((c) => c.source !== null && hits(c.source.table));
+      if (!reads) continue;
+      out.add(v.view);
+      names.push(v.view);
+      added = true;
+    }
+    if (!added) break;
+  }
+  return [...out];
 }

@@ -134,7 +134,7 @@ function splitQualified(name: string): { schema: string | null; name: string } {
 }
 
 /** Deny-rule matching, erring towards a match: see the model above. */
-function nameMatches(ruleName: string, referenced: string): boolean {
+export function nameMatches(ruleName: string, referenced: string): boolean {
   const r = splitQualified(ruleName);
   const x = splitQualified(referenced);
   if (r.name !== x.name) return false;

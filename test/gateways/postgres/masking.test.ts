@@ -493,3 +493,35 @@ describe('write grants under column masks', () => {
     });
   });
 });
+
+describe('table deny rules through views, children and code', () => {
+  it('denies what hands a denied table out under another name', async () => {
+    await h.adminSql(`CREATE TABLE public.secrets (id int, s text); INSERT INTO public.secrets VALUES (1, 'TOPSECRET');
+      CREATE VIEW public.v_secrets AS SELECT * FROM public.secrets;
+      CREATE VIEW public.v_count AS SELECT count(*) AS n FROM public.v_secrets;
+      CREATE MATERIALIZED VIEW public.m_secrets AS SELECT * FROM public.secrets;
+      CREATE TABLE public.sec_child () INHERITS (public.secrets);
+      CREATE FUNCTION public.get_secret() RETURNS text LANGUAGE sql AS 'SELECT s FROM public.secrets LIMIT 1';
+      GRANT SELECT ON public.secrets, public.v_secrets, public.v_count, public.m_secrets, public.sec_child TO PUBLIC`);
+    for (const access of ['read', 'write'] as const) {
+      const s = h.createSession({ access, deny: [{ table: ['secrets'] }] });
+      await withClient(s, async (c) => {
+        for (const sql of [
+          'SELECT * FROM secrets',
+          'SELECT * FROM v_secrets',
+          'SELECT n FROM v_count',
+          'SELECT * FROM m_secrets',
+          'SELECT * FROM sec_child',
+          'SELECT get_secret()',
+        ]) {
+          const err = await c.query(sql).then(
+            () => null,
+            (e: unknown) => e as { code?: string; message: string },
+          );
+          expect({ access, sql, code: err?.code }).toEqual({ access, sql, code: '42501' });
+        }
+        expect((await c.query('SELECT count(*)::int AS n FROM customers')).rows).toEqual([{ n: 3 }]);
+      });
+    }
+  });
+});

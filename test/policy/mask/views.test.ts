@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MaskRule } from '../../../service/config/schema.js';
-import { type ViewColumns, viewMaskRules } from '../../../service/policy/mask/views.js';
+import { deniedThroughViews, type ViewColumns, viewMaskRules } from '../../../service/policy/mask/views.js';
 import { classifySql, initSqlParser } from '../../../service/policy/sql/index.js';
 
 beforeAll(async () => {
@@ -100,5 +100,34 @@ describe('viewMaskRules', () => {
       rules: [{ column: 'public.over_odd.e2', strict: true }],
       unnameable: [odd],
     });
+  });
+});
+
+describe('deniedThroughViews', () => {
+  it('denies views and children reading a denied table, through one another, and unreadable ones', () => {
+    const views: ViewColumns[] = [
+      view('v1', [['s', src('public.secrets', 's')]], 'SELECT s FROM public.secrets'),
+      view('v2', [['n', null]], 'SELECT count(*) AS n FROM v1'),
+      view('v3', [['x', null]], 'SELECT 1 AS x FROM orders'),
+      // an inheritance child: no definition of its own, its columns sourced from the parent
+      view(
+        'child',
+        [
+          ['s', src('vault.secrets', 's')],
+          ['extra', null],
+        ],
+        'SELECT 1',
+      ),
+      view('unread', [['y', null]], null),
+    ];
+    expect(deniedThroughViews(['secrets'], views).sort()).toEqual([
+      'public.child',
+      'public.unread',
+      'public.v1',
+      'public.v2',
+    ]);
+    // a qualified rule meets only its schema's table
+    expect(deniedThroughViews(['vault.secrets'], views).sort()).toEqual(['public.child', 'public.unread']);
+    expect(deniedThroughViews([], views)).toEqual([]);
   });
 });
