@@ -92,6 +92,7 @@ const NO_USER_OBJECTS: UserObjects = {
 const NO_VIEWS: TargetViews = {
   views: [],
   traced: new Set(),
+  notReadOnly: [],
   relations: new Set(['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history']),
   qualified: new Set(
     ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history'].map(

@@ -68,6 +68,9 @@ export interface TargetViews {
   relations: ReadonlySet<string>;
   /** the same relations as `schema NUL relname` (see knowsRelation) */
   qualified: ReadonlySet<string>;
+  /** views whose definitions are not proven read-only (a side-effect function, a user's function, an
+   *  unreadable definition, or a view of that kind read): reading one runs it, so `read` refuses them */
+  notReadOnly: Array<{ view: string; relname: string; why: string }>;
 }
 
 /**
@@ -346,6 +349,51 @@ async function runDescribeEach(
     settle,
   );
   settle();
+  return out;
+}
+
+/** The views (see TargetViews.notReadOnly) whose definitions, or the views they read, are not read-only. */
+function notReadOnly(
+  described: ReadonlyArray<{
+    schema: string;
+    relname: string;
+    text: string | null;
+    seen: DescribedView | null;
+  }>,
+): TargetViews['notReadOnly'] {
+  const out: TargetViews['notReadOnly'] = [];
+  const defs = described.map((d) => {
+    let def = d.seen?.definition ?? null;
+    if (!def && d.text !== null) {
+      const cls = classifySql(d.text);
+      def = cls.ok && cls.statements.length === 1 ? cls.statements[0]! : null;
+    }
+    return { view: `${d.schema}.${d.relname}`, relname: d.relname, def };
+  });
+  const pending = defs.filter((d) => {
+    const why = !d.def
+      ? 'its definition could not be read'
+      : d.def.effect !== 'read'
+        ? (d.def.effectReasons[0] ?? `${d.def.kind} is not read-only`)
+        : d.def.forbidden[0];
+    if (why === undefined) return true;
+    out.push({ view: d.view, relname: d.relname, why });
+    return false;
+  });
+  // reading a view runs the views it reads
+  for (let added = true; added;) {
+    added = false;
+    for (let i = pending.length - 1; i >= 0; i--) {
+      const d = pending[i]!;
+      const inner = out.find((o) =>
+        d.def!.tables.some((t) => t === o.relname || t === o.view || t.endsWith(`.${o.relname}`)),
+      );
+      if (!inner) continue;
+      out.push({ view: d.view, relname: d.relname, why: `it reads ${inner.view}, and ${inner.why}` });
+      pending.splice(i, 1);
+      added = true;
+    }
+  }
   return out;
 }
 
@@ -687,7 +735,7 @@ export class CatalogResolver {
     }
     const traced = new Set<number>(described.map((d) => d.oid));
     for (const [child] of inherits) traced.add(Number(child));
-    const lineage: TargetViews = { views, traced, relations, qualified };
+    const lineage: TargetViews = { views, traced, relations, qualified, notReadOnly: notReadOnly(described) };
     this.viewSnapshot = { key, lineage };
     return lineage;
   }

@@ -301,6 +301,8 @@ export class Relay {
    * user's function, a view over a masked column or a denied table) matters, so views are traced
    */
   private readonly outOfSight: boolean;
+  /** views are traced: for outOfSight, and under `read` (a view whose definition is not read-only) */
+  private readonly tracesViews: boolean;
   /** the catalog's view lineage the derived rules were made from */
   private appliedViews: TargetViews | null = null;
   /** the message last handled again after a reading of the lineage that started after it (see unknownRelations) */
@@ -338,6 +340,7 @@ export class Relay {
     this.grant = ctx.grant;
     this.columnMasking = this.maskRules.some((r) => 'column' in r);
     this.outOfSight = this.columnMasking || (ctx.grant.deny ?? []).some((r) => 'table' in r);
+    this.tracesViews = this.outOfSight || ctx.grant.access === 'read';
     this.detectors = this.maskRules.flatMap((r) => ('detector' in r ? [r.detector] : []));
     this.masking = this.maskRules.length > 0;
     this.describeName = `hoop_describe_${ctx.connId}`;
@@ -970,7 +973,7 @@ export class Relay {
    * catalog's view lineage; false when that lineage must be read first.
    */
   private viewRulesReady(): boolean {
-    if (!this.outOfSight) return true;
+    if (!this.tracesViews) return true;
     const views = this.ctx.catalog.cachedViews();
     if (views === undefined) return this.ddlInTransaction && this.appliedViews !== null;
     this.applyViews(views);
@@ -995,15 +998,28 @@ export class Relay {
    */
   private unknownRelations(statements: ClassifiedStatement[], msg: FrontendMessage): boolean {
     const tv = this.appliedViews;
-    if (!this.outOfSight || tv === null || this.tracedFor === msg || this.ddlInTransaction) return false;
+    if (!this.tracesViews || tv === null || this.tracedFor === msg || this.ddlInTransaction) return false;
     for (const stmt of statements) for (const t of stmt.tables) if (!knowsRelation(tv, t)) return true;
     return false;
   }
 
-  /** A statement naming a view over a masked column whose name no mask rule can spell: refused. */
+  /**
+   * A statement naming a view over a masked column whose name no mask rule can spell, or (under `read`) a
+   * view whose definition is not read-only: refused.
+   */
   private namesUnnameableView(
     statements: ClassifiedStatement[],
   ): { stmt: ClassifiedStatement; decision: Decision } | null {
+    const unproven = this.ctx.grant.access === 'read' ? (this.appliedViews?.notReadOnly ?? []) : [];
+    for (const stmt of unproven.length > 0 ? statements : []) {
+      for (const t of stmt.tables) {
+        const v = unproven.find((u) => t === u.relname || t === u.view || t.endsWith(`.${u.relname}`));
+        if (v) {
+          const reason = `access read: reading view ${v.view} runs its definition, which is not read-only: ${v.why}`;
+          return { stmt, decision: { effect: 'deny', rule: 'access: read', reasons: [reason] } };
+        }
+      }
+    }
     if (this.unnameableViews.length === 0) return null;
     for (const stmt of statements) {
       for (const t of stmt.tables) {
@@ -1037,9 +1053,11 @@ export class Relay {
           msg,
           simple,
           err,
-          'pg relay: tracing views for column masks failed',
-          'mask',
-          'mask: the catalog could not be read to trace views over masked columns',
+          'pg relay: tracing views failed',
+          this.columnMasking ? 'mask' : 'policy',
+          this.columnMasking
+            ? 'mask: the catalog could not be read to trace views over masked columns'
+            : 'policy: the catalog could not be read to trace the views statements may read',
         ),
     );
   }

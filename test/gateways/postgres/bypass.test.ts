@@ -136,10 +136,12 @@ describe('read grant: user-defined operators, casts and views', () => {
        BEGIN PERFORM set_config('default_transaction_read_only', 'off', false); RETURN ROW(i); END $$`,
     `CREATE CAST (integer AS public.hoop_box) WITH FUNCTION public.hoop_box_of(integer)`,
     `CREATE VIEW public.hoop_flip_view AS SELECT public.hoop_flip(1, 2) AS flipped`,
+    `CREATE VIEW public.hoop_outer_view AS SELECT flipped FROM public.hoop_flip_view`,
     // a domain's CHECK runs whenever a value is converted to it
     `CREATE DOMAIN public.hoop_checked AS integer CHECK (public.hoop_flip(VALUE, 1))`,
   ];
   const UNPLANT = [
+    'DROP VIEW IF EXISTS public.hoop_outer_view',
     'DROP VIEW IF EXISTS public.hoop_flip_view',
     'DROP DOMAIN IF EXISTS public.hoop_checked',
     'DROP CAST IF EXISTS (integer AS public.hoop_box)',
@@ -157,6 +159,7 @@ describe('read grant: user-defined operators, casts and views', () => {
     for (const q of PLANT) await writer.query(q);
   });
   afterAll(async () => {
+    await h.adminSql('DROP SCHEMA IF EXISTS hoop_path CASCADE');
     for (const q of UNPLANT) await writer.query(q);
     await writer.end();
   });
@@ -239,13 +242,40 @@ describe('read grant: user-defined operators, casts and views', () => {
     }
   });
 
-  it('closes a read session whose upstream read-only default was turned off (a view calling a user function)', async () => {
+  it('refuses a view whose definition is not read-only, and stays usable', async () => {
+    const reader = new pg.Client(pgClientConfig(h, h.createSession({ access: 'read' })));
+    await reader.connect();
+    try {
+      // reading a view runs its definition: here a user function, which cannot be proven read-only
+      const err = await refusedHow(reader, 'SELECT flipped FROM public.hoop_flip_view');
+      expect(err?.code).toBe('42501');
+      expect(err?.detail).toMatch(
+        /reading view public\.hoop_flip_view runs its definition, which is not read-only: .*hoop_flip/,
+      );
+      // and so does reading a view that reads it
+      const outer = await refusedHow(reader, 'SELECT * FROM hoop_outer_view');
+      expect(outer?.detail).toMatch(/view public\.hoop_outer_view .* it reads public\.hoop_flip_view/);
+      expect((await reader.query('SHOW default_transaction_read_only')).rows).toEqual([
+        { default_transaction_read_only: 'on' },
+      ]);
+    } finally {
+      await reader.end();
+    }
+  });
+
+  it('closes a read session whose upstream read-only default was turned off (a view the policy did not see)', async () => {
     const reader = new pg.Client(pgClientConfig(h, h.createSession({ access: 'read' })));
     const ended = new Promise<void>((resolve) => reader.once('end', () => resolve()));
     reader.on('error', () => undefined);
     await reader.connect();
-    // a view is a table to the policy: its function runs upstream, where the backstop is
-    const err = await refusedHow(reader, 'SELECT flipped FROM public.hoop_flip_view');
+    await reader.query('SELECT 1 FROM customers LIMIT 1'); // the views are traced now
+    // created outside the broker after that, under a name the tracing knows, reached through the
+    // search_path: a table to the policy, so its function runs upstream, where the backstop is
+    await h.adminSql(`CREATE SCHEMA hoop_path; GRANT USAGE ON SCHEMA hoop_path TO PUBLIC;
+      CREATE VIEW hoop_path.customers AS SELECT public.hoop_flip(1, 2) AS flipped;
+      GRANT SELECT ON hoop_path.customers TO PUBLIC`);
+    await reader.query('SET search_path = hoop_path, public');
+    const err = await refusedHow(reader, 'SELECT flipped FROM customers');
     expect(err?.message).toMatch(/default_transaction_read_only changed to off in a read-only session/);
     expect(err?.code).toBe('42501');
     await ended;
