@@ -1041,61 +1041,75 @@ export class Relay {
    * unreadable.
    */
   private afterViews(msg: FrontendMessage, simple: boolean, refresh = false): Promise<void> {
-    return this.ctx.catalog.loadViews(refresh).then(
+    return this.afterCatalog(
+      this.ctx.catalog.loadViews(refresh),
+      msg,
+      simple,
       (tv) => {
-        if (this.closed) return undefined;
         this.applyViews(tv);
         if (refresh) this.tracedFor = msg;
-        return this.handleFrontend(msg);
       },
-      (err: unknown) =>
-        this.catalogUnreadable(
-          msg,
-          simple,
-          err,
-          'pg relay: tracing views failed',
-          this.columnMasking ? 'mask' : 'policy',
-          this.columnMasking
-            ? 'mask: the catalog could not be read to trace views over masked columns'
-            : 'policy: the catalog could not be read to trace the views statements may read',
-        ),
+      this.columnMasking
+        ? { rule: 'mask', reason: 'mask: the catalog could not be read to trace views over masked columns' }
+        : {
+            rule: 'policy',
+            reason: 'policy: the catalog could not be read to trace the views statements may read',
+          },
+      'pg relay: tracing views failed',
     );
-  }
-
-  /** A statement that needed the catalog, which could not be read: denied (fail closed), logged. */
-  private catalogUnreadable(
-    msg: FrontendMessage,
-    simple: boolean,
-    err: unknown,
-    log: string,
-    rule: string,
-    reason: string,
-  ): Promise<void> | undefined {
-    this.ctx.logger.warn({ err: err instanceof Error ? err.message : String(err) }, log);
-    if (this.closed) return;
-    const deny = { effect: 'deny' as const, rule, reasons: [reason] };
-    if (simple) return this.deny(null, deny, true, SQLSTATE.insufficientPrivilege, 'QUERY');
-    const p = decodeParse(msg.body);
-    return this.deny(null, deny, false, SQLSTATE.insufficientPrivilege, 'PARSE', p?.name);
   }
 
   /** Read what users defined in the catalog, then handle the message again (denied if unreadable). */
   private afterUserObjects(msg: FrontendMessage, simple: boolean, refresh = false): Promise<void> {
-    return this.ctx.catalog.loadUserObjects(refresh).then(
+    const read = this.ctx.grant.access === 'read';
+    return this.afterCatalog(
+      this.ctx.catalog.loadUserObjects(refresh),
+      msg,
+      simple,
       () => {
-        if (this.closed) return undefined;
         if (refresh) this.userObjectsFor = msg;
+      },
+      read
+        ? {
+            rule: 'access: read',
+            reason:
+              'access read: the catalog could not be read to check that the functions, operators and casts used are the built-ins',
+          }
+        : {
+            rule: 'mask: bypass',
+            reason:
+              "mask: the catalog could not be read to check that no function, operator or cast used is a user's",
+          },
+      'pg relay: reading user-defined functions, operators and casts failed',
+    );
+  }
+
+  /**
+   * Handle the message again once the catalog `reading` is in (`loaded` takes it first); when the
+   * catalog could not be read, the statement is denied with `failure` (fail closed) and `log` is logged.
+   */
+  private afterCatalog<T>(
+    reading: Promise<T>,
+    msg: FrontendMessage,
+    simple: boolean,
+    loaded: (value: T) => void,
+    failure: { rule: string; reason: string },
+    log: string,
+  ): Promise<void> {
+    return reading.then(
+      (value) => {
+        if (this.closed) return undefined;
+        loaded(value);
         return this.handleFrontend(msg);
       },
-      (err: unknown) =>
-        this.catalogUnreadable(
-          msg,
-          simple,
-          err,
-          'pg relay: reading user-defined functions, operators and casts failed',
-          'access: read',
-          'access read: the catalog could not be read to check that the functions, operators and casts used are the built-ins',
-        ),
+      (err: unknown) => {
+        this.ctx.logger.warn({ err: err instanceof Error ? err.message : String(err) }, log);
+        if (this.closed) return undefined;
+        const deny = { effect: 'deny' as const, rule: failure.rule, reasons: [failure.reason] };
+        if (simple) return this.deny(null, deny, true, SQLSTATE.insufficientPrivilege, 'QUERY');
+        const p = decodeParse(msg.body);
+        return this.deny(null, deny, false, SQLSTATE.insufficientPrivilege, 'PARSE', p?.name);
+      },
     );
   }
 
