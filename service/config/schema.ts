@@ -104,7 +104,7 @@ export const MaskRule = Type.Union([
   Type.Object(
     {
       /** "table.column" or "schema.table.column" (schema defaults to public) */
-      column: Type.String({ pattern: '^[^.\\s]+(\\.[^.\\s]+){1,2}$' }),
+      column: Type.String({ minLength: 3 }),
       strict: Type.Optional(Type.Boolean()),
     },
     { additionalProperties: false },
