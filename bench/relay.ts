@@ -12,7 +12,7 @@ import { TranscriptRecorder } from '../service/audit/recorder.js';
 import type { CatalogResolver, TargetViews, UserObjects } from '../service/gateways/postgres/catalog.js';
 import { ClassificationCache } from '../service/gateways/postgres/classification-cache.js';
 import { FrontendReader } from '../service/gateways/postgres/frontend-reader.js';
-import { DEFAULT_LIMITS } from '../service/gateways/postgres/limits.js';
+import { BufferBudget, DEFAULT_LIMITS } from '../service/gateways/postgres/limits.js';
 import { Relay } from '../service/gateways/postgres/relay.js';
 import { createLogger } from '../service/log.js';
 import { initSqlParser } from '../service/policy/sql/index.js';
@@ -152,6 +152,8 @@ async function run(mode: 'simple' | 'prepared'): Promise<number> {
         }),
       countStatement: () => {},
       classifier: new ClassificationCache(),
+      buffers: new BufferBudget(DEFAULT_LIMITS.maxUnfinishedBytesTotal),
+      countLimit: () => {},
     },
     client as never,
     new FrontendReader(),

@@ -165,6 +165,11 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
           recordBackground: (sessionId, event, done) => recorder.recordBackground(sessionId, event, done),
           allowCleartextPassword: config.listen.postgres.allow_cleartext_password ?? false,
           metrics,
+          limits: {
+            midMessageTimeoutMs: config.limits.message_timeout_ms,
+            maxUpstreamConnectionsPerTarget: config.limits.upstream_connections_per_target,
+            maxUnfinishedBytesTotal: config.limits.unfinished_message_bytes,
+          },
         },
         { host: config.listen.postgres.host, port: config.listen.postgres.port },
       );

@@ -59,7 +59,7 @@ export interface SessionServiceOptions {
 }
 
 export type Outcome<T> =
-  { ok: true; value: T } | { ok: false; status: 400 | 401 | 403 | 404 | 409 | 503; body: ErrorBody };
+  { ok: true; value: T } | { ok: false; status: 400 | 401 | 403 | 404 | 409 | 429 | 503; body: ErrorBody };
 
 export interface OpenRequest {
   oidc_token: string;
@@ -73,7 +73,7 @@ export interface OpenRequest {
 export type Caller = { kind: 'session'; sessionId: string } | { kind: 'admin'; name: string };
 
 const fail = <T>(
-  status: 400 | 401 | 403 | 404 | 409 | 503,
+  status: 400 | 401 | 403 | 404 | 409 | 429 | 503,
   error: string,
   reasons: Reason[] = [],
 ): Outcome<T> => ({
@@ -154,6 +154,17 @@ export class SessionService {
     if (ttl === null)
       return fail(400, 'invalid ttl', [{ message: `ttl "${req.ttl}" is not a duration like 30m` }]);
 
+    const repository = typeof identity.repository === 'string' ? identity.repository : null;
+    const limited = await this.#sessionLimit(repository, policy.name, now);
+    if (limited) {
+      metrics.limitRefusals.inc({ limit: limited.limit });
+      return this.#refuse(429, 'session limit reached', [{ message: limited.message }], 'limit.sessions', {
+        ...who,
+        policy: policy.name,
+        client: req.client ?? null,
+      });
+    }
+
     const secret = newSessionSecret();
     const session: SessionRecord = {
       id: newSessionId(),
@@ -225,9 +236,42 @@ export class SessionService {
     };
   }
 
+  /**
+   * limits.sessions_per_repository / sessions_per_policy, counted over live sessions in the store (so
+   * across replicas; two requests racing at the limit may both pass).
+   */
+  async #sessionLimit(
+    repository: string | null,
+    policy: string,
+    now: Date,
+  ): Promise<{ limit: string; message: string } | null> {
+    const { sessions_per_repository: perRepo, sessions_per_policy: perPolicy } = this.#o.config.limits;
+    const live = await this.#o.store.listSessions({
+      active_at: now,
+      limit: Math.max(perRepo, perPolicy ?? 0) * 4 + 1000,
+    });
+    if (repository !== null) {
+      const n = live.filter((s) => s.identity.repository === repository).length;
+      if (n >= perRepo)
+        return {
+          limit: 'sessions_per_repository',
+          message: `repository ${repository} already holds ${n} live sessions (limits.sessions_per_repository is ${perRepo}); end some (the action revokes its session when the job ends) or raise the limit`,
+        };
+    }
+    if (perPolicy !== null) {
+      const n = live.filter((s) => s.policy === policy).length;
+      if (n >= perPolicy)
+        return {
+          limit: 'sessions_per_policy',
+          message: `policy ${policy} already holds ${n} live sessions (limits.sessions_per_policy is ${perPolicy})`,
+        };
+    }
+    return null;
+  }
+
   /** A refused session request: counted, recorded (non-secret detail only), answered with its reasons. */
   async #refuse<T>(
-    status: 401 | 403 | 503,
+    status: 401 | 403 | 429 | 503,
     error: string,
     reasons: Reason[],
     kind:
@@ -235,7 +279,8 @@ export class SessionService {
       | 'issuer.unavailable'
       | 'token.replayed'
       | 'policy.no_match'
-      | 'policy.target_not_granted',
+      | 'policy.target_not_granted'
+      | 'limit.sessions',
     detail: Record<string, unknown>,
   ): Promise<Outcome<T>> {
     this.#o.metrics.sessionsDenied.inc({ reason: kind });

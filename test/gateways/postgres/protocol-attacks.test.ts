@@ -307,3 +307,41 @@ describe('strict masks: positional ORDER BY, GROUP BY and DISTINCT ON name their
     expect(rawEmails(ok.frames)).toEqual([]);
   });
 });
+
+describe("other sessions' statement text", () => {
+  it('is masked in pg_stat_activity under a masking grant, and the functions returning it are refused', async () => {
+    const needle = `needle-${Math.random().toString(36).slice(2)}@example.com`;
+    // another job's connection, idle after a statement with a literal in it
+    const other = await viaBroker(h.createSession({ access: 'read' }));
+    other.send(msg.query(`SELECT count(*) FROM customers WHERE email = '${needle}'`));
+    await other.readyAfter(1);
+    const masked = await viaBroker(h.createSession({ access: 'read', mask: [{ detector: 'credit_card' }] }));
+    masked.send(msg.query("SELECT pid, query FROM pg_stat_activity WHERE backend_type = 'client backend'"));
+    const seen = await masked.readyAfter(1);
+    masked.send(msg.query('SELECT * FROM pg_stat_activity'));
+    const star = await masked.readyAfter(1);
+    masked.send(msg.query('SELECT query FROM pg_stat_get_activity(NULL)'));
+    const fn = await masked.readyAfter(1);
+    masked.send(msg.query('SELECT upper(query) FROM pg_stat_activity'));
+    const expr = await masked.readyAfter(1);
+    // an unmasked session of the same role does see it: the setup is real
+    const plain = await viaBroker(h.createSession({ access: 'read' }));
+    plain.send(msg.query('SELECT query FROM pg_stat_activity'));
+    const unmasked = await plain.readyAfter(1);
+    for (const w of [other, masked, plain]) w.close();
+    const text = (frames: Frame[]) =>
+      frames
+        .filter((f) => f.type === 'D')
+        .map((f) => f.body.toString('utf8'))
+        .join('\n');
+    expect(text(unmasked.frames)).toContain(needle);
+    expect(seen.frames.filter((f) => f.type === 'D').length).toBeGreaterThan(1);
+    expect(text(seen.frames)).not.toContain(needle);
+    expect(text(star.frames)).not.toContain('needle-');
+    for (const r of [fn, expr]) {
+      const err = r.frames.find((f) => f.type === 'E');
+      expect(err && fields(err).M).toMatch(/^hoop: SELECT denied by policy rule "mask/);
+      expect(text(r.frames)).not.toContain('needle-');
+    }
+  });
+});
