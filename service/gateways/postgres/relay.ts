@@ -95,6 +95,9 @@ const RECORD_BACKLOG_LOW = 500;
 /** Text that fails to parse on every PostgreSQL version: the stand-in for a denied statement. */
 const SENTINEL_SQL = 'hoop statement denied';
 
+/** a COPY's describe that the server answered with an error */
+const REFUSED_BY_SERVER: unique symbol = Symbol('refused by the server');
+
 interface PortalInfo {
   name: string;
   statement: ClassifiedStatement | null;
@@ -153,7 +156,7 @@ type Pending =
       fields: RowField[] | null;
       failed: boolean;
       /** called once the plan is known (null: the columns could not be described) */
-      done: (plan: MaskPlan | null) => void;
+      done: (plan: MaskPlan | typeof REFUSED_BY_SERVER | null) => void;
     };
 
 export interface RelayContext {
@@ -809,10 +812,15 @@ export class Relay {
     }
     const plans = new Map<number, MaskPlan>();
     const described = copies.map((i) =>
-      this.injectCopyDescribe(statements[i]!.copy!).then((plan) => ({ i, plan })),
+      this.injectCopyDescribe(statements[i]!.copy!).then((plan) => ({ i, plan }) as const),
     );
     for (const { i, plan } of await Promise.all(described)) {
       const stmt = statements[i]!;
+      // The server refused to describe the query (an aborted transaction, a missing table…): it will
+      // refuse the COPY the same way, so the COPY goes on without a plan and the client gets the
+      // server's own error; were it to start copying after all, the connection is closed before any
+      // row (onCopyOutResponse).
+      if (plan === REFUSED_BY_SERVER) continue;
       if (!plan) {
         return this.deny(
           stmt,
@@ -839,7 +847,7 @@ export class Relay {
     this.forwardQuery(msg, statements, plans);
   }
 
-  private injectCopyDescribe(info: CopyInfo): Promise<MaskPlan | null> {
+  private injectCopyDescribe(info: CopyInfo): Promise<MaskPlan | typeof REFUSED_BY_SERVER | null> {
     const sql = copyDescribeSql(info);
     if (sql === null) return Promise.resolve(null);
     return new Promise((resolve) => {
@@ -1903,7 +1911,11 @@ export class Relay {
 
   private finishCopyDescribe(h: Extract<Pending, { kind: 'copy-describe' }>): void {
     const fields = h.fields;
-    if (h.failed || !fields) {
+    if (h.failed) {
+      h.done(REFUSED_BY_SERVER);
+      return;
+    }
+    if (!fields) {
       h.done(null);
       return;
     }
