@@ -117,6 +117,15 @@ export function readNoticeFields(buf: Buffer, start: number, end: number): Notic
   return fields;
 }
 
+/** Does an ErrorResponse body (fields from `start`) end the session: severity FATAL or PANIC? */
+export function isFatalError(buf: Buffer, start: number, end: number): boolean {
+  for (const [code, value] of readNoticeFields(buf, start, end)) {
+    // 'V' is the non-localized severity (9.6+); 'S' may be translated, but is the same when V is absent
+    if (code === 'V' || code === 'S') return value === 'FATAL' || value === 'PANIC';
+  }
+  return false;
+}
+
 export function dataRow(cells: ReadonlyArray<Buffer | null>): Buffer {
   let size = 2;
   for (const c of cells) size += 4 + (c ? c.length : 0);

@@ -31,7 +31,12 @@ import type { ClassificationCache } from './classification-cache.js';
 import type { GatewayLimits, GatewayTarget, PgGatewayDeps } from './deps.js';
 import { FrontendReader, FrontendType, type StartupPacket } from './frontend-reader.js';
 import { Relay } from './relay.js';
-import { filterStartupParameters, isSafeClientEncoding, upstreamOptions } from './startup-params.js';
+import {
+  clientEncodingProblem,
+  filterStartupParameters,
+  reportedSettingProblem,
+  upstreamOptions,
+} from './startup-params.js';
 import { cancelUpstream, connectUpstream, type UpstreamConnection } from './upstream.js';
 
 export type ConnectionState =
@@ -276,16 +281,11 @@ export class ClientConnection implements LiveConnection {
       }
     }
     const encoding = p.parameters.get('client_encoding');
-    if (encoding !== undefined && !isSafeClientEncoding(encoding)) {
+    const encodingProblem = encoding === undefined ? null : clientEncodingProblem(encoding);
+    if (encodingProblem) {
       this.fail(
-        fatal(
-          SQLSTATE.invalidParameterValue,
-          `hoop: client_encoding ${printable(encoding)} is not supported through the broker`,
-          {
-            hint: 'use UTF8',
-          },
-        ),
-        'unsafe client_encoding',
+        fatal(SQLSTATE.invalidParameterValue, encodingProblem, { hint: 'use UTF8' }),
+        'unsupported client_encoding',
       );
       return;
     }
@@ -485,7 +485,10 @@ export class ClientConnection implements LiveConnection {
           this.logger.debug({ err: err.message }, 'pg upstream socket error'),
         );
         r.conn.socket.on('close', () => {
-          if (this.state !== 'closed') this.closeAll('upstream closed');
+          if (this.state === 'closed') return;
+          // the relay first passes on what the database said last (its FATAL error, say)
+          if (this.relay) this.relay.upstreamClosed();
+          else this.closeAll('upstream closed');
         });
         await this.flow!.connectionOpened({
           application_name: this.applicationName,
@@ -503,6 +506,22 @@ export class ClientConnection implements LiveConnection {
   private ready(session: SessionRecord, gt: GatewayTarget, grant: Grant, up: UpstreamConnection): void {
     if (this.startupTimer) clearTimeout(this.startupTimer);
     this.startupTimer = null;
+    // the startup reports pass the same check as later ones (a role default, say, must not slip by)
+    for (const f of up.parameterStatus) {
+      const body = f.subarray(5);
+      const nul = body.indexOf(0);
+      const problem = reportedSettingProblem(
+        body.toString('utf8', 0, nul),
+        body.toString('utf8', nul + 1, body.length - 1),
+        grant.access,
+        true,
+      );
+      if (problem) {
+        up.socket.destroy();
+        this.fail(fatal(SQLSTATE[problem.sqlstate], problem.message), problem.why);
+        return;
+      }
+    }
     this.cancelKey = this.host.issueCancelKey(this);
     const out: Buffer[] = [
       authenticationOk(),

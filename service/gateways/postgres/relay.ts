@@ -45,6 +45,7 @@ import {
   BackendType,
   dataRow,
   errorResponse,
+  isFatalError,
   fieldsMessage,
   type RowField,
   readCommandTag,
@@ -81,7 +82,8 @@ import {
   FrontendType,
   LARGE_FRONTEND_TYPES,
 } from './frontend-reader.js';
-import { isSafeClientEncoding } from './startup-params.js';
+import { ASYNC, isDisagreement, ReplyQueue } from './reply-queue.js';
+import { reportedSettingProblem } from './startup-params.js';
 
 /** Text that fails to parse on every PostgreSQL version: the stand-in for a denied statement. */
 const SENTINEL_SQL = 'hoop statement denied';
@@ -138,7 +140,8 @@ type Pending =
   | { kind: 'sync' }
   /** a FunctionCall: its result (one value) is masked like a computed column of its type */
   | { kind: 'function-call'; run: StatementRun | null; result: CellAction }
-  | { kind: 'denied'; error: BackendError; simple: boolean }
+  | { kind: 'denied-simple'; error: BackendError }
+  | { kind: 'denied-extended'; error: BackendError }
   | {
       kind: 'copy-describe';
       info: CopyInfo;
@@ -262,16 +265,9 @@ function effectiveGrant(grant: Grant, views: TargetViews): EffectiveGrant {
   return g;
 }
 
-/** reported settings a `read` session must never see change (see onParameterStatus) */
-const READ_GUARD_SETTINGS = new Set([
-  'default_transaction_read_only',
-  'session_authorization',
-  'is_superuser',
-]);
-
 export class Relay {
-  private readonly pending: Pending[] = [];
-  private pendingHead = 0;
+  /** what the server will answer next, as PostgreSQL's protocol rules say (reply-queue.ts) */
+  private readonly queue = new ReplyQueue<Pending>((p) => this.onDiscarded(p));
   /** prepared statements by name: protocol Parse and SQL PREPARE share one namespace */
   private readonly prepared = new Map<string, ClassifiedStatement>();
   private portals = new Map<string, PortalInfo>();
@@ -369,13 +365,36 @@ export class Relay {
     this.onEnd(why);
   }
 
+  /**
+   * The database closed the connection (after a FATAL error, typically): what it sent before is
+   * relayed first, even while a catalog reading holds processing, then the client's side is ended.
+   */
+  upstreamClosed(): void {
+    if (this.closed) return;
+    this.upstreamGone = true;
+    if (!this.upstreamBusy) this.endAfterUpstream();
+  }
+
+  private upstreamGone = false;
+
+  private endAfterUpstream(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.flushRecords();
+    this.clearMidMessageTimer();
+    this.client.uncork();
+    this.client.end();
+    setTimeout(() => this.client.destroy(), 500).unref();
+    this.onEnd('upstream closed');
+  }
+
   isClosed(): boolean {
     return this.closed;
   }
 
   /** Answers still expected from the upstream (a statement may be running there). */
   hasPendingWork(): boolean {
-    return this.pendingHead < this.pending.length;
+    return this.queue.pending;
   }
 
   // ───────────────────────────── client → upstream ─────────────────────────────
@@ -492,7 +511,15 @@ export class Relay {
   }
 
   private push(p: Pending): void {
-    this.pending.push(p);
+    this.queue.push(p);
+  }
+
+  /** The server read a forwarded message and dropped it (after an error, or failing a COPY): no reply comes. */
+  private onDiscarded(p: Pending): void {
+    if (p.kind === 'parse') this.revertParse(p);
+    // skipped upstream: that portal is still undescribed (a later Execute must describe it again)
+    else if (p.kind === 'describe-portal') p.portal.describeSent = false;
+    else if (p.kind === 'copy-describe') p.done(null);
   }
 
   /** Returns a promise when processing must wait (recording a denial) before the next message. */
@@ -575,7 +602,9 @@ export class Relay {
       case FrontendType.copyData:
       case FrontendType.copyDone:
       case FrontendType.copyFail:
-        if (!this.skippingUntilSync) this.forward(msg);
+        if (this.skippingUntilSync) return;
+        this.forward(msg);
+        this.queue.copyMessage(msg.type !== FrontendType.copyData);
         return;
       case FrontendType.terminate:
         this.closed = true;
@@ -716,6 +745,23 @@ export class Relay {
     statements: ClassifiedStatement[],
     copies: number[],
   ): Promise<void> {
+    // The describe is a batch of the broker's own ending in Sync: inside the client's unsynced
+    // extended-protocol batch, that Sync would end the server's discarding after an error (running a
+    // Query the server would have ignored) or commit the batch's implicit transaction early.
+    if (this.queue.inExtendedBatch) {
+      return this.deny(
+        statements[copies[0]!]!,
+        {
+          effect: 'deny',
+          rule: 'mask',
+          reasons: [
+            'a masked COPY … TO STDOUT must not be sent inside an unfinished extended-protocol batch (send Sync first)',
+          ],
+        },
+        true,
+        SQLSTATE.featureNotSupported,
+      );
+    }
     const plans = new Map<number, MaskPlan>();
     const described = copies.map((i) =>
       this.injectCopyDescribe(statements[i]!.copy!).then((plan) => ({ i, plan })),
@@ -1216,7 +1262,7 @@ export class Relay {
       this.inject(serialize.parse({ name, text: SENTINEL_SQL, types: [] }));
       this.skippingUntilSync = true;
     }
-    this.push({ kind: 'denied', error: err, simple });
+    this.push(simple ? { kind: 'denied-simple', error: err } : { kind: 'denied-extended', error: err });
   }
 
   /** The message whose held decision an approver approved: handled again, its hold passes. */
@@ -1261,16 +1307,7 @@ export class Relay {
   };
 
   private head(): Pending | undefined {
-    return this.pending[this.pendingHead];
-  }
-
-  private pop(): void {
-    this.pending[this.pendingHead] = undefined as unknown as Pending;
-    this.pendingHead++;
-    if (this.pendingHead > 64 && this.pendingHead * 2 > this.pending.length) {
-      this.pending.splice(0, this.pendingHead);
-      this.pendingHead = 0;
-    }
+    return this.queue.head;
   }
 
   /** the row masker for DataRows arriving now, or null when rows pass untouched */
@@ -1322,8 +1359,8 @@ export class Relay {
         const end = pos + 1 + buf.readInt32BE(pos + 1);
         // Hot path: rows nobody needs to look at go through untouched, even when split across reads.
         if (
-          (type === BackendType.dataRow && !this.rowsNeedMasking()) ||
-          (type === BackendType.copyData && !this.currentCopyOut())
+          (type === BackendType.dataRow && this.queue.rowsExpected && !this.rowsNeedMasking()) ||
+          (type === BackendType.copyData && this.queue.copyOutActive && !this.currentCopyOut())
         ) {
           const run = this.currentRun();
           if (run) run.bytes += end - pos;
@@ -1373,7 +1410,8 @@ export class Relay {
       // the statements this chunk completed, recorded once their answers are on their way
       this.ctx.flow.endBatch();
     }
-    if (this.client.writableNeedDrain) this.upstream.pause();
+    if (this.upstreamGone && !this.upstreamBusy) this.endAfterUpstream();
+    else if (this.client.writableNeedDrain) this.upstream.pause();
   }
 
   private send(outs: Buffer[]): void {
@@ -1409,7 +1447,12 @@ export class Relay {
 
   /** FORWARD: relay the frame as is; DROP: swallow it; a Buffer: send this instead. */
   private handleBackend(type: number, buf: Buffer, pos: number, end: number): number | Buffer {
-    const h = this.head();
+    const answered = this.queue.reply(
+      type,
+      type === BackendType.errorResponse && isFatalError(buf, pos + 5, end),
+    );
+    if (isDisagreement(answered)) return this.desync(answered.disagreement);
+    const h = answered === ASYNC ? undefined : answered;
     switch (type) {
       case BackendType.dataRow:
         return this.maskDataRow(buf, pos, end);
@@ -1420,41 +1463,20 @@ export class Relay {
       case BackendType.noData:
         if (h?.kind === 'describe-portal') {
           h.portal.masker = null;
-          this.pop();
           return h.injected ? DROP : FORWARD;
         }
-        if (h?.kind === 'describe-statement') {
-          this.pop();
-          return FORWARD;
-        }
-        if (h?.kind === 'copy-describe') return DROP;
-        return FORWARD;
-      case BackendType.parameterDescription:
         return h?.kind === 'copy-describe' ? DROP : FORWARD;
+      case BackendType.parameterDescription:
       case BackendType.parseComplete:
-        if (h?.kind === 'copy-describe') return DROP;
-        if (h?.kind === 'parse') this.pop();
-        return FORWARD;
-      case BackendType.bindComplete:
-        if (h?.kind === 'bind') this.pop();
-        return FORWARD;
       case BackendType.closeComplete:
-        if (h?.kind === 'copy-describe') return DROP;
-        if (h?.kind === 'close') this.pop();
+        return h?.kind === 'copy-describe' ? DROP : FORWARD;
+      case BackendType.bindComplete:
         return FORWARD;
       case BackendType.commandComplete:
         return this.onCommandComplete(h, buf, pos, end);
       case BackendType.emptyQueryResponse:
-        if (h?.kind === 'execute') {
-          this.finishRun(h.run, undefined, null);
-          this.pop();
-        }
-        return FORWARD;
       case BackendType.portalSuspended:
-        if (h?.kind === 'execute') {
-          this.finishRun(h.run, undefined, null);
-          this.pop();
-        }
+        if (h?.kind === 'execute') this.finishRun(h.run, undefined, null);
         return FORWARD;
       case BackendType.errorResponse:
         return this.onErrorResponse(h, buf, pos, end);
@@ -1474,26 +1496,36 @@ export class Relay {
         return FORWARD;
       case BackendType.notificationResponse:
         return this.maskNotification(buf, pos, end);
-      case BackendType.copyBothResponse:
-        // Only replication uses CopyBoth, and replication connections are refused at startup.
-        this.terminate(
-          fatal(SQLSTATE.protocolViolation, 'hoop: unexpected CopyBoth from the database'),
-          'unexpected CopyBoth',
-        );
-        return DROP;
-      case BackendType.backendKeyData:
-        return DROP; // the client has the broker's key; the upstream's stays here
       default:
-        this.ctx.logger.warn(
-          { type: String.fromCharCode(type) },
-          'pg relay: unexpected message from upstream',
-        );
-        this.terminate(
-          fatal(SQLSTATE.protocolViolation, 'hoop: unexpected message from the database'),
-          'unexpected upstream message',
-        );
-        return DROP;
+        // (the queue accepts nothing else: CopyBoth, BackendKeyData after startup, unknown types)
+        return this.desync(`the database sent an unexpected message type "${String.fromCharCode(type)}"`);
     }
+  }
+
+  /**
+   * The database answered something the protocol model cannot attribute: results could go out under
+   * another statement's mask plan, so the connection is closed (and that is recorded), never guessed at.
+   */
+  private desync(why: string): number {
+    this.ctx.logger.error(
+      { why },
+      'pg relay: the protocol model and the database disagree; closing the connection',
+    );
+    this.recordQueue.push({
+      target: this.ctx.targetName,
+      kind: 'pg.connection.desync',
+      operation: { conn_id: this.ctx.connId, reason: why },
+      decision: 'deny',
+      reasons: [why],
+    });
+    this.terminate(
+      fatal(
+        SQLSTATE.protocolViolation,
+        `hoop: the broker's model of the protocol and the database disagree (${why}); the connection was closed`,
+      ),
+      'protocol desync',
+    );
+    return DROP;
   }
 
   private onRowDescription(h: Pending | undefined, buf: Buffer, pos: number, end: number): number | Buffer {
@@ -1501,17 +1533,8 @@ export class Relay {
       h.fields = readRowDescription(buf, pos + 5, end);
       return DROP;
     }
-    if (h?.kind === 'describe-statement') {
-      this.pop();
-      return FORWARD;
-    }
-    if (!this.masking) {
-      if (h?.kind === 'describe-portal') {
-        this.pop();
-        return h.injected ? DROP : FORWARD;
-      }
-      return FORWARD;
-    }
+    if (h?.kind === 'describe-statement') return FORWARD;
+    if (!this.masking) return h?.kind === 'describe-portal' && h.injected ? DROP : FORWARD;
     const assign = (m: RowMasker): void => {
       if (h?.kind === 'simple') h.masker = m;
       else if (h?.kind === 'describe-portal') h.portal.masker = m;
@@ -1526,11 +1549,7 @@ export class Relay {
       this.planCacheFresh()
     ) {
       assign(this.lastRowMasker!);
-      if (h?.kind === 'describe-portal') {
-        this.pop();
-        return h.injected ? DROP : FORWARD;
-      }
-      return FORWARD;
+      return h?.kind === 'describe-portal' && h.injected ? DROP : FORWARD;
     }
     const key = buf.toString('latin1', pos + 5, end);
     const cached = this.cachedPlan(key);
@@ -1560,11 +1579,7 @@ export class Relay {
         });
       }
     }
-    if (h?.kind === 'describe-portal') {
-      this.pop();
-      return h.injected ? DROP : FORWARD;
-    }
-    return FORWARD;
+    return h?.kind === 'describe-portal' && h.injected ? DROP : FORWARD;
   }
 
   /** A mask plan from the cache, or computed when every table OID is in the catalog cache; null: load first. */
@@ -1774,22 +1789,13 @@ export class Relay {
       h.run = h.index < h.statements.length ? this.newRun(h.statements[h.index]!, 'simple', []) : null;
       return FORWARD;
     }
-    if (h?.kind === 'execute') {
-      this.finishRun(h.run, rowsFromCommandTag(tag), null);
-      this.pop();
-      return FORWARD;
-    }
+    if (h?.kind === 'execute') this.finishRun(h.run, rowsFromCommandTag(tag), null);
     return FORWARD;
   }
 
   private onErrorResponse(h: Pending | undefined, buf: Buffer, pos: number, end: number): number | Buffer {
-    if (h?.kind === 'denied') {
-      if (!h.simple) {
-        this.pop();
-        this.skipUntilSync();
-      }
-      return errorResponse(h.error);
-    }
+    // (the queue has taken the extended-protocol messages off, and the server now discards until Sync)
+    if (h?.kind === 'denied-simple' || h?.kind === 'denied-extended') return errorResponse(h.error);
     if (h?.kind === 'copy-describe') {
       h.failed = true;
       return DROP;
@@ -1813,27 +1819,14 @@ export class Relay {
     } else if (h?.kind === 'function-call') {
       if (h.run) this.finishRun(h.run, undefined, sqlstate);
       h.run = null; // ReadyForQuery follows
-    } else if (h && h.kind !== 'sync') {
-      if (h.kind === 'execute') this.finishRun(h.run, undefined, sqlstate);
-      if (h.kind === 'parse') this.revertParse(h);
-      if (h.kind === 'describe-portal') h.portal.describeSent = false;
-      this.pop();
-      this.skipUntilSync();
+    } else if (h?.kind === 'execute') {
+      this.finishRun(h.run, undefined, sqlstate);
+    } else if (h?.kind === 'parse') {
+      this.revertParse(h);
+    } else if (h?.kind === 'describe-portal') {
+      h.portal.describeSent = false;
     }
     return this.maskNoticeFields(BackendType.errorResponse, fields, stmt);
-  }
-
-  /** After an error in the extended protocol the server skips everything until Sync: so do we. */
-  private skipUntilSync(): void {
-    for (;;) {
-      const h = this.head();
-      if (!h || h.kind === 'sync' || h.kind === 'simple' || h.kind === 'denied' || h.kind === 'copy-describe')
-        return;
-      if (h.kind === 'parse') this.revertParse(h);
-      // skipped upstream: that portal is still undescribed (a later Execute must describe it again)
-      if (h.kind === 'describe-portal') h.portal.describeSent = false;
-      this.pop();
-    }
   }
 
   private revertParse(h: Extract<Pending, { kind: 'parse' }>): void {
@@ -1846,15 +1839,10 @@ export class Relay {
     // back outside a transaction block: this session's DDL (if any) is committed or gone
     if (end - pos === 6 && buf[pos + 5] === 0x49 /* I */) this.ddlInTransaction = false;
     if (h?.kind === 'copy-describe') {
-      this.pop();
       this.finishCopyDescribe(h);
       return DROP;
     }
-    if (h?.kind === 'function-call') {
-      if (h.run) this.finishRun(h.run, undefined, null);
-      this.pop();
-    }
-    if (h?.kind === 'simple' || h?.kind === 'sync' || h?.kind === 'denied') this.pop();
+    if (h?.kind === 'function-call' && h.run) this.finishRun(h.run, undefined, null);
     return FORWARD;
   }
 
@@ -1914,43 +1902,10 @@ export class Relay {
     const value = body.toString('utf8', nul + 1, body.length - 1);
     // The classifier reads statements as PostgreSQL does only with these settings; if they change
     // under us (however that happened), stop rather than misread the next statement.
-    if (name === 'standard_conforming_strings' && value !== 'on') {
-      this.terminate(
-        fatal(
-          SQLSTATE.featureNotSupported,
-          'hoop: standard_conforming_strings must stay on through the broker; the connection was closed',
-        ),
-        'standard_conforming_strings turned off',
-      );
-      return DROP;
-    }
-    // Under `read` the upstream session's default_transaction_read_only (PostgreSQL 14+ reports it) is
-    // the backstop behind the classifier: if anything turned it off (a user function calling
-    // set_config, reached through some name the allow-list trusts), or changed who the session is,
-    // the next transaction could write. Close before the client gets its ReadyForQuery.
-    if (this.ctx.grant.access === 'read' && READ_GUARD_SETTINGS.has(name)) {
-      if (name !== 'default_transaction_read_only' || value !== 'on') {
-        this.terminate(
-          fatal(
-            SQLSTATE.insufficientPrivilege,
-            `hoop: ${name} changed to ${value} in a read-only session; the connection was closed`,
-          ),
-          `${name} changed under access read`,
-        );
-        return DROP;
-      }
-    }
-    if (name === 'client_encoding' && !isSafeClientEncoding(value)) {
-      this.terminate(
-        fatal(
-          SQLSTATE.featureNotSupported,
-          `hoop: client_encoding ${value} is not supported through the broker; the connection was closed`,
-        ),
-        'unsafe client_encoding',
-      );
-      return DROP;
-    }
-    return FORWARD;
+    const problem = reportedSettingProblem(name, value, this.ctx.grant.access, false);
+    if (!problem) return FORWARD;
+    this.terminate(fatal(SQLSTATE[problem.sqlstate], problem.message), problem.why);
+    return DROP;
   }
 
   /** A NOTIFY payload is text from another session, of any origin: the detectors scan it. */
