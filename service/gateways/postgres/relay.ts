@@ -380,7 +380,7 @@ export class Relay {
   private endAfterUpstream(): void {
     if (this.closed) return;
     this.closed = true;
-    this.flushRecords();
+    this.ctx.flow.flush();
     this.clearMidMessageTimer();
     this.client.uncork();
     this.client.end();
@@ -1511,13 +1511,7 @@ export class Relay {
       { why },
       'pg relay: the protocol model and the database disagree; closing the connection',
     );
-    this.recordQueue.push({
-      target: this.ctx.targetName,
-      kind: 'pg.connection.desync',
-      operation: { conn_id: this.ctx.connId, reason: why },
-      decision: 'deny',
-      reasons: [why],
-    });
+    this.ctx.flow.desynced(why);
     this.terminate(
       fatal(
         SQLSTATE.protocolViolation,
