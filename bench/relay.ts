@@ -9,7 +9,11 @@
 import { EventEmitter } from 'node:events';
 import { serialize } from 'pg-protocol';
 import { TranscriptRecorder } from '../service/audit/recorder.js';
-import type { CatalogResolver, TargetViews, UserObjects } from '../service/gateways/postgres/catalog.js';
+import type {
+  CatalogResolver,
+  TargetViews,
+  UserObjects,
+} from '../service/gateways/postgres/catalog/resolver.js';
 import { ClassificationCache } from '../service/gateways/postgres/classification-cache.js';
 import { FrontendReader } from '../service/gateways/postgres/frontend-reader.js';
 import { DEFAULT_LIMITS } from '../service/gateways/postgres/limits.js';

@@ -26,7 +26,7 @@ import {
   negotiateProtocolVersion,
   readyForQuery,
 } from './backend-messages.js';
-import type { CatalogResolver } from './catalog.js';
+import type { CatalogResolver } from './catalog/resolver.js';
 import type { ClassificationCache } from './classification-cache.js';
 import type { GatewayLimits, GatewayTarget, PgGatewayDeps } from './deps.js';
 import { FrontendReader, FrontendType, type StartupPacket } from './frontend-reader.js';

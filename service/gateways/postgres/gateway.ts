@@ -27,7 +27,7 @@ import { initSqlParser } from '../../policy/sql/index.js';
 import { holdsUnsupported } from '../operation-flow.js';
 import { SessionGuard } from '../session-guard.js';
 import { tlsServerEndPoint } from './auth/channel-binding.js';
-import { CatalogResolver } from './catalog.js';
+import { CatalogResolver } from './catalog/resolver.js';
 import { ClassificationCache } from './classification-cache.js';
 import { type CancelKey, ClientConnection, type ConnectionHost } from './client-connection.js';
 import type { GatewayTarget, PgGatewayDeps, PostgresGateway } from './deps.js';

@@ -24,7 +24,6 @@ import {
   CopyOutMasker,
   copyMaskSupport,
   guardEchoedValues,
-  isKnownBuiltin,
   maskCell,
   maskNoticeText,
   planMask,
@@ -58,12 +57,12 @@ import {
   CATALOG_TTL_MS,
   type CatalogResolver,
   type FunctionInfo,
-  knowsRelation,
   type TargetViews,
-  type UserObjects,
   type ViewLineage,
-} from './catalog.js';
-import { deniedThroughViews, viewMaskRules } from '../../policy/mask/views.js';
+} from './catalog/resolver.js';
+import { type GateFacts, type GateVerdict, gateStatements } from '../../policy/pg/statement-gate.js';
+import { functionCallBypass } from '../../policy/pg/user-code.js';
+import { effectiveGrant } from '../../policy/pg/views.js';
 import type { CachedClassification, CacheEntry, ClassificationCache } from './classification-cache.js';
 import type { OperationFlow } from '../operation-flow.js';
 import type { GatewayLimits } from './deps.js';
@@ -173,98 +172,6 @@ type Duplex = Socket | TLSSocket;
 const FORWARD = 0;
 const DROP = 1;
 const PASS: CellAction = { kind: 'pass' };
-/** userObjectUse: the catalog must be read first */
-const LOAD_CATALOG = Symbol('load catalog');
-/** userObjectUse: the catalog must be read in a reading that starts after the statement */
-const RELOAD_CATALOG = Symbol('reload catalog');
-
-/** Why a statement under `read` may run a user's function through a name the allow-list trusts, if it may. */
-function userObjectReason(stmt: ClassifiedStatement, objects: UserObjects): string | undefined {
-  const implicit = objects.implicitCasts[0];
-  if (implicit !== undefined)
-    return `access read: the database has an implicit cast through a user-defined function (${implicit}), which any expression may run, so no statement can be proven read-only`;
-  for (const fn of stmt.functions) {
-    if (!fn.includes('.') && objects.functions.has(fn))
-      return `access read: a user-defined function is also named ${fn}, so the unqualified call cannot be proven to run the built-in; write pg_catalog.${fn}(…)`;
-  }
-  for (const op of stmt.operators) {
-    const dot = op.lastIndexOf('.');
-    const schema = dot < 0 ? null : op.slice(0, dot);
-    const name = dot < 0 ? op : op.slice(dot + 1);
-    if (schema !== 'pg_catalog' && objects.operators.has(name))
-      return schema === null
-        ? `access read: a user-defined operator is also named ${name}, so it cannot be proven to run the built-in; write OPERATOR(pg_catalog.${name})`
-        : `access read: operator ${op} is user-defined`;
-  }
-  for (const type of stmt.casts) {
-    const name = type.slice(type.lastIndexOf('.') + 1);
-    if (objects.castTargets.has(name))
-      return `access read: converting a value to ${name} may run a user-defined function (through a cast or a domain's CHECK constraint), so a cast to ${type} cannot be proven read-only`;
-  }
-  return undefined;
-}
-
-/**
- * Why a statement under column masks or table deny rules (at write or admin access; `read` has its own,
- * stricter check) may run a user's code, which can read a masked column or a denied table out of the
- * policy's sight, if it may: a call of a
- * function users defined (in any schema but pg_catalog), a user operator, a cast to a user cast's target
- * or such a domain, or any statement while a user's implicit cast exists.
- */
-function maskedUserCodeReason(stmt: ClassifiedStatement, objects: UserObjects): string | undefined {
-  const implicit = objects.implicitCasts[0];
-  const out = "which can read masked columns and denied tables out of the policy's sight";
-  if (implicit !== undefined)
-    return `mask: the database has an implicit cast through a user-defined function (${implicit}), any expression may run it, ${out}`;
-  for (const fn of stmt.functions) {
-    const dot = fn.lastIndexOf('.');
-    if (fn.slice(0, Math.max(dot, 0)) !== 'pg_catalog' && objects.functions.has(fn.slice(dot + 1)))
-      return `mask: ${fn} may run a user-defined function, ${out}`;
-  }
-  for (const op of stmt.operators) {
-    const dot = op.lastIndexOf('.');
-    if (op.slice(0, Math.max(dot, 0)) !== 'pg_catalog' && objects.operators.has(op.slice(dot + 1)))
-      return `mask: operator ${op} may run a user-defined function, ${out}`;
-  }
-  for (const type of stmt.casts) {
-    if (objects.castTargets.has(type.slice(type.lastIndexOf('.') + 1)))
-      return `mask: a cast to ${type} may run a user-defined function, ${out}`;
-  }
-  return undefined;
-}
-
-/** A session's grant under a target's traced views (see viewRulesReady). */
-interface EffectiveGrant {
-  /** the grant with the mask rules its column rules imply for view columns */
-  grant: Grant;
-  /** views passing a masked column on that no rule can name: statements naming them are refused */
-  unnameable: ViewLineage[];
-}
-
-/** One object per (grant, lineage), so every connection of a session shares its cached decisions. */
-const effectiveGrants = new WeakMap<TargetViews, WeakMap<Grant, EffectiveGrant>>();
-function effectiveGrant(grant: Grant, views: TargetViews): EffectiveGrant {
-  let byGrant = effectiveGrants.get(views);
-  if (!byGrant) {
-    byGrant = new WeakMap();
-    effectiveGrants.set(views, byGrant);
-  }
-  let g = byGrant.get(grant);
-  if (!g) {
-    const derived = viewMaskRules(grant.mask ?? [], views.views);
-    const deniedTables = (grant.deny ?? []).flatMap((r) => ('table' in r ? r.table : []));
-    const deniedViews = deniedThroughViews(deniedTables, views.views);
-    let effective = grant;
-    if (derived.rules.length > 0)
-      effective = { ...effective, mask: [...(grant.mask ?? []), ...derived.rules] };
-    if (deniedViews.length > 0)
-      effective = { ...effective, deny: [...(grant.deny ?? []), { table: deniedViews }] };
-    g = { grant: effective, unnameable: derived.unnameable };
-    byGrant.set(grant, g);
-  }
-  return g;
-}
-
 export class Relay {
   /** what the server will answer next, as PostgreSQL's protocol rules say (reply-queue.ts) */
   private readonly queue = new ReplyQueue<Pending>((p) => this.onDiscarded(p));
@@ -334,6 +241,19 @@ export class Relay {
     this.detectors = this.maskRules.flatMap((r) => ('detector' in r ? [r.detector] : []));
     this.masking = this.maskRules.length > 0;
     this.describeName = `hoop_describe_${ctx.connId}`;
+    this.gateFacts = {
+      access: ctx.grant.access,
+      outOfSight: this.outOfSight,
+      tracesViews: this.tracesViews,
+      masking: this.masking,
+      views: null,
+      unnameable: [],
+      relationsSettled: false,
+      userObjects: () => ctx.catalog.cachedUserObjects(),
+      userObjectsFresh: false,
+      approved: false,
+      decide: (stmt: ClassifiedStatement) => ctx.classifier.decide(this.gateEntry, this.grant, stmt),
+    };
   }
 
   start(upstreamLeftover: Buffer): void {
@@ -695,19 +615,8 @@ export class Relay {
     this.forgetNamedPortals();
     const { result: cls, entry } = this.classify(text);
     if (!cls.ok) return this.denyUnparsable(text, cls, true);
-    if (this.unknownRelations(cls.statements, msg)) return this.afterViews(msg, true, true);
-    const unnameable = this.namesUnnameableView(cls.statements);
-    if (unnameable)
-      return this.deny(unnameable.stmt, unnameable.decision, true, SQLSTATE.insufficientPrivilege);
-    for (const stmt of cls.statements) {
-      const d = this.decide(entry, stmt);
-      if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
-        return this.refuse(msg, statementOp(stmt, 'simple'), d, true, SQLSTATE.insufficientPrivilege);
-    }
-    const shadowed = this.userObjectUse(cls.statements, msg);
-    if (shadowed === LOAD_CATALOG || shadowed === RELOAD_CATALOG)
-      return this.afterUserObjects(msg, true, shadowed === RELOAD_CATALOG);
-    if (shadowed) return this.deny(shadowed.stmt, shadowed.decision, true, SQLSTATE.insufficientPrivilege);
+    const verdict = this.gate(cls.statements, entry, msg, 'simple');
+    if (verdict) return this.onVerdict(verdict, msg, true);
     const copies = this.masking
       ? cls.statements.flatMap((s, i) => (s.copy?.direction === 'to' ? [i] : []))
       : [];
@@ -817,55 +726,8 @@ export class Relay {
     if (!this.viewRulesReady()) return this.afterViews(msg, false);
     const { result: cls, entry } = this.classify(p.text);
     if (!cls.ok) return this.denyUnparsable(p.text, cls, false, p.name);
-    if (this.unknownRelations(cls.statements, msg)) return this.afterViews(msg, false, true);
-    const unnameable = this.namesUnnameableView(cls.statements);
-    if (unnameable)
-      return this.deny(
-        unnameable.stmt,
-        unnameable.decision,
-        false,
-        SQLSTATE.insufficientPrivilege,
-        undefined,
-        p.name,
-      );
-    for (const stmt of cls.statements) {
-      const d = this.decide(entry, stmt);
-      if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
-        return this.refuse(
-          msg,
-          statementOp(stmt, 'extended'),
-          d,
-          false,
-          SQLSTATE.insufficientPrivilege,
-          p.name,
-        );
-      if (this.masking && stmt.copy?.direction === 'to') {
-        return this.deny(
-          stmt,
-          {
-            effect: 'deny',
-            rule: 'mask',
-            reasons: ['COPY … TO STDOUT is masked only in the simple query protocol'],
-          },
-          false,
-          SQLSTATE.featureNotSupported,
-          undefined,
-          p.name,
-        );
-      }
-    }
-    const shadowed = this.userObjectUse(cls.statements, msg);
-    if (shadowed === LOAD_CATALOG || shadowed === RELOAD_CATALOG)
-      return this.afterUserObjects(msg, false, shadowed === RELOAD_CATALOG);
-    if (shadowed)
-      return this.deny(
-        shadowed.stmt,
-        shadowed.decision,
-        false,
-        SQLSTATE.insufficientPrivilege,
-        undefined,
-        p.name,
-      );
+    const verdict = this.gate(cls.statements, entry, msg, 'extended');
+    if (verdict) return this.onVerdict(verdict, msg, false, p.name);
     const previous = this.prepared.get(p.name);
     const stmt = cls.statements[0];
     if (stmt) this.prepared.set(p.name, stmt);
@@ -928,12 +790,8 @@ export class Relay {
     const d = this.decide(entry, stmt);
     if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
       return this.refuse(msg, op, d, true, SQLSTATE.insufficientPrivilege);
-    if (this.outOfSight && info.schema !== 'pg_catalog') {
-      // (under read, only allow-listed built-ins got this far)
-      const reason = `mask: ${info.schema}.${info.name} may be a user-defined function, which can read masked columns and denied tables out of the policy's sight`;
-      const deny: Decision = { effect: 'deny', rule: 'mask: bypass', reasons: [reason] };
-      return this.refuse(msg, op, deny, true, SQLSTATE.insufficientPrivilege);
-    }
+    const bypass = functionCallBypass(info, this.outOfSight);
+    if (bypass) return this.refuse(msg, op, bypass, true, SQLSTATE.insufficientPrivilege);
     const origin: ColumnOrigin = {
       name: info.name,
       table: null,
@@ -981,50 +839,6 @@ export class Relay {
   }
 
   /**
-   * Under `read`, functions, operators and casts are allowed by their names. A user's CREATE FUNCTION,
-   * CREATE OPERATOR or CREATE CAST can make such a name run the user's code instead of the built-in
-   * the allow-list vouches for: an unqualified call or an operator with a name a user also defined, a
-   * cast to a type a user's cast targets, and (through an implicit cast) any expression at all. Those
-   * are denied (pg_catalog.name(…) and OPERATOR(pg_catalog.op) name the built-in and are fine).
-   * LOAD_CATALOG: what users defined is not known yet.
-   */
-  private userObjectUse(
-    statements: ClassifiedStatement[],
-    msg: FrontendMessage,
-  ): { stmt: ClassifiedStatement; decision: Decision } | typeof LOAD_CATALOG | typeof RELOAD_CATALOG | null {
-    const read = this.ctx.grant.access === 'read';
-    if (!read && !this.outOfSight) return null;
-    // Under masks at write access, a call the allow-lists do not know may be a function created
-    // moments ago, outside the broker: it is judged by a reading that starts after the statement.
-    if (!read && this.userObjectsFor !== msg) {
-      for (const stmt of statements)
-        for (const fn of stmt.functions) {
-          const dot = fn.lastIndexOf('.');
-          if (!isKnownBuiltin(dot < 0 ? null : fn.slice(0, dot), fn.slice(dot + 1))) return RELOAD_CATALOG;
-        }
-    }
-    let objects: UserObjects | undefined;
-    for (const stmt of statements) {
-      const refersToAnything =
-        stmt.tables.length > 0 ||
-        stmt.functions.length > 0 ||
-        stmt.operators.length > 0 ||
-        stmt.casts.length > 0;
-      if (!refersToAnything) continue;
-      objects ??= this.ctx.catalog.cachedUserObjects();
-      if (objects === undefined) return LOAD_CATALOG;
-      if (read) {
-        const reason = userObjectReason(stmt, objects);
-        if (reason) return { stmt, decision: { effect: 'deny', rule: 'access: read', reasons: [reason] } };
-      } else {
-        const reason = maskedUserCodeReason(stmt, objects);
-        if (reason) return { stmt, decision: { effect: 'deny', rule: 'mask: bypass', reasons: [reason] } };
-      }
-    }
-    return null;
-  }
-
-  /**
    * With column masks, views over masked columns get derived rules (policy/mask/views.ts) from the
    * catalog's view lineage; false when that lineage must be read first.
    */
@@ -1046,49 +860,50 @@ export class Relay {
     this.planCacheGeneration = -1; // plans were made under the previous rules
   }
 
-  /**
-   * Does the statement name a relation the traced catalog does not know (created since it was read,
-   * outside the broker; it may be a view over a masked column)? Then it waits for a reading that starts
-   * after it, once: a name that reading does not know either (a typo; a relation of another database)
-   * goes on to the database, which answers for it.
-   */
-  private unknownRelations(statements: ClassifiedStatement[], msg: FrontendMessage): boolean {
-    const tv = this.appliedViews;
-    if (!this.tracesViews || tv === null || this.tracedFor === msg || this.ddlInTransaction) return false;
-    for (const stmt of statements) for (const t of stmt.tables) if (!knowsRelation(tv, t)) return true;
-    return false;
+  /** The statement gate's facts (policy/pg/statement-gate.ts), kept on the relay and updated per message. */
+  private readonly gateFacts: GateFacts;
+  /** the classification cache entry of the message being judged (its decisions are cached per grant) */
+  private gateEntry: CacheEntry | null = null;
+
+  /** Judge a message's statements (pure: policy/pg/statement-gate.ts); null: they may go upstream. */
+  private gate(
+    statements: ClassifiedStatement[],
+    entry: CacheEntry | null,
+    msg: FrontendMessage,
+    protocol: 'simple' | 'extended',
+  ): GateVerdict | null {
+    const f = this.gateFacts;
+    f.views = this.appliedViews;
+    f.unnameable = this.unnameableViews;
+    f.relationsSettled = this.tracedFor === msg || this.ddlInTransaction;
+    f.userObjectsFresh = this.userObjectsFor === msg;
+    f.approved = this.approvedFor === msg;
+    this.gateEntry = entry;
+    return gateStatements(statements, protocol, f);
   }
 
-  /**
-   * A statement naming a view over a masked column whose name no mask rule can spell, or (under `read`) a
-   * view whose definition is not read-only: refused.
-   */
-  private namesUnnameableView(
-    statements: ClassifiedStatement[],
-  ): { stmt: ClassifiedStatement; decision: Decision } | null {
-    const unproven = this.ctx.grant.access === 'read' ? (this.appliedViews?.notReadOnly ?? []) : [];
-    for (const stmt of unproven.length > 0 ? statements : []) {
-      for (const t of stmt.tables) {
-        const v = unproven.find((u) => t === u.relname || t === u.view || t.endsWith(`.${u.relname}`));
-        if (v) {
-          const reason = `access read: reading view ${v.view} runs its definition, which is not read-only: ${v.why}`;
-          return { stmt, decision: { effect: 'deny', rule: 'access: read', reasons: [reason] } };
-        }
-      }
-    }
-    if (this.unnameableViews.length === 0) return null;
-    for (const stmt of statements) {
-      for (const t of stmt.tables) {
-        const v = this.unnameableViews.find(
-          (u) => t === u.relname || t === u.view || t.endsWith(`.${u.relname}`),
+  /** Act on the gate's verdict: read the catalog and judge again, or refuse. */
+  private onVerdict(
+    verdict: GateVerdict,
+    msg: FrontendMessage,
+    simple: boolean,
+    parseName?: string,
+  ): Promise<void> {
+    switch (verdict.kind) {
+      case 'read-views':
+        return this.afterViews(msg, simple, true);
+      case 'read-user-objects':
+        return this.afterUserObjects(msg, simple, verdict.refresh);
+      case 'refuse':
+        return this.refuse(
+          msg,
+          statementOp(verdict.stmt, simple ? 'simple' : 'extended'),
+          verdict.decision,
+          simple,
+          verdict.unsupported ? SQLSTATE.featureNotSupported : SQLSTATE.insufficientPrivilege,
+          parseName,
         );
-        if (v) {
-          const reason = `mask: view ${v.view} passes a masked column on, and a '.' in its names leaves no mask rule able to name its columns`;
-          return { stmt, decision: { effect: 'deny', rule: 'mask', reasons: [reason] } };
-        }
-      }
     }
-    return null;
   }
 
   /**
