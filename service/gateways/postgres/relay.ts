@@ -66,6 +66,7 @@ import { effectiveGrant } from '../../policy/pg/views.js';
 import type { CachedClassification, CacheEntry, ClassificationCache } from './classification-cache.js';
 import type { OperationFlow } from '../operation-flow.js';
 import type { GatewayLimits } from './deps.js';
+import type { BufferBudget } from './limits.js';
 import {
   decodeBind,
   decodeDescribeOrClose,
@@ -165,6 +166,10 @@ export interface RelayContext {
   flow: OperationFlow;
   /** classification with a cache for repeated read statements (shared by the gateway's connections) */
   classifier: ClassificationCache;
+  /** bytes of unfinished messages held across the gateway's connections */
+  buffers: BufferBudget;
+  /** count a refusal by a broker-wide limit (metrics) */
+  countLimit(limit: string): void;
 }
 
 type Duplex = Socket | TLSSocket;
@@ -273,6 +278,7 @@ export class Relay {
     this.closed = true;
     this.ctx.flow.flush();
     this.clearMidMessageTimer();
+    this.ctx.buffers.release(this);
     this.upstream.destroy();
     if (err && !this.client.destroyed) {
       this.client.uncork();
@@ -302,6 +308,7 @@ export class Relay {
     this.closed = true;
     this.ctx.flow.flush();
     this.clearMidMessageTimer();
+    this.ctx.buffers.release(this);
     this.client.uncork();
     this.client.end();
     setTimeout(() => this.client.destroy(), 500).unref();
@@ -321,6 +328,17 @@ export class Relay {
 
   private onClientData = (chunk: Buffer): void => {
     this.reader.push(chunk);
+    if (!this.ctx.buffers.hold(this, this.reader.buffered)) {
+      this.ctx.countLimit('unfinished_message_bytes');
+      this.terminate(
+        fatal(
+          SQLSTATE.outOfMemory,
+          `hoop: the broker holds its limit of unfinished message bytes across connections (limits.unfinished_message_bytes, ${Math.round(this.ctx.buffers.max / 1048576)} MiB); the connection was closed`,
+        ),
+        'unfinished message bytes limit',
+      );
+      return;
+    }
     this.processClient();
   };
 
@@ -330,6 +348,7 @@ export class Relay {
 
   private processClient(): void {
     if (this.clientBusy || this.closed) return;
+    let progressed = false;
     try {
       for (;;) {
         const r = this.reader.readMessage({
@@ -342,6 +361,7 @@ export class Relay {
           this.protocolViolation(r.message);
           return;
         }
+        progressed = true;
         const wait = this.handleFrontend(r.value);
         if (this.closed) return;
         if (wait) {
@@ -360,16 +380,24 @@ export class Relay {
         }
       }
     } finally {
-      if (!this.closed) this.flushForward();
+      if (!this.closed) {
+        this.flushForward();
+        this.ctx.buffers.hold(this, this.reader.buffered);
+      }
     }
     if (this.upstream.writableNeedDrain || this.ctx.flow.backlogFull()) this.client.pause();
-    this.armMidMessageTimer();
+    this.armMidMessageTimer(progressed);
   }
 
-  private armMidMessageTimer(): void {
+  /**
+   * A message in progress must arrive whole within the limit of its start: the deadline restarts only
+   * when a message was completed (more bytes of the same message do not extend it).
+   */
+  private armMidMessageTimer(progressed: boolean): void {
     if (this.reader.buffered > 0) {
-      if (this.midMessageTimer) this.midMessageTimer.refresh();
-      else {
+      if (this.midMessageTimer) {
+        if (progressed) this.midMessageTimer.refresh();
+      } else {
         this.midMessageTimer = setTimeout(() => {
           this.terminate(
             fatal(
@@ -529,6 +557,7 @@ export class Relay {
       case FrontendType.terminate:
         this.closed = true;
         this.clearMidMessageTimer();
+        this.ctx.buffers.release(this);
         this.ctx.flow.flush();
         this.flushForward();
         this.upstream.end(msg.raw);
