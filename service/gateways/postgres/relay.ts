@@ -16,50 +16,22 @@ import type { TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import type { Logger } from 'pino';
 import { pgDeniedKind, pgText } from '../../audit/operation-events.js';
-import type { Detector, Grant, MaskRule } from '../../config/schema.js';
+import type { Grant } from '../../config/schema.js';
 import type { Decision, DenyDecision } from '../../policy/decision.js';
 import type { PgFunctionCallOperation, PgOperation, PgStatementOperation } from '../../policy/operation.js';
-import {
-  columnMaskRules,
-  CopyOutMasker,
-  copyMaskSupport,
-  guardEchoedValues,
-  maskCell,
-  maskNoticeText,
-  planMask,
-  redactSql,
-  tableIsRule,
-  trackPrepared,
-} from '../../policy/sql/index.js';
-import type {
-  CellAction,
-  ClassifiedStatement,
-  ClassifyResult,
-  ColumnOrigin,
-  CopyInfo,
-  MaskPlan,
-} from '../../policy/sql/types.js';
+import { copyMaskSupport, redactSql, trackPrepared } from '../../policy/sql/index.js';
+import type { ClassifiedStatement, ClassifyResult, CopyInfo, MaskPlan } from '../../policy/sql/types.js';
 import { type BackendError, error as backendError, fatal, SQLSTATE } from './backend-error.js';
 import {
   BackendType,
-  dataRow,
   errorResponse,
   isFatalError,
-  fieldsMessage,
-  type RowField,
   readCommandTag,
-  readDataRow,
   readNoticeFields,
   readRowDescription,
   rowsFromCommandTag,
 } from './backend-messages.js';
-import {
-  CATALOG_TTL_MS,
-  type CatalogResolver,
-  type FunctionInfo,
-  type TargetViews,
-  type ViewLineage,
-} from './catalog/resolver.js';
+import type { CatalogResolver, FunctionInfo, TargetViews, ViewLineage } from './catalog/resolver.js';
 import { type GateFacts, type GateVerdict, gateStatements } from '../../policy/pg/statement-gate.js';
 import { functionCallBypass } from '../../policy/pg/user-code.js';
 import { effectiveGrant } from '../../policy/pg/views.js';
@@ -83,73 +55,21 @@ import {
   LARGE_FRONTEND_TYPES,
 } from './frontend-reader.js';
 import { ASYNC, isDisagreement, ReplyQueue } from './reply-queue.js';
+import { copyDescribeSql, quoteIdent, truncate } from './relay/frames.js';
+import {
+  type CopyOutState,
+  DROP,
+  FORWARD,
+  type Pending,
+  type PortalInfo,
+  type RowMasker,
+  type StatementRun,
+} from './relay/pending.js';
+import { ResultMasking } from './relay/result-masking.js';
 import { reportedSettingProblem } from './startup-params.js';
 
 /** Text that fails to parse on every PostgreSQL version: the stand-in for a denied statement. */
 const SENTINEL_SQL = 'hoop statement denied';
-
-interface PortalInfo {
-  name: string;
-  statement: ClassifiedStatement | null;
-  /** a Describe of this portal has been sent upstream since its Bind */
-  describeSent: boolean;
-  /** the masking plan, once its RowDescription has arrived */
-  masker: RowMasker | null;
-}
-
-interface RowMasker {
-  plan: MaskPlan;
-  /** plan.active: rows must be rewritten */
-  active: boolean;
-}
-
-/** One statement being executed, for the transcript. */
-interface StatementRun {
-  /** what the transcript records it as */
-  op: PgOperation;
-  stmt: ClassifiedStatement | null;
-  protocol: 'simple' | 'extended' | 'function-call';
-  reasons: string[];
-  startedAt: number;
-  bytes: number;
-  masked: number;
-}
-
-interface CopyOutState {
-  /** null: the plan is inactive, CopyData passes untouched */
-  masker: CopyOutMasker | null;
-}
-
-type Pending =
-  | {
-      kind: 'simple';
-      statements: ClassifiedStatement[];
-      index: number;
-      run: StatementRun | null;
-      masker: RowMasker | null;
-      /** COPY TO plans by statement index (from the injected describe, before the Query is forwarded) */
-      copyPlans: Map<number, MaskPlan>;
-      copyOut: CopyOutState | null;
-    }
-  | { kind: 'parse'; name: string; previous: ClassifiedStatement | undefined }
-  | { kind: 'bind' }
-  | { kind: 'describe-statement' }
-  | { kind: 'describe-portal'; portal: PortalInfo; injected: boolean }
-  | { kind: 'execute'; portal: PortalInfo; run: StatementRun; copyOut: CopyOutState | null }
-  | { kind: 'close' }
-  | { kind: 'sync' }
-  /** a FunctionCall: its result (one value) is masked like a computed column of its type */
-  | { kind: 'function-call'; run: StatementRun | null; result: CellAction }
-  | { kind: 'denied-simple'; error: BackendError }
-  | { kind: 'denied-extended'; error: BackendError }
-  | {
-      kind: 'copy-describe';
-      info: CopyInfo;
-      fields: RowField[] | null;
-      failed: boolean;
-      /** called once the plan is known (null: the columns could not be described) */
-      done: (plan: MaskPlan | null) => void;
-    };
 
 export interface RelayContext {
   logger: Logger;
@@ -174,9 +94,6 @@ export interface RelayContext {
 
 type Duplex = Socket | TLSSocket;
 
-const FORWARD = 0;
-const DROP = 1;
-const PASS: CellAction = { kind: 'pass' };
 export class Relay {
   /** what the server will answer next, as PostgreSQL's protocol rules say (reply-queue.ts) */
   private readonly queue = new ReplyQueue<Pending>((p) => this.onDiscarded(p));
@@ -192,8 +109,6 @@ export class Relay {
   private passRemaining = 0;
   private closed = false;
   private midMessageTimer: NodeJS.Timeout | null = null;
-  /** the grant's mask rules, plus those derived for views over masked columns (viewRulesReady) */
-  private maskRules: MaskRule[];
   /** the grant decisions are made under: the session's, with the derived view rules in its mask */
   private grant: Grant;
   /** the grant has column rules, so views must be traced before statements are decided */
@@ -221,14 +136,9 @@ export class Relay {
   private ddlInTransaction = false;
   /** views over masked columns that no rule can name (see EffectiveGrant) */
   private unnameableViews: ViewLineage[] = [];
-  private readonly detectors: Detector[];
+  /** result masking: plans, and the rewriting of rows, COPY output, notices (relay/result-masking.ts) */
+  private readonly results: ResultMasking;
   private readonly masking: boolean;
-  private readonly planCache = new Map<string, RowMasker>();
-  /** the last RowDescription body whose plan was in the cache, and that plan */
-  private lastRowDescription: Buffer | null = null;
-  private lastRowMasker: RowMasker | null = null;
-  private planCacheGeneration = -1;
-  private planCacheSince = 0;
   private readonly describeName: string;
 
   constructor(
@@ -238,13 +148,18 @@ export class Relay {
     private readonly upstream: Duplex,
     private readonly onEnd: (why: string) => void,
   ) {
-    this.maskRules = ctx.grant.mask ?? [];
+    const rules = ctx.grant.mask ?? [];
     this.grant = ctx.grant;
-    this.columnMasking = this.maskRules.some((r) => 'column' in r);
+    this.columnMasking = rules.some((r) => 'column' in r);
     this.outOfSight = this.columnMasking || (ctx.grant.deny ?? []).some((r) => 'table' in r);
     this.tracesViews = this.outOfSight || ctx.grant.access === 'read';
-    this.detectors = this.maskRules.flatMap((r) => ('detector' in r ? [r.detector] : []));
-    this.masking = this.maskRules.length > 0;
+    this.results = new ResultMasking(rules, {
+      catalog: ctx.catalog,
+      logger: ctx.logger,
+      fail: (err, why) => this.terminate(err, why),
+      retrace: async () => this.applyViews(await ctx.catalog.loadViews(true)),
+    });
+    this.masking = this.results.active;
     this.describeName = `hoop_describe_${ctx.connId}`;
     this.gateFacts = {
       access: ctx.grant.access,
@@ -821,14 +736,7 @@ export class Relay {
       return this.refuse(msg, op, d, true, SQLSTATE.insufficientPrivilege);
     const bypass = functionCallBypass(info, this.outOfSight);
     if (bypass) return this.refuse(msg, op, bypass, true, SQLSTATE.insufficientPrivilege);
-    const origin: ColumnOrigin = {
-      name: info.name,
-      table: null,
-      column: null,
-      typeOid: info.returnType,
-      format: fc.resultFormat,
-    };
-    const result = this.masking ? planMask(this.maskRules, [origin]).actions[0]! : PASS;
+    const result = this.results.functionResult(info.name, info.returnType, fc.resultFormat);
     this.forward(msg);
     this.push({ kind: 'function-call', run: this.newRun(stmt, 'simple', [], op), result });
     return;
@@ -841,30 +749,6 @@ export class Relay {
       true,
       SQLSTATE.insufficientPrivilege,
     );
-  }
-
-  /** FunctionCallResponse: Int32 length (-1 NULL) and the value; masked by the call's plan. */
-  private onFunctionCallResponse(
-    h: Extract<Pending, { kind: 'function-call' }>,
-    buf: Buffer,
-    pos: number,
-    end: number,
-  ): number | Buffer {
-    if (h.run) h.run.bytes += end - pos;
-    if (h.result.kind === 'pass') return FORWARD;
-    if (end - pos < 9) return FORWARD; // malformed from the server: its own problem, passed as sent
-    const len = buf.readInt32BE(pos + 5);
-    const value = len < 0 ? null : buf.subarray(pos + 9, Math.min(end, pos + 9 + len));
-    const r = maskCell(h.result, value, this.detectors);
-    if (!r.masked) return FORWARD;
-    if (h.run) h.run.masked++;
-    const v = r.value;
-    const out = Buffer.allocUnsafe(9 + (v?.length ?? 0));
-    out[0] = BackendType.functionCallResponse;
-    out.writeInt32BE(8 + (v?.length ?? 0), 1);
-    out.writeInt32BE(v === null ? -1 : v.length, 5);
-    v?.copy(out, 9);
-    return out;
   }
 
   /**
@@ -885,8 +769,7 @@ export class Relay {
     const effective = effectiveGrant(this.ctx.grant, views);
     this.grant = effective.grant;
     this.unnameableViews = effective.unnameable;
-    this.maskRules = this.grant.mask ?? [];
-    this.planCacheGeneration = -1; // plans were made under the previous rules
+    this.results.apply(this.grant.mask ?? [], views); // plans made under the previous rules are dropped
   }
 
   /** The statement gate's facts (policy/pg/statement-gate.ts), kept on the relay and updated per message. */
@@ -1270,9 +1153,7 @@ export class Relay {
 
   /** true when DataRows must go through maskDataRow: an active plan, or (fail closed) no plan at all */
   private rowsNeedMasking(): boolean {
-    if (!this.masking) return false;
-    const m = this.currentMasker();
-    return m === null || m.active;
+    return this.masking && this.results.rowsNeedMasking(this.currentMasker());
   }
 
   private maskingFailed(err: unknown): void {
@@ -1299,9 +1180,9 @@ export class Relay {
     const h = answered === ASYNC ? undefined : answered;
     switch (type) {
       case BackendType.dataRow:
-        return this.maskDataRow(buf, pos, end);
+        return this.results.maskDataRow(this.currentMasker(), this.currentRun(), buf, pos, end);
       case BackendType.copyData:
-        return this.maskCopyData(buf, pos, end);
+        return this.results.maskCopyData(this.currentCopyOut(), this.currentRun(), buf, pos, end);
       case BackendType.rowDescription:
         return this.onRowDescription(h, buf, pos, end);
       case BackendType.noData:
@@ -1325,9 +1206,11 @@ export class Relay {
       case BackendType.errorResponse:
         return this.onErrorResponse(h, buf, pos, end);
       case BackendType.functionCallResponse:
-        return h?.kind === 'function-call' ? this.onFunctionCallResponse(h, buf, pos, end) : FORWARD;
+        return h?.kind === 'function-call'
+          ? this.results.maskFunctionCallResponse(h.result, h.run, buf, pos, end)
+          : FORWARD;
       case BackendType.noticeResponse:
-        return this.maskNotice(type, buf, pos, end);
+        return this.results.maskNotice(type, buf, pos, end, this.currentRun());
       case BackendType.readyForQuery:
         return this.onReadyForQuery(h, buf, pos, end);
       case BackendType.parameterStatus:
@@ -1335,11 +1218,11 @@ export class Relay {
       case BackendType.copyOutResponse:
         return this.onCopyOutResponse(h);
       case BackendType.copyDone:
-        return this.onCopyDone(buf, pos, end);
+        return this.results.copyDone(this.currentCopyOut(), this.currentRun(), buf, pos, end);
       case BackendType.copyInResponse:
         return FORWARD;
       case BackendType.notificationResponse:
-        return this.maskNotification(buf, pos, end);
+        return this.results.maskNotification(buf, pos, end);
       default:
         // (the queue accepts nothing else: CopyBoth, BackendKeyData after startup, unknown types)
         return this.desync(`the database sent an unexpected message type "${String.fromCharCode(type)}"`);
@@ -1373,170 +1256,15 @@ export class Relay {
     }
     if (h?.kind === 'describe-statement') return FORWARD;
     if (!this.masking) return h?.kind === 'describe-portal' && h.injected ? DROP : FORWARD;
+    const planned = this.results.describe(buf, pos, end);
+    if (planned === null) return DROP;
     const assign = (m: RowMasker): void => {
       if (h?.kind === 'simple') h.masker = m;
       else if (h?.kind === 'describe-portal') h.portal.masker = m;
     };
-    // The same description as last time (an application repeating its statements): the same plan,
-    // without decoding the message or making its key.
-    const last = this.lastRowDescription;
-    if (
-      last !== null &&
-      last.length === end - pos - 5 &&
-      buf.compare(last, 0, last.length, pos + 5, end) === 0 &&
-      this.planCacheFresh()
-    ) {
-      assign(this.lastRowMasker!);
-      return h?.kind === 'describe-portal' && h.injected ? DROP : FORWARD;
-    }
-    const key = buf.toString('latin1', pos + 5, end);
-    const cached = this.cachedPlan(key);
-    if (cached) {
-      assign(cached);
-      this.lastRowDescription = Buffer.from(buf.subarray(pos + 5, end));
-      this.lastRowMasker = cached;
-    } else {
-      const fields = readRowDescription(buf, pos + 5, end);
-      if (!fields) {
-        this.terminate(
-          fatal(SQLSTATE.protocolViolation, 'hoop: malformed RowDescription from the database'),
-          'bad RowDescription',
-        );
-        return DROP;
-      }
-      const planned = this.planFor(key, fields);
-      if (planned) assign(planned);
-      else {
-        this.waitFor = this.ctx.catalog.load(fields.map((f) => f.tableOid)).then(async () => {
-          // a view or child the traced lineage lacks (created outside the broker since, and reached by
-          // a name it knew: another schema on the search_path): trace again before planning
-          if (this.untraced(fields)) this.applyViews(await this.ctx.catalog.loadViews(true));
-          const m = this.planFor(key, fields);
-          if (!m) throw new Error('column origins still unknown after loading the catalog');
-          assign(m);
-        });
-      }
-    }
+    if (planned instanceof Promise) this.waitFor = planned.then(assign);
+    else assign(planned);
     return h?.kind === 'describe-portal' && h.injected ? DROP : FORWARD;
-  }
-
-  /** A mask plan from the cache, or computed when every table OID is in the catalog cache; null: load first. */
-  private cachedPlan(key: string): RowMasker | undefined {
-    this.planCacheFresh();
-    return this.planCache.get(key);
-  }
-
-  /**
-   * Plans follow the catalog: dropped after DDL through the broker, and re-made once the catalog
-   * entries they came from may have gone stale (a rename made outside the broker). False when the
-   * cache was just emptied.
-   */
-  private planCacheFresh(): boolean {
-    const catalog = this.ctx.catalog;
-    const now = performance.now();
-    if (this.planCacheGeneration !== catalog.generation || now - this.planCacheSince > CATALOG_TTL_MS) {
-      this.planCache.clear();
-      this.planCacheGeneration = catalog.generation;
-      this.planCacheSince = now;
-      this.lastRowDescription = null;
-      this.lastRowMasker = null;
-      return false;
-    }
-    return true;
-  }
-
-  private planFor(key: string, fields: RowField[]): RowMasker | null {
-    const catalog = this.ctx.catalog;
-    const hit = this.cachedPlan(key);
-    if (hit) return hit;
-    if (!catalog.knows(fields.map((f) => f.tableOid)) || this.untraced(fields)) return null;
-    const origins: ColumnOrigin[] = fields.map((f) => {
-      const t = f.tableOid ? catalog.cached(f.tableOid) : null;
-      const col = t && f.columnNumber > 0 ? t.columns.get(f.columnNumber) : undefined;
-      return {
-        name: f.name,
-        table: col ? t!.table : null,
-        column: col ? col.name : null,
-        typeOid: f.typeOid,
-        format: f.format,
-      };
-    });
-    const plan = planMask(this.maskRules, origins);
-    const m: RowMasker = { plan, active: plan.active };
-    if (this.planCache.size > 1000) this.planCache.clear();
-    this.planCache.set(key, m);
-    return m;
-  }
-
-  /**
-   * With column masks: does a result column come from a view or child the applied lineage has not
-   * traced? Its derived rules are then unknown (call after the fields' tables are in the catalog cache).
-   */
-  private untraced(fields: RowField[]): boolean {
-    if (!this.columnMasking) return false;
-    for (const f of fields) {
-      if (f.tableOid === 0) continue;
-      const t = this.ctx.catalog.cached(f.tableOid);
-      if (t?.passesOn && !this.appliedViews?.traced.has(f.tableOid)) return true;
-    }
-    return false;
-  }
-
-  /** Does the statement read a table (or a view) a column rule names? */
-  private readsMaskedTable(stmt: ClassifiedStatement): boolean {
-    if (!this.columnMasking) return false;
-    const rules = columnMaskRules(this.maskRules);
-    return stmt.tables.some((t) => rules.some((r) => tableIsRule(t, r)));
-  }
-
-  private maskDataRow(buf: Buffer, pos: number, end: number): number | Buffer {
-    const m = this.currentMasker();
-    const run = this.currentRun();
-    if (!m && this.masking) {
-      // Rows without a known description while masking applies: never let them out unmasked.
-      this.ctx.logger.error('pg relay: DataRow without a mask plan; closing the connection');
-      this.terminate(
-        fatal(
-          SQLSTATE.internalError,
-          'hoop: result rows could not be matched to a mask plan; the connection was closed',
-        ),
-        'no mask plan',
-      );
-      return DROP;
-    }
-    if (!m?.active) {
-      if (run) run.bytes += end - pos;
-      return FORWARD;
-    }
-    const cells = readDataRow(buf, pos + 5, end);
-    if (!cells) {
-      this.terminate(
-        fatal(SQLSTATE.protocolViolation, 'hoop: malformed DataRow from the database'),
-        'bad DataRow',
-      );
-      return DROP;
-    }
-    const actions = m.plan.actions;
-    let changed = 0;
-    for (let i = 0; i < cells.length; i++) {
-      const action: CellAction | undefined = actions[i];
-      if (!action || action.kind === 'pass') continue;
-      const r = maskCell(action, cells[i] ?? null, this.detectors);
-      if (r.masked) {
-        cells[i] = r.value;
-        changed++;
-      }
-    }
-    if (changed === 0) {
-      if (run) run.bytes += end - pos;
-      return FORWARD;
-    }
-    const out = dataRow(cells);
-    if (run) {
-      run.bytes += out.length;
-      run.masked += changed;
-    }
-    return out;
   }
 
   private onCopyOutResponse(h: Pending | undefined): number | Buffer {
@@ -1544,19 +1272,8 @@ export class Relay {
     if (h?.kind === 'simple') {
       const stmt = h.statements[h.index];
       const plan = h.copyPlans.get(h.index);
-      if (!stmt?.copy || !plan) {
-        // Masking applies and we cannot tell which columns are which: do not let the data out.
-        this.terminate(
-          fatal(
-            SQLSTATE.featureNotSupported,
-            'hoop: COPY output cannot be masked (column origins unknown); the connection was closed',
-          ),
-          'unmaskable COPY',
-        );
-        return DROP;
-      }
-      h.copyOut = { masker: plan.active ? new CopyOutMasker(stmt.copy, plan.actions, this.detectors) : null };
-      return FORWARD;
+      h.copyOut = this.results.startCopyOut(stmt, plan);
+      return h.copyOut ? FORWARD : DROP;
     }
     // COPY TO via the extended protocol is refused at Parse when masking applies.
     this.terminate(
@@ -1564,57 +1281,6 @@ export class Relay {
       'unexpected COPY output',
     );
     return DROP;
-  }
-
-  private maskCopyData(buf: Buffer, pos: number, end: number): number | Buffer {
-    const masker = this.currentCopyOut()?.masker;
-    const run = this.currentRun();
-    if (!masker) {
-      if (run) run.bytes += end - pos;
-      return FORWARD;
-    }
-    let r: { line: Buffer; masked: number };
-    try {
-      r = masker.push(buf.subarray(pos + 5, end));
-    } catch (err) {
-      return this.copyMaskFailed(err);
-    }
-    if (r.line.length === 0) return DROP;
-    const out = copyDataFrame(r.line);
-    if (run) {
-      run.bytes += out.length;
-      run.masked += r.masked;
-    }
-    return out;
-  }
-
-  private copyMaskFailed(err: unknown): number {
-    this.ctx.logger.warn(
-      { err: err instanceof Error ? err.message : String(err) },
-      'pg relay: COPY output could not be masked',
-    );
-    this.terminate(
-      fatal(SQLSTATE.featureNotSupported, 'hoop: COPY output could not be masked; the connection was closed'),
-      'COPY masking failed',
-    );
-    return DROP;
-  }
-
-  /** End of COPY data: a last row without a newline (PostgreSQL never sends one) is masked too. */
-  private onCopyDone(buf: Buffer, pos: number, end: number): number | Buffer {
-    const state = this.currentCopyOut();
-    if (!state?.masker) return FORWARD;
-    let r: { line: Buffer; masked: number };
-    try {
-      r = state.masker.finish();
-    } catch (err) {
-      return this.copyMaskFailed(err);
-    }
-    state.masker = null;
-    if (r.line.length === 0) return FORWARD;
-    const run = this.currentRun();
-    if (run) run.masked += r.masked;
-    return Buffer.concat([copyDataFrame(r.line), buf.subarray(pos, end)]);
   }
 
   private onCommandComplete(h: Pending | undefined, buf: Buffer, pos: number, end: number): number | Buffer {
@@ -1664,7 +1330,7 @@ export class Relay {
     } else if (h?.kind === 'describe-portal') {
       h.portal.describeSent = false;
     }
-    return this.maskNoticeFields(BackendType.errorResponse, fields, stmt);
+    return this.results.maskNoticeFields(BackendType.errorResponse, fields, stmt, this.currentRun());
   }
 
   private revertParse(h: Extract<Pending, { kind: 'parse' }>): void {
@@ -1685,52 +1351,7 @@ export class Relay {
   }
 
   private finishCopyDescribe(h: Extract<Pending, { kind: 'copy-describe' }>): void {
-    const fields = h.fields;
-    if (h.failed || !fields) {
-      h.done(null);
-      return;
-    }
-    const oids = fields.map((f) => f.tableOid);
-    if (this.ctx.catalog.knows(oids) && !this.untraced(fields)) {
-      h.done(this.copyPlanFromKnown(h.info, fields));
-      return;
-    }
-    this.ctx.catalog
-      .load(oids)
-      .then(async () => {
-        // a view the lineage has not traced (see onRowDescription): traced first
-        if (this.untraced(fields)) this.applyViews(await this.ctx.catalog.loadViews(true));
-        if (this.untraced(fields)) throw new Error('a view read by COPY could not be traced');
-      })
-      .then(
-        () => h.done(this.copyPlanFromKnown(h.info, fields)),
-        (err: unknown) => {
-          this.ctx.logger.warn(
-            { err: err instanceof Error ? err.message : String(err) },
-            'pg relay: catalog lookup for COPY failed',
-          );
-          h.done(null);
-        },
-      );
-  }
-
-  private copyPlanFromKnown(info: CopyInfo, fields: RowField[]): MaskPlan {
-    const catalog = this.ctx.catalog;
-    const origins: ColumnOrigin[] = [];
-    for (const f of fields) {
-      const t = f.tableOid ? catalog.cached(f.tableOid) : null;
-      const col = t && f.columnNumber > 0 ? t.columns.get(f.columnNumber) : undefined;
-      // `COPY table TO` without a column list leaves out generated columns; the describe used `*`.
-      if (!info.query && !info.columns && col?.generated) continue;
-      origins.push({
-        name: f.name,
-        table: col ? t!.table : null,
-        column: col ? col.name : null,
-        typeOid: f.typeOid,
-        format: 0,
-      });
-    }
-    return planMask(this.maskRules, origins);
+    void this.results.copyPlan(h.info, h.fields, h.failed).then(h.done);
   }
 
   private onParameterStatus(buf: Buffer, pos: number, end: number): number | Buffer {
@@ -1744,65 +1365,6 @@ export class Relay {
     if (!problem) return FORWARD;
     this.terminate(fatal(SQLSTATE[problem.sqlstate], problem.message), problem.why);
     return DROP;
-  }
-
-  /** A NOTIFY payload is text from another session, of any origin: the detectors scan it. */
-  private maskNotification(buf: Buffer, pos: number, end: number): number | Buffer {
-    if (!this.masking || this.detectors.length === 0) return FORWARD;
-    // Int32 pid, String channel, String payload
-    const channelEnd = buf.indexOf(0, pos + 9);
-    const payloadEnd = channelEnd < 0 ? -1 : buf.indexOf(0, channelEnd + 1);
-    if (channelEnd < 0 || payloadEnd < 0 || payloadEnd >= end) {
-      // not what PostgreSQL sends: unscannable, so not passed on
-      this.terminate(
-        fatal(SQLSTATE.protocolViolation, 'hoop: malformed NotificationResponse from the database'),
-        'malformed NotificationResponse',
-      );
-      return DROP;
-    }
-    const payload = buf.toString('utf8', channelEnd + 1, payloadEnd);
-    const masked = maskNoticeText(payload, this.maskRules, this.detectors);
-    if (masked === payload) return FORWARD;
-    const head = buf.subarray(pos + 5, channelEnd + 1); // pid and channel, unchanged
-    const body = Buffer.from(`${masked}\0`, 'utf8');
-    const out = Buffer.allocUnsafe(5 + head.length + body.length);
-    out[0] = BackendType.notificationResponse;
-    out.writeInt32BE(4 + head.length + body.length, 1);
-    head.copy(out, 5);
-    body.copy(out, 5 + head.length);
-    return out;
-  }
-
-  private maskNotice(type: number, buf: Buffer, pos: number, end: number): number | Buffer {
-    if (!this.masking) return FORWARD;
-    return this.maskNoticeFields(type, readNoticeFields(buf, pos + 5, end), this.currentRun()?.stmt);
-  }
-
-  /**
-   * Error/notice texts can quote values (a unique violation's DETAIL, a cast's MESSAGE): mask them too;
-   * for a statement reading a table with masked columns, also whatever it quotes that the statement
-   * does not (guardEchoedValues).
-   */
-  private maskNoticeFields(
-    type: number,
-    fields: Array<[string, string]>,
-    stmt: ClassifiedStatement | null | undefined,
-  ): number | Buffer {
-    if (!this.masking) return FORWARD;
-    const sqlstate = fields.find(([c]) => c === 'C')?.[1] ?? '';
-    const guarded = stmt ? this.readsMaskedTable(stmt) : false;
-    let changed = 0;
-    const out = fields.map(([code, value]): [string, string] => {
-      if (!NOTICE_TEXT_FIELDS.has(code)) return [code, value];
-      let masked = maskNoticeText(value, this.maskRules, this.detectors);
-      if (guarded && ECHO_FIELDS.has(code)) masked = guardEchoedValues(code, masked, sqlstate, stmt!.source);
-      if (masked !== value) changed++;
-      return [code, masked];
-    });
-    if (changed === 0) return FORWARD;
-    const run = this.currentRun();
-    if (run) run.masked += changed;
-    return fieldsMessage(type, out);
   }
 
   private finishRun(run: StatementRun, rows: number | undefined, sqlstate: string | null): void {
@@ -1829,35 +1391,4 @@ export class Relay {
 function statementOp(stmt: ClassifiedStatement | null, protocol: 'simple' | 'extended'): PgOperation {
   if (stmt?.copy) return { kind: 'pg.copy', protocol, statement: stmt, direction: stmt.copy.direction };
   return { kind: 'pg.statement', protocol, statement: stmt };
-}
-
-function copyDataFrame(payload: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + payload.length);
-  out[0] = BackendType.copyData;
-  out.writeInt32BE(4 + payload.length, 1);
-  payload.copy(out, 5);
-  return out;
-}
-const NOTICE_TEXT_FIELDS = new Set(['M', 'D', 'H', 'W', 'q']);
-/** the fields guardEchoedValues looks at: message, detail, hint, context */
-const ECHO_FIELDS = new Set(['M', 'D', 'H', 'W']);
-
-function truncate(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-/** The query whose description gives a COPY's columns in COPY's order. */
-export function copyDescribeSql(info: CopyInfo): string | null {
-  if (info.query) return info.queryText ?? null;
-  if (!info.table) return null;
-  const table = info.table
-    .split('.')
-    .map((p) => quoteIdent(p))
-    .join('.');
-  const cols = info.columns?.length ? info.columns.map(quoteIdent).join(', ') : '*';
-  return `SELECT ${cols} FROM ${table}`;
 }
