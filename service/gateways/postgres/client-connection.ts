@@ -6,6 +6,9 @@
 //                                                            connecting (upstream) ──▶ ready (Relay)
 //
 // Any failure sends one ErrorResponse that says what was wrong (with a SQLSTATE) and closes.
+//
+// Size (just over 600 lines): the startup state machine, one state per step above; the session side
+// is gateways/session-guard.ts, authentication auth/, upstream upstream.ts, the ready phase relay.ts.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';

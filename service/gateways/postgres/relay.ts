@@ -9,6 +9,12 @@
 // database therefore goes through exactly the states a real error would cause (an aborted
 // transaction block stays aborted, an extended-protocol batch is skipped until Sync, an implicit
 // transaction is rolled back), and responses keep their order without local buffering.
+//
+// Size (over 600 lines, on purpose): this is the byte pump of both directions with its backpressure
+// and the extended-protocol bookkeeping of what each reply answers; they share one set of state (the
+// reply queue, portals, busy flags) that splitting would only spread. The other jobs are beside it:
+// relay/statement-gate.ts (judging client SQL), relay/result-masking.ts (rewriting results),
+// reply-queue.ts (the protocol model), and the flow (gateways/operation-flow.ts: recording).
 
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
