@@ -9,11 +9,16 @@
 import { EventEmitter } from 'node:events';
 import { serialize } from 'pg-protocol';
 import { TranscriptRecorder } from '../service/audit/recorder.js';
-import type { CatalogResolver, TargetViews, UserObjects } from '../service/gateways/postgres/catalog.js';
+import type {
+  CatalogResolver,
+  TargetViews,
+  UserObjects,
+} from '../service/gateways/postgres/catalog/resolver.js';
 import { ClassificationCache } from '../service/gateways/postgres/classification-cache.js';
 import { FrontendReader } from '../service/gateways/postgres/frontend-reader.js';
 import { BufferBudget, DEFAULT_LIMITS } from '../service/gateways/postgres/limits.js';
 import { Relay } from '../service/gateways/postgres/relay.js';
+import { OperationFlow } from '../service/gateways/operation-flow.js';
 import { createLogger } from '../service/log.js';
 import { initSqlParser } from '../service/policy/sql/index.js';
 import type { EventBatchResult, Store } from '../service/store/store.js';
@@ -144,13 +149,23 @@ async function run(mode: 'simple' | 'prepared'): Promise<number> {
       connId: 'pgc_0123456789ab',
       catalog,
       limits: DEFAULT_LIMITS,
-      record: async () => {},
-      recordBackground: (ev, done) =>
-        recorder.recordBackground('ses_bench', ev, (err, seq) => {
-          if (err === null) recorded++;
-          done(err, seq);
-        }),
-      countStatement: () => {},
+      flow: new OperationFlow({
+        sessionId: 'ses_bench',
+        target: 'bench',
+        connId: 'pgc_0123456789ab',
+        gateway: 'pg',
+        sink: {
+          record: async () => {},
+          recordBackground: (ev, done) =>
+            recorder.recordBackground('ses_bench', ev, (err, seq) => {
+              if (err === null) recorded++;
+              done(err, seq);
+            }),
+        },
+        onRecordFailed: (err) => {
+          throw err;
+        },
+      }),
       classifier: new ClassificationCache(),
       buffers: new BufferBudget(DEFAULT_LIMITS.maxUnfinishedBytesTotal),
       countLimit: () => {},

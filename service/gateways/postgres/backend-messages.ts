@@ -184,16 +184,6 @@ export function readRowDescription(buf: Buffer, start: number, end: number): Row
   return fields;
 }
 
-/** Rewrite a RowDescription's format codes (a Describe statement reports 0 for every column; the
- *  portal's real formats come from Bind). */
-export function withFormats(fields: RowField[], formats: readonly number[]): RowField[] {
-  if (formats.length === 0) return fields.map((f) => ({ ...f, format: 0 }));
-  return fields.map((f, i) => ({
-    ...f,
-    format: (formats.length === 1 ? formats[0] : formats[i]) === 1 ? 1 : 0,
-  }));
-}
-
 /** Rows affected/returned, from a CommandComplete tag: "SELECT 5", "INSERT 0 3", "UPDATE 2", "COPY 10". */
 export function rowsFromCommandTag(tag: string): number | undefined {
   const space = tag.lastIndexOf(' ');

@@ -18,10 +18,9 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { SessionRecord } from '../../sessions/types.js';
 import { makeScramVerifier } from '../../sessions/secret.js';
-import { SideConnection } from './catalog.js';
+import { SESSION_ID } from '../session-guard.js';
+import { SideConnection } from './catalog/side-connection.js';
 import type { GatewayTarget } from './deps.js';
-
-const SESSION_ID = /^ses_[a-z2-7]{1,64}$/;
 
 export interface SessionCredentials {
   user: string;
