@@ -12,3 +12,4 @@ export interface Decision {
 
 export const allow = (reasons: string[] = []): Decision => ({ effect: 'allow', reasons });
 export const deny = (rule: string, ...reasons: string[]): Decision => ({ effect: 'deny', rule, reasons });
+export const hold = (rule: string, ...reasons: string[]): Decision => ({ effect: 'hold', rule, reasons });
