@@ -1,6 +1,39 @@
 // SSH targets and the ssh part of a grant. The rules are judged by policy/ssh/ (pure); README "SSH"
 // documents them for operators.
 import Type, { type Static } from 'typebox';
+import { Port, SecretRef, TargetName } from '../schema-common.js';
+
+/** An OpenSSH public key, "type base64" (a comment after it is ignored): the target's host key. */
+export const PinnedHostKey = Type.String({
+  minLength: 16,
+  maxLength: 16_384,
+  pattern:
+    '^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa|rsa-sha2-(256|512)) [A-Za-z0-9+/]+={0,3}( [^\\r\\n]*)?$',
+});
+
+export const SshTarget = Type.Object(
+  {
+    name: TargetName,
+    kind: Type.Literal('ssh'),
+    host: Type.String({ minLength: 1 }),
+    port: Type.Optional(Port),
+    /** the account the broker logs in as; the job never sees its credentials */
+    user: Type.String({ minLength: 1 }),
+    /**
+     * The target's host key(s), pinned: the broker refuses to connect to a server presenting any other
+     * (`ssh-keyscan -t ed25519 HOST`, checked out of band). Required: there is no trust on first use.
+     */
+    host_key: Type.Union([PinnedHostKey, Type.Array(PinnedHostKey, { minItems: 1, maxItems: 16 })]),
+    /** the broker's credential for the target, by reference: a private key (OpenSSH or PEM) … */
+    private_key: Type.Optional(SecretRef),
+    /** … or a password */
+    password: Type.Optional(SecretRef),
+    /** live ssh connections per session to this target (default 10) */
+    max_connections_per_session: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  },
+  { additionalProperties: false },
+);
+export type SshTarget = Static<typeof SshTarget>;
 
 /**
  * A command pattern. A plain string is a glob (`*` any run of characters, `?` one; in allow and
