@@ -63,7 +63,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
   if (!tlsLoaded.ok) throw new BrokerStartError('TLS material could not be loaded', tlsLoaded.errors);
   const targetCas = new Map<string, string>();
   for (const t of config.targets) {
-    if (!t.tls.ca_file) continue;
+    if (t.kind !== 'postgres' || !t.tls.ca_file) continue;
     try {
       targetCas.set(t.name, await readFile(t.tls.ca_file, 'utf8'));
     } catch (err) {
@@ -140,13 +140,15 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
         events: sessions.events,
       },
       recorder,
+      recordings: { append: (sessionId, chunks) => store.appendRecordingChunks(sessionId, chunks) },
       metrics,
     };
     for (const kind of Object.keys(GATEWAYS) as TargetKind[]) {
       const gateway = GATEWAYS[kind](gatewayContext);
       if (!gateway) continue;
       await gateway.start();
-      gateways.set(kind, gateway);
+      // a Gateway<K> serves targets of its own kind only; the map is read by target.kind
+      gateways.set(kind, gateway as Gateway);
       closers.push(() => gateway.close());
     }
     const pgPort = gateways.get('postgres')?.port() ?? null;

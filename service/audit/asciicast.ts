@@ -58,8 +58,7 @@ export interface TerminalRecordingOptions {
 }
 
 type Queued =
-  | { state: 'ready'; line: string }
-  | { state: 'pending'; t: number; text: string; deadline: number };
+  { state: 'ready'; line: string } | { state: 'pending'; t: number; text: string; deadline: number };
 
 // Printable runs (no C0 controls, no DEL): what the terminal would echo back as the same characters.
 const PRINTABLE_RUN = /[^\x00-\x1f\x7f]+|[\x00-\x1f\x7f](?:\[[0-9;?]*[ -/]*[@-~]|O.)?/g;
@@ -186,7 +185,11 @@ export class TerminalRecording {
     if (this.#truncated) return;
     if (this.#bytes + line.length > this.#max && this.#events > 0) {
       this.#truncated = true;
-      line = eventLine(this.#seconds(), 'o', `\r\n[hoop: the recording stops here, at its size limit of ${this.#max} bytes]\r\n`);
+      line = eventLine(
+        this.#seconds(),
+        'o',
+        `\r\n[hoop: the recording stops here, at its size limit of ${this.#max} bytes]\r\n`,
+      );
     }
     const isHeader = this.#bytes === 0;
     this.#bytes += Buffer.byteLength(line);
@@ -213,9 +216,9 @@ export class TerminalRecording {
     const chunk: RecordingChunk = { recording: this.#o.id, seq: this.#seq++, body: this.#lines.join('') };
     this.#lines = [];
     this.#lineBytes = 0;
-    this.#writing = this.#writing.then(
-      () => this.#o.write([chunk]),
-    ).catch((err: unknown) => this.#o.onError?.(err));
+    this.#writing = this.#writing
+      .then(() => this.#o.write([chunk]))
+      .catch((err: unknown) => this.#o.onError?.(err));
   }
 
   /** End the recording: what waits for an echo is dropped, the rest written; resolves when durable. */
@@ -247,5 +250,8 @@ function eventLine(seconds: number, type: 'o' | 'i' | 'r', text: string): string
 
 /** A whole recording's text from its chunks (in seq order), for `audit replay`. */
 export function recordingText(chunks: readonly RecordingChunk[]): string {
-  return [...chunks].sort((a, b) => a.seq - b.seq).map((c) => c.body).join('');
+  return [...chunks]
+    .sort((a, b) => a.seq - b.seq)
+    .map((c) => c.body)
+    .join('');
 }

@@ -5,7 +5,6 @@ import { Port, SecretRef, TargetName } from '../schema-common.js';
 
 /** An OpenSSH public key, "type base64" (a comment after it is ignored): the target's host key. */
 export const PinnedHostKey = Type.String({
-  minLength: 16,
   maxLength: 16_384,
   pattern:
     '^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa|rsa-sha2-(256|512)) [A-Za-z0-9+/]+={0,3}( [^\\r\\n]*)?$',
@@ -54,10 +53,12 @@ export const PathGlob = Type.String({ minLength: 1, maxLength: 4096 });
 
 /** `host:port`, `[v6]:port`; host a glob (case-insensitive), port a number or `*`. */
 export const ForwardDestination = Type.String({
-  minLength: 3,
   maxLength: 300,
   pattern: '^(\\[[0-9A-Fa-f:.*?]+\\]|[^\\s:\\[\\]]+):([0-9]{1,5}|\\*)$',
 });
+
+/** An environment variable name, or a glob of names (`LC_*`). */
+export const SshEnvName = Type.String({ maxLength: 200, pattern: '^[A-Za-z_*?][A-Za-z0-9_*?]*$' });
 
 const Patterns = Type.Array(CommandPattern, { minItems: 1 });
 const Paths = Type.Array(PathGlob, { minItems: 1 });
@@ -96,11 +97,7 @@ export const SshGrant = Type.Object(
     /** a pseudo-terminal for the shell or a command (`ssh -t`) (default false) */
     pty: Type.Optional(Type.Boolean()),
     /** environment variables the client may set (names; globs); everything else is refused */
-    env: Type.Optional(
-      Type.Array(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z_*?][A-Za-z0-9_*?]*$' }), {
-        minItems: 1,
-      }),
-    ),
+    env: Type.Optional(Type.Array(SshEnvName, { minItems: 1 })),
     /** record what is typed (terminal input) in the session recording too (default false) */
     record_input: Type.Optional(Type.Boolean()),
   },

@@ -18,7 +18,13 @@ import type { SessionRecord } from '../../sessions/types.js';
 import { decideForward, type SshRules } from '../../policy/ssh/decide.js';
 import type { SshOperation } from '../../policy/operation.js';
 import { type Approver, type EventSink, OperationFlow } from '../operation-flow.js';
-import type { Attachment, Authorization, ConnectionEnd, LiveConnection, SessionGuard } from '../session-guard.js';
+import type {
+  Attachment,
+  Authorization,
+  ConnectionEnd,
+  LiveConnection,
+  SessionGuard,
+} from '../session-guard.js';
 import type { ConnectionScope, RecordingSink } from './connection-scope.js';
 import { relayForward } from './relay.js';
 import { SessionChannel } from './session-channel.js';
@@ -95,7 +101,8 @@ export class SshConnection implements LiveConnection {
     this.#authTimer = setTimeout(() => this.#end('authentication timed out'), host.limits.authTimeoutMs);
     this.#authTimer.unref();
     client.on('handshake', () => {
-      const ident = (client as unknown as { _protocol?: { _remoteIdentRaw?: string } })._protocol?._remoteIdentRaw;
+      const ident = (client as unknown as { _protocol?: { _remoteIdentRaw?: string } })._protocol
+        ?._remoteIdentRaw;
       this.#clientIdent = (ident ?? '').replace(/^SSH-2\.0-/, '').slice(0, 100);
     });
     client.on('authentication', (ctx) => {
@@ -119,8 +126,14 @@ export class SshConnection implements LiveConnection {
     const named = parseSshUserName(ctx.username);
     const session = named ? await this.#host.guard.lookup(named.sessionId) : null;
     const registered = session?.ssh_public_key ? utils.parseKey(session.ssh_public_key) : null;
-    const key = registered && !(registered instanceof Error) ? (Array.isArray(registered) ? registered[0] : registered) : null;
-    if (!named || !session || !key || !key.getPublicSSH().equals(ctx.key.data)) return ctx.reject(['publickey']);
+    const key =
+      registered && !(registered instanceof Error)
+        ? Array.isArray(registered)
+          ? registered[0]
+          : registered
+        : null;
+    if (!named || !session || !key || !key.getPublicSSH().equals(ctx.key.data))
+      return ctx.reject(['publickey']);
     // Without a signature the client only asks whether the key would do.
     if (!ctx.signature || !ctx.blob) return ctx.accept();
     if (!key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) return ctx.reject(['publickey']);
@@ -138,7 +151,12 @@ export class SshConnection implements LiveConnection {
     if (!a) return this.#end('no authentication');
     if (a.kind === 'refused') return this.#refuseAll(a.message);
     const up = this.#host.targets.get(a.target)!;
-    this.#attachment = this.#host.guard.attach(a.session, a.target, this, up.target.max_connections_per_session);
+    this.#attachment = this.#host.guard.attach(
+      a.session,
+      a.target,
+      this,
+      up.target.max_connections_per_session,
+    );
     if (!this.#attachment)
       return this.#refuseAll(
         `hoop: session ${a.session.id} already has ${up.target.max_connections_per_session} connections to ${a.target}`,
@@ -155,7 +173,11 @@ export class SshConnection implements LiveConnection {
       ...(this.#host.count ? { count: this.#host.count } : {}),
       onRecordFailed: (err) => {
         this.#log.error({ err }, 'ssh: the transcript could not be written; closing the connection');
-        this.close({ reason: 'shutdown', message: 'hoop: the transcript could not be written', why: 'recorder failed' });
+        this.close({
+          reason: 'shutdown',
+          message: 'hoop: the transcript could not be written',
+          why: 'recorder failed',
+        });
       },
     });
     this.#flow = flow;
@@ -180,7 +202,10 @@ export class SshConnection implements LiveConnection {
       }),
     );
     this.#upstreamReady.catch((err: unknown) => {
-      this.#log.warn({ target: a.target, err: err instanceof Error ? err.message : String(err) }, 'ssh upstream failed');
+      this.#log.warn(
+        { target: a.target, err: err instanceof Error ? err.message : String(err) },
+        'ssh upstream failed',
+      );
     });
     const scope: ConnectionScope = {
       sessionId: a.session.id,
@@ -194,7 +219,9 @@ export class SshConnection implements LiveConnection {
       now: () => this.#host.now(),
       upstream: () => this.#upstreamReady!,
       upstreamMessage: (err) =>
-        err instanceof UpstreamError ? err.message : `the target could not run this: ${(err as Error)?.message ?? err}`,
+        err instanceof UpstreamError
+          ? err.message
+          : `the target could not run this: ${(err as Error)?.message ?? err}`,
     };
     client.on('session', (accept) => {
       const session: Session = accept();
@@ -206,7 +233,8 @@ export class SshConnection implements LiveConnection {
       void this.#forward(scope, accept, reject, info.destIP, info.destPort, info.srcIP, info.srcPort);
     });
     client.on('request', (_accept, reject, name, info) => {
-      if (name !== 'tcpip-forward' && name !== 'streamlocal-forward@openssh.com') return reject?.();
+      if (name !== 'tcpip-forward' && (name as string) !== 'streamlocal-forward@openssh.com')
+        return reject?.();
       const bind = info as { bindAddr?: string; bindPort?: number; socketPath?: string };
       const op: SshOperation = {
         kind: 'ssh.forward',
@@ -220,7 +248,10 @@ export class SshConnection implements LiveConnection {
     client.on('openssh.streamlocal', (_accept, reject, info) => {
       const op: SshOperation = { kind: 'ssh.forward', direction: 'local', host: info.socketPath, port: 0 };
       void flow
-        .refuse(op, { rule: 'forwards', reasons: ['forwarding to a unix socket is not allowed through the broker'] })
+        .refuse(op, {
+          rule: 'forwards',
+          reasons: ['forwarding to a unix socket is not allowed through the broker'],
+        })
         .then(() => reject());
     });
   }
@@ -246,7 +277,9 @@ export class SshConnection implements LiveConnection {
     try {
       const upstream = await scope.upstream();
       up = await new Promise((resolve, rejectUp) =>
-        upstream.forwardOut(srcIP, srcPort, host, port, (err, stream) => (err ? rejectUp(err) : resolve(stream))),
+        upstream.forwardOut(srcIP, srcPort, host, port, (err, stream) =>
+          err ? rejectUp(err) : resolve(stream),
+        ),
       );
     } catch (err) {
       scope.flow.completed(op, settled.reasons, {

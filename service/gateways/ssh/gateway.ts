@@ -7,7 +7,12 @@ import ssh2, { type Server } from 'ssh2';
 import type { Approver, EventSink } from '../operation-flow.js';
 import type { SessionGuard } from '../session-guard.js';
 import type { RecordingSink } from './connection-scope.js';
-import { type ConnectionHost, DEFAULT_SSH_LIMITS, SshConnection, type SshGatewayLimits } from './connection.js';
+import {
+  type ConnectionHost,
+  DEFAULT_SSH_LIMITS,
+  SshConnection,
+  type SshGatewayLimits,
+} from './connection.js';
 import type { HostKey } from './host-key.js';
 import { FAST_CIPHERS, type UpstreamTarget } from './upstream.js';
 
@@ -88,7 +93,11 @@ export async function startSshGateway(
     async close(): Promise<void> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const conn of [...connections])
-        conn.close({ reason: 'shutdown', message: 'hoop: the broker is shutting down', why: 'broker shutdown' });
+        conn.close({
+          reason: 'shutdown',
+          message: 'hoop: the broker is shutting down',
+          why: 'broker shutdown',
+        });
       await closed;
     },
   };

@@ -100,7 +100,10 @@ export function relaySession(
 }
 
 /** Relay a forwarded TCP channel; resolves when either side closed both. */
-export function relayForward(client: Duplex, upstream: Duplex): Promise<{ bytes_in: number; bytes_out: number }> {
+export function relayForward(
+  client: Duplex,
+  upstream: Duplex,
+): Promise<{ bytes_in: number; bytes_out: number }> {
   const result = { bytes_in: 0, bytes_out: 0 };
   pump(client, upstream, (n) => {
     result.bytes_in += n;

@@ -42,7 +42,6 @@ const SFTP_STATUS_NAMES: Record<number, string> = {
 
 export class SessionChannel {
   readonly #scope: ConnectionScope;
-  readonly #session: Session;
   #pty: PseudoTtyInfo | null = null;
   readonly #env: Record<string, string> = {};
   readonly #notices: string[] = [];
@@ -53,7 +52,6 @@ export class SessionChannel {
 
   constructor(scope: ConnectionScope, session: Session) {
     this.#scope = scope;
-    this.#session = session;
     session.on('pty', (accept, reject, info) => this.#onPty(accept, reject, info));
     session.on('window-change', (accept, _reject, info) => {
       accept?.();
@@ -62,7 +60,9 @@ export class SessionChannel {
       this.#recording?.resize(info.cols, info.rows);
     });
     session.on('env', (accept, reject, info) => this.#onEnv(accept, reject, info.key, info.val));
-    session.on('auth-agent', (_accept, reject) => this.#refuseRequest(reject, 'agent-forwarding', undefined, AGENT_FORWARDING_REFUSED));
+    session.on('auth-agent', (_accept, reject) =>
+      this.#refuseRequest(reject, 'agent-forwarding', undefined, AGENT_FORWARDING_REFUSED),
+    );
     session.on('x11', (_accept, reject) => this.#refuseRequest(reject, 'x11', undefined, X11_REFUSED));
     session.on('signal', (accept, _reject, info) => {
       accept?.();
@@ -93,7 +93,12 @@ export class SessionChannel {
     this.#refuseRequest(reject, 'pty', info.term, decision);
   }
 
-  #onEnv(accept: (() => void) | undefined, reject: (() => void) | undefined, key: string, value: string): void {
+  #onEnv(
+    accept: (() => void) | undefined,
+    reject: (() => void) | undefined,
+    key: string,
+    value: string,
+  ): void {
     const decision = decideEnv(this.#scope.rules, key, value);
     if (decision.effect === 'allow') {
       this.#env[key] = value;
@@ -179,10 +184,8 @@ export class SessionChannel {
     try {
       const upstream = await this.#scope.upstream();
       up = await new Promise<ClientChannel>((resolve, reject) => {
-        upstream.exec(
-          command,
-          { env: this.#env, ...(this.#pty ? { pty: this.#pty } : {}) },
-          (err, stream) => (err ? reject(err) : resolve(stream)),
+        upstream.exec(command, { env: this.#env, ...(this.#pty ? { pty: this.#pty } : {}) }, (err, stream) =>
+          err ? reject(err) : resolve(stream),
         );
       });
     } catch (err) {
@@ -309,7 +312,9 @@ export class SessionChannel {
           bytes: o.bytes_read + o.bytes_written,
           bytes_in: o.bytes_written,
           bytes_out: o.bytes_read,
-          ...(o.status !== null && o.status !== 0 ? { error: SFTP_STATUS_NAMES[o.status] ?? `status ${o.status}` } : {}),
+          ...(o.status !== null && o.status !== 0
+            ? { error: SFTP_STATUS_NAMES[o.status] ?? `status ${o.status}` }
+            : {}),
         }),
       failed: (message) => {
         scope.logger.warn({ message }, 'sftp channel ended');

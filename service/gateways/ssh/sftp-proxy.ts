@@ -115,7 +115,8 @@ export class SftpProxy {
   #onClient(chunk: Buffer): void {
     if (this.#failed) return;
     const packets = this.#fromClient.push(chunk);
-    if (packets instanceof Error) return this.#fail(`client sent a malformed SFTP stream: ${packets.message}`);
+    if (packets instanceof Error)
+      return this.#fail(`client sent a malformed SFTP stream: ${packets.message}`);
     for (const packet of packets) {
       try {
         this.#request(packet);
@@ -228,7 +229,11 @@ export class SftpProxy {
         return this.#toUpstream(packet);
       default: {
         this.#toClient(
-          statusPacket(id, FX.OP_UNSUPPORTED, `${DENIED_PREFIX}SFTP extension ${JSON.stringify(name)} is not supported`),
+          statusPacket(
+            id,
+            FX.OP_UNSUPPORTED,
+            `${DENIED_PREFIX}SFTP extension ${JSON.stringify(name)} is not supported`,
+          ),
         );
       }
     }
@@ -260,7 +265,8 @@ export class SftpProxy {
   #onUpstream(chunk: Buffer): void {
     if (this.#failed) return;
     const packets = this.#fromUpstream.push(chunk);
-    if (packets instanceof Error) return this.#fail(`the server sent a malformed SFTP stream: ${packets.message}`);
+    if (packets instanceof Error)
+      return this.#fail(`the server sent a malformed SFTP stream: ${packets.message}`);
     for (const packet of packets) {
       const type = packetType(packet);
       if (type === FXP.VERSION) {
