@@ -93,18 +93,18 @@ export class SshConnection implements LiveConnection {
   #closed = false;
   #closeReason = 'client disconnected';
 
-  constructor(client: Connection, peer: string, host: ConnectionHost) {
+  constructor(client: Connection, peer: string, clientIdent: string, host: ConnectionHost) {
     this.#client = client;
+    // the client's software, e.g. "OpenSSH_9.2p1 Debian-2+deb12u3" (its own words: shown, never trusted)
+    this.#clientIdent = clientIdent
+      .replace(/^SSH-2\.0-/, '')
+      .replace(/\p{Cc}/gu, '?')
+      .slice(0, 100);
     this.#host = host;
     this.#peer = peer;
     this.#log = host.logger.child({ conn_id: this.connId });
     this.#authTimer = setTimeout(() => this.#end('authentication timed out'), host.limits.authTimeoutMs);
     this.#authTimer.unref();
-    client.on('handshake', () => {
-      const ident = (client as unknown as { _protocol?: { _remoteIdentRaw?: string } })._protocol
-        ?._remoteIdentRaw;
-      this.#clientIdent = (ident ?? '').replace(/^SSH-2\.0-/, '').slice(0, 100);
-    });
     client.on('authentication', (ctx) => {
       this.#authenticate(ctx).catch((err: unknown) => {
         this.#log.error({ err }, 'ssh authentication failed unexpectedly');

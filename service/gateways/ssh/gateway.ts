@@ -71,7 +71,7 @@ export async function startSshGateway(
       algorithms: { cipher: SERVER_CIPHERS },
     },
     (client, info) => {
-      const conn = new SshConnection(client, `${info.ip}:${info.port}`, host);
+      const conn = new SshConnection(client, `${info.ip}:${info.port}`, info.header.identRaw, host);
       connections.add(conn);
       deps.onConnection?.(1);
     },

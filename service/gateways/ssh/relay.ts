@@ -12,6 +12,7 @@ function pump(from: Readable, to: Writable, count: (n: number) => void, tap?: (d
     if (!to.write(d)) from.pause();
   });
   to.on('drain', () => from.resume());
+  from.resume(); // it may have been paused while the channel's start was decided
 }
 
 /** How a command or shell ended, as the upstream said. */
@@ -31,18 +32,15 @@ export interface SessionRelayTaps {
   input?(data: Buffer): void;
 }
 
-/** Wait until a writable's buffered data has gone out (or it can no longer). */
-function drained(w: Writable): Promise<void> {
-  if (w.writableLength === 0 || w.destroyed || w.writableEnded) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      w.off('drain', done);
-      w.off('close', done);
-      resolve();
-    };
-    w.on('drain', done);
-    w.on('close', done);
-  });
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Call `then` once everything written to `w` so far has gone out: an empty write queued behind the
+ * data completes only after it (a 'drain' would not come when no write had returned false).
+ */
+function afterQueued(w: Writable, then: () => void): void {
+  if (w.writableLength === 0 || w.destroyed || w.writableEnded) return then();
+  w.write(EMPTY, () => then());
 }
 
 /**
@@ -82,14 +80,16 @@ export function relaySession(
       resolve(result);
     };
     upstream.on('close', () => {
-      void Promise.all([drained(client), drained(client.stderr)]).then(() => {
-        if (client.writable) {
-          if (result.exit_code !== undefined) client.exit(result.exit_code);
-          else if (result.signal !== undefined) client.exit(result.signal, false, '');
-          client.end();
-        }
-        finish();
-      });
+      afterQueued(client, () =>
+        afterQueued(client.stderr, () => {
+          if (client.writable) {
+            if (result.exit_code !== undefined) client.exit(result.exit_code);
+            else if (result.signal !== undefined) client.exit(result.signal, false, '');
+            client.end();
+          }
+          finish();
+        }),
+      );
     });
     // the client went away first (its ssh was killed): close the upstream channel too
     client.on('close', () => {

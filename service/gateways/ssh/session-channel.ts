@@ -133,21 +133,15 @@ export class SessionChannel {
   }
 
   /** A channel whose start was refused: the reasons on stderr, exit status 126. */
-  #refuseStart(accept: () => ServerChannel | undefined, decision: Decision): void {
-    const ch = accept();
-    if (!ch) return;
-    this.#channel = ch;
-    const lines = [...this.#notices, ...decision.reasons.slice(0, 1).map((r) => `hoop: ${r}`)];
+  #refuseStart(ch: ServerChannel, decision: Decision): void {
+    const lines = [...this.#notices, ...decision.reasons.map((r) => `hoop: ${r}`)];
     ch.stderr.write(`${lines.join('\r\n')}\r\n`);
     ch.exit(REFUSED_EXIT_STATUS);
     ch.end();
   }
 
   /** The start was allowed, but the upstream could not be reached (host key, login, network). */
-  #failStart(accept: () => ServerChannel | undefined, message: string): void {
-    const ch = accept();
-    if (!ch) return;
-    this.#channel = ch;
+  #failStart(ch: ServerChannel, message: string): void {
     ch.stderr.write(`hoop: ${message}\r\n`);
     ch.exit(255);
     ch.end();
@@ -161,13 +155,25 @@ export class SessionChannel {
     return { refused: settled };
   }
 
-  #claimStart(reject: (() => void) | undefined): boolean {
+  /**
+   * Accept the channel's start at once: ssh2 drops a client's EOF that arrives before the accept (and
+   * then refuses the accept), and `ssh host cmd </dev/null` sends its EOF right after the request.
+   * The decision follows; a refusal is then said on the accepted channel.
+   */
+  #claimStart(
+    accept: () => ServerChannel | undefined,
+    reject: (() => void) | undefined,
+  ): ServerChannel | null {
     if (this.#started) {
       reject?.();
-      return false;
+      return null;
     }
     this.#started = true;
-    return true;
+    const ch = accept() ?? null;
+    this.#channel = ch;
+    // stdin waits in the channel (ssh2 stops granting window) until the relay reads it
+    ch?.pause();
+    return ch;
   }
 
   async #onExec(
@@ -175,10 +181,11 @@ export class SessionChannel {
     reject: (() => void) | undefined,
     command: string,
   ): Promise<void> {
-    if (!this.#claimStart(reject)) return;
+    const ch = this.#claimStart(accept, reject);
+    if (!ch) return;
     const op: SshOperation = { kind: 'ssh.exec', command };
     const settled = await this.#settle(op, decideExec(this.#scope.rules, command));
-    if ('refused' in settled) return this.#refuseStart(accept, settled.refused);
+    if ('refused' in settled) return this.#refuseStart(ch, settled.refused);
     const startedAt = performance.now();
     let up: ClientChannel;
     try {
@@ -189,14 +196,12 @@ export class SessionChannel {
         );
       });
     } catch (err) {
-      return this.#failStart(accept, this.#scope.upstreamMessage(err));
+      return this.#failStart(ch, this.#scope.upstreamMessage(err));
     }
-    const ch = accept();
-    if (!ch) {
+    if (!ch.writable) {
       up.close();
       return;
     }
-    this.#channel = ch;
     this.#upstream = up;
     if (this.#notices.length > 0) ch.stderr.write(`${this.#notices.join('\r\n')}\r\n`);
     // Plain commands' terminal output is recorded; git's and scp's streams are file data (their
@@ -216,10 +221,11 @@ export class SessionChannel {
   }
 
   async #onShell(accept: () => ServerChannel | undefined, reject: (() => void) | undefined): Promise<void> {
-    if (!this.#claimStart(reject)) return;
+    const ch = this.#claimStart(accept, reject);
+    if (!ch) return;
     const op: SshOperation = { kind: 'ssh.shell', ...(this.#pty ? { term: this.#pty.term } : {}) };
     const settled = await this.#settle(op, decideShell(this.#scope.rules, this.#pty !== null));
-    if ('refused' in settled) return this.#refuseStart(accept, settled.refused);
+    if ('refused' in settled) return this.#refuseStart(ch, settled.refused);
     const startedAt = performance.now();
     let up: ClientChannel;
     try {
@@ -230,14 +236,12 @@ export class SessionChannel {
         );
       });
     } catch (err) {
-      return this.#failStart(accept, this.#scope.upstreamMessage(err));
+      return this.#failStart(ch, this.#scope.upstreamMessage(err));
     }
-    const ch = accept();
-    if (!ch) {
+    if (!ch.writable) {
       up.close();
       return;
     }
-    this.#channel = ch;
     this.#upstream = up;
     if (this.#notices.length > 0) ch.stderr.write(`${this.#notices.join('\r\n')}\r\n`);
     this.#startRecording();
@@ -276,11 +280,12 @@ export class SessionChannel {
     reject: (() => void) | undefined,
     name: string,
   ): Promise<void> {
-    if (!this.#claimStart(reject)) return;
+    const ch = this.#claimStart(accept, reject);
+    if (!ch) return;
     const decision = decideSubsystem(this.#scope.rules, name);
     if (decision.effect !== 'allow') {
       await this.#scope.flow.refuse({ kind: 'ssh.request', request: 'subsystem', name }, decision);
-      return this.#refuseStart(accept, decision);
+      return this.#refuseStart(ch, decision);
     }
     let up: ClientChannel;
     try {
@@ -289,14 +294,12 @@ export class SessionChannel {
         upstream.subsys(name, (err, stream) => (err ? reject(err) : resolve(stream)));
       });
     } catch (err) {
-      return this.#failStart(accept, this.#scope.upstreamMessage(err));
+      return this.#failStart(ch, this.#scope.upstreamMessage(err));
     }
-    const ch = accept();
-    if (!ch) {
+    if (!ch.writable) {
       up.close();
       return;
     }
-    this.#channel = ch;
     this.#upstream = up;
     const scope = this.#scope;
     const flow = scope.flow;

@@ -87,6 +87,8 @@ export class SftpProxy {
     upstream.on('drain', () => client.resume());
     client.on('end', () => upstream.end());
     upstream.on('end', () => client.end());
+    client.resume();
+    upstream.resume();
   }
 
   /** Record what is still open (the channel ended without CLOSE). */
