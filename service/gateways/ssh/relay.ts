@@ -38,7 +38,7 @@ const EMPTY = Buffer.alloc(0);
  * Call `then` once everything written to `w` so far has gone out: an empty write queued behind the
  * data completes only after it (a 'drain' would not come when no write had returned false).
  */
-function afterQueued(w: Writable, then: () => void): void {
+export function afterQueued(w: Writable, then: () => void): void {
   if (w.writableLength === 0 || w.destroyed || w.writableEnded) return then();
   w.write(EMPTY, () => then());
 }

@@ -24,7 +24,7 @@ import {
   X11_REFUSED,
 } from '../../policy/ssh/decide.js';
 import { parseCommand } from '../../policy/ssh/command.js';
-import { relaySession } from './relay.js';
+import { afterQueued, relaySession } from './relay.js';
 import { type SftpOutcome, SftpProxy } from './sftp-proxy.js';
 import type { ConnectionScope } from './connection-scope.js';
 
@@ -308,6 +308,8 @@ export class SessionChannel {
       judge: (r) => decideSftp(scope.rules, r),
       refused: async (r, d) => {
         if (!(await flow.refuse(toOperation(r), d))) throw new Error('refusal not recorded');
+        // sftp and scp show a status by its code's words only; the reason goes to stderr, which they show
+        ch.stderr.write(`hoop: ${d.reasons[0] ?? 'refused by policy'}\n`);
       },
       completed: (o: SftpOutcome) =>
         flow.completed(toOperation(o.request), [], {
@@ -331,9 +333,19 @@ export class SessionChannel {
       proxy.finish();
       up.close();
     });
+    // the server's exit status goes to the client after the last reply (scp checks it)
+    let exitCode: number | null = null;
+    up.on('exit', (code: number | null) => {
+      exitCode = code;
+    });
     up.on('close', () => {
       proxy.finish();
-      ch.close();
+      afterQueued(ch, () => {
+        if (ch.writable) {
+          if (exitCode !== null) ch.exit(exitCode);
+          ch.end();
+        }
+      });
     });
   }
 }

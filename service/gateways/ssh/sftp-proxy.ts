@@ -85,8 +85,8 @@ export class SftpProxy {
     upstream.on('data', (chunk: Buffer) => this.#onUpstream(chunk));
     client.on('drain', () => upstream.resume());
     upstream.on('drain', () => client.resume());
+    // the client's EOF goes upstream; the server's end is the channel owner's (it relays the exit status)
     client.on('end', () => upstream.end());
-    upstream.on('end', () => client.end());
     client.resume();
     upstream.resume();
   }

@@ -63,7 +63,8 @@ export interface SshHarness {
 
 export interface HarnessOptions {
   /** grants by event_name (each becomes a policy `when: {event_name}`), target `build-host` */
-  grants: Record<string, Omit<Grant, 'target'>>;
+  grants:
+    Record<string, Omit<Grant, 'target'>> | ((sshd: SshdServer) => Record<string, Omit<Grant, 'target'>>);
   /** extra targets (e.g. one whose pinned host key is wrong) with the grants that reach them */
   extraTargets?: (
     sshd: SshdServer,
@@ -95,13 +96,14 @@ export async function startSshHarness(opts: HarnessOptions): Promise<SshHarness>
     startOidcIssuer({ audience: AUDIENCE }),
   ]);
   const extra = opts.extraTargets?.(sshd, upstreamKey);
-  const policies: Config['policies'] = Object.entries(opts.grants).map(([event, grant]) => ({
+  const byEvent = typeof opts.grants === 'function' ? opts.grants(sshd) : opts.grants;
+  const policies: Config['policies'] = Object.entries(byEvent).map(([event, grant]) => ({
     name: `on-${event}`,
     when: { event_name: event },
     grants: [{ target: 'build-host', ...grant }, ...(extra?.grants[event] ?? [])],
   }));
   for (const [event, grants] of Object.entries(extra?.grants ?? {}))
-    if (!opts.grants[event]) policies.push({ name: `on-${event}`, when: { event_name: event }, grants });
+    if (!byEvent[event]) policies.push({ name: `on-${event}`, when: { event_name: event }, grants });
   const config: Config = {
     listen: { http: { port: 0, host: '127.0.0.1' }, ssh: { port: 0, host: '127.0.0.1' } },
     issuers: [{ name: 'github', issuer: issuer.issuer, audience: AUDIENCE }],
