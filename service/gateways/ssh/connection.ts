@@ -194,9 +194,12 @@ export class SshConnection implements LiveConnection {
         timeoutMs: this.#host.limits.upstreamTimeoutMs,
         onClient: (c) => {
           this.#upstream = c;
-          c.on('close', () => {
-            if (!this.#closed) this.#end('the target closed the connection');
-          });
+          // after a failed connect the channels say why (and the connection ends with them)
+          c.on('ready', () =>
+            c.on('close', () => {
+              if (!this.#closed) this.#end('the target closed the connection');
+            }),
+          );
           c.on('error', (err) => this.#log.debug({ err: err.message }, 'ssh upstream error'));
         },
       }),
@@ -326,7 +329,8 @@ export class SshConnection implements LiveConnection {
   close(end: ConnectionEnd): void {
     if (this.#closed) return;
     this.#closeReason = end.why;
-    for (const ch of this.#channels) ch.end(end.message);
+    const message = end.message.startsWith('hoop: ') ? end.message : `hoop: ${end.message}`;
+    for (const ch of this.#channels) ch.end(message);
     // let the messages out before the disconnect
     setTimeout(() => this.#end(end.why), 50).unref();
   }
