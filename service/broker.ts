@@ -36,6 +36,7 @@ export interface Broker {
   url: string;
   httpPort: number;
   pgPort: number | null;
+  sshPort: number | null;
   /** PEM of the CA that signed the gateway certificate (absent when a configured cert is publicly trusted) */
   caPem: string | undefined;
   store: Store;
@@ -152,6 +153,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       closers.push(() => gateway.close());
     }
     const pgPort = gateways.get('postgres')?.port() ?? null;
+    const sshPort = gateways.get('ssh')?.port() ?? null;
 
     const app = await buildApp({
       sessions,
@@ -166,12 +168,13 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     const httpPort = (app.server.address() as AddressInfo).port;
     const url =
       config.public_url ?? `${config.http_tls ? 'https' : 'http'}://${hostForUrl(publicHost)}:${httpPort}`;
-    logger.info({ url, postgres: pgPort, store: store.kind }, 'broker listening');
+    logger.info({ url, postgres: pgPort, ssh: sshPort, store: store.kind }, 'broker listening');
     return {
       config,
       url,
       httpPort,
       pgPort,
+      sshPort,
       caPem: tls.caPem,
       store,
       sessions,

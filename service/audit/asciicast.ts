@@ -255,3 +255,46 @@ export function recordingText(chunks: readonly RecordingChunk[]): string {
     .map((c) => c.body)
     .join('');
 }
+
+/** One recording to replay, with what its transcript event says about it. */
+export interface ReplayPart {
+  cast: string;
+  /** e.g. `ssh build-host: make deploy` */
+  label: string;
+}
+
+/**
+ * Several recordings as one asciicast v2 file, one after another (a second apart, whatever the real
+ * gap), each introduced by a line naming it: what `hoop-broker audit replay` writes. Pure.
+ */
+export function mergeRecordings(parts: readonly ReplayPart[], title: string): string {
+  let width = 80;
+  let height = 24;
+  let timestamp: number | undefined;
+  const parsed = parts.map((p) => {
+    const lines = p.cast.split('\n').filter((l) => l !== '');
+    const header = JSON.parse(lines[0] ?? '{}') as { width?: number; height?: number; timestamp?: number };
+    width = Math.max(width, header.width ?? 0);
+    height = Math.max(height, header.height ?? 0);
+    timestamp ??= header.timestamp;
+    const events = lines.slice(1).map((l) => JSON.parse(l) as [number, string, string]);
+    return { label: p.label, events, size: `${header.width ?? 80}x${header.height ?? 24}` };
+  });
+  const out: string[] = [
+    JSON.stringify({ version: 2, width, height, ...(timestamp !== undefined ? { timestamp } : {}), title }),
+  ];
+  let offset = 0;
+  for (const part of parsed) {
+    out.push(JSON.stringify([round(offset), 'r', part.size]));
+    out.push(JSON.stringify([round(offset), 'o', `\r\n\x1b[7m[hoop] ${part.label}\x1b[0m\r\n`]));
+    let last = 0;
+    for (const [t, type, data] of part.events) {
+      last = Math.max(last, t);
+      out.push(JSON.stringify([round(offset + t), type, data]));
+    }
+    offset += last + 1;
+  }
+  return `${out.join('\n')}\n`;
+}
+
+const round = (t: number) => Math.round(t * 1_000_000) / 1_000_000;

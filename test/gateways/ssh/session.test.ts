@@ -6,6 +6,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../../service/cli.js';
 import { freePort } from '../../fixtures/sshd.js';
 import { runProcess, type SshHarness, startSshHarness } from './harness.js';
 
@@ -110,6 +111,80 @@ describe('shells and terminals', () => {
     expect(input).toContain('echo shell-says');
     const { createHash } = await import('node:crypto');
     expect(createHash('sha256').update(text).digest('hex')).toBe(rec.sha256);
+
+    // hoop-broker audit replay: one asciicast file of the session's recordings, checked against the chain
+    await job.ssh(['build-host', 'echo after the shell']);
+    await job.transcriptWhen((x) => x.events.some((e) => e.kind === 'ssh.exec'));
+    const tokenFile = join(job.dir, 'token');
+    writeFileSync(tokenFile, job.created.secret, { mode: 0o600 });
+    const castFile = join(job.dir, 'session.cast');
+    const out: string[] = [];
+    const code = await main(
+      [
+        'audit',
+        'replay',
+        job.created.id,
+        '--url',
+        h.broker.url,
+        '--admin-token-file',
+        tokenFile,
+        '--out',
+        castFile,
+      ],
+      { out: (l) => out.push(l), err: (l) => out.push(l) },
+    );
+    expect(code, out.join('\n')).toBe(0);
+    expect(out.join('\n')).toContain('2 recording(s), verified against the transcript');
+    const cast = readFileSync(castFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
+    expect(cast[0]).toMatchObject({ version: 2, title: `hoop session ${job.created.id}` });
+    const times = cast.slice(1).map((e) => (e as [number])[0]);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    if (hasAsciinema()) {
+      // asciinema wants a terminal: script(1) gives it one; fast, idle gaps capped
+      const played = execFileSync(
+        'script',
+        ['-q', '-e', '-c', `asciinema play -s 20 -i 0.05 ${castFile}`, '/dev/null'],
+        { encoding: 'utf8', input: '', timeout: 20_000 },
+      );
+      expect(played).toContain('shell-says-42');
+      expect(played).toContain('after the shell');
+    }
+  });
+
+  it('does not record what is typed at a prompt with echo off', async (ctx) => {
+    if (!h.sshd.ptys) ctx.skip();
+    const job = await h.open('push');
+    const ssh = spawn('ssh', ['-F', job.configFile, '-tt', 'build-host'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let seen = '';
+    ssh.stdout.on('data', (d: Buffer) => {
+      seen += d.toString();
+    });
+    const exited = new Promise<number | null>((r) => ssh.on('close', r));
+    const until = (text: string) => waitFor(() => seen.includes(text));
+    await until('$ ');
+    ssh.stdin.write(`read -s -p 'Passphrase: ' pw; echo; echo "typed \${#pw} characters"\n`);
+    await until('Passphrase: ');
+    ssh.stdin.write('hunter2-secret\n');
+    await until('typed 14 characters');
+    ssh.stdin.write('echo visible-input\nexit\n');
+    expect(await exited).toBe(0);
+    const t = await job.transcriptWhen((x) => x.events.some((e) => e.kind === 'ssh.shell'));
+    const rec = t.events.find((e) => e.kind === 'ssh.shell')!.operation.recording as {
+      id: string;
+      hidden_input_chars?: number;
+    };
+    const text = (await h.broker.broker.store.listRecordingChunks(job.created.id, rec.id))
+      .map((c) => c.body)
+      .join('');
+    expect(text).toContain('visible-input');
+    expect(text).toContain('typed 14 characters');
+    expect(text).not.toContain('hunter2');
+    expect(rec.hidden_input_chars).toBe(14);
   });
 
   it('refuses a shell the grant does not allow, saying why', async () => {
@@ -280,6 +355,15 @@ describe('the session and the upstream', () => {
     expect(accepted()).toBe(before);
   });
 });
+
+function hasAsciinema(): boolean {
+  try {
+    execFileSync('asciinema', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function waitFor(check: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
