@@ -210,7 +210,7 @@ export class Relay {
 
   private onClientData = (chunk: Buffer): void => {
     this.reader.push(chunk);
-    if (!this.ctx.buffers.hold(this, this.reader.buffered)) {
+    if (!this.holdBuffered()) {
       this.ctx.countLimit('unfinished_message_bytes');
       this.terminate(
         fatal(
@@ -264,7 +264,7 @@ export class Relay {
     } finally {
       if (!this.closed) {
         this.flushForward();
-        this.ctx.buffers.hold(this, this.reader.buffered);
+        this.holdBuffered();
       }
     }
     if (this.upstream.writableNeedDrain || this.ctx.flow.backlogFull()) this.client.pause();
@@ -275,6 +275,17 @@ export class Relay {
    * A message in progress must arrive whole within the limit of its start: the deadline restarts only
    * when a message was completed (more bytes of the same message do not extend it).
    */
+  /** bytes this connection has in the gateway's budget (the common case, 0 before and after, costs nothing) */
+  private heldBytes = 0;
+
+  private holdBuffered(): boolean {
+    const bytes = this.reader.buffered;
+    if (bytes === this.heldBytes) return true;
+    if (!this.ctx.buffers.hold(this, bytes)) return false;
+    this.heldBytes = bytes;
+    return true;
+  }
+
   private armMidMessageTimer(progressed: boolean): void {
     if (this.reader.buffered > 0) {
       if (this.midMessageTimer) {
