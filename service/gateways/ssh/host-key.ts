@@ -24,6 +24,18 @@ export function parseHostKey(text: string): HostKey | string {
   return { privateKey: text, publicKey: `${key.type} ${key.getPublicSSH().toString('base64')}` };
 }
 
+/**
+ * A new ed25519 key in OpenSSH format. ssh2's generator writes, now and then (about one key in a
+ * hundred), a key its own parser calls malformed: keep only one that reads back.
+ */
+function generateEd25519(): string {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment: 'hoop-broker host key' });
+    if (!(utils.parseKey(pair.private) instanceof Error)) return pair.private;
+  }
+  throw new Error('could not generate an ed25519 host key that parses');
+}
+
 export const HOST_KEY_FILE = join('ssh', 'host_ed25519_key');
 
 /**
@@ -39,12 +51,12 @@ export function ensureHostKey(dataDir: string): HostKey {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (text === null) {
-    const pair = utils.generateKeyPairSync('ed25519', { comment: 'hoop-broker host key' });
+    const pair = generateEd25519();
     mkdirSync(join(dataDir, 'ssh'), { recursive: true, mode: 0o700 });
     // 'wx': two brokers starting at once must not overwrite each other's key
     try {
-      writeFileSync(path, pair.private, { mode: 0o600, flag: 'wx' });
-      text = pair.private;
+      writeFileSync(path, pair, { mode: 0o600, flag: 'wx' });
+      text = pair;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       text = readFileSync(path, 'utf8');

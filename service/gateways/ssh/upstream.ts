@@ -107,5 +107,6 @@ export function connectUpstream(
     client.once('error', onError);
     client.once('ready', onReady);
     client.connect(config);
+    client.setNoDelay(true);
   });
 }
