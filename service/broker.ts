@@ -36,6 +36,7 @@ export interface Broker {
   url: string;
   httpPort: number;
   pgPort: number | null;
+  sshPort: number | null;
   /** PEM of the CA that signed the gateway certificate (absent when a configured cert is publicly trusted) */
   caPem: string | undefined;
   store: Store;
@@ -63,7 +64,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
   if (!tlsLoaded.ok) throw new BrokerStartError('TLS material could not be loaded', tlsLoaded.errors);
   const targetCas = new Map<string, string>();
   for (const t of config.targets) {
-    if (!t.tls.ca_file) continue;
+    if (t.kind !== 'postgres' || !t.tls.ca_file) continue;
     try {
       targetCas.set(t.name, await readFile(t.tls.ca_file, 'utf8'));
     } catch (err) {
@@ -140,16 +141,19 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
         events: sessions.events,
       },
       recorder,
+      recordings: { append: (sessionId, chunks) => store.appendRecordingChunks(sessionId, chunks) },
       metrics,
     };
     for (const kind of Object.keys(GATEWAYS) as TargetKind[]) {
       const gateway = GATEWAYS[kind](gatewayContext);
       if (!gateway) continue;
       await gateway.start();
-      gateways.set(kind, gateway);
+      // a Gateway<K> serves targets of its own kind only; the map is read by target.kind
+      gateways.set(kind, gateway as Gateway);
       closers.push(() => gateway.close());
     }
     const pgPort = gateways.get('postgres')?.port() ?? null;
+    const sshPort = gateways.get('ssh')?.port() ?? null;
 
     const app = await buildApp({
       sessions,
@@ -164,12 +168,13 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     const httpPort = (app.server.address() as AddressInfo).port;
     const url =
       config.public_url ?? `${config.http_tls ? 'https' : 'http'}://${hostForUrl(publicHost)}:${httpPort}`;
-    logger.info({ url, postgres: pgPort, store: store.kind }, 'broker listening');
+    logger.info({ url, postgres: pgPort, ssh: sshPort, store: store.kind }, 'broker listening');
     return {
       config,
       url,
       httpPort,
       pgPort,
+      sshPort,
       caPem: tls.caPem,
       store,
       sessions,

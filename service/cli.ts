@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // hoop-broker serve | check-config | explain | sessions | audit
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import type { ExplainResult, SessionView, Transcript } from './api/schemas.js';
+import type { ExplainResult, Recordings, SessionView, Transcript } from './api/schemas.js';
+import { mergeRecordings } from './audit/asciicast.js';
 import { verifyChain } from './audit/event.js';
 import { BrokerStartError, startBroker } from './broker.js';
 import { loadConfigFile } from './config/load.js';
@@ -21,6 +23,10 @@ Usage:
   hoop-broker sessions revoke ID --url URL
   hoop-broker audit verify ID --url URL       fetch a transcript and verify its hash chain locally
   hoop-broker audit denials --url URL         recent refused session requests
+  hoop-broker audit replay ID --url URL [--out FILE] [--recording RID]
+                                              the session's terminal recordings (ssh) as one
+                                              asciicast file for \`asciinema play\`, each checked
+                                              against the SHA-256 in its transcript event
 
 Admin commands read the admin token from HOOP_ADMIN_TOKEN (or --admin-token-file FILE).
 Exit codes: 0 ok, 1 refused/invalid, 2 usage error.`;
@@ -42,6 +48,8 @@ export async function main(argv: string[], o: Out = io): Promise<number> {
       secrets: { type: 'boolean' },
       json: { type: 'boolean' },
       'admin-token-file': { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      recording: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -88,7 +96,7 @@ async function serve(path: string | undefined, o: Out): Promise<number> {
     throw err;
   }
   o.out(
-    `hoop-broker listening: api ${broker.url}${broker.pgPort !== null ? `, postgres :${broker.pgPort}` : ''}`,
+    `hoop-broker listening: api ${broker.url}${broker.pgPort !== null ? `, postgres :${broker.pgPort}` : ''}${broker.sshPort !== null ? `, ssh :${broker.sshPort}` : ''}`,
   );
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -260,12 +268,20 @@ async function sessionsCommand(
 
 async function auditCommand(
   positionals: string[],
-  values: { url?: string | undefined; json?: boolean | undefined; 'admin-token-file'?: string | undefined },
+  values: {
+    url?: string | undefined;
+    json?: boolean | undefined;
+    'admin-token-file'?: string | undefined;
+    out?: string | undefined;
+    recording?: string | undefined;
+  },
   o: Out,
 ): Promise<number> {
   const [sub, id] = positionals;
-  if (!values.url || !((sub === 'verify' && id) || sub === 'denials')) {
-    o.err('usage: hoop-broker audit verify ID --url URL | audit denials --url URL');
+  if (!values.url || !(((sub === 'verify' || sub === 'replay') && id) || sub === 'denials')) {
+    o.err(
+      'usage: hoop-broker audit verify ID --url URL | audit denials --url URL | audit replay ID --url URL [--out FILE]',
+    );
     return 2;
   }
   const token = await adminToken(values);
@@ -296,7 +312,55 @@ async function auditCommand(
     o.err(`chain broken at seq ${check.seq}: ${check.problem}`);
     return 1;
   }
+  if (sub === 'replay') return replay(values.url, token, id!, res.body, values, o);
   o.out(`${id}: ${res.body.events.length} events, chain verified, head ${check.head}`);
+  return 0;
+}
+
+/**
+ * The session's recordings in transcript order, each checked against the SHA-256 its (chain-verified)
+ * transcript event carries, merged into one asciicast file.
+ */
+async function replay(
+  url: string,
+  token: string,
+  id: string,
+  transcript: Transcript,
+  values: { out?: string | undefined; recording?: string | undefined },
+  o: Out,
+): Promise<number> {
+  const res = await api<Recordings>(url, 'GET', `/v1/sessions/${encodeURIComponent(id)}/recordings`, token);
+  if (res.status !== 200) return printError(o, res.status, res.body);
+  const casts = new Map(res.body.recordings.map((r) => [r.id, r.cast]));
+  const parts: { cast: string; label: string }[] = [];
+  for (const e of transcript.events) {
+    const rec = e.operation.recording as { id?: string; sha256?: string } | undefined;
+    if (!rec?.id || (values.recording && rec.id !== values.recording)) continue;
+    const cast = casts.get(rec.id);
+    if (cast === undefined) {
+      o.err(`recording ${rec.id} (seq ${e.seq}) is missing from the broker's answer`);
+      return 1;
+    }
+    if (createHash('sha256').update(cast).digest('hex') !== rec.sha256) {
+      o.err(`recording ${rec.id} (seq ${e.seq}) does not match the SHA-256 in its transcript event`);
+      return 1;
+    }
+    const what = typeof e.operation.command === 'string' ? e.operation.command : 'shell';
+    parts.push({ cast, label: `${e.at} ${e.target ?? ''}: ${what}` });
+  }
+  if (parts.length === 0) {
+    o.err(
+      values.recording
+        ? `no recording ${values.recording} in session ${id}`
+        : `session ${id} has no recordings`,
+    );
+    return 1;
+  }
+  const file = values.out ?? `${id}.cast`;
+  await writeFile(file, mergeRecordings(parts, `hoop session ${id}`));
+  o.out(
+    `${file}: ${parts.length} recording(s), verified against the transcript (head ${transcript.head_hash})`,
+  );
   return 0;
 }
 

@@ -9,6 +9,7 @@ import {
   ErrorBody,
   ExplainBody,
   ExplainResult,
+  Recordings,
   SessionCreated,
   SessionView,
   Transcript,
@@ -158,6 +159,35 @@ export async function sessionRoutes(fastify: FastifyInstance, deps: RouteDeps): 
       const t = await sessions.transcript(id);
       if (!t) return reply.code(404).send({ error: 'session not found', reasons: [] });
       return t;
+    },
+  );
+
+  app.get(
+    '/v1/sessions/:id/recordings',
+    {
+      schema: {
+        summary:
+          "A session's terminal recordings (ssh shells and commands, asciicast v2); each one's SHA-256 is in its transcript event",
+        params: SessionParams,
+        response: { 200: Recordings, ...Errors },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params as { id: string };
+      if (!(await sessions.authorize(bearer(req), id))) return unauthorized(reply, 'these recordings');
+      if (!(await sessions.view(id)))
+        return reply.code(404).send({ error: 'session not found', reasons: [] });
+      const chunks = await deps.store.listRecordingChunks(id);
+      const byId = new Map<string, string[]>();
+      for (const c of chunks) {
+        const list = byId.get(c.recording) ?? [];
+        list.push(c.body);
+        byId.set(c.recording, list);
+      }
+      return {
+        session_id: id,
+        recordings: [...byId].map(([rid, bodies]) => ({ id: rid, cast: bodies.join('') })),
+      };
     },
   );
 

@@ -101,4 +101,17 @@ export const Transcript = Type.Object({
 });
 export type Transcript = Static<typeof Transcript>;
 
+/** A session's terminal recordings (asciicast v2 text), each named by the transcript event of its channel. */
+export const Recordings = Type.Object({
+  session_id: Type.String(),
+  recordings: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      /** asciicast v2: a header line, then one event line each */
+      cast: Type.String(),
+    }),
+  ),
+});
+export type Recordings = Static<typeof Recordings>;
+
 export { ErrorBody, ExplainResult, Identity, PolicyExplanation, Reason };

@@ -90,8 +90,24 @@ export type PgDeniedRecord = {
   statement_kind: string;
 };
 
-/** ssh.exec / ssh.shell / ssh.sftp / ssh.forward, allowed; ssh.denied with `rule` when refused. */
+/** A terminal recording beside the transcript (audit/asciicast.ts): the chain covers its sha256. */
+export type SshRecordingRef = {
+  bytes: number;
+  events: number;
+  hidden_input_chars?: number;
+  id: string;
+  sha256: string;
+  truncated: boolean;
+};
+
+/**
+ * ssh.exec / ssh.shell / ssh.sftp / ssh.forward, allowed; ssh.denied with `rule` when refused (also
+ * for ssh.request: a refused pty, env variable, agent or X11 forwarding, subsystem). `bytes_in` is
+ * what the client sent (stdin, uploads), `bytes_out` what it received.
+ */
 export type SshOperationRecord = {
+  bytes_in?: number;
+  bytes_out?: number;
   command?: string;
   conn_id: string;
   direction?: 'local' | 'remote';
@@ -99,10 +115,14 @@ export type SshOperationRecord = {
   exit_code?: number;
   host?: string;
   mode?: string;
+  name?: string;
   op?: string;
   path?: string;
   port?: number;
+  recording?: SshRecordingRef;
+  request?: string;
   rule?: string;
+  signal?: string;
   target_path?: string;
   term?: string;
   type: SshOperation['kind'];
@@ -139,6 +159,7 @@ export interface EventOperations {
   'ssh.shell': SshOperationRecord;
   'ssh.sftp': SshOperationRecord;
   'ssh.forward': SshOperationRecord;
+  'ssh.request': SshOperationRecord;
   'ssh.denied': SshOperationRecord;
   'k8s.request': K8sRequestRecord;
   'k8s.denied': K8sRequestRecord;

@@ -12,6 +12,7 @@ import type {
   PgDeniedRecord,
   PgStatementRecord,
   SshOperationRecord,
+  SshRecordingRef,
 } from './event.js';
 
 /** Where an operation happened: the session's target and the gateway connection. */
@@ -30,6 +31,13 @@ export interface OperationOutcome {
   error?: string;
   /** ssh: the command's exit status */
   exit_code?: number;
+  /** ssh: the signal that ended the command, when it did not exit */
+  signal?: string;
+  /** ssh: bytes from the client (stdin, uploads) and to it (output, downloads) */
+  bytes_in?: number;
+  bytes_out?: number;
+  /** ssh: the terminal recording of a shell or command */
+  recording?: SshRecordingRef;
   /** k8s: the API server's HTTP status */
   status?: number;
 }
@@ -80,6 +88,7 @@ export function allowedEvent(
     case 'ssh.shell':
     case 'ssh.sftp':
     case 'ssh.forward':
+    case 'ssh.request':
       return withCounts(
         {
           target: ctx.target,
@@ -134,6 +143,7 @@ export function deniedEvent(
     case 'ssh.shell':
     case 'ssh.sftp':
     case 'ssh.forward':
+    case 'ssh.request':
       return {
         target: ctx.target,
         kind: 'ssh.denied',
@@ -228,29 +238,30 @@ function sshRecord(
   rule: string | undefined,
   outcome: OperationOutcome,
 ): SshOperationRecord {
-  const r: SshOperationRecord = { conn_id: ctx.conn_id, type: op.kind };
-  switch (op.kind) {
-    case 'ssh.exec':
-      r.command = op.command;
-      break;
-    case 'ssh.shell':
-      if (op.term !== undefined) r.term = op.term;
-      break;
-    case 'ssh.sftp':
-      r.op = op.op;
-      r.path = op.path;
-      if (op.target_path !== undefined) r.target_path = op.target_path;
-      if (op.mode !== undefined) r.mode = op.mode;
-      break;
-    case 'ssh.forward':
-      r.direction = op.direction;
-      r.host = op.host;
-      r.port = op.port;
-      break;
-  }
+  // keys in sorted order (see the file comment)
+  const r = {} as SshOperationRecord;
+  if (outcome.bytes_in !== undefined) r.bytes_in = outcome.bytes_in;
+  if (outcome.bytes_out !== undefined) r.bytes_out = outcome.bytes_out;
+  if (op.kind === 'ssh.exec') r.command = op.command;
+  r.conn_id = ctx.conn_id;
+  if (op.kind === 'ssh.forward') r.direction = op.direction;
   if (outcome.error !== undefined) r.error = outcome.error;
   if (outcome.exit_code !== undefined) r.exit_code = outcome.exit_code;
+  if (op.kind === 'ssh.forward') r.host = op.host;
+  if (op.kind === 'ssh.sftp' && op.mode !== undefined) r.mode = op.mode;
+  if (op.kind === 'ssh.request' && op.name !== undefined) r.name = op.name;
+  if (op.kind === 'ssh.sftp') {
+    r.op = op.op;
+    r.path = op.path;
+  }
+  if (op.kind === 'ssh.forward') r.port = op.port;
+  if (outcome.recording !== undefined) r.recording = outcome.recording;
+  if (op.kind === 'ssh.request') r.request = op.request;
   if (rule !== undefined) r.rule = rule;
+  if (outcome.signal !== undefined) r.signal = outcome.signal;
+  if (op.kind === 'ssh.sftp' && op.target_path !== undefined) r.target_path = op.target_path;
+  if (op.kind === 'ssh.shell' && op.term !== undefined) r.term = op.term;
+  r.type = op.kind;
   return r;
 }
 

@@ -1,6 +1,6 @@
 // Defaults, applied once after validation so the rest of the broker never guesses.
 import { parseDuration } from './duration.js';
-import type { Config, Issuer, Policy, PostgresTarget, Target } from './schema.js';
+import type { Config, Issuer, Policy, PostgresTarget, SshTarget, Target } from './schema.js';
 import { DEFAULT_MAX_TTL, DEFAULT_SESSION_TTL } from './semantic.js';
 
 /** Every default in one place (documented: README "Configuration"). */
@@ -24,6 +24,7 @@ export const CONFIG_DEFAULTS = {
   message_timeout: '30s',
   algorithms: ['RS256'] as const,
   postgres_port: 5432,
+  ssh_port: 22,
   /** verify-full, except for loopback hosts where the traffic never leaves the machine: disable */
   postgres_tls_mode: 'verify-full' as const,
   max_connections_per_session: 10,
@@ -40,6 +41,11 @@ export interface ResolvedListener {
   host: string;
 }
 
+export interface ResolvedSshListener extends ResolvedListener {
+  host_key?: NonNullable<Config['listen']['ssh']>['host_key'];
+  public_host?: string;
+}
+
 export interface ResolvedPostgresListener extends ResolvedListener {
   allow_cleartext_password: boolean;
   public_host?: string;
@@ -52,8 +58,12 @@ export type ResolvedPostgresTarget = Omit<PostgresTarget, 'port' | 'tls' | 'max_
   tls: TargetTls;
   max_connections_per_session: number;
 };
+export type ResolvedSshTarget = Omit<SshTarget, 'port' | 'max_connections_per_session'> & {
+  port: number;
+  max_connections_per_session: number;
+};
 /** A target with its kind's defaults filled in (one member per target kind). */
-export type ResolvedTarget = ResolvedPostgresTarget;
+export type ResolvedTarget = ResolvedPostgresTarget | ResolvedSshTarget;
 
 export type ResolvedPolicy = Policy & {
   /** the longest session this policy grants: its ttl, else sessions.max_ttl */
@@ -74,7 +84,7 @@ export interface ResolvedConfig extends Omit<
   | 'limits'
   | 'log'
 > {
-  listen: { http: ResolvedListener; postgres?: ResolvedPostgresListener; ssh?: ResolvedListener };
+  listen: { http: ResolvedListener; postgres?: ResolvedPostgresListener; ssh?: ResolvedSshListener };
   http_tls: boolean;
   data_dir: string;
   issuers: ResolvedIssuer[];
@@ -109,6 +119,12 @@ function resolveTarget(target: Target): ResolvedTarget {
         tls: target.tls ?? { mode: LOOPBACK.has(target.host) ? 'disable' : d.postgres_tls_mode },
         max_connections_per_session: target.max_connections_per_session ?? d.max_connections_per_session,
       };
+    case 'ssh':
+      return {
+        ...target,
+        port: target.port ?? d.ssh_port,
+        max_connections_per_session: target.max_connections_per_session ?? d.max_connections_per_session,
+      };
   }
 }
 
@@ -132,7 +148,7 @@ export function withDefaults(config: Config): ResolvedConfig {
           allow_cleartext_password: postgres.allow_cleartext_password ?? d.allow_cleartext_password,
         },
       }),
-      ...(ssh && { ssh: { port: ssh.port, host: ssh.host ?? httpHost } }),
+      ...(ssh && { ssh: { ...ssh, host: ssh.host ?? httpHost } }),
     },
     http_tls: config.http_tls ?? d.http_tls,
     data_dir: config.data_dir ?? d.data_dir,

@@ -6,6 +6,7 @@ import { Settings } from 'typebox/system';
 import Value from 'typebox/value';
 import type { ConfigPathSegment } from './path.js';
 import { ConditionValue, Config, DenyRule, MaskRule, Policy, SecretRef } from './schema.js';
+import { CommandPattern, ForwardDestination, PinnedHostKey, SshEnvName } from './targets/ssh.js';
 import type { LocateMode } from './source-map.js';
 
 /** A problem found in the config data, before it is placed in the YAML source. */
@@ -33,12 +34,16 @@ export const INLINE_SECRET_MESSAGE = 'inline secret refused: use {env: NAME} or 
 const MAX_ERRORS = 10_000;
 
 const SECRET_REF = SecretRef as unknown as JsonSchema;
+/** SecretRef, also where Type.Optional copied it (the copy shares its `anyOf`). */
+const isSecretRef = (schema: JsonSchema): boolean =>
+  schema === SECRET_REF || schema.anyOf === SECRET_REF.anyOf;
 
 const UNION_DESCRIPTIONS = new Map<unknown, string>([
   [SecretRef, '{env: NAME} or {file: PATH}'],
   [MaskRule, 'a mask rule: {column: "table.column"} or {detector: email|credit_card|api_key|iban}'],
   [ConditionValue, 'a string, number or boolean'],
   [DenyRule, 'a deny rule: {statement: [KIND, …]}, {table: [NAME, …]} or {function: [NAME, …]}'],
+  [CommandPattern, 'a command pattern: "glob", "/regex/", {exact: …}, {glob: …} or {regex: …}'],
 ]);
 {
   const storeUrl = child(
@@ -64,6 +69,18 @@ const PATTERN_MESSAGES = new Map<string, string>([
   ],
   ['^([0-9]+h)?([0-9]+m)?([0-9]+s)?$', 'must be a duration like 90s, 15m, 1h or 1h30m'],
   ['^[A-Z][A-Z_ ]*$', 'must be an upper-case statement kind like DROP or TRUNCATE'],
+  [
+    (PinnedHostKey as unknown as { pattern: string }).pattern,
+    'must be an OpenSSH public key, "ssh-ed25519 AAAA…" (as ssh-keyscan prints it, without the host name)',
+  ],
+  [
+    (ForwardDestination as unknown as { pattern: string }).pattern,
+    'must be host:port or [IPv6]:port; the host may be a glob, the port a number or *',
+  ],
+  [
+    (SshEnvName as unknown as { pattern: string }).pattern,
+    'must be an environment variable name or a glob of names, like LANG or LC_*',
+  ],
 ]);
 
 /** Every schema problem in `value`, unions collapsed; `errorsOf` defaults to TypeBox's Value.Errors. */
@@ -123,10 +140,10 @@ function diagnose(
 function diagnoseUnion(union: JsonSchema, value: unknown, path: ConfigPathSegment[]): ConfigIssue[] {
   const literals = literalValues(union);
   if (literals) return [{ path, at: 'value', message: oneOfMessage(literals, value) }];
-  if (union === SECRET_REF && value === null) {
+  if (isSecretRef(union) && value === null) {
     return [{ path, at: 'value', message: 'missing secret reference: use {env: NAME} or {file: PATH}' }];
   }
-  if (union === SECRET_REF && ['string', 'number', 'boolean'].includes(typeof value)) {
+  if (isSecretRef(union) && ['string', 'number', 'boolean'].includes(typeof value)) {
     return [{ path, at: 'value', message: INLINE_SECRET_MESSAGE }];
   }
   const branches = (union.anyOf as JsonSchema[] | undefined) ?? [];
@@ -307,7 +324,8 @@ function rangeMessage(schema: JsonSchema | undefined): string | undefined {
 /** What a schema accepts, in words. */
 function describe(schema: JsonSchema | undefined): string {
   if (!schema) return 'a valid value';
-  const custom = UNION_DESCRIPTIONS.get(schema);
+  const custom =
+    UNION_DESCRIPTIONS.get(schema) ?? (isSecretRef(schema) ? UNION_DESCRIPTIONS.get(SecretRef) : undefined);
   if (custom) return custom;
   const literals = literalValues(schema);
   if (literals)

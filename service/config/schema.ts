@@ -3,11 +3,24 @@
 import Type, { type Static } from 'typebox';
 import { Duration, Port, SecretRef } from './schema-common.js';
 import { PostgresTarget } from './targets/postgres.js';
+import { SshGrant, SshTarget } from './targets/ssh.js';
 
 export { Duration, Port, SecretRef, TargetName } from './schema-common.js';
 
 const Listener = Type.Object(
   { port: Port, host: Type.Optional(Type.String({ minLength: 1 })) },
+  { additionalProperties: false },
+);
+
+export const SshListener = Type.Object(
+  {
+    port: Port,
+    host: Type.Optional(Type.String({ minLength: 1 })),
+    /** the gateway's host key (OpenSSH or PEM private key) by reference; absent: generated once in data_dir/ssh */
+    host_key: Type.Optional(SecretRef),
+    /** advertised host for clients (the ssh config's HostName); default: the gateways' host */
+    public_host: Type.Optional(Type.String({ minLength: 1 })),
+  },
   { additionalProperties: false },
 );
 
@@ -53,12 +66,13 @@ export type Issuer = Static<typeof Issuer>;
 
 // Targets: one schema per kind in targets/<kind>.ts, told apart by `kind`. Adding a kind: its schema
 // file, one line here, and its gateway in gateways/registry.ts.
-export const Target = Type.Union([PostgresTarget]);
+export const Target = Type.Union([PostgresTarget, SshTarget]);
 export type Target = Static<typeof Target>;
 export type TargetKind = Target['kind'];
 /** The target of one kind, e.g. TargetOf<'postgres'>. */
 export type TargetOf<K extends TargetKind> = Extract<Target, { kind: K }>;
 export { PostgresTarget, TargetTls } from './targets/postgres.js';
+export { SshGrant, SshTarget } from './targets/ssh.js';
 
 export const Detector = Type.Union([
   Type.Literal('email'),
@@ -105,8 +119,11 @@ export const Grant = Type.Object(
   {
     target: Type.String({ minLength: 1 }),
     access: Access,
+    /** postgres targets */
     mask: Type.Optional(Type.Array(MaskRule)),
     deny: Type.Optional(Type.Array(DenyRule)),
+    /** ssh targets: commands, sftp paths, git repositories, forwards, shell, pty, env (README "SSH") */
+    ssh: Type.Optional(SshGrant),
   },
   { additionalProperties: false },
 );
@@ -133,7 +150,7 @@ export type Policy = Static<typeof Policy>;
 export const Config = Type.Object(
   {
     listen: Type.Object(
-      { http: Listener, postgres: Type.Optional(PostgresListener), ssh: Type.Optional(Listener) },
+      { http: Listener, postgres: Type.Optional(PostgresListener), ssh: Type.Optional(SshListener) },
       { additionalProperties: false },
     ),
     /** Public base URL of the broker (used in responses); default http(s)://host:port */

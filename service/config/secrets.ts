@@ -71,7 +71,7 @@ function isSecretRef(value: unknown): value is SecretRef {
   return keys.length === 1 && (keys[0] === 'env' || keys[0] === 'file');
 }
 
-/** Every secret reference in a config, with its path: target passwords, admin tokens, store.url. */
+/** Every secret reference in a config, with its path: target credentials, admin tokens, store.url, the ssh host key. */
 export function secretReferences(config: Config): { path: ConfigPathSegment[]; ref: SecretRef }[] {
   const refs: { path: ConfigPathSegment[]; ref: SecretRef }[] = [];
   if (config.store && typeof config.store.url !== 'string')
@@ -84,6 +84,8 @@ export function secretReferences(config: Config): { path: ConfigPathSegment[]; r
   (config.admin?.tokens ?? []).forEach((token, index) => {
     refs.push({ path: ['admin', 'tokens', index, 'token'], ref: token.token });
   });
+  if (config.listen.ssh?.host_key)
+    refs.push({ path: ['listen', 'ssh', 'host_key'], ref: config.listen.ssh.host_key });
   return refs;
 }
 

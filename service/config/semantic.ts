@@ -2,7 +2,7 @@
 // durations, regexes, URLs. Pure: takes the config and a line lookup, returns issues.
 import { formatDuration, parseDuration } from './duration.js';
 import type { ConfigPathSegment } from './path.js';
-import type { Config } from './schema.js';
+import type { Config, SshGrant } from './schema.js';
 import { parseQualifiedName } from '../policy/sql/names.js';
 import type { ConfigIssue } from './schema-errors.js';
 import { INLINE_SECRET_MESSAGE } from './schema-errors.js';
@@ -80,7 +80,20 @@ export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
     report(['limits', 'clock_skew'], `must be at most ${formatDuration(MAX_CLOCK_SKEW_MS)}`);
   }
 
+  config.targets.forEach((target, index) => {
+    if (target.kind !== 'ssh') return;
+    const given = [target.private_key, target.password].filter((c) => c !== undefined).length;
+    if (given !== 1)
+      report(
+        ['targets', index],
+        given === 0
+          ? `ssh target '${target.name}' needs a credential: private_key or password (by reference)`
+          : `ssh target '${target.name}': give private_key or password, not both`,
+      );
+  });
+
   const issuerNames = config.issuers.map((issuer) => issuer.name);
+  const kindOf = new Map(config.targets.map((t) => [t.name, t.kind]));
   const targetNames = config.targets.map((target) => target.name);
   config.policies.forEach((policy, p) => {
     const at = (...rest: ConfigPathSegment[]): ConfigPathSegment[] => ['policies', p, ...rest];
@@ -124,6 +137,26 @@ export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
           `target '${grant.target}' is already granted by this policy (line ${lineOf(at('grants', earlier, 'target'))}); use one grant per target`,
         );
       } else granted.set(grant.target, g);
+      const kind = kindOf.get(grant.target);
+      if (kind === 'ssh') {
+        if (grant.mask)
+          report(
+            at('grants', g, 'mask'),
+            `mask rules are for postgres targets; '${grant.target}' is an ssh target`,
+          );
+        if (grant.deny)
+          report(
+            at('grants', g, 'deny'),
+            `deny rules here are SQL rules for postgres targets; for ssh commands use ssh.commands.deny`,
+          );
+        for (const issue of sshGrantIssues(grant.ssh ?? {}))
+          report(at('grants', g, 'ssh', ...issue.path), issue.message);
+      } else if (kind !== undefined && grant.ssh) {
+        report(
+          at('grants', g, 'ssh'),
+          `ssh rules are for ssh targets; '${grant.target}' is a ${kind} target`,
+        );
+      }
       (grant.mask ?? []).forEach((rule, m) => {
         if (!('column' in rule)) return;
         const parsed = parseQualifiedName(rule.column);
@@ -146,6 +179,47 @@ export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
         });
       });
     });
+  });
+  return issues;
+}
+
+/** The ssh rules of one grant: regexes compile, sftp paths are absolute, forward ports are ports. */
+function sshGrantIssues(ssh: SshGrant): { path: ConfigPathSegment[]; message: string }[] {
+  const issues: { path: ConfigPathSegment[]; message: string }[] = [];
+  for (const list of ['allow', 'deny', 'approve'] as const) {
+    (ssh.commands?.[list] ?? []).forEach((pattern, i) => {
+      const source =
+        typeof pattern === 'string'
+          ? pattern.length > 2 && pattern.startsWith('/') && pattern.endsWith('/')
+            ? pattern.slice(1, -1)
+            : null
+          : 'regex' in pattern
+            ? pattern.regex
+            : null;
+      if (source === null) return;
+      try {
+        new RegExp(source);
+      } catch (error) {
+        const reason =
+          error instanceof Error ? (error.message.split(': ').pop() ?? error.message) : 'invalid';
+        issues.push({ path: ['commands', list, i], message: `invalid regular expression: ${reason}` });
+      }
+    });
+  }
+  for (const list of ['read', 'write'] as const) {
+    (ssh.sftp?.[list] ?? []).forEach((glob, i) => {
+      if (!glob.startsWith('/'))
+        issues.push({
+          path: ['sftp', list, i],
+          message:
+            'must be an absolute path glob (sftp and scp clients send absolute paths), like /srv/app/**',
+        });
+    });
+  }
+  (ssh.forwards ?? []).forEach((dest, i) => {
+    const port = dest.slice(dest.lastIndexOf(':') + 1);
+    if (port !== '*' && (Number(port) < 1 || Number(port) > 65535))
+      issues.push({ path: ['forwards', i], message: `port ${port} is not between 1 and 65535` });
   });
   return issues;
 }

@@ -8,6 +8,7 @@ import type { ResolvedConfig } from '../config/load.js';
 import type { TargetKind, TargetOf } from '../config/schema.js';
 import type { BrokerMetrics } from '../metrics.js';
 import type { SessionRecord } from '../sessions/types.js';
+import type { RecordingChunk } from '../store/store.js';
 import type { SessionEnded } from './session-guard.js';
 
 export interface Gateway<K extends TargetKind = TargetKind> {
@@ -45,6 +46,10 @@ export interface GatewayContext {
   recorder: {
     record(sessionId: string, event: BrokerEvent, opts?: RecordOptions): Promise<unknown>;
     recordBackground(sessionId: string, event: BrokerEvent, done: Settle): void;
+  };
+  /** terminal recordings beside the transcript (Store.appendRecordingChunks): durable when resolved */
+  recordings: {
+    append(sessionId: string, chunks: RecordingChunk[]): Promise<void>;
   };
   metrics: BrokerMetrics;
 }

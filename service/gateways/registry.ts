@@ -3,7 +3,9 @@
 import type { TargetKind } from '../config/schema.js';
 import type { GatewayFactory } from './gateway.js';
 import { postgresGateway } from './postgres/index.js';
+import { sshGateway } from './ssh/index.js';
 
 export const GATEWAYS: { readonly [K in TargetKind]: GatewayFactory<K> } = {
   postgres: postgresGateway,
+  ssh: sshGateway,
 };

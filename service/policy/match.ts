@@ -100,12 +100,13 @@ function globMatches(tokens: readonly GlobToken[], text: readonly string[]): boo
   return p === tokens.length;
 }
 
-// One sandbox context for all regex runs; the `timeout` option interrupts a runaway match.
+// One sandbox context for all regex runs; the `timeout` option interrupts a runaway match. Also used by
+// the ssh command rules (policy/ssh/patterns.ts): the pattern is the operator's, the text the job's.
 let regexContext: vm.Context | undefined;
 const regexScript = new vm.Script('new RegExp(source).test(text)');
 
-type RegexRun = 'match' | 'no-match' | 'timeout' | 'invalid';
-function runRegex(source: string, text: string): RegexRun {
+export type RegexRun = 'match' | 'no-match' | 'timeout' | 'invalid';
+export function runRegex(source: string, text: string): RegexRun {
   try {
     new RegExp(source);
   } catch {

@@ -58,12 +58,15 @@ export type SftpOp =
   | 'read'
   | 'write'
   | 'stat'
+  | 'statvfs'
+  | 'realpath'
   | 'list'
   | 'mkdir'
   | 'rmdir'
   | 'remove'
   | 'rename'
   | 'symlink'
+  | 'hardlink'
   | 'readlink'
   | 'setstat';
 
@@ -72,10 +75,10 @@ export interface SshSftpOperation {
   kind: 'ssh.sftp';
   op: SftpOp;
   path: string;
-  /** the second path of rename and symlink */
+  /** the second path of rename (the new name), symlink and hardlink (what the link points to) */
   target_path?: string;
   /** open: how the file is opened */
-  mode?: 'read' | 'write' | 'append';
+  mode?: 'read' | 'write' | 'append' | 'read-write';
 }
 
 /** A port forward through the broker's ssh endpoint. */
@@ -85,6 +88,18 @@ export interface SshForwardOperation {
   direction: 'local' | 'remote';
   host: string;
   port: number;
+}
+
+/**
+ * A request on an ssh session channel that is not an operation of its own but can be refused: a
+ * terminal, an environment variable (by name; the value is never recorded), agent or X11 forwarding,
+ * a subsystem other than sftp.
+ */
+export interface SshRequestOperation {
+  kind: 'ssh.request';
+  request: 'pty' | 'env' | 'agent-forwarding' | 'x11' | 'subsystem';
+  /** the terminal type, variable name or subsystem name */
+  name?: string;
 }
 
 /** One Kubernetes API request, by its request attributes (what RBAC authorizes on). */
@@ -106,7 +121,8 @@ export interface K8sRequestOperation {
 }
 
 export type PgOperation = PgStatementOperation | PgFunctionCallOperation | PgCopyOperation;
-export type SshOperation = SshExecOperation | SshShellOperation | SshSftpOperation | SshForwardOperation;
+export type SshOperation =
+  SshExecOperation | SshShellOperation | SshSftpOperation | SshForwardOperation | SshRequestOperation;
 export type Operation = PgOperation | SshOperation | K8sRequestOperation;
 export type OperationKind = Operation['kind'];
 

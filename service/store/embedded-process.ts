@@ -149,6 +149,8 @@ export async function openEmbeddedStoreProcess(dataDir: string | null): Promise<
     listEvents: (...a) => call('listEvents', ...a),
     recordDenial: (...a) => call('recordDenial', ...a),
     listDenials: (...a) => call('listDenials', ...a),
+    appendRecordingChunks: (...a) => call('appendRecordingChunks', ...a),
+    listRecordingChunks: (...a) => call('listRecordingChunks', ...a),
     pruneTokenUses: (...a) => call('pruneTokenUses', ...a),
     ping: () => call('ping'),
     close: async () => {

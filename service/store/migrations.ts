@@ -121,6 +121,22 @@ export const MIGRATIONS: readonly Migration[] = [
         );
     `,
   },
+  {
+    version: 5,
+    name: 'session recordings',
+    sql: `
+      -- Terminal recordings (asciicast v2 text of ssh shells and commands), beside the transcript: one
+      -- row per chunk, in seq order per recording. The transcript event of the channel names the
+      -- recording and carries the SHA-256 of its whole text, so the hash chain covers it.
+      CREATE TABLE recording_chunks (
+        session_id  text NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        recording   text NOT NULL,
+        seq         integer NOT NULL CHECK (seq >= 0),
+        body        text NOT NULL,
+        PRIMARY KEY (session_id, recording, seq)
+      );
+    `,
+  },
 ];
 
 /** Key of the transaction-scoped advisory lock that makes replicas starting together migrate once. */

@@ -29,6 +29,7 @@ import {
 } from './sql.js';
 import type {
   DenialRecord,
+  RecordingChunk,
   EventBatch,
   EventBatchResult,
   EventTextBatch,
@@ -328,6 +329,24 @@ export class SqlStore implements Store {
   async recordDenial(denial: DenialRecord): Promise<void> {
     this.#checkOpen();
     await this.#db.query(SQL.insertDenial, denialParams(denial));
+  }
+
+  async appendRecordingChunks(sessionId: string, chunks: readonly RecordingChunk[]): Promise<void> {
+    this.#checkOpen();
+    if (chunks.length === 0) return;
+    await this.#db.transaction(async (tx) => {
+      for (const c of chunks) {
+        if (!Number.isSafeInteger(c.seq) || c.seq < 0)
+          throw new RangeError('recording chunk seq must be >= 0');
+        await tx.query(SQL.appendRecordingChunk, [sessionId, c.recording, c.seq, c.body]);
+      }
+    });
+  }
+
+  async listRecordingChunks(sessionId: string, recording?: string): Promise<RecordingChunk[]> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<RecordingChunk>(SQL.listRecordingChunks, [sessionId]);
+    return recording === undefined ? rows : rows.filter((r) => r.recording === recording);
   }
 
   async listDenials(limit?: number): Promise<DenialRecord[]> {

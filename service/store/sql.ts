@@ -146,6 +146,19 @@ export const SQL = {
     'list_denials',
     'SELECT at, kind, reasons, detail FROM denials ORDER BY at DESC, id DESC LIMIT $1',
   ),
+
+  // A chunk of a recording; appending to an ended session is refused like transcript appends.
+  appendRecordingChunk: statement(
+    'append_recording_chunk',
+    `INSERT INTO recording_chunks (session_id, recording, seq, body)
+     SELECT id, $2, $3::integer, $4 FROM sessions WHERE id = $1`,
+    { rowless: true },
+  ),
+  listRecordingChunks: statement(
+    'list_recording_chunks',
+    `SELECT recording, seq, body FROM recording_chunks WHERE session_id = $1
+     ORDER BY recording, seq`,
+  ),
 } as const;
 
 /** A sessions row is the SessionRecord itself (json columns parse back to the same shapes). */

@@ -35,6 +35,16 @@ export interface EventBatch {
 export type EventBatchResult =
   { ok: true; first_seq: number; head: { seq: number; hash: string } | null } | { ok: false; error: Error };
 
+/** One chunk of a session recording (audit/asciicast.ts writes them). */
+export interface RecordingChunk {
+  /** the recording's id within the session (named by its transcript event) */
+  recording: string;
+  /** 0, 1, 2, … per recording */
+  seq: number;
+  /** asciicast v2 text: the header line (seq 0) and event lines, each ending in a newline */
+  body: string;
+}
+
 export interface Store {
   readonly kind: 'embedded' | 'postgres';
   /** Apply the shared migrations (idempotent). */
@@ -77,6 +87,13 @@ export interface Store {
   /** Ascending by seq. */
   listEvents(sessionId: string, opts?: { after_seq?: number; limit?: number }): Promise<TranscriptEvent[]>;
   recordDenial(denial: DenialRecord): Promise<void>;
+  /**
+   * Append recording chunks of a session, in one transaction; durable when the promise resolves.
+   * Chunks of an unknown session are dropped (written nowhere).
+   */
+  appendRecordingChunks(sessionId: string, chunks: readonly RecordingChunk[]): Promise<void>;
+  /** A session's recording chunks (of one recording, or all), by recording and seq. */
+  listRecordingChunks(sessionId: string, recording?: string): Promise<RecordingChunk[]>;
   listDenials(limit?: number): Promise<DenialRecord[]>;
   /** Delete token-use rows whose tokens expired before `now`. */
   pruneTokenUses(now: Date): Promise<number>;

@@ -1,7 +1,12 @@
 // End to end, the way a workflow runs it: the bundled action's main step against the REAL broker (OIDC
 // token from the test issuer, via the runner's token endpoint stand-in), then `psql` with exactly the
 // environment a later step sees, then the post step (summary, check run on the GitHub API stand-in,
-// revoke). Real PostgreSQL behind the broker's gateway.
+// revoke). Real PostgreSQL behind the broker's gateway, and a real sshd behind its ssh gateway (the job
+// runs `ssh -F "$HOOP_SSH_CONFIG" build-host …` with the key, config and known_hosts main wrote).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../service/config/schema.js';
 import { type ActionsRunner, PR_HEAD_SHA, startActionsRunner } from '../fixtures/actions-runner.js';
@@ -9,6 +14,7 @@ import { startBroker, type TestBroker } from '../fixtures/broker.js';
 import { type GitHubApiStandIn, startGitHubApi } from '../fixtures/github-api.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { type PgServer, startPostgres } from '../fixtures/postgres.js';
+import { type SshdServer, startSshd } from '../fixtures/sshd.js';
 
 const AUDIENCE = 'https://hoop.example.com';
 const READER_PASSWORD = 'reader-password-for-tests';
@@ -19,12 +25,18 @@ describe('the action against the real broker', () => {
   let broker: TestBroker;
   let api: GitHubApiStandIn;
   let runner: ActionsRunner;
+  let sshd: SshdServer;
+  let keyDir: string;
 
   beforeAll(async () => {
-    [pg, oidc, api] = await Promise.all([
+    keyDir = mkdtempSync(join(tmpdir(), 'hoop-e2e-key-'));
+    const upstreamKey = join(keyDir, 'upstream');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', upstreamKey]);
+    [pg, oidc, api, sshd] = await Promise.all([
       startPostgres(),
       startOidcIssuer({ audience: AUDIENCE }),
       startGitHubApi(),
+      startSshd({ authorizedKeys: [readFileSync(`${upstreamKey}.pub`, 'utf8').trim()] }),
     ]);
     await pg.psql('CREATE DATABASE orders');
     await pg.psql(
@@ -35,7 +47,11 @@ describe('the action against the real broker', () => {
       'orders',
     );
     const config: Config = {
-      listen: { http: { port: 0, host: '127.0.0.1' }, postgres: { port: 0, host: '127.0.0.1' } },
+      listen: {
+        http: { port: 0, host: '127.0.0.1' },
+        postgres: { port: 0, host: '127.0.0.1' },
+        ssh: { port: 0, host: '127.0.0.1' },
+      },
       issuers: [{ name: 'github', issuer: oidc.issuer, audience: AUDIENCE }],
       targets: [
         {
@@ -48,13 +64,25 @@ describe('the action against the real broker', () => {
           password: { env: 'ORDERS_DB_PASSWORD' },
           tls: { mode: 'disable' },
         },
+        {
+          name: 'build-host',
+          kind: 'ssh',
+          host: '127.0.0.1',
+          port: sshd.port,
+          user: sshd.user,
+          host_key: sshd.hostKey,
+          private_key: { file: upstreamKey },
+        },
       ],
       policies: [
         {
           name: 'pull-requests-read-only',
           when: { repository_id: '123456', event_name: 'pull_request' },
           ttl: '15m',
-          grants: [{ target: 'orders-db', access: 'read' }],
+          grants: [
+            { target: 'orders-db', access: 'read' },
+            { target: 'build-host', access: 'write', ssh: { commands: { allow: ['echo *', 'touch *'] } } },
+          ],
         },
       ],
     };
@@ -79,7 +107,8 @@ describe('the action against the real broker', () => {
   afterAll(async () => {
     await runner?.close();
     await broker?.close();
-    await Promise.all([pg?.stop(), oidc?.close(), api?.close()]);
+    await Promise.all([pg?.stop(), oidc?.close(), api?.close(), sshd?.stop()]);
+    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
   });
 
   it('main opens a session, psql works through the gateway with the exported env, post reports and revokes', async () => {
@@ -113,11 +142,36 @@ describe('the action against the real broker', () => {
     ]);
     expect(viaUrl.code).toBe(0);
 
+    // ssh with the files main wrote: allowed commands run on the target, others are refused there
+    const sshConfigFile = main.env.HOOP_SSH_CONFIG!;
+    expect(main.outputs['ssh-config']).toBe(sshConfigFile);
+    const hello = await runner.runCommand('ssh', [
+      '-F',
+      sshConfigFile,
+      'build-host',
+      'echo hello from the job',
+    ]);
+    expect(hello).toMatchObject({ code: 0, stdout: 'hello from the job\n' });
+    const marker = join(sshd.home, 'touched-by-the-job');
+    const refused = await runner.runCommand('ssh', [
+      '-F',
+      sshConfigFile,
+      'build-host',
+      `rm -rf ${sshd.home}`,
+    ]);
+    expect(refused.code).toBe(126);
+    expect(refused.stderr).toContain('hoop: command');
+    const touched = await runner.runCommand('ssh', ['-F', sshConfigFile, 'build-host', `touch ${marker}`]);
+    expect(touched.code).toBe(0);
+    expect(existsSync(marker)).toBe(true);
+
     const post = await runner.runPost();
     expect(post.stderr).toBe('');
     expect(post.exitCode).toBe(0);
     expect(post.summary).toContain('| Policy | <code>pull-requests-read-only</code> |');
     expect(post.summary).toContain('select 1');
+    expect(post.summary).toContain('echo hello from the job');
+    expect(post.summary).toContain(`rm -rf ${sshd.home}`);
     expect(post.summary).toContain('**⛔ denied**');
     expect(post.summary).toContain('session.revoked');
     expect(post.summary).not.toContain(secret);
@@ -135,6 +189,8 @@ describe('the action against the real broker', () => {
     // revoked: the same environment no longer gets in
     const after = await runner.runCommand('psql', ['-XAt', '-c', 'select 1']);
     expect(after.code).not.toBe(0);
+    const sshAfter = await runner.runCommand('ssh', ['-F', sshConfigFile, 'build-host', 'echo again']);
+    expect(sshAfter.code).not.toBe(0);
     // and the files holding the secret are gone
     expect(post.stdout).toContain(`hoop: session ${sessionId} revoked`);
   });

@@ -465,6 +465,32 @@ export function registerStoreSuite(
       expect(three[1]!.detail).toStrictEqual({ nested: AWKWARD });
     });
 
+    it('recording chunks round-trip by recording and seq; an unknown session keeps none', async () => {
+      const s = makeSession();
+      await openSessionOk(h.store, s);
+      const header = `${JSON.stringify({ version: 2, width: 80, height: 24 })}\n`;
+      await h.store.appendRecordingChunks(s.id, [
+        { recording: 'c2', seq: 0, body: header },
+        { recording: 'c1', seq: 0, body: header },
+      ]);
+      await h.store.appendRecordingChunks(s.id, [
+        { recording: 'c1', seq: 1, body: `${JSON.stringify([0.5, 'o', 'ünï \u0000 \x1b[1m'])}\n` },
+      ]);
+      await h.store.appendRecordingChunks(s.id, []);
+      const all = await h.store.listRecordingChunks(s.id);
+      expect(all.map((c) => [c.recording, c.seq])).toEqual([
+        ['c1', 0],
+        ['c1', 1],
+        ['c2', 0],
+      ]);
+      expect(JSON.parse(all[1]!.body)).toEqual([0.5, 'o', 'ünï \u0000 \x1b[1m']);
+      expect(await h.store.listRecordingChunks(s.id, 'c2')).toEqual([
+        { recording: 'c2', seq: 0, body: header },
+      ]);
+      await h.store.appendRecordingChunks('ses_unknown', [{ recording: 'x', seq: 0, body: header }]);
+      expect(await h.store.listRecordingChunks('ses_unknown')).toEqual([]);
+    });
+
     it('pruneTokenUses deletes only expired token uses, which can then be used again', async () => {
       const T = Date.parse('1970-01-01T00:00:00.000Z');
       const old = [1, 2, 3].map((i) => ({

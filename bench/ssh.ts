@@ -1,0 +1,144 @@
+// SSH gateway benchmark: the real broker (in this process) in front of a real sshd, against the same
+// sshd directly, with the real OpenSSH clients and the ssh config the action writes.
+//   - exec round trip: `ssh host true`, a new connection each time (what a CI step does), and over one
+//     multiplexed connection (ControlMaster: the command alone); added latency p50/p99
+//   - scp of BENCH_SSH_MB (default 256) MB up and down (SFTP mode, and legacy -O): throughput through
+//     the broker / direct (target >= 0.8), the broker's RSS during the copies and its CPU per MB
+//
+//   npm run bench:ssh   (BENCH_SSH_MB=256 BENCH_SSH_EXECS=40)
+import { execFileSync, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { runProcess, type SshHarness, startSshHarness } from '../test/gateways/ssh/harness.js';
+
+const MB = Number(process.env.BENCH_SSH_MB ?? 256);
+const EXECS = Number(process.env.BENCH_SSH_EXECS ?? 40);
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+}
+
+async function timed(fn: () => Promise<{ code: number | null; stderr: string }>): Promise<number> {
+  const t0 = performance.now();
+  const r = await fn();
+  if (r.code !== 0) throw new Error(`failed (${r.code}): ${r.stderr}`);
+  return performance.now() - t0;
+}
+
+async function latencies(
+  n: number,
+  fn: () => Promise<{ code: number | null; stderr: string }>,
+): Promise<number[]> {
+  await fn(); // warm up
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await timed(fn));
+  return out.sort((a, b) => a - b);
+}
+
+/** Sample this process' RSS while `fn` runs. */
+async function withRss<T>(fn: () => Promise<T>): Promise<{ value: T; peakMb: number; cpuMs: number }> {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 50);
+  const cpu0 = process.cpuUsage();
+  try {
+    const value = await fn();
+    const cpu = process.cpuUsage(cpu0);
+    return { value, peakMb: peak / 2 ** 20, cpuMs: (cpu.user + cpu.system) / 1000 };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+const fmt = (n: number, digits = 1) => n.toFixed(digits);
+
+async function main(): Promise<void> {
+  const h: SshHarness = await startSshHarness({
+    grants: (sshd) => ({
+      push: {
+        access: 'write',
+        ssh: {
+          commands: { allow: ['true'] },
+          sftp: { read: [`${sshd.home}/**`], write: [`${sshd.home}/**`] },
+        },
+      },
+    }),
+  });
+  try {
+    const job = await h.open('push');
+    const env = { PATH: process.env.PATH };
+    const direct = (args: string[]) =>
+      runProcess('ssh', [...h.sshd.directArgs(), ...args], env, job.dir, undefined, 120_000);
+    const viaBroker = (args: string[]) => job.ssh(args, { timeoutMs: 120_000 });
+
+    console.log(`# ssh gateway benchmark (${MB} MB copies, ${EXECS} execs each)`);
+    // exec, new connection each time
+    const dNew = await latencies(EXECS, () => direct(['127.0.0.1', 'true']));
+    const bNew = await latencies(EXECS, () => viaBroker(['build-host', 'true']));
+    // exec over one multiplexed connection: a master started on its own (-M -N -f), then mux clients
+    const ctlDirect = join(job.dir, 'ctl-direct');
+    const ctlBroker = join(job.dir, 'ctl-broker');
+    const master = (base: string[], ctl: string, host: string) =>
+      new Promise<void>((resolve, reject) => {
+        const p = spawn('ssh', [...base, '-M', '-N', '-f', '-o', `ControlPath=${ctl}`, host], {
+          stdio: 'ignore',
+          env: { ...env, HOME: job.dir },
+        });
+        p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ssh master: ${code}`))));
+      });
+    await master(h.sshd.directArgs(), ctlDirect, '127.0.0.1');
+    await master(['-F', job.configFile], ctlBroker, 'build-host');
+    const mux = (ctl: string) => ['-o', 'ControlMaster=no', '-o', `ControlPath=${ctl}`];
+    const dMux = await latencies(EXECS, () => direct([...mux(ctlDirect), '127.0.0.1', 'true']));
+    const bMux = await latencies(EXECS, () => viaBroker([...mux(ctlBroker), 'build-host', 'true']));
+    await direct([...mux(ctlDirect), '-O', 'exit', '127.0.0.1']);
+    await viaBroker([...mux(ctlBroker), '-O', 'exit', 'build-host']);
+    const row = (name: string, d: number[], b: number[]) =>
+      console.log(
+        `${name.padEnd(34)} direct p50 ${fmt(quantile(d, 0.5))} ms p99 ${fmt(quantile(d, 0.99))} ms | broker p50 ${fmt(quantile(b, 0.5))} ms p99 ${fmt(quantile(b, 0.99))} ms | added p50 ${fmt(quantile(b, 0.5) - quantile(d, 0.5))} ms p99 ${fmt(quantile(b, 0.99) - quantile(d, 0.99))} ms`,
+      );
+    row('exec, new connection', dNew, bNew);
+    row('exec, multiplexed connection', dMux, bMux);
+
+    // scp both ways
+    const local = join(job.dir, 'payload.bin');
+    execFileSync('sh', ['-c', `head -c ${MB * 2 ** 20} /dev/urandom > ${local}`]);
+    const remote = join(h.home, 'payload.bin');
+    const back = join(job.dir, 'back.bin');
+    const scpDirect = (args: string[]) =>
+      runProcess('scp', [...h.sshd.directArgs(), ...args], env, job.dir, undefined, 600_000);
+    const scpBroker = (args: string[]) =>
+      job.run('scp', ['-F', job.configFile, ...args], { timeoutMs: 600_000 });
+    const rss0 = process.memoryUsage().rss / 2 ** 20;
+    console.log(`broker process RSS before the copies: ${fmt(rss0)} MB`);
+    for (const [mode, flags] of [
+      ['SFTP', [] as string[]],
+      ['legacy -O', ['-O']],
+    ] as const) {
+      for (const dir of ['upload', 'download'] as const) {
+        const dArgs = dir === 'upload' ? [local, `127.0.0.1:${remote}`] : [`127.0.0.1:${remote}`, back];
+        const bArgs = dir === 'upload' ? [local, `build-host:${remote}`] : [`build-host:${remote}`, back];
+        if (dir === 'download') await scpDirect([...flags, local, `127.0.0.1:${remote}`]);
+        const dMs = await timed(() => scpDirect([...flags, ...dArgs]));
+        const b = await withRss(() => timed(() => scpBroker([...flags, ...bArgs])));
+        const dRate = MB / (dMs / 1000);
+        const bRate = MB / (b.value / 1000);
+        console.log(
+          `scp ${mode} ${dir}`.padEnd(34) +
+            ` direct ${fmt(dRate)} MB/s | broker ${fmt(bRate)} MB/s | ratio ${fmt(bRate / dRate, 2)} | broker peak RSS ${fmt(b.peakMb)} MB, CPU ${fmt(b.cpuMs / MB, 2)} ms/MB`,
+        );
+      }
+    }
+    rmSync(local, { force: true });
+    rmSync(back, { force: true });
+    rmSync(remote, { force: true });
+  } finally {
+    await h.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,121 @@
+// ssh HOST COMMAND through the broker: exit codes, stdin, large output, refusals, the transcript.
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SshHarness, startSshHarness } from './harness.js';
+
+let h: SshHarness;
+
+beforeAll(async () => {
+  h = await startSshHarness({
+    grants: {
+      push: {
+        access: 'write',
+        ssh: {
+          commands: {
+            allow: ['echo *', 'exit *', 'cat', 'head -c *', 'id -un', 'printf *', 'touch *'],
+            deny: ['touch *forbidden*'],
+            approve: ['echo deploy*'],
+          },
+        },
+      },
+    },
+  });
+});
+afterAll(async () => h?.close());
+
+describe('exec through the ssh gateway', () => {
+  it('runs allowed commands on the target as its user, relaying output and exit status', async () => {
+    const job = await h.open('push');
+    const who = await job.ssh(['build-host', 'id -un']);
+    expect(who).toMatchObject({ code: 0, stdout: `${h.sshd.user}\n`, stderr: '' });
+    const failed = await job.ssh(['build-host', 'exit 7']);
+    expect(failed.code).toBe(7);
+    const echoed = await job.ssh(['build-host', 'echo hello world']);
+    expect(echoed.stdout).toBe('hello world\n');
+    await h.sshd.waitForLog(/Accepted publickey for \S+ from 127\.0\.0\.1/);
+  });
+
+  it('pipes stdin and streams large output with flow control', async () => {
+    const job = await h.open('push');
+    const input = Buffer.alloc(3 * 1024 * 1024, 'abcdefghij');
+    const cat = await job.ssh(['build-host', 'cat'], { input });
+    expect(cat.code).toBe(0);
+    expect(cat.stdout.length).toBe(input.length);
+    expect(cat.stdout === input.toString()).toBe(true);
+    const big = await job.run('sh', [
+      '-c',
+      `ssh -F ${job.configFile} build-host 'head -c 50000000 /dev/zero' | wc -c`,
+    ]);
+    expect(big.stdout.trim()).toBe('50000000');
+  });
+
+  it('holds a fast producer back while the client does not read: the broker buffers a few windows, not the stream', async () => {
+    const job = await h.open('push');
+    const ssh = spawn('ssh', ['-F', job.configFile, 'build-host', 'head -c 1000000000 /dev/zero'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    ssh.stdout.pause();
+    const exited = new Promise((r) => ssh.on('close', r));
+    // the client's own buffers and the windows fill within a second or so; then nothing moves
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = process.memoryUsage().rss;
+    await new Promise((r) => setTimeout(r, 2000));
+    const grew = process.memoryUsage().rss - before;
+    expect(grew).toBeLessThan(32 * 1024 * 1024);
+    let received = 0;
+    ssh.stdout.on('data', (d: Buffer) => {
+      received += d.length;
+      if (received > 100_000_000) ssh.kill();
+    });
+    ssh.stdout.resume();
+    await exited;
+    expect(received).toBeGreaterThan(100_000_000);
+  });
+
+  it('refuses commands outside the allow-list, and deny matches, with the reason on stderr and exit 126', async () => {
+    const job = await h.open('push');
+    const marker = `${h.home}/should-not-exist`;
+    const refused = await job.ssh(['build-host', `touch ${marker}; id`]);
+    expect(refused.code).toBe(126);
+    expect(refused.stderr).toContain('hoop: command "touch');
+    const denied = await job.ssh(['build-host', `touch ${h.home}/forbidden`]);
+    expect(denied.code).toBe(126);
+    expect(denied.stderr).toContain('commands.deny');
+    const held = await job.ssh(['build-host', 'echo deploy now']);
+    expect(held.code).toBe(126);
+    expect(held.stderr).toContain('needs approval');
+    expect(held.stderr).toContain('approval holds are not supported');
+    const t = await job.transcript();
+    const denials = t.events.filter((e) => e.kind === 'ssh.denied');
+    expect(denials.map((e) => e.operation.command)).toEqual([
+      `touch ${marker}; id`,
+      `touch ${h.home}/forbidden`,
+      'echo deploy now',
+    ]);
+    expect(denials.map((e) => e.operation.rule)).toEqual([
+      'commands.allow',
+      'commands.deny',
+      'commands.approve',
+    ]);
+    // nothing reached the server: no session was started for them
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('records each command with exit status and bytes each way, and its output as a recording', async () => {
+    const job = await h.open('push');
+    await job.ssh(['build-host', 'printf abc'], { input: 'xyz' });
+    await job.ssh(['build-host', 'exit 3']);
+    const t = await job.transcriptWhen((x) => x.events.filter((e) => e.kind === 'ssh.exec').length === 2);
+    expect(t.chain_verified).toBe(true);
+    const execs = t.events.filter((e) => e.kind === 'ssh.exec');
+    expect(execs).toHaveLength(2);
+    expect(execs[0]).toMatchObject({
+      decision: 'allow',
+      operation: { command: 'printf abc', exit_code: 0, bytes_out: 3, bytes_in: 3 },
+    });
+    expect(execs[1]!.operation).toMatchObject({ command: 'exit 3', exit_code: 3 });
+    expect(execs[0]!.operation.recording).toMatchObject({ events: 1, truncated: false });
+    expect(t.events.map((e) => e.kind)).toContain('ssh.connection.opened');
+  });
+});
