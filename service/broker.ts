@@ -9,6 +9,8 @@ import { TranscriptRecorder } from './audit/recorder.js';
 import { type ConfigError, type ResolvedConfig, withDefaults } from './config/load.js';
 import type { Config, PostgresTarget, Target } from './config/schema.js';
 import { resolveAllSecrets } from './config/secrets.js';
+import { type KubernetesGateway, startKubernetesGateway } from './gateways/kubernetes/gateway.js';
+import { type KubernetesUpstream, makeUpstream } from './gateways/kubernetes/upstream.js';
 import { type PostgresGateway, startPostgresGateway } from './gateways/postgres/gateway.js';
 import { createVerifier } from './identity/verify.js';
 import { createLogger, type Logger } from './log.js';
@@ -37,6 +39,8 @@ export interface Broker {
   url: string;
   httpPort: number;
   pgPort: number | null;
+  /** the Kubernetes gateway's HTTPS port */
+  k8sPort: number | null;
   /** PEM of the CA that signed the gateway certificate (absent when a configured cert is publicly trusted) */
   caPem: string | undefined;
   store: Store;
@@ -64,9 +68,10 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
   if (!tlsLoaded.ok) throw new BrokerStartError('TLS material could not be loaded', tlsLoaded.errors);
   const targetCas = new Map<string, string>();
   for (const t of config.targets) {
-    if (!t.tls.ca_file) continue;
+    const caFile = t.kind === 'postgres' ? t.tls.ca_file : t.ca_file;
+    if (!caFile) continue;
     try {
-      targetCas.set(t.name, await readFile(t.tls.ca_file, 'utf8'));
+      targetCas.set(t.name, await readFile(caFile, 'utf8'));
     } catch (err) {
       throw new BrokerStartError(
         `targets: cannot read ca_file of target ${t.name}: ${(err as Error).message}`,
@@ -103,7 +108,16 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     closers.push(() => recorder.close());
 
     let gateway: PostgresGateway | null = null;
+    let k8sGateway: KubernetesGateway | null = null;
     const connectionInfo = (target: Target, session: SessionRecord): Record<string, unknown> => {
+      if (target.kind === 'kubernetes' && k8sGateway) {
+        const host = config.listen.kubernetes?.public_host ?? publicHost;
+        return {
+          // the session id in the path names the session: the bearer token is its secret
+          server: `https://${hostForUrl(host)}:${k8sGateway.port}/k8s/${target.name}/${session.id}`,
+          ...(target.namespace ? { namespace: target.namespace } : {}),
+        };
+      }
       if (target.kind === 'postgres' && gateway) {
         const port = gateway.port;
         const db = encodeURIComponent(target.name);
@@ -172,6 +186,51 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       closers.push(() => gw.close());
     }
 
+    if (config.listen.kubernetes) {
+      const upstreams = new Map<string, KubernetesUpstream>();
+      for (const [i, t] of config.targets.entries()) {
+        if (t.kind !== 'kubernetes') continue;
+        let certPem: string | undefined;
+        let keyPem: string | undefined;
+        if ('client_cert_file' in t.credentials) {
+          try {
+            certPem = await readFile(t.credentials.client_cert_file, 'utf8');
+            keyPem = await readFile(t.credentials.client_key_file, 'utf8');
+          } catch (err) {
+            throw new BrokerStartError(
+              `targets: cannot read the client certificate or key of target ${t.name}: ${(err as Error).message}`,
+            );
+          }
+        }
+        upstreams.set(
+          t.name,
+          makeUpstream(t, {
+            caPem: targetCas.get(t.name),
+            token: secrets.get(`targets[${i}].credentials.token`),
+            certPem,
+            keyPem,
+          }),
+        );
+      }
+      k8sGateway = await startKubernetesGateway(
+        {
+          logger: logger.child({ gateway: 'kubernetes' }),
+          tls: { certPem: tls.certPem, keyPem: tls.keyPem },
+          targets: upstreams,
+          getSession: (id) => store.getSession(id),
+          now: () => sessions.now,
+          sessionEvents: sessions.events,
+          record: (sessionId, event, o) => recorder.record(sessionId, event, o),
+        },
+        {
+          host: config.listen.kubernetes.host ?? config.listen.http.host,
+          port: config.listen.kubernetes.port,
+        },
+      );
+      const kgw = k8sGateway;
+      closers.push(() => kgw.close());
+    }
+
     const app = await buildApp({
       sessions,
       store,
@@ -191,6 +250,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       url,
       httpPort,
       pgPort: gateway?.port ?? null,
+      k8sPort: k8sGateway?.port ?? null,
       caPem: tls.caPem,
       store,
       sessions,

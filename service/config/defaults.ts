@@ -1,6 +1,6 @@
 // Defaults, applied once after validation so the rest of the broker never guesses.
 import { parseDuration } from './duration.js';
-import type { Config, Issuer, Policy, PostgresTarget } from './schema.js';
+import type { Config, Issuer, KubernetesTarget, Policy, PostgresTarget } from './schema.js';
 import { DEFAULT_MAX_TTL, DEFAULT_SESSION_TTL } from './semantic.js';
 
 /** Every default in one place (documented: README "Configuration"). */
@@ -48,7 +48,7 @@ export type ResolvedPostgresTarget = Omit<PostgresTarget, 'port' | 'tls' | 'max_
   tls: TargetTls;
   max_connections_per_session: number;
 };
-export type ResolvedTarget = ResolvedPostgresTarget;
+export type ResolvedTarget = ResolvedPostgresTarget | KubernetesTarget;
 
 export type ResolvedPolicy = Policy & {
   /** the longest session this policy grants: its ttl, else sessions.max_ttl */
@@ -69,7 +69,12 @@ export interface ResolvedConfig extends Omit<
   | 'limits'
   | 'log'
 > {
-  listen: { http: ResolvedListener; postgres?: ResolvedPostgresListener; ssh?: ResolvedListener };
+  listen: {
+    http: ResolvedListener;
+    postgres?: ResolvedPostgresListener;
+    ssh?: ResolvedListener;
+    kubernetes?: ResolvedListener & { public_host?: string };
+  };
   http_tls: boolean;
   data_dir: string;
   issuers: ResolvedIssuer[];
@@ -109,6 +114,9 @@ export function withDefaults(config: Config): ResolvedConfig {
         },
       }),
       ...(ssh && { ssh: { port: ssh.port, host: ssh.host ?? httpHost } }),
+      ...(config.listen.kubernetes && {
+        kubernetes: { ...config.listen.kubernetes, host: config.listen.kubernetes.host ?? httpHost },
+      }),
     },
     http_tls: config.http_tls ?? d.http_tls,
     data_dir: config.data_dir ?? d.data_dir,
@@ -116,12 +124,16 @@ export function withDefaults(config: Config): ResolvedConfig {
       ...issuer,
       algorithms: issuer.algorithms ?? [...d.algorithms],
     })),
-    targets: config.targets.map((target) => ({
-      ...target,
-      port: target.port ?? d.postgres_port,
-      tls: target.tls ?? { mode: LOOPBACK.has(target.host) ? 'disable' : d.postgres_tls_mode },
-      max_connections_per_session: target.max_connections_per_session ?? d.max_connections_per_session,
-    })),
+    targets: config.targets.map((target): ResolvedTarget =>
+      target.kind !== 'postgres'
+        ? target
+        : {
+            ...target,
+            port: target.port ?? d.postgres_port,
+            tls: target.tls ?? { mode: LOOPBACK.has(target.host) ? 'disable' : d.postgres_tls_mode },
+            max_connections_per_session: target.max_connections_per_session ?? d.max_connections_per_session,
+          },
+    ),
     policies: config.policies.map((policy) => ({
       ...policy,
       ttl_ms: Math.min(policy.ttl === undefined ? max_ttl_ms : durationMs(policy.ttl), max_ttl_ms),

@@ -1,6 +1,7 @@
 // The broker's configuration, as a TypeBox schema: the single source of the Config type.
 // Secrets never appear inline: every credential is a SecretRef ({env} or {file}).
 import Type, { type Static } from 'typebox';
+import { KubernetesGrantRules, KubernetesTarget } from './targets/kubernetes.js';
 
 export const SecretRef = Type.Union(
   [
@@ -89,7 +90,7 @@ export const PostgresTarget = Type.Object(
 );
 export type PostgresTarget = Static<typeof PostgresTarget>;
 
-export const Target = PostgresTarget; // kubernetes and ssh targets join this union in later issues
+export const Target = Type.Union([PostgresTarget, KubernetesTarget]); // ssh targets join in a later issue
 export type Target = Static<typeof Target>;
 
 export const Detector = Type.Union([
@@ -139,6 +140,8 @@ export const Grant = Type.Object(
     access: Access,
     mask: Type.Optional(Type.Array(MaskRule)),
     deny: Type.Optional(Type.Array(DenyRule)),
+    /** rules of a kubernetes target's grant (service/config/targets/kubernetes.ts) */
+    kubernetes: Type.Optional(KubernetesGrantRules),
   },
   { additionalProperties: false },
 );
@@ -165,7 +168,23 @@ export type Policy = Static<typeof Policy>;
 export const Config = Type.Object(
   {
     listen: Type.Object(
-      { http: Listener, postgres: Type.Optional(PostgresListener), ssh: Type.Optional(Listener) },
+      {
+        http: Listener,
+        postgres: Type.Optional(PostgresListener),
+        ssh: Type.Optional(Listener),
+        /** the Kubernetes gateway's HTTPS port (its own: the API may be plain HTTP behind an ingress) */
+        kubernetes: Type.Optional(
+          Type.Object(
+            {
+              port: Port,
+              host: Type.Optional(Type.String({ minLength: 1 })),
+              /** host in the kubeconfig server URL; default: public_url's host, else the listen host */
+              public_host: Type.Optional(Type.String({ minLength: 1 })),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+      },
       { additionalProperties: false },
     ),
     /** Public base URL of the broker (used in responses); default http(s)://host:port */
@@ -248,3 +267,4 @@ export const Config = Type.Object(
   { additionalProperties: false },
 );
 export type Config = Static<typeof Config>;
+export { KubernetesTarget, KubernetesGrantRules } from './targets/kubernetes.js';

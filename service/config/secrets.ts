@@ -71,7 +71,9 @@ export function secretReferences(config: Config): { path: ConfigPathSegment[]; r
   if (config.store && typeof config.store.url !== 'string')
     refs.push({ path: ['store', 'url'], ref: config.store.url });
   config.targets.forEach((target, index) => {
-    refs.push({ path: ['targets', index, 'password'], ref: target.password });
+    if (target.kind === 'postgres') refs.push({ path: ['targets', index, 'password'], ref: target.password });
+    else if ('token' in target.credentials)
+      refs.push({ path: ['targets', index, 'credentials', 'token'], ref: target.credentials.token });
   });
   (config.admin?.tokens ?? []).forEach((token, index) => {
     refs.push({ path: ['admin', 'tokens', index, 'token'], ref: token.token });

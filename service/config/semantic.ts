@@ -163,7 +163,7 @@ function checkUnique(
 
 function checkListeners(config: Config, report: (path: ConfigPathSegment[], message: string) => void): void {
   const used = new Map<number, string>();
-  for (const name of ['http', 'postgres', 'ssh'] as const) {
+  for (const name of ['http', 'postgres', 'ssh', 'kubernetes'] as const) {
     const port = config.listen[name]?.port;
     if (port === undefined || port === 0) continue;
     const owner = used.get(port);

@@ -15,7 +15,10 @@ export const KubernetesCredentials = Type.Union(
       { additionalProperties: false },
     ),
   ],
-  { description: 'how the broker authenticates to the API server: {token: {env|file}} or client_cert_file + client_key_file' },
+  {
+    description:
+      'how the broker authenticates to the API server: {token: {env|file}} or client_cert_file + client_key_file',
+  },
 );
 export type KubernetesCredentials = Static<typeof KubernetesCredentials>;
 

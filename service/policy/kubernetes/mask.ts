@@ -84,7 +84,8 @@ function maskAnnotations(o: Obj, which: 'secret' | 'configmap', detectors: reado
     ann[LAST_APPLIED] = GENERIC_MASK;
     return 1;
   }
-  const n = maskSecretValues(applied.data, MASKED_SECRET_DATA) + maskSecretValues(applied.stringData, GENERIC_MASK);
+  const n =
+    maskSecretValues(applied.data, MASKED_SECRET_DATA) + maskSecretValues(applied.stringData, GENERIC_MASK);
   ann[LAST_APPLIED] = `${JSON.stringify(applied)}\n`;
   return n;
 }
@@ -100,7 +101,13 @@ export function maskObject(value: Json, ctx: MaskContext): number {
   if (typeof kind === 'string' && kind.endsWith('List') && Array.isArray(value.items)) {
     // a typed list's items have no kind: judge them by the list's kind (SecretList) or the resource
     const itemCtx =
-      kind === 'SecretList' ? { ...ctx, resource: 'secrets' } : kind === 'ConfigMapList' ? { ...ctx, resource: 'configmaps' } : kind === 'List' ? { ...ctx, resource: '' } : ctx;
+      kind === 'SecretList'
+        ? { ...ctx, resource: 'secrets' }
+        : kind === 'ConfigMapList'
+          ? { ...ctx, resource: 'configmaps' }
+          : kind === 'List'
+            ? { ...ctx, resource: '' }
+            : ctx;
     let n = 0;
     for (const item of value.items) n += maskObject(item, itemCtx);
     return n;
@@ -125,7 +132,13 @@ function maskTable(t: Obj, ctx: MaskContext): number {
   for (const row of t.rows as Json[]) {
     if (!isObj(row)) continue;
     const obj = isObj(row.object) ? row.object : undefined;
-    const which = obj ? kindOf(obj, ctx) : ctx.resource === 'secrets' ? 'secret' : ctx.resource === 'configmaps' ? 'configmap' : null;
+    const which = obj
+      ? kindOf(obj, ctx)
+      : ctx.resource === 'secrets'
+        ? 'secret'
+        : ctx.resource === 'configmaps'
+          ? 'configmap'
+          : null;
     if (obj) n += maskObject(obj, ctx);
     const cells = row.cells;
     if (!Array.isArray(cells)) continue;

@@ -47,7 +47,8 @@ const METHOD_VERBS: Record<string, string> = {
 };
 
 /** Go's strconv.ParseBool, which the API server's query decoding uses for `watch`. */
-const parseBool = (v: string | null): boolean => v !== null && ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v);
+const parseBool = (v: string | null): boolean =>
+  v !== null && ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v);
 
 /** A name the API server accepts as one path segment (path.IsValidPathSegmentName). */
 export const isValidPathSegmentName = (name: string): boolean =>
@@ -67,8 +68,16 @@ function exactName(fieldSelector: string | null): string | null {
   return found;
 }
 
-export function resolveRequestInfo(method: string, path: string, query: URLSearchParams): KubernetesRequestInfo {
-  const nonResource = (): NonResourceRequest => ({ resourceRequest: false, verb: method.toLowerCase(), path });
+export function resolveRequestInfo(
+  method: string,
+  path: string,
+  query: URLSearchParams,
+): KubernetesRequestInfo {
+  const nonResource = (): NonResourceRequest => ({
+    resourceRequest: false,
+    verb: method.toLowerCase(),
+    path,
+  });
   const trimmed = path.replace(/^\/+|\/+$/g, '');
   const parts = trimmed === '' ? [] : trimmed.split('/');
   // The API server splits the escaped path; names with an encoded '/' cannot be addressed.
@@ -125,7 +134,17 @@ export function resolveRequestInfo(method: string, path: string, query: URLSearc
   }
   if (name === '' && verb === 'delete') verb = 'deletecollection';
 
-  return { resourceRequest: true, verb, apiPrefix: prefix, apiGroup, apiVersion, namespace, resource, subresource, name };
+  return {
+    resourceRequest: true,
+    verb,
+    apiPrefix: prefix,
+    apiGroup,
+    apiVersion,
+    namespace,
+    resource,
+    subresource,
+    name,
+  };
 }
 
 /** The subresources that open a stream to a container or a port, named as policy verbs. */

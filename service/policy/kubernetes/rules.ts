@@ -5,7 +5,11 @@
 // (GET /api, /apis, /api/v1, /openapi/…, /version) is always allowed: kubectl cannot work without
 // it, and it carries no object data.
 import type { Access, Detector, MaskRule } from '../../config/schema.js';
-import type { KubernetesGrantRules, KubernetesPreset, KubernetesRule } from '../../config/targets/kubernetes.js';
+import type {
+  KubernetesGrantRules,
+  KubernetesPreset,
+  KubernetesRule,
+} from '../../config/targets/kubernetes.js';
 import type { KubernetesRequestInfo } from './request-info.js';
 import { policyVerb } from './request-info.js';
 
@@ -42,9 +46,7 @@ export const PRESETS: Record<KubernetesPreset, { allow: KubernetesRule[]; except
     except: [{ resources: ['secrets', 'secrets/*'] }],
   },
   write: {
-    allow: [
-      { verbs: [...READ_VERBS, 'log', ...WRITE_VERBS], resources: ['*', '*/*'] },
-    ],
+    allow: [{ verbs: [...READ_VERBS, 'log', ...WRITE_VERBS], resources: ['*', '*/*'] }],
     // a service account token is a credential of its own, outliving the session
     except: [{ resources: ['serviceaccounts/token'] }],
   },
@@ -59,7 +61,13 @@ export const PRESETS: Record<KubernetesPreset, { allow: KubernetesRule[]; except
 
 const ACCESS_PRESET: Record<Access, KubernetesPreset> = { read: 'read', write: 'write', admin: 'admin' };
 
-const DISCOVERY = [/^\/api\/?$/, /^\/apis\/?$/, /^\/version\/?$/, /^\/openapi\/v[23](\/.*)?$/, /^\/(healthz|livez|readyz)\/?$/];
+const DISCOVERY = [
+  /^\/api\/?$/,
+  /^\/apis\/?$/,
+  /^\/version\/?$/,
+  /^\/openapi\/v[23](\/.*)?$/,
+  /^\/(healthz|livez|readyz)\/?$/,
+];
 /** /api/v1 and /apis/{group}[/{version}]: discovery documents, non-resource by the API server's rules */
 const GROUP_DISCOVERY = [/^\/api\/[^/]+\/?$/, /^\/apis\/[^/]+(\/[^/]+)?\/?$/];
 
@@ -67,7 +75,10 @@ const GROUP_DISCOVERY = [/^\/api\/[^/]+\/?$/, /^\/apis\/[^/]+(\/[^/]+)?\/?$/];
 export function globMatch(pattern: string, text: string): boolean {
   if (!pattern.includes('*') && !pattern.includes('?')) return pattern === text;
   const re = new RegExp(
-    `^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`,
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
     's',
   );
   return re.test(text);
@@ -91,9 +102,15 @@ export function ruleMatches(rule: KubernetesRule, info: KubernetesRequestInfo): 
     // non-resource paths (/metrics, /logs, …): only rules naming no resources, namespaces or names
     return !rule.resources && !rule.namespaces && !rule.names;
   }
-  if (rule.resources && !rule.resources.some((r) => resourceMatches(r, info.resource, info.apiGroup, info.subresource)))
+  if (
+    rule.resources &&
+    !rule.resources.some((r) => resourceMatches(r, info.resource, info.apiGroup, info.subresource))
+  )
     return false;
-  if (rule.namespaces && (info.namespace === '' || !rule.namespaces.some((n) => globMatch(n, info.namespace))))
+  if (
+    rule.namespaces &&
+    (info.namespace === '' || !rule.namespaces.some((n) => globMatch(n, info.namespace)))
+  )
     return false;
   if (rule.names && (info.name === '' || !rule.names.some((n) => globMatch(n, info.name)))) return false;
   return true;
@@ -119,12 +136,19 @@ export function presetsOf(grant: KubernetesGrant): KubernetesPreset[] {
   return [...new Set([ACCESS_PRESET[grant.access], ...(grant.kubernetes?.presets ?? [])])];
 }
 
-export function decideKubernetesRequest(grant: KubernetesGrant, info: KubernetesRequestInfo): KubernetesDecision {
+export function decideKubernetesRequest(
+  grant: KubernetesGrant,
+  info: KubernetesRequestInfo,
+): KubernetesDecision {
   const what = describeRequest(info);
   const k = grant.kubernetes ?? {};
   for (const [i, rule] of (k.deny ?? []).entries()) {
     if (ruleMatches(rule, info))
-      return { effect: 'deny', rule: `kubernetes.deny[${i}]`, reasons: [`${what} is denied by kubernetes.deny[${i}] (${describeRule(rule)})`] };
+      return {
+        effect: 'deny',
+        rule: `kubernetes.deny[${i}]`,
+        reasons: [`${what} is denied by kubernetes.deny[${i}] (${describeRule(rule)})`],
+      };
   }
   if (!info.resourceRequest && (info.verb === 'get' || info.verb === 'head')) {
     if (DISCOVERY.some((re) => re.test(info.path)) || GROUP_DISCOVERY.some((re) => re.test(info.path)))
@@ -132,7 +156,11 @@ export function decideKubernetesRequest(grant: KubernetesGrant, info: Kubernetes
   }
   for (const [i, rule] of (k.approve ?? []).entries()) {
     if (ruleMatches(rule, info))
-      return { effect: 'hold', rule: `kubernetes.approve[${i}]`, reasons: [`${what} needs approval (kubernetes.approve[${i}]: ${describeRule(rule)})`] };
+      return {
+        effect: 'hold',
+        rule: `kubernetes.approve[${i}]`,
+        reasons: [`${what} needs approval (kubernetes.approve[${i}]: ${describeRule(rule)})`],
+      };
   }
   for (const preset of presetsOf(grant)) {
     const p = PRESETS[preset];
@@ -144,20 +172,25 @@ export function decideKubernetesRequest(grant: KubernetesGrant, info: Kubernetes
   }
   const presets = presetsOf(grant).join(', ');
   const secretNote =
-    info.resourceRequest && info.resource === 'secrets' && presetsOf(grant).every((p) => p === 'read' || p === 'debug')
+    info.resourceRequest &&
+    info.resource === 'secrets' &&
+    presetsOf(grant).every((p) => p === 'read' || p === 'debug')
       ? ' (preset read never includes Secrets)'
       : '';
   return {
     effect: 'deny',
     rule: `access: ${grant.access}`,
-    reasons: [`${what} is not allowed: no rule of this grant allows it (presets: ${presets}${k.allow?.length ? `, ${k.allow.length} allow rule(s)` : ''})${secretNote}`],
+    reasons: [
+      `${what} is not allowed: no rule of this grant allows it (presets: ${presets}${k.allow?.length ? `, ${k.allow.length} allow rule(s)` : ''})${secretNote}`,
+    ],
   };
 }
 
 /** Port-forward: every requested port must be in the grant's `ports`. */
 export function decidePorts(grant: KubernetesGrant, ports: readonly number[]): KubernetesDecision {
   const allowed = grant.kubernetes?.ports ?? [];
-  if (ports.length === 0) return { effect: 'deny', rule: 'kubernetes.ports', reasons: ['port-forward names no port'] };
+  if (ports.length === 0)
+    return { effect: 'deny', rule: 'kubernetes.ports', reasons: ['port-forward names no port'] };
   const refused = ports.filter((p) => !allowed.includes(p));
   if (refused.length === 0) return { effect: 'allow', reasons: [] };
   return {

@@ -16,7 +16,8 @@ const req = (method: string, url: string) => {
   const u = new URL(url, 'https://x');
   return resolveRequestInfo(method, u.pathname, u.searchParams);
 };
-const decide = (grant: KubernetesGrant, method: string, url: string) => decideKubernetesRequest(grant, req(method, url));
+const decide = (grant: KubernetesGrant, method: string, url: string) =>
+  decideKubernetesRequest(grant, req(method, url));
 
 describe('kubernetes rules', () => {
   const read: KubernetesGrant = { access: 'read' };
@@ -25,8 +26,18 @@ describe('kubernetes rules', () => {
     expect(decide(read, 'GET', '/api/v1/namespaces/a/pods?watch=true').effect).toBe('allow');
     expect(decide(read, 'GET', '/api/v1/namespaces/a/pods/p/log?follow=true').effect).toBe('allow');
     expect(decide(read, 'GET', '/apis/apps/v1/namespaces/a/deployments/d/scale').effect).toBe('allow');
-    expect(decide(read, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews').effect).toBe('allow');
-    for (const p of ['/api', '/apis', '/api/v1', '/apis/apps/v1', '/version', '/openapi/v3', '/openapi/v3/api/v1'])
+    expect(decide(read, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews').effect).toBe(
+      'allow',
+    );
+    for (const p of [
+      '/api',
+      '/apis',
+      '/api/v1',
+      '/apis/apps/v1',
+      '/version',
+      '/openapi/v3',
+      '/openapi/v3/api/v1',
+    ])
       expect(decide(read, 'GET', p).effect).toBe('allow');
     const secret = decide(read, 'GET', '/api/v1/namespaces/a/secrets/db');
     expect(secret.effect).toBe('deny');
@@ -59,7 +70,10 @@ describe('kubernetes rules', () => {
     const d = decide(g, 'DELETE', '/api/v1/namespaces/kube-system/pods/x');
     expect(d).toMatchObject({ effect: 'deny', rule: 'kubernetes.deny[0]' });
     expect(d.reasons[0]).toContain('verbs [delete, deletecollection] namespaces [kube-*]');
-    expect(decide(g, 'DELETE', '/api/v1/namespaces/prod/pods/x')).toMatchObject({ effect: 'hold', rule: 'kubernetes.approve[0]' });
+    expect(decide(g, 'DELETE', '/api/v1/namespaces/prod/pods/x')).toMatchObject({
+      effect: 'hold',
+      rule: 'kubernetes.approve[0]',
+    });
     expect(decide(g, 'DELETE', '/api/v1/namespaces/dev/pods/x').effect).toBe('allow');
     expect(decide(g, 'GET', '/api/v1/namespaces/a/pods/p/exec').effect).toBe('allow');
     expect(decide(g, 'GET', '/api/v1/namespaces/a/services/grafana/proxy/').effect).toBe('allow');
@@ -69,10 +83,17 @@ describe('kubernetes rules', () => {
   });
 
   it('resource patterns: bare names in any group, .group, subresources only when named', () => {
-    const g = (resources: string[]): KubernetesGrant => ({ access: 'read', kubernetes: { deny: [{ resources }] } });
+    const g = (resources: string[]): KubernetesGrant => ({
+      access: 'read',
+      kubernetes: { deny: [{ resources }] },
+    });
     expect(decide(g(['deployments']), 'GET', '/apis/apps/v1/namespaces/a/deployments').effect).toBe('deny');
-    expect(decide(g(['deployments.apps']), 'GET', '/apis/apps/v1/namespaces/a/deployments').effect).toBe('deny');
-    expect(decide(g(['deployments.extensions']), 'GET', '/apis/apps/v1/namespaces/a/deployments').effect).toBe('allow');
+    expect(decide(g(['deployments.apps']), 'GET', '/apis/apps/v1/namespaces/a/deployments').effect).toBe(
+      'deny',
+    );
+    expect(
+      decide(g(['deployments.extensions']), 'GET', '/apis/apps/v1/namespaces/a/deployments').effect,
+    ).toBe('allow');
     expect(decide(g(['pods']), 'GET', '/api/v1/namespaces/a/pods/p/log').effect).toBe('allow');
     expect(decide(g(['pods/*']), 'GET', '/api/v1/namespaces/a/pods/p/log').effect).toBe('deny');
     expect(decide(g(['*.apps']), 'GET', '/apis/apps/v1/namespaces/a/statefulsets').effect).toBe('deny');
@@ -122,7 +143,11 @@ describe('kubernetes masking', () => {
     const { kind: _k, apiVersion: _a, ...item } = secret();
     const list = { kind: 'SecretList', apiVersion: 'v1', metadata: {}, items: [item, { ...item }] };
     expect(maskObject(list, ctx('secrets'))).toBe(6);
-    const mixed = { kind: 'List', apiVersion: 'v1', items: [secret(), { kind: 'ConfigMap', data: { a: 'x' } }] };
+    const mixed = {
+      kind: 'List',
+      apiVersion: 'v1',
+      items: [secret(), { kind: 'ConfigMap', data: { a: 'x' } }],
+    };
     expect(maskObject(mixed, ctx(''))).toBe(3);
     const ev = { type: 'MODIFIED', object: secret() };
     expect(maskObject(ev, ctx('secrets'))).toBe(3);
@@ -133,9 +158,18 @@ describe('kubernetes masking', () => {
     const t = {
       kind: 'Table',
       apiVersion: 'meta.k8s.io/v1',
-      columnDefinitions: [{ name: 'Name' }, { name: 'Type' }, { name: 'Data' }, { name: 'Password' }, { name: 'Age' }],
+      columnDefinitions: [
+        { name: 'Name' },
+        { name: 'Type' },
+        { name: 'Data' },
+        { name: 'Password' },
+        { name: 'Age' },
+      ],
       rows: [
-        { cells: ['db', 'Opaque', '2', 'hunter2', '1m'], object: { kind: 'PartialObjectMetadata', metadata: secret().metadata } },
+        {
+          cells: ['db', 'Opaque', '2', 'hunter2', '1m'],
+          object: { kind: 'PartialObjectMetadata', metadata: secret().metadata },
+        },
         { cells: ['db2', 'Opaque', '2', 'hunter3', '1m'], object: secret() },
       ],
     };
@@ -144,14 +178,20 @@ describe('kubernetes masking', () => {
     expect(JSON.stringify(t)).not.toMatch(/hunter|aHVudGVy/);
     // a later watch event's Table without column definitions: the first event's are used
     const c = ctx('secrets');
-    maskObject({ type: 'ADDED', object: { kind: 'Table', columnDefinitions: t.columnDefinitions, rows: [] } }, c);
+    maskObject(
+      { type: 'ADDED', object: { kind: 'Table', columnDefinitions: t.columnDefinitions, rows: [] } },
+      c,
+    );
     const later = { kind: 'Table', rows: [{ cells: ['db', 'Opaque', '2', 'hunter2', '1m'] }] };
     maskObject({ type: 'MODIFIED', object: later }, c);
     expect(later.rows[0]!.cells).toEqual(['db', 'Opaque', '2', '********', '1m']);
   });
 
   it('ConfigMaps only with detectors', () => {
-    const cm = () => ({ kind: 'ConfigMap', data: { contact: 'ops alice@example.com', key: 'ghp_0123456789abcdefghijABCDEFGHIJ012345' } });
+    const cm = () => ({
+      kind: 'ConfigMap',
+      data: { contact: 'ops alice@example.com', key: 'ghp_0123456789abcdefghijABCDEFGHIJ012345' },
+    });
     const a = cm();
     expect(maskObject(a, ctx('configmaps'))).toBe(0);
     const b = cm();
@@ -161,10 +201,14 @@ describe('kubernetes masking', () => {
   });
 
   it('Accept without protobuf', () => {
-    expect(acceptWithoutProtobuf('application/vnd.kubernetes.protobuf,application/json')).toBe('application/json');
-    expect(acceptWithoutProtobuf('application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1;g=meta.k8s.io,application/json')).toBe(
-      'application/json;as=Table;v=v1;g=meta.k8s.io,application/json',
+    expect(acceptWithoutProtobuf('application/vnd.kubernetes.protobuf,application/json')).toBe(
+      'application/json',
     );
+    expect(
+      acceptWithoutProtobuf(
+        'application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1;g=meta.k8s.io,application/json',
+      ),
+    ).toBe('application/json;as=Table;v=v1;g=meta.k8s.io,application/json');
     expect(acceptWithoutProtobuf('application/vnd.kubernetes.protobuf')).toBe('application/json');
     expect(acceptWithoutProtobuf(undefined)).toBe('application/json');
   });
