@@ -1,7 +1,8 @@
 // The HTTP API contract. The action imports the *types* from here (type-only), the broker the schemas.
-import Type, { type Static } from 'typebox';
+import Type, { type Static, type TSchema } from 'typebox';
 import { TranscriptEvent } from '../audit/event.js';
 import { Access, DenyRule, MaskRule } from '../config/schema.js';
+import { KubernetesConnection, PostgresConnection, SshConnection } from './connections.js';
 
 export const Reason = Type.Object({
   message: Type.String(),
@@ -49,28 +50,34 @@ export const Identity = Type.Record(Type.String(), Type.Unknown(), {
     'repository, repository_id, ref, sha, run_id, run_attempt, actor, workflow, environment, event_name, …',
 });
 
-export const PostgresConnection = Type.Object({
-  host: Type.String(),
-  port: Type.Integer(),
-  /** the target name: the broker maps it to the real database */
-  database: Type.String(),
-  /** the session id */
-  user: Type.String(),
-  sslmode: Type.Literal('verify-full'),
-  /** postgres://user@host:port/database?sslmode=verify-full (no password: that is the session secret) */
-  url: Type.String(),
-});
-export type PostgresConnection = Static<typeof PostgresConnection>;
+export { KubernetesConnection, PostgresConnection, SshConnection } from './connections.js';
 
-export const SessionTarget = Type.Object({
-  name: Type.String(),
-  kind: Type.String(),
-  access: Access,
-  mask: Type.Optional(Type.Array(MaskRule)),
-  deny: Type.Optional(Type.Array(DenyRule)),
-  connection: Type.Record(Type.String(), Type.Unknown()),
-});
+const targetView = <K extends string, C extends TSchema>(kind: K, connection: C) =>
+  Type.Object({
+    name: Type.String(),
+    kind: Type.Literal(kind),
+    access: Access,
+    mask: Type.Optional(Type.Array(MaskRule)),
+    deny: Type.Optional(Type.Array(DenyRule)),
+    /** how the job's tools reach this target through the broker; absent when the broker runs no gateway of its kind */
+    connection: Type.Optional(connection),
+  });
+
+/**
+ * A granted target as the action sees it, told apart by `kind`. Adding a kind: its connection schema in
+ * connections.ts and one line here.
+ */
+export const SessionTarget = Type.Union([
+  targetView('postgres', PostgresConnection),
+  targetView('ssh', SshConnection),
+  targetView('kubernetes', KubernetesConnection),
+]);
 export type SessionTarget = Static<typeof SessionTarget>;
+export type SessionTargetKind = SessionTarget['kind'];
+/** The connection settings of one kind of target, e.g. ConnectionOf<'postgres'>. */
+export type ConnectionOf<K extends SessionTargetKind> = NonNullable<
+  Extract<SessionTarget, { kind: K }>['connection']
+>;
 
 export const SessionView = Type.Object({
   id: Type.String(),

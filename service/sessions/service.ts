@@ -41,8 +41,11 @@ export interface SessionEnded {
   message: string;
 }
 
-/** Per-kind connection settings, filled in by whoever runs the gateway of that kind. */
-export type ConnectionInfo = (target: Target, session: SessionRecord) => Record<string, unknown>;
+/**
+ * Per-kind connection settings, filled in by the gateway of the target's kind; undefined when the broker
+ * runs none (the answer then lists the target without connection settings).
+ */
+export type ConnectionInfo = (target: Target, session: SessionRecord) => SessionTarget['connection'];
 
 export interface SessionServiceOptions {
   config: ResolvedConfig;
@@ -416,16 +419,17 @@ export class SessionService {
     return s.grants.flatMap((g: Grant) => {
       const t = this.#targets.get(g.target);
       if (!t) return [];
-      return [
-        {
-          name: g.target,
-          kind: t.kind,
-          access: g.access,
-          ...(g.mask ? { mask: g.mask } : {}),
-          ...(g.deny ? { deny: g.deny } : {}),
-          connection: this.#o.connectionInfo(t, s),
-        },
-      ];
+      const connection = this.#o.connectionInfo(t, s);
+      // kind and connection come from the same target: the gateway of t.kind made the connection
+      const view = {
+        name: g.target,
+        kind: t.kind,
+        access: g.access,
+        ...(g.mask ? { mask: g.mask } : {}),
+        ...(g.deny ? { deny: g.deny } : {}),
+        ...(connection ? { connection } : {}),
+      } as SessionTarget;
+      return [view];
     });
   }
 

@@ -241,7 +241,14 @@ const BAD_CASES: BadCase[] = [
   {
     name: 'unknown target kind',
     yaml: edit({ 10: '    kind: postgress' }),
-    errors: [{ path: 'targets[0].kind', line: 10, column: 11, message: 'must be postgres' }],
+    errors: [
+      {
+        path: 'targets[0].kind',
+        line: 10,
+        column: 11,
+        message: "expected one of: postgres, kubernetes (did you mean 'postgres'?)",
+      },
+    ],
   },
   {
     name: 'bad target name',

@@ -1,9 +1,7 @@
 // A Kubernetes target: the real API server the broker proxies kubectl to, with the broker's own
 // credentials (by reference); and the Kubernetes part of a grant (rules on request attributes).
 import Type, { type Static } from 'typebox';
-import { SecretRef } from '../schema.js';
-
-const TargetName = Type.String({ minLength: 1, pattern: '^[a-z0-9][a-z0-9_-]*$' });
+import { SecretRef, TargetName } from '../schema-common.js';
 
 export const KubernetesCredentials = Type.Union(
   [

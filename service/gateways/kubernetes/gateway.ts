@@ -140,9 +140,7 @@ export async function startKubernetesGateway(
     );
 
   /** The common front of requests and upgrades: route, session, grant, impersonation refusal. */
-  async function admit(
-    req: IncomingMessage,
-  ): Promise<
+  async function admit(req: IncomingMessage): Promise<
     | {
         ok: true;
         r: Routed;

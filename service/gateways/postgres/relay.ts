@@ -15,10 +15,10 @@ import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import type { Logger } from 'pino';
-import type { NewEvent } from '../../audit/event.js';
-import type { Settle } from '../../audit/recorder.js';
+import { pgDeniedKind, pgText } from '../../audit/operation-events.js';
 import type { Detector, Grant, MaskRule } from '../../config/schema.js';
-import type { Decision } from '../../policy/decision.js';
+import type { Decision, DenyDecision } from '../../policy/decision.js';
+import type { PgFunctionCallOperation, PgOperation, PgStatementOperation } from '../../policy/operation.js';
 import {
   columnMaskRules,
   CopyOutMasker,
@@ -64,6 +64,7 @@ import {
 } from './catalog.js';
 import { deniedThroughViews, viewMaskRules } from '../../policy/mask/views.js';
 import type { CachedClassification, CacheEntry, ClassificationCache } from './classification-cache.js';
+import type { OperationFlow } from '../operation-flow.js';
 import type { GatewayLimits } from './deps.js';
 import {
   decodeBind,
@@ -81,13 +82,6 @@ import {
   LARGE_FRONTEND_TYPES,
 } from './frontend-reader.js';
 import { isSafeClientEncoding } from './startup-params.js';
-
-/**
- * Transcript events handed to the recorder and not yet durable, per connection: above HIGH the broker
- * stops reading the client's statements until LOW (memory stays bounded when the store is slow).
- */
-const RECORD_BACKLOG_HIGH = 2000;
-const RECORD_BACKLOG_LOW = 500;
 
 /** Text that fails to parse on every PostgreSQL version: the stand-in for a denied statement. */
 const SENTINEL_SQL = 'hoop statement denied';
@@ -109,6 +103,8 @@ interface RowMasker {
 
 /** One statement being executed, for the transcript. */
 interface StatementRun {
+  /** what the transcript records it as */
+  op: PgOperation;
   stmt: ClassifiedStatement | null;
   protocol: 'simple' | 'extended' | 'function-call';
   reasons: string[];
@@ -159,12 +155,12 @@ export interface RelayContext {
   connId: string;
   catalog: CatalogResolver;
   limits: GatewayLimits;
-  /** record a transcript event for this session */
-  record(event: NewEvent): Promise<void>;
-  /** record a statement event nobody waits for; `done(null, seq)` once durable, `done(err, 0)` if not */
-  recordBackground(event: NewEvent, done: Settle): void;
-  /** count a decided statement (metrics) */
-  countStatement(decision: 'allow' | 'deny'): void;
+  /**
+   * decide → act → record: settles holds, records denials before they are answered and completed
+   * statements in the background (its onRecordFailed must call recordFailed, its onBacklogDrained
+   * resumeClient)
+   */
+  flow: OperationFlow;
   /** classification with a cache for repeated read statements (shared by the gateway's connections) */
   classifier: ClassificationCache;
 }
@@ -174,8 +170,6 @@ type Duplex = Socket | TLSSocket;
 const FORWARD = 0;
 const DROP = 1;
 const PASS: CellAction = { kind: 'pass' };
-/** the statement kind a denied FunctionCall is reported as */
-const FUNCTION_CALL = 'FUNCTION CALL';
 /** userObjectUse: the catalog must be read first */
 const LOAD_CATALOG = Symbol('load catalog');
 /** userObjectUse: the catalog must be read in a reading that starts after the statement */
@@ -361,7 +355,7 @@ export class Relay {
   terminate(err: BackendError | null, why: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.flushRecords();
+    this.ctx.flow.flush();
     this.clearMidMessageTimer();
     this.upstream.destroy();
     if (err && !this.client.destroyed) {
@@ -429,7 +423,7 @@ export class Relay {
     } finally {
       if (!this.closed) this.flushForward();
     }
-    if (this.upstream.writableNeedDrain || this.recordBacklogFull()) this.client.pause();
+    if (this.upstream.writableNeedDrain || this.ctx.flow.backlogFull()) this.client.pause();
     this.armMidMessageTimer();
   }
 
@@ -586,7 +580,7 @@ export class Relay {
       case FrontendType.terminate:
         this.closed = true;
         this.clearMidMessageTimer();
-        this.flushRecords();
+        this.ctx.flow.flush();
         this.flushForward();
         this.upstream.end(msg.raw);
         this.client.end();
@@ -604,20 +598,11 @@ export class Relay {
    * with a plain ERROR and the connection stays usable, so does the broker (through the sentinel).
    */
   private malformed(message: string, simple: boolean, functionCall = false): Promise<void> {
-    const event: NewEvent = {
-      target: this.ctx.targetName,
-      kind: 'pg.denied',
-      operation: {
-        statement: '',
-        statement_kind: functionCall ? FUNCTION_CALL : 'UNKNOWN',
-        protocol: functionCall ? 'function-call' : simple ? 'simple' : 'extended',
-        conn_id: this.ctx.connId,
-        rule: 'protocol',
-      },
-      decision: 'deny',
-      reasons: [message],
-    };
-    return this.sendDenial(event, backendError(SQLSTATE.protocolViolation, `hoop: ${message}`), simple);
+    const op: PgOperation = functionCall
+      ? { kind: 'pg.function_call', oid: null, function: null, statement: null }
+      : { kind: 'pg.statement', protocol: simple ? 'simple' : 'extended', statement: null };
+    const err = backendError(SQLSTATE.protocolViolation, `hoop: ${message}`);
+    return this.sendDenial(op, { rule: 'protocol', reasons: [message] }, err, simple);
   }
 
   private violation(message: string): undefined {
@@ -646,10 +631,19 @@ export class Relay {
 
   private newRun(
     stmt: ClassifiedStatement | null,
-    protocol: StatementRun['protocol'],
+    protocol: 'simple' | 'extended',
     reasons: string[],
+    op: PgOperation = statementOp(stmt, protocol),
   ): StatementRun {
-    return { stmt, protocol, reasons, startedAt: performance.now(), bytes: 0, masked: 0 };
+    return {
+      op,
+      stmt,
+      protocol: op.kind === 'pg.function_call' ? 'function-call' : protocol,
+      reasons,
+      startedAt: performance.now(),
+      bytes: 0,
+      masked: 0,
+    };
   }
 
   private classify(text: string): CachedClassification {
@@ -678,7 +672,8 @@ export class Relay {
       return this.deny(unnameable.stmt, unnameable.decision, true, SQLSTATE.insufficientPrivilege);
     for (const stmt of cls.statements) {
       const d = this.decide(entry, stmt);
-      if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege);
+      if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
+        return this.refuse(msg, statementOp(stmt, 'simple'), d, true, SQLSTATE.insufficientPrivilege);
     }
     const shadowed = this.userObjectUse(cls.statements, msg);
     if (shadowed === LOAD_CATALOG || shadowed === RELOAD_CATALOG)
@@ -789,8 +784,15 @@ export class Relay {
       );
     for (const stmt of cls.statements) {
       const d = this.decide(entry, stmt);
-      if (d.effect !== 'allow')
-        return this.deny(stmt, d, false, SQLSTATE.insufficientPrivilege, undefined, p.name);
+      if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
+        return this.refuse(
+          msg,
+          statementOp(stmt, 'extended'),
+          d,
+          false,
+          SQLSTATE.insufficientPrivilege,
+          p.name,
+        );
       if (this.masking && stmt.copy?.direction === 'to') {
         return this.deny(
           stmt,
@@ -851,6 +853,7 @@ export class Relay {
         );
         if (this.closed) return;
         return this.denyFunctionCall(
+          fc.oid,
           `function OID ${fc.oid}`,
           'the function could not be looked up in the catalog, so the call cannot be classified',
         );
@@ -863,19 +866,27 @@ export class Relay {
     fc: FunctionCallMessage,
     info: FunctionInfo | null,
   ): Promise<void> | undefined {
-    if (!info) return this.denyFunctionCall(`function OID ${fc.oid}`, `no function has OID ${fc.oid}`);
+    if (!info)
+      return this.denyFunctionCall(fc.oid, `function OID ${fc.oid}`, `no function has OID ${fc.oid}`);
     const args = Array.from({ length: fc.nArgs }, (_, i) => `$${i + 1}`).join(', ');
     const sql = `SELECT ${quoteIdent(info.schema)}.${quoteIdent(info.name)}(${args})`;
     const { result: cls, entry } = this.classify(sql);
     const stmt = cls.ok && cls.statements.length === 1 ? cls.statements[0]! : null;
-    if (!stmt) return this.denyFunctionCall(sql, 'the call could not be classified');
+    if (!stmt) return this.denyFunctionCall(fc.oid, sql, 'the call could not be classified');
+    const op: PgFunctionCallOperation = {
+      kind: 'pg.function_call',
+      oid: fc.oid,
+      function: { schema: info.schema, name: info.name },
+      statement: stmt,
+    };
     const d = this.decide(entry, stmt);
-    if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege, FUNCTION_CALL);
+    if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
+      return this.refuse(msg, op, d, true, SQLSTATE.insufficientPrivilege);
     if (this.outOfSight && info.schema !== 'pg_catalog') {
       // (under read, only allow-listed built-ins got this far)
       const reason = `mask: ${info.schema}.${info.name} may be a user-defined function, which can read masked columns and denied tables out of the policy's sight`;
       const deny: Decision = { effect: 'deny', rule: 'mask: bypass', reasons: [reason] };
-      return this.deny(stmt, deny, true, SQLSTATE.insufficientPrivilege, FUNCTION_CALL);
+      return this.refuse(msg, op, deny, true, SQLSTATE.insufficientPrivilege);
     }
     const origin: ColumnOrigin = {
       name: info.name,
@@ -886,17 +897,16 @@ export class Relay {
     };
     const result = this.masking ? planMask(this.maskRules, [origin]).actions[0]! : PASS;
     this.forward(msg);
-    this.push({ kind: 'function-call', run: this.newRun(stmt, 'function-call', []), result });
+    this.push({ kind: 'function-call', run: this.newRun(stmt, 'simple', [], op), result });
     return;
   }
 
-  private denyFunctionCall(text: string, reason: string): Promise<void> {
-    return this.deny(
-      null,
+  private denyFunctionCall(oid: number, text: string, reason: string): Promise<void> {
+    return this.denyOp(
+      { kind: 'pg.function_call', oid, function: null, statement: null },
       { effect: 'deny', rule: 'protocol: FunctionCall', reasons: [`${reason} (${text})`] },
       true,
       SQLSTATE.insufficientPrivilege,
-      FUNCTION_CALL,
     );
   }
 
@@ -1119,7 +1129,6 @@ export class Relay {
     simple: boolean,
     parseName?: string,
   ): Promise<void> {
-    const redacted = redactSql(text);
     const err = backendError(
       SQLSTATE.syntaxError,
       `hoop: statement could not be parsed, so it is denied: ${cls.error}`,
@@ -1127,71 +1136,76 @@ export class Relay {
         ...(cls.position !== undefined ? { position: cls.position } : {}),
       },
     );
-    const event: NewEvent = {
-      target: this.ctx.targetName,
-      kind: 'pg.denied',
-      operation: {
-        statement: redacted,
-        statement_kind: 'UNKNOWN',
-        protocol: simple ? 'simple' : 'extended',
-        conn_id: this.ctx.connId,
-        rule: 'parser',
-      },
-      decision: 'deny',
-      reasons: [`the statement could not be parsed: ${cls.error}`],
+    const op: PgStatementOperation = {
+      kind: 'pg.statement',
+      protocol: simple ? 'simple' : 'extended',
+      statement: null,
+      text: redactSql(text),
     };
-    return this.sendDenial(event, err, simple, parseName);
+    const reasons = [`the statement could not be parsed: ${cls.error}`];
+    return this.sendDenial(op, { rule: 'parser', reasons }, err, simple, parseName);
   }
 
+  /** Refuse a statement (or the message it came in, `label`, when there is none). */
   private deny(
     stmt: ClassifiedStatement | null,
     d: Decision,
     simple: boolean,
     code: string,
-    kindOverride?: string,
+    label?: 'QUERY' | 'PARSE',
     parseName?: string,
   ): Promise<void> {
-    const kind = kindOverride ?? stmt?.kind ?? 'UNKNOWN';
-    const rule = d.rule ?? 'policy';
-    const reasons =
-      d.effect === 'hold'
-        ? [...d.reasons, 'approval holds are not supported by the PostgreSQL gateway']
-        : d.reasons;
-    const text = stmt?.text ?? '';
-    const err = backendError(code, `hoop: ${kind} denied by policy rule "${rule}"`, {
-      detail: [...reasons, `statement: ${truncate(text, 200)}`].join('; '),
+    const op = statementOp(stmt, simple ? 'simple' : 'extended');
+    if (label !== undefined && op.kind === 'pg.statement') op.label = label;
+    return this.refuse(null, op, d, simple, code, parseName);
+  }
+
+  /**
+   * Refuse an operation the policy did not allow; a hold goes to the approver first (the flow), and
+   * an approved one handles `msg` again, this time letting its hold pass (approvedFor).
+   */
+  private refuse(
+    msg: FrontendMessage | null,
+    op: PgOperation,
+    d: Decision,
+    simple: boolean,
+    code: string,
+    parseName?: string,
+  ): Promise<void> {
+    if (d.effect !== 'hold') return this.denyOp(op, d, simple, code, parseName);
+    return Promise.resolve(this.ctx.flow.settle(op, d)).then((settled) => {
+      if (this.closed) return undefined;
+      if (settled.effect === 'deny') return this.denyOp(op, settled, simple, code, parseName);
+      if (msg === null) return this.denyOp(op, { ...settled, effect: 'deny' }, simple, code, parseName);
+      this.approvedFor = msg;
+      return this.handleFrontend(msg);
     });
-    const event: NewEvent = {
-      target: this.ctx.targetName,
-      kind: 'pg.denied',
-      operation: {
-        statement: text,
-        statement_kind: kind,
-        protocol: kind === FUNCTION_CALL ? 'function-call' : simple ? 'simple' : 'extended',
-        conn_id: this.ctx.connId,
-        rule,
-      },
-      decision: 'deny',
-      reasons,
-    };
-    return this.sendDenial(event, err, simple, parseName);
+  }
+
+  private denyOp(
+    op: PgOperation,
+    d: Decision,
+    simple: boolean,
+    code: string,
+    parseName?: string,
+  ): Promise<void> {
+    const kind = pgDeniedKind(op);
+    const rule = d.rule ?? 'policy';
+    const err = backendError(code, `hoop: ${kind} denied by policy rule "${rule}"`, {
+      detail: [...d.reasons, `statement: ${truncate(pgText(op), 200)}`].join('; '),
+    });
+    return this.sendDenial(op, { rule, reasons: d.reasons }, err, simple, parseName);
   }
 
   /** Audit first, then let the upstream fail a sentinel in the statement's place (see file comment). */
   private async sendDenial(
-    event: NewEvent,
+    op: PgOperation,
+    decision: Pick<DenyDecision, 'rule' | 'reasons'>,
     err: BackendError,
     simple: boolean,
     parseName?: string,
   ): Promise<void> {
-    this.ctx.countStatement('deny');
-    try {
-      this.flushRecords();
-      await this.ctx.record(event);
-    } catch (e) {
-      this.recordFailed(e);
-      return;
-    }
+    if (!(await this.ctx.flow.refuse(op, decision))) return;
     if (this.closed) return;
     if (simple) {
       this.inject(serialize.query(SENTINEL_SQL));
@@ -1205,46 +1219,18 @@ export class Relay {
     this.push({ kind: 'denied', error: err, simple });
   }
 
-  private recordQueue: NewEvent[] = [];
-  private recordFlushScheduled = false;
-  /** processUpstream is running: it hands the statements it completes to the recorder when it ends */
-  private inUpstream = false;
+  /** The message whose held decision an approver approved: handled again, its hold passes. */
+  private approvedFor: FrontendMessage | null = null;
 
-  /** Hand queued statement events to the recorder, in order (before any later event is recorded). */
-  private recordsInFlight = 0;
-
-  private flushRecords = (): void => {
-    this.recordFlushScheduled = false;
-    const queue = this.recordQueue;
-    if (queue.length === 0) return;
-    this.recordQueue = [];
-    for (const ev of queue) {
-      this.recordsInFlight++;
-      this.ctx.recordBackground(ev, this.onBackgroundRecorded);
-    }
-  };
-
-  private onBackgroundRecorded = (err: unknown): void => {
-    if (err === null) this.onRecorded();
-    else this.recordFailed(err);
-  };
-
-  private onRecorded = (): void => {
-    this.recordsInFlight--;
-    if (this.recordsInFlight === RECORD_BACKLOG_LOW) this.resumeClient();
-  };
-
-  /** Too many transcript events not yet durable: stop taking statements until the recorder catches up. */
-  private recordBacklogFull(): boolean {
-    return this.recordsInFlight + this.recordQueue.length > RECORD_BACKLOG_HIGH;
-  }
-
-  private resumeClient(): void {
-    if (this.clientBusy || this.closed || this.upstream.writableNeedDrain || this.recordBacklogFull()) return;
+  /** The recorder caught up (the flow's onBacklogDrained), or the upstream drained: read the client again. */
+  resumeClient(): void {
+    if (this.clientBusy || this.closed || this.upstream.writableNeedDrain || this.ctx.flow.backlogFull())
+      return;
     this.client.resume();
   }
 
-  private recordFailed(err: unknown): void {
+  /** A transcript event could not be recorded (the flow's onRecordFailed): no unrecorded work, so close. */
+  recordFailed(err: unknown): void {
     this.ctx.logger.error({ err }, 'pg relay: could not record a transcript event; closing the connection');
     this.terminate(
       fatal(
@@ -1319,7 +1305,7 @@ export class Relay {
     const outs: Buffer[] = [];
     let pos = start;
     let runStart = pos;
-    this.inUpstream = true;
+    this.ctx.flow.beginBatch();
     try {
       if (this.passRemaining > 0) {
         const n = Math.min(this.passRemaining, buf.length - pos);
@@ -1383,10 +1369,9 @@ export class Relay {
       if (pos > runStart) outs.push(buf.subarray(runStart, pos));
       if (pos < len) this.upstreamStash = Buffer.from(buf.subarray(pos));
     } finally {
-      this.inUpstream = false;
       if (!this.closed) this.send(outs);
       // the statements this chunk completed, recorded once their answers are on their way
-      if (this.recordQueue.length > 0) this.flushRecords();
+      this.ctx.flow.endBatch();
     }
     if (this.client.writableNeedDrain) this.upstream.pause();
   }
@@ -2030,45 +2015,27 @@ export class Relay {
   private finishRun(run: StatementRun, rows: number | undefined, sqlstate: string | null): void {
     const stmt = run.stmt;
     const durationMs = Math.round((performance.now() - run.startedAt) * 1000) / 1000;
-    const event: NewEvent = {
-      target: this.ctx.targetName,
-      kind: 'pg.statement',
-      // keys in sorted order: the transcript hash's canonical JSON then needs no re-sorting (hot path)
-      operation: sqlstate
-        ? {
-            conn_id: this.ctx.connId,
-            error: sqlstate,
-            protocol: run.protocol,
-            statement: stmt?.text ?? '',
-            statement_kind: stmt?.kind ?? 'UNKNOWN',
-          }
-        : {
-            conn_id: this.ctx.connId,
-            protocol: run.protocol,
-            statement: stmt?.text ?? '',
-            statement_kind: stmt?.kind ?? 'UNKNOWN',
-          },
-      decision: 'allow',
-      reasons: run.reasons,
-      ...(rows !== undefined ? { rows } : {}),
-      bytes: run.bytes,
-      duration_ms: durationMs,
-      masked: run.masked,
-    };
     if (stmt && (stmt.effect === 'ddl' || stmt.effect === 'admin') && !sqlstate) {
       this.ctx.catalog.invalidate();
       this.ddlInTransaction = true;
     }
-    this.ctx.countStatement('allow');
     // Not awaited and not even started here: the response goes to the client first, then the event
     // goes to the recorder (when processUpstream ends, or else right after this I/O round). A failure
     // closes the connection.
-    this.recordQueue.push(event);
-    if (!this.inUpstream && !this.recordFlushScheduled) {
-      this.recordFlushScheduled = true;
-      setImmediate(this.flushRecords);
-    }
+    this.ctx.flow.completed(run.op, run.reasons, {
+      rows,
+      bytes: run.bytes,
+      duration_ms: durationMs,
+      masked: run.masked,
+      error: sqlstate || undefined,
+    });
   }
+}
+
+/** The operation a statement is (COPY is one of its own); a null statement: an unreadable message. */
+function statementOp(stmt: ClassifiedStatement | null, protocol: 'simple' | 'extended'): PgOperation {
+  if (stmt?.copy) return { kind: 'pg.copy', protocol, statement: stmt, direction: stmt.copy.direction };
+  return { kind: 'pg.statement', protocol, statement: stmt };
 }
 
 function copyDataFrame(payload: Buffer): Buffer {
