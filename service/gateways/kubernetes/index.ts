@@ -29,6 +29,7 @@ export const kubernetesGateway: GatewayFactory<'kubernetes'> = (ctx) => {
           } catch (err) {
             throw new Error(
               `targets: cannot read the client certificate or key of target ${t.name}: ${(err as Error).message}`,
+              { cause: err },
             );
           }
         }
