@@ -50,6 +50,7 @@ import {
   upstreamUrl,
 } from './upstream.js';
 import { SpdyObserver } from './spdy-observer.js';
+import { WsFrameReader } from './ws-frames.js';
 
 /** A response the broker must read to mask is held in memory up to this size. */
 export const MAX_MASKED_BODY_BYTES = 64 * 1024 * 1024;
@@ -526,7 +527,10 @@ export async function startKubernetesGateway(
     };
     const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
     const target = upstreamUrl(upstream, r.apiPath, r.url.search);
-    if (upgrade === 'websocket') {
+    // port-forward over WebSocket tunnels SPDY (SPDY/3.1+portforward.k8s.io): passed through as
+    // bytes and read frame by frame like SPDY itself, so each stream's port is judged
+    const tunnel = upgrade === 'websocket' && verb === 'portforward';
+    if (upgrade === 'websocket' && !tunnel) {
       transport = 'websocket';
       const offered = String(req.headers['sec-websocket-protocol'] ?? '')
         .split(',')
@@ -601,9 +605,10 @@ export async function startKubernetesGateway(
       });
       return;
     }
-    if (upgrade.startsWith('spdy/')) {
-      transport = 'spdy';
+    if (upgrade.startsWith('spdy/') || tunnel) {
+      transport = tunnel ? 'websocket' : 'spdy';
       return spdyPassthrough(req, socket, head, upstream, target, imp, {
+        tunnel,
         onProtocol: (p) => (protocol = p),
         closers,
         observe: (fromClient, chunk) => {
@@ -644,6 +649,8 @@ export async function startKubernetesGateway(
     target: URL,
     imp: { user: string; groups: string[] } | null,
     h: {
+      /** SPDY inside WebSocket frames */
+      tunnel: boolean;
       onProtocol(p: string): void;
       closers: (() => void)[];
       observe(fromClient: boolean, chunk: Buffer): void;
@@ -694,6 +701,21 @@ export async function startKubernetesGateway(
         h.done('port denied');
       },
     });
+    const wsFromClient = h.tunnel ? new WsFrameReader() : null;
+    const wsFromServer = h.tunnel ? new WsFrameReader() : null;
+    const readServer = (chunk: Buffer) => {
+      try {
+        if (!wsFromServer) return observer.fromServer(chunk);
+        for (const payload of wsFromServer.push(chunk)) observer.fromServer(payload);
+      } catch {
+        socket.destroy();
+      }
+    };
+    const readClient = async (chunk: Buffer): Promise<boolean> => {
+      if (!wsFromClient) return observer.fromClient(chunk);
+      for (const payload of wsFromClient.push(chunk)) if (!(await observer.fromClient(payload))) return false;
+      return true;
+    };
     const onUpData = (chunk: Buffer) => {
       if (!responded) {
         pending = Buffer.concat([pending, chunk]);
@@ -716,33 +738,42 @@ export async function startKubernetesGateway(
           h.done(`upstream answered ${status}`);
           return;
         }
-        h.onProtocol(/x-stream-protocol-version:\s*([^\r\n]+)/i.exec(headText)?.[1]?.trim() ?? '');
+        h.onProtocol(
+          /(?:x-stream-protocol-version|sec-websocket-protocol):\s*([^\r\n]+)/i.exec(headText)?.[1]?.trim() ??
+            '',
+        );
         if (rest.length) {
           h.observe(false, rest);
-          observer.fromServer(rest);
+          readServer(rest);
           socket.write(rest);
         }
         return;
       }
       h.observe(false, chunk);
-      observer.fromServer(chunk);
+      readServer(chunk);
       if (!socket.write(chunk)) {
         up.pause();
         socket.once('drain', () => up.resume());
       }
     };
     up.on('data', onUpData);
+    // client bytes wait for the observer (a port-forward stream's port is judged before it passes)
     socket.on('data', (chunk: Buffer) => {
       h.observe(true, chunk);
-      if (!observer.fromClient(chunk)) return;
-      if (!up.write(chunk)) {
-        socket.pause();
-        up.once('drain', () => socket.resume());
-      }
+      socket.pause();
+      readClient(chunk).then(
+        (pass) => {
+          if (!pass || up.destroyed) return;
+          if (up.write(chunk)) socket.resume();
+          else up.once('drain', () => socket.resume());
+        },
+        () => socket.destroy(),
+      );
     });
     const end = () => {
       socket.destroy();
       up.destroy();
+      observer.close();
       h.done(null);
     };
     socket.on('close', end);

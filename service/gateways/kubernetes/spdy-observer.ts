@@ -34,15 +34,15 @@ export class SpdyObserver {
     this.#o = o;
   }
 
-  /** Client bytes; false: do not pass them on (a port the grant does not allow; the connection ends). */
-  fromClient(chunk: Buffer): boolean {
+  /** Client bytes, in order; false: do not pass them on (a port the grant does not allow; the connection ends). */
+  async fromClient(chunk: Buffer): Promise<boolean> {
     if (this.#broken) return true;
     try {
       for (const f of this.#client.push(chunk)) {
         if (f.control) {
           if (f.type !== FRAME.SYN_STREAM && f.type !== FRAME.HEADERS) continue;
           const id = streamIdOf(f.data);
-          const h = this.#clientHeaders.decode(f.data.subarray(f.type === FRAME.SYN_STREAM ? 10 : 4));
+          const h = await this.#clientHeaders.decode(f.data.subarray(f.type === FRAME.SYN_STREAM ? 10 : 4));
           const type = first(h, 'streamtype');
           if (type && STREAM_CHANNEL[type] !== undefined) this.#channels.set(id, STREAM_CHANNEL[type]!);
           const port = first(h, 'port');
@@ -72,7 +72,14 @@ export class SpdyObserver {
     return true;
   }
 
+  #serverChain: Promise<void> = Promise.resolve();
+
+  /** Server bytes, passed on already: read in order, in the background. */
   fromServer(chunk: Buffer): void {
+    this.#serverChain = this.#serverChain.then(() => this.#readServer(chunk));
+  }
+
+  async #readServer(chunk: Buffer): Promise<void> {
     if (this.#broken) return;
     try {
       for (const f of this.#server.push(chunk)) {
@@ -88,5 +95,10 @@ export class SpdyObserver {
     } catch {
       this.#broken = true;
     }
+  }
+
+  close(): void {
+    this.#clientHeaders.close();
+    this.#serverHeaders.close();
   }
 }

@@ -81,40 +81,79 @@ export class FrameReader {
   }
 }
 
-type SyncZlib = { _processChunk(chunk: Buffer, flush: number): Buffer };
+/**
+ * One direction's zlib context. Node's zlib streams are asynchronous; each block is written and
+ * sync-flushed, and callers await one block before the next (the context is shared, order matters).
+ */
+class ZContext {
+  readonly #z: zlib.Inflate | zlib.Deflate;
+  #out: Buffer[] = [];
+  #error: Error | null = null;
+
+  constructor(z: zlib.Inflate | zlib.Deflate) {
+    this.#z = z;
+    z.on('data', (c: Buffer) => this.#out.push(c));
+    z.on('error', (err: Error) => (this.#error = err));
+  }
+
+  run(input: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      if (this.#error) return reject(this.#error);
+      this.#z.write(input);
+      this.#z.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+        if (this.#error) return reject(this.#error);
+        const out = Buffer.concat(this.#out);
+        this.#out = [];
+        resolve(out);
+      });
+    });
+  }
+
+  close(): void {
+    this.#z.close();
+  }
+}
 
 /** One direction's header decompression context. */
 export class HeaderInflater {
-  readonly #z = zlib.createInflate({ dictionary: SPDY3_DICTIONARY }) as unknown as SyncZlib;
+  readonly #z = new ZContext(zlib.createInflate({ dictionary: SPDY3_DICTIONARY }));
 
-  decode(block: Buffer): Map<string, string[]> {
-    const raw = block.length ? this.#z._processChunk(block, zlib.constants.Z_SYNC_FLUSH) : Buffer.alloc(0);
-    const headers = new Map<string, string[]>();
-    if (raw.length < 4) return headers;
-    const n = raw.readUInt32BE(0);
-    let i = 4;
-    const take = (): string => {
-      if (i + 4 > raw.length) throw new Error('truncated SPDY header block');
-      const len = raw.readUInt32BE(i);
-      i += 4;
-      if (i + len > raw.length) throw new Error('truncated SPDY header block');
-      const s = raw.subarray(i, i + len).toString('latin1');
-      i += len;
-      return s;
-    };
-    for (let k = 0; k < n; k++) {
-      const name = take().toLowerCase();
-      headers.set(name, take().split('\0'));
-    }
-    return headers;
+  async decode(block: Buffer): Promise<Map<string, string[]>> {
+    const raw = block.length ? await this.#z.run(block) : Buffer.alloc(0);
+    return parseHeaderBlock(raw);
   }
+
+  close(): void {
+    this.#z.close();
+  }
+}
+
+export function parseHeaderBlock(raw: Buffer): Map<string, string[]> {
+  const headers = new Map<string, string[]>();
+  if (raw.length < 4) return headers;
+  const n = raw.readUInt32BE(0);
+  let i = 4;
+  const take = (): string => {
+    if (i + 4 > raw.length) throw new Error('truncated SPDY header block');
+    const len = raw.readUInt32BE(i);
+    i += 4;
+    if (i + len > raw.length) throw new Error('truncated SPDY header block');
+    const v = raw.subarray(i, i + len).toString('latin1');
+    i += len;
+    return v;
+  };
+  for (let k = 0; k < n; k++) {
+    const name = take().toLowerCase();
+    headers.set(name, take().split('\0'));
+  }
+  return headers;
 }
 
 /** One direction's header compression context. */
 export class HeaderDeflater {
-  readonly #z = zlib.createDeflate({ dictionary: SPDY3_DICTIONARY }) as unknown as SyncZlib;
+  readonly #z = new ZContext(zlib.createDeflate({ dictionary: SPDY3_DICTIONARY }));
 
-  encode(headers: Record<string, string>): Buffer {
+  encode(headers: Record<string, string>): Promise<Buffer> {
     const parts: Buffer[] = [];
     const u32 = (n: number) => {
       const b = Buffer.alloc(4);
@@ -128,7 +167,11 @@ export class HeaderDeflater {
       const vb = Buffer.from(v, 'latin1');
       parts.push(u32(kb.length), kb, u32(vb.length), vb);
     }
-    return this.#z._processChunk(Buffer.concat(parts), zlib.constants.Z_SYNC_FLUSH);
+    return this.#z.run(Buffer.concat(parts));
+  }
+
+  close(): void {
+    this.#z.close();
   }
 }
 

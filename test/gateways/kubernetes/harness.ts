@@ -29,9 +29,9 @@ export interface Harness {
   kubectl(
     kc: string,
     args: string[],
-    opts?: { input?: string; timeoutMs?: number },
+    opts?: { input?: string; timeoutMs?: number; env?: Record<string, string> },
   ): Promise<{ code: number; stdout: string; stderr: string }>;
-  spawnKubectl(kc: string, args: string[]): ChildProcess;
+  spawnKubectl(kc: string, args: string[], env?: Record<string, string>): ChildProcess;
   transcript(s: SessionCreated): Promise<Transcript>;
   revoke(s: SessionCreated): Promise<void>;
   close(): Promise<void>;
@@ -97,7 +97,7 @@ export async function startHarness(opts: {
         const child = execFile(
           'kubectl',
           args,
-          { env: env(kc), timeout: o.timeoutMs ?? 20_000, maxBuffer: 64 * 1024 * 1024 },
+          { env: { ...env(kc), ...o.env }, timeout: o.timeoutMs ?? 20_000, maxBuffer: 64 * 1024 * 1024 },
           (err, stdout, stderr) => {
             const code = err
               ? typeof (err as { code?: unknown }).code === 'number'
@@ -111,8 +111,8 @@ export async function startHarness(opts: {
         else child.stdin?.end();
       });
     },
-    spawnKubectl(kc, args) {
-      return spawn('kubectl', args, { env: env(kc), stdio: ['pipe', 'pipe', 'pipe'] });
+    spawnKubectl(kc, args, extra = {}) {
+      return spawn('kubectl', args, { env: { ...env(kc), ...extra }, stdio: ['pipe', 'pipe', 'pipe'] });
     },
     async transcript(s) {
       const res = await fetch(`${broker.url}/v1/sessions/${s.id}/transcript`, {
