@@ -1,7 +1,6 @@
 // The Kubernetes gateway as the broker runs it (gateways/registry.ts): its own HTTPS listener
 // (listen.kubernetes), one upstream per kubernetes target, connection settings for the kubeconfig.
 import { readFileSync } from 'node:fs';
-import type { BrokerEvent } from '../../audit/event.js';
 import type { Gateway, GatewayFactory } from '../gateway.js';
 import { hostForUrl } from '../gateway.js';
 import { type KubernetesGateway, startKubernetesGateway } from './gateway.js';
@@ -51,8 +50,8 @@ export const kubernetesGateway: GatewayFactory<'kubernetes'> = (ctx) => {
           getSession: (id) => ctx.sessions.getSession(id),
           now: () => ctx.sessions.now(),
           sessionEvents: ctx.sessions.events,
-          // k8s.exec and k8s.portforward carry fields beyond K8sRequestRecord (see README)
-          record: (sessionId, event, o) => ctx.recorder.record(sessionId, event as BrokerEvent, o),
+          record: (sessionId, event) => ctx.recorder.record(sessionId, event),
+          recordBackground: (sessionId, event, done) => ctx.recorder.recordBackground(sessionId, event, done),
         },
         { host: listen.host, port: listen.port },
       );

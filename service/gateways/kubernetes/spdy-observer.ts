@@ -17,7 +17,12 @@ export interface SpdyObserverOptions {
   recording: ExecRecording | null;
   /** port-forward: the decision for a stream's port; null: no port check */
   portPolicy: ((port: number) => { effect: string; reasons: string[] }) | null;
-  onPortDenied(message: string): void;
+}
+
+/** A client frame refused: the port its stream asked for, and why. */
+export interface PortRefusal {
+  port: number;
+  reasons: string[];
 }
 
 export class SpdyObserver {
@@ -34,8 +39,8 @@ export class SpdyObserver {
     this.#o = o;
   }
 
-  /** Client bytes, in order; false: do not pass them on (a port the grant does not allow; the connection ends). */
-  async fromClient(chunk: Buffer): Promise<boolean> {
+  /** Client bytes, in order; a refusal: do not pass them on (a port the grant does not allow). */
+  async fromClient(chunk: Buffer): Promise<true | PortRefusal> {
     if (this.#broken) return true;
     try {
       for (const f of this.#client.push(chunk)) {
@@ -49,10 +54,7 @@ export class SpdyObserver {
           if (port !== undefined && this.#o.portPolicy) {
             const n = Number.parseInt(port, 10);
             const d = this.#o.portPolicy(n);
-            if (d.effect !== 'allow') {
-              this.#o.onPortDenied(`hoop: ${d.reasons[0] ?? `port ${port} is not allowed`}`);
-              return false;
-            }
+            if (d.effect !== 'allow') return { port: n, reasons: d.reasons };
             this.ports.add(n);
           }
         } else {
@@ -64,10 +66,7 @@ export class SpdyObserver {
       // a stream the broker cannot read is still the client's; stop reading it, keep passing it
       // — except when ports are checked: then an unreadable stream is refused
       this.#broken = true;
-      if (this.#o.portPolicy) {
-        this.#o.onPortDenied('hoop: the port-forward stream could not be read');
-        return false;
-      }
+      if (this.#o.portPolicy) return { port: 0, reasons: ['the port-forward stream could not be read'] };
     }
     return true;
   }

@@ -246,7 +246,7 @@ spec:
     // an approve rule holds; without approvals that is a denial saying so
     const held = await h.kubectl(kubeconfig, ['delete', 'pod', 'x', '-n', 'kube-system']);
     expect(held.stderr).toContain('needs approval');
-    expect(held.stderr).toContain('approvals are not available');
+    expect(held.stderr).toContain('approval holds are not supported by the Kubernetes gateway');
   });
 
   it('logs -f streams as lines arrive', async () => {
@@ -281,7 +281,9 @@ spec:
     );
     let execs: Awaited<ReturnType<Harness['transcript']>>['events'] = [];
     await waitForAsync(async () => {
-      execs = (await h.transcript(s)).events.filter((e) => e.kind === 'k8s.exec');
+      execs = (await h.transcript(s)).events.filter(
+        (e) => e.kind === 'k8s.request' && e.operation.subresource === 'exec',
+      );
       return execs.length === 2;
     });
     expect(execs[0]!.operation).toMatchObject({
