@@ -60,6 +60,8 @@ export const MAX_MASKED_BODY_BYTES = 64 * 1024 * 1024;
 const MAX_REVIEW_BODY_BYTES = 1024 * 1024;
 /** Live streams (watches, log follows, exec, port-forwards) per session and target, unless the target says. */
 export const DEFAULT_MAX_STREAMS = 32;
+/** How long a session read from the store answers for it (see startKubernetesGateway). */
+export const SESSION_CACHE_MS = 5_000;
 
 export interface KubernetesGatewayDeps extends SessionGuardDeps {
   logger: Logger;
@@ -148,7 +150,26 @@ export async function startKubernetesGateway(
   listen: { host?: string | undefined; port: number },
 ): Promise<KubernetesGateway> {
   const log = deps.logger;
-  const guard = new SessionGuard(deps);
+  // kubectl makes many short requests: a session read from the store is kept for SESSION_CACHE_MS
+  // (dropped at once when this broker ends it; another replica's revocation is seen within that time)
+  const cache = new Map<string, { session: SessionRecord; at: number }>();
+  const onEnded = (e: { id: string }) => cache.delete(e.id);
+  deps.sessionEvents.on('ended', onEnded);
+  const guard = new SessionGuard({
+    now: deps.now,
+    sessionEvents: deps.sessionEvents,
+    getSession: async (id) => {
+      const hit = cache.get(id);
+      const t = Date.now();
+      if (hit && t - hit.at < SESSION_CACHE_MS) return hit.session;
+      const session = await deps.getSession(id);
+      if (session && !session.ended_at) {
+        if (cache.size >= 10_000) cache.delete(cache.keys().next().value!);
+        cache.set(id, { session, at: t });
+      } else cache.delete(id);
+      return session;
+    },
+  });
   const approver = deps.approver ?? holdsUnsupported('the Kubernetes gateway');
   const server = createServer({ cert: deps.tls.certPem, key: deps.tls.keyPem });
   const connIds = new WeakMap<object, string>();
@@ -560,6 +581,7 @@ export async function startKubernetesGateway(
     server,
     liveCount: (id) => guard.connectionCount(id),
     async close() {
+      deps.sessionEvents.off('ended', onEnded);
       guard.close({
         reason: 'shutdown',
         message: 'hoop: the broker is shutting down',
