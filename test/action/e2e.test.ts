@@ -8,7 +8,11 @@ import { type ActionsRunner, PR_HEAD_SHA, startActionsRunner } from '../fixtures
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
 import { type GitHubApiStandIn, startGitHubApi } from '../fixtures/github-api.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
+import { type KubeApiServer, startKubeApiServer } from '../fixtures/kube-apiserver.js';
 import { type PgServer, startPostgres } from '../fixtures/postgres.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const AUDIENCE = 'https://hoop.example.com';
 const READER_PASSWORD = 'reader-password-for-tests';
@@ -19,13 +23,24 @@ describe('the action against the real broker', () => {
   let broker: TestBroker;
   let api: GitHubApiStandIn;
   let runner: ActionsRunner;
+  let kube: KubeApiServer;
+  let dir: string;
 
   beforeAll(async () => {
-    [pg, oidc, api] = await Promise.all([
+    [pg, oidc, api, kube] = await Promise.all([
       startPostgres(),
       startOidcIssuer({ audience: AUDIENCE }),
       startGitHubApi(),
+      startKubeApiServer({ tokens: { 'e2e-cluster-token': 'hoop-broker' } }),
     ]);
+    dir = mkdtempSync(join(tmpdir(), 'hoop-e2e-k8s-'));
+    writeFileSync(join(dir, 'cluster-ca.pem'), kube.caPem);
+    kube.put({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web', namespace: 'default' },
+      spec: { containers: [{ name: 'main', image: 'nginx' }] },
+    });
     await pg.psql('CREATE DATABASE orders');
     await pg.psql(
       `CREATE ROLE ci_reader LOGIN PASSWORD '${READER_PASSWORD}';
@@ -35,7 +50,11 @@ describe('the action against the real broker', () => {
       'orders',
     );
     const config: Config = {
-      listen: { http: { port: 0, host: '127.0.0.1' }, postgres: { port: 0, host: '127.0.0.1' } },
+      listen: {
+        http: { port: 0, host: '127.0.0.1' },
+        postgres: { port: 0, host: '127.0.0.1' },
+        kubernetes: { port: 0, host: '127.0.0.1' },
+      },
       issuers: [{ name: 'github', issuer: oidc.issuer, audience: AUDIENCE }],
       targets: [
         {
@@ -48,17 +67,31 @@ describe('the action against the real broker', () => {
           password: { env: 'ORDERS_DB_PASSWORD' },
           tls: { mode: 'disable' },
         },
+        {
+          name: 'staging',
+          kind: 'kubernetes',
+          server: kube.url,
+          ca_file: join(dir, 'cluster-ca.pem'),
+          credentials: { token: { env: 'STAGING_CLUSTER_TOKEN' } },
+          namespace: 'default',
+        },
       ],
       policies: [
         {
           name: 'pull-requests-read-only',
           when: { repository_id: '123456', event_name: 'pull_request' },
           ttl: '15m',
-          grants: [{ target: 'orders-db', access: 'read' }],
+          grants: [
+            { target: 'orders-db', access: 'read' },
+            { target: 'staging', access: 'read' },
+          ],
         },
       ],
     };
-    broker = await startBroker({ config, env: { ORDERS_DB_PASSWORD: READER_PASSWORD } });
+    broker = await startBroker({
+      config,
+      env: { ORDERS_DB_PASSWORD: READER_PASSWORD, STAGING_CLUSTER_TOKEN: 'e2e-cluster-token' },
+    });
     runner = await startActionsRunner({
       inputs: { 'broker-url': broker.url, audience: AUDIENCE, ttl: '10m' },
       env: { GITHUB_API_URL: api.url },
@@ -79,7 +112,8 @@ describe('the action against the real broker', () => {
   afterAll(async () => {
     await runner?.close();
     await broker?.close();
-    await Promise.all([pg?.stop(), oidc?.close(), api?.close()]);
+    await Promise.all([pg?.stop(), oidc?.close(), api?.close(), kube?.close()]);
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('main opens a session, psql works through the gateway with the exported env, post reports and revokes', async () => {
@@ -113,6 +147,16 @@ describe('the action against the real broker', () => {
     ]);
     expect(viaUrl.code).toBe(0);
 
+    // kubectl with the kubeconfig main wrote (KUBECONFIG), through the broker's Kubernetes gateway
+    expect(main.env.KUBECONFIG).toBeTruthy();
+    const pods = await runner.runCommand('kubectl', ['get', 'pods']);
+    expect(pods.stderr).toBe('');
+    expect(pods.stdout).toMatch(/web\s+1\/1\s+Running/);
+    const refused = await runner.runCommand('kubectl', ['delete', 'pod', 'web']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('Error from server (Forbidden): hoop:');
+    expect(kube.requests.every((r) => r.headers.authorization === 'Bearer e2e-cluster-token')).toBe(true);
+
     const post = await runner.runPost();
     expect(post.stderr).toBe('');
     expect(post.exitCode).toBe(0);
@@ -135,6 +179,8 @@ describe('the action against the real broker', () => {
     // revoked: the same environment no longer gets in
     const after = await runner.runCommand('psql', ['-XAt', '-c', 'select 1']);
     expect(after.code).not.toBe(0);
+    expect(post.summary).toContain('k8s.request');
+    expect(post.summary).toContain('k8s.denied');
     // and the files holding the secret are gone
     expect(post.stdout).toContain(`hoop: session ${sessionId} revoked`);
   });
