@@ -1,24 +1,13 @@
 // The HTTP API contract. The action imports the *types* from here (type-only), the broker the schemas.
+// Shapes the domain itself produces live below it and are re-exported here: reasons (../reasons.ts),
+// the verified identity (identity/claims-schema.ts), the explain report (policy/explanation.ts).
 import Type, { type Static, type TSchema } from 'typebox';
 import { TranscriptEvent } from '../audit/event.js';
 import { Access, DenyRule, MaskRule } from '../config/schema.js';
+import { Identity } from '../identity/claims-schema.js';
+import { ExplainResult, PolicyExplanation } from '../policy/explanation.js';
+import { ErrorBody, Reason } from '../reasons.js';
 import { KubernetesConnection, PostgresConnection, SshConnection } from './connections.js';
-
-export const Reason = Type.Object({
-  message: Type.String(),
-  policy: Type.Optional(Type.String()),
-  claim: Type.Optional(Type.String()),
-  expected: Type.Optional(Type.String()),
-  actual: Type.Optional(Type.String()),
-  target: Type.Optional(Type.String()),
-});
-export type Reason = Static<typeof Reason>;
-
-export const ErrorBody = Type.Object({
-  error: Type.String(),
-  reasons: Type.Array(Reason),
-});
-export type ErrorBody = Static<typeof ErrorBody>;
 
 export const CreateSessionBody = Type.Object(
   {
@@ -44,11 +33,6 @@ export const ExplainBody = Type.Object(
   { oidc_token: Type.String({ minLength: 1, maxLength: 1_048_576 }) },
   { additionalProperties: false },
 );
-
-export const Identity = Type.Record(Type.String(), Type.Unknown(), {
-  description:
-    'repository, repository_id, ref, sha, run_id, run_attempt, actor, workflow, environment, event_name, …',
-});
 
 export { KubernetesConnection, PostgresConnection, SshConnection } from './connections.js';
 
@@ -117,16 +101,4 @@ export const Transcript = Type.Object({
 });
 export type Transcript = Static<typeof Transcript>;
 
-export const PolicyExplanation = Type.Object({
-  name: Type.String(),
-  matched: Type.Boolean(),
-  failures: Type.Array(Reason),
-  grants: Type.Optional(Type.Array(Type.Object({ target: Type.String(), access: Access }))),
-});
-export const ExplainResult = Type.Object({
-  issuer: Type.String(),
-  identity: Identity,
-  matched_policy: Type.Union([Type.String(), Type.Null()]),
-  policies: Type.Array(PolicyExplanation),
-});
-export type ExplainResult = Static<typeof ExplainResult>;
+export { ErrorBody, ExplainResult, Identity, PolicyExplanation, Reason };

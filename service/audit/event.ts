@@ -64,6 +64,8 @@ export type ConnectionOpenedRecord = {
   conn_id: string;
   tls: boolean;
 };
+/** {gateway}.connection.desync: the broker's protocol model and the server disagreed; the connection was closed. */
+export type ConnectionDesyncRecord = { conn_id: string; reason: string };
 export type ConnectionClosedRecord = {
   application_name: string;
   client: string;
@@ -143,6 +145,7 @@ export interface EventOperations {
   'session.expired': SessionExpiredRecord;
   'pg.connection.opened': ConnectionOpenedRecord;
   'pg.connection.closed': ConnectionClosedRecord;
+  'pg.connection.desync': ConnectionDesyncRecord;
   'pg.statement': PgStatementRecord;
   'pg.denied': PgDeniedRecord;
   'ssh.connection.opened': ConnectionOpenedRecord;

@@ -187,6 +187,17 @@ export function connectionOpenedEvent(
   };
 }
 
+/** The gateway could not attribute what the server sent, and closes the connection rather than guess. */
+export function connectionDesyncEvent(target: string | null, conn_id: string, reason: string): BrokerEvent {
+  return {
+    target,
+    kind: 'pg.connection.desync',
+    operation: { conn_id, reason },
+    decision: 'deny',
+    reasons: [reason],
+  };
+}
+
 export function connectionClosedEvent(
   gateway: GatewayName,
   target: string | null,

@@ -12,6 +12,7 @@ import type { BrokerEvent, ConnectionClosedRecord, ConnectionOpenedRecord } from
 import {
   allowedEvent,
   connectionClosedEvent,
+  connectionDesyncEvent,
   connectionOpenedEvent,
   deniedEvent,
   type GatewayName,
@@ -232,6 +233,14 @@ export class OperationFlow {
     const outcome = await act(settled);
     this.completed(op, settled.reasons, outcome);
     return { allowed: true, decision: settled, outcome };
+  }
+
+  /**
+   * The protocol model and the server disagreed (the gateway then closes the connection): queued like
+   * a completed operation, so it follows them in the transcript.
+   */
+  desynced(reason: string): void {
+    this.#queue.push(connectionDesyncEvent(this.#o.target, this.#o.connId, reason));
   }
 
   /** The connection is open: recorded durably before the client is told. */

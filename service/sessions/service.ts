@@ -61,8 +61,15 @@ export interface SessionServiceOptions {
   now?: () => Date;
 }
 
-export type Outcome<T> =
-  { ok: true; value: T } | { ok: false; status: 400 | 401 | 403 | 404 | 409 | 503; body: ErrorBody };
+/**
+ * Why a request was refused, in the service's terms (api/routes.ts maps each to its HTTP status):
+ * invalid (a malformed request value), unauthenticated (the token is not proven), forbidden (no policy
+ * grants it), not-found, limited (a broker-wide limit is reached: retry later), unavailable (the issuer's
+ * keys could not be fetched: unproven, not bad).
+ */
+export type Refusal = 'invalid' | 'unauthenticated' | 'forbidden' | 'not-found' | 'limited' | 'unavailable';
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; refusal: Refusal; body: ErrorBody };
 
 export interface OpenRequest {
   oidc_token: string;
@@ -75,15 +82,14 @@ export interface OpenRequest {
 /** Who is asking: a session's own secret grants access to that session only; an admin token to all. */
 export type Caller = { kind: 'session'; sessionId: string } | { kind: 'admin'; name: string };
 
-const fail = <T>(
-  status: 400 | 401 | 403 | 404 | 409 | 503,
-  error: string,
-  reasons: Reason[] = [],
-): Outcome<T> => ({
+const fail = <T>(refusal: Refusal, error: string, reasons: Reason[] = []): Outcome<T> => ({
   ok: false,
-  status,
+  refusal,
   body: { error, reasons },
 });
+
+/** A token that did not verify: unproven while its issuer is unreachable, else bad. */
+const unverified = (status: 401 | 503): Refusal => (status === 503 ? 'unavailable' : 'unauthenticated');
 
 export class SessionService {
   readonly events = new EventEmitter<{ ended: [SessionEnded] }>();
@@ -113,7 +119,7 @@ export class SessionService {
     if (!verified.ok) {
       // 503: the issuer's keys could not be fetched, so the token is unproven rather than bad
       const kind = verified.status === 503 ? 'issuer.unavailable' : 'token.invalid';
-      return this.#refuse(verified.status, verified.error, verified.reasons, kind, {
+      return this.#refuse(unverified(verified.status), verified.error, verified.reasons, kind, {
         client: req.client ?? null,
       });
     }
@@ -127,7 +133,7 @@ export class SessionService {
     const policy = evaluation.matched;
     if (!policy) {
       return this.#refuse(
-        403,
+        'forbidden',
         config.policies.length === 0 ? 'no policies are configured' : 'no policy matches this token',
         evaluation.explanations.flatMap((e) => e.failures),
         'policy.no_match',
@@ -137,7 +143,7 @@ export class SessionService {
     const granted = resolveGrants(policy, req.targets, config.targets);
     if (!granted.ok) {
       return this.#refuse(
-        403,
+        'forbidden',
         'requested targets are not granted',
         granted.reasons,
         'policy.target_not_granted',
@@ -155,7 +161,24 @@ export class SessionService {
       defaultTtl: config.sessions.default_ttl,
     });
     if (ttl === null)
-      return fail(400, 'invalid ttl', [{ message: `ttl "${req.ttl}" is not a duration like 30m` }]);
+      return fail('invalid', 'invalid ttl', [{ message: `ttl "${req.ttl}" is not a duration like 30m` }]);
+
+    const repository = typeof identity.repository === 'string' ? identity.repository : null;
+    const limited = await this.#sessionLimit(repository, policy.name, now);
+    if (limited) {
+      metrics.limitRefusals.inc({ limit: limited.limit });
+      return this.#refuse(
+        'limited',
+        'session limit reached',
+        [{ message: limited.message }],
+        'limit.sessions',
+        {
+          ...who,
+          policy: policy.name,
+          client: req.client ?? null,
+        },
+      );
+    }
 
     const secret = newSessionSecret();
     const session: SessionRecord = {
@@ -195,7 +218,7 @@ export class SessionService {
     if (!result.ok) {
       logger.warn({ ...who, client: req.client }, 'replayed OIDC token refused');
       return this.#refuse(
-        401,
+        'unauthenticated',
         'token already used',
         [
           {
@@ -228,9 +251,42 @@ export class SessionService {
     };
   }
 
+  /**
+   * limits.sessions_per_repository / sessions_per_policy, counted over live sessions in the store (so
+   * across replicas; two requests racing at the limit may both pass).
+   */
+  async #sessionLimit(
+    repository: string | null,
+    policy: string,
+    now: Date,
+  ): Promise<{ limit: string; message: string } | null> {
+    const { sessions_per_repository: perRepo, sessions_per_policy: perPolicy } = this.#o.config.limits;
+    const live = await this.#o.store.listSessions({
+      active_at: now,
+      limit: Math.max(perRepo, perPolicy ?? 0) * 4 + 1000,
+    });
+    if (repository !== null) {
+      const n = live.filter((s) => s.identity.repository === repository).length;
+      if (n >= perRepo)
+        return {
+          limit: 'sessions_per_repository',
+          message: `repository ${repository} already holds ${n} live sessions (limits.sessions_per_repository is ${perRepo}); end some (the action revokes its session when the job ends) or raise the limit`,
+        };
+    }
+    if (perPolicy !== null) {
+      const n = live.filter((s) => s.policy === policy).length;
+      if (n >= perPolicy)
+        return {
+          limit: 'sessions_per_policy',
+          message: `policy ${policy} already holds ${n} live sessions (limits.sessions_per_policy is ${perPolicy})`,
+        };
+    }
+    return null;
+  }
+
   /** A refused session request: counted, recorded (non-secret detail only), answered with its reasons. */
   async #refuse<T>(
-    status: 401 | 403 | 503,
+    refusal: Refusal,
     error: string,
     reasons: Reason[],
     kind:
@@ -238,7 +294,8 @@ export class SessionService {
       | 'issuer.unavailable'
       | 'token.replayed'
       | 'policy.no_match'
-      | 'policy.target_not_granted',
+      | 'policy.target_not_granted'
+      | 'limit.sessions',
     detail: Record<string, unknown>,
   ): Promise<Outcome<T>> {
     this.#o.metrics.sessionsDenied.inc({ reason: kind });
@@ -248,14 +305,14 @@ export class SessionService {
       reasons: reasons.map((r) => r.message),
       detail,
     });
-    return fail(status, error, reasons);
+    return fail(refusal, error, reasons);
   }
 
   /** POST /v1/explain: the same evaluation, nothing opened. */
   async explain(rawToken: string): Promise<Outcome<ExplainResult>> {
     const now = this.#now();
     const verified = await this.#o.verifier.verifyToken(rawToken, now);
-    if (!verified.ok) return fail(verified.status, verified.error, verified.reasons);
+    if (!verified.ok) return fail(unverified(verified.status), verified.error, verified.reasons);
     const evaluation = evaluatePolicies(this.#o.config.policies, verified.claims, verified.issuer);
     return {
       ok: true,
@@ -325,7 +382,7 @@ export class SessionService {
   async revoke(id: string, by: Caller, reason = 'revoked'): Promise<Outcome<SessionView>> {
     const now = this.#now();
     const s = await this.#o.store.getSession(id);
-    if (!s) return fail(404, 'session not found');
+    if (!s) return fail('not-found', 'session not found');
     if (sessionState(s, now) === 'expired' && !s.ended_at) await this.#expire(s);
     else if (!s.ended_at) {
       const who = by.kind === 'admin' ? `admin:${by.name}` : 'session';

@@ -26,12 +26,19 @@ import {
   negotiateProtocolVersion,
   readyForQuery,
 } from './backend-messages.js';
-import type { CatalogResolver } from './catalog.js';
+import type { CatalogResolver } from './catalog/resolver.js';
 import type { ClassificationCache } from './classification-cache.js';
 import type { GatewayLimits, GatewayTarget, PgGatewayDeps } from './deps.js';
 import { FrontendReader, FrontendType, type StartupPacket } from './frontend-reader.js';
 import { Relay } from './relay.js';
-import { filterStartupParameters, isSafeClientEncoding, upstreamOptions } from './startup-params.js';
+import { withStatementTextMasks } from '../../policy/mask/activity.js';
+import type { BufferBudget } from './limits.js';
+import {
+  clientEncodingProblem,
+  filterStartupParameters,
+  reportedSettingProblem,
+  upstreamOptions,
+} from './startup-params.js';
 import { cancelUpstream, connectUpstream, type UpstreamConnection } from './upstream.js';
 
 export type ConnectionState =
@@ -58,6 +65,10 @@ export interface ConnectionHost {
   guard: SessionGuard;
   /** decides held statements */
   approver: Approver;
+  /** a connection to the target may be opened: false over limits.upstream_connections_per_target (detach releases) */
+  admitUpstream(conn: ClientConnection, target: string): boolean;
+  /** unfinished message bytes across the gateway's connections */
+  buffers: BufferBudget;
   /** ready: a cancel key for the client */
   issueCancelKey(conn: ClientConnection): CancelKey;
   handleCancel(processId: number, secretKey: Buffer): void;
@@ -276,16 +287,11 @@ export class ClientConnection implements LiveConnection {
       }
     }
     const encoding = p.parameters.get('client_encoding');
-    if (encoding !== undefined && !isSafeClientEncoding(encoding)) {
+    const encodingProblem = encoding === undefined ? null : clientEncodingProblem(encoding);
+    if (encodingProblem) {
       this.fail(
-        fatal(
-          SQLSTATE.invalidParameterValue,
-          `hoop: client_encoding ${printable(encoding)} is not supported through the broker`,
-          {
-            hint: 'use UTF8',
-          },
-        ),
-        'unsafe client_encoding',
+        fatal(SQLSTATE.invalidParameterValue, encodingProblem, { hint: 'use UTF8' }),
+        'unsupported client_encoding',
       );
       return;
     }
@@ -458,6 +464,18 @@ export class ClientConnection implements LiveConnection {
 
   private connect(session: SessionRecord, gt: GatewayTarget, grant: Grant): void {
     this.state = 'connecting';
+    if (!this.host.admitUpstream(this, gt.target.name)) {
+      this.host.deps.metrics?.limitRefusals.inc({ limit: 'upstream_connections_per_target' });
+      this.fail(
+        fatal(
+          SQLSTATE.tooManyConnections,
+          `hoop: target "${gt.target.name}" has its limit of ${this.host.limits.maxUpstreamConnectionsPerTarget} connections through the broker (limits.upstream_connections_per_target)`,
+          { hint: 'retry later, or raise limits.upstream_connections_per_target' },
+        ),
+        'upstream connections per target limit',
+      );
+      return;
+    }
     const { forwarded, dropped } = filterStartupParameters(this.parameters);
     if (dropped.length) this.logger.debug({ dropped }, 'pg startup parameters not forwarded');
     forwarded.set('options', upstreamOptions(grant.access));
@@ -485,7 +503,10 @@ export class ClientConnection implements LiveConnection {
           this.logger.debug({ err: err.message }, 'pg upstream socket error'),
         );
         r.conn.socket.on('close', () => {
-          if (this.state !== 'closed') this.closeAll('upstream closed');
+          if (this.state === 'closed') return;
+          // the relay first passes on what the database said last (its FATAL error, say)
+          if (this.relay) this.relay.upstreamClosed();
+          else this.closeAll('upstream closed');
         });
         await this.flow!.connectionOpened({
           application_name: this.applicationName,
@@ -503,6 +524,22 @@ export class ClientConnection implements LiveConnection {
   private ready(session: SessionRecord, gt: GatewayTarget, grant: Grant, up: UpstreamConnection): void {
     if (this.startupTimer) clearTimeout(this.startupTimer);
     this.startupTimer = null;
+    // the startup reports pass the same check as later ones (a role default, say, must not slip by)
+    for (const f of up.parameterStatus) {
+      const body = f.subarray(5);
+      const nul = body.indexOf(0);
+      const problem = reportedSettingProblem(
+        body.toString('utf8', 0, nul),
+        body.toString('utf8', nul + 1, body.length - 1),
+        grant.access,
+        true,
+      );
+      if (problem) {
+        up.socket.destroy();
+        this.fail(fatal(SQLSTATE[problem.sqlstate], problem.message), problem.why);
+        return;
+      }
+    }
     this.cancelKey = this.host.issueCancelKey(this);
     const out: Buffer[] = [
       authenticationOk(),
@@ -516,13 +553,15 @@ export class ClientConnection implements LiveConnection {
     this.relay = new Relay(
       {
         logger: this.logger,
-        grant,
+        grant: withStatementTextMasks(grant),
         targetName: gt.target.name,
         connId: this.connId,
         catalog: this.host.catalogFor(gt.target.name, gt),
         limits: this.host.limits,
         flow: this.flow!,
         classifier: this.host.classifier,
+        buffers: this.host.buffers,
+        countLimit: (limit) => this.host.deps.metrics?.limitRefusals.inc({ limit }),
       },
       this.socket,
       this.reader,

@@ -24,7 +24,6 @@ import {
   CopyOutMasker,
   copyMaskSupport,
   guardEchoedValues,
-  isKnownBuiltin,
   maskCell,
   maskNoticeText,
   planMask,
@@ -45,6 +44,7 @@ import {
   BackendType,
   dataRow,
   errorResponse,
+  isFatalError,
   fieldsMessage,
   type RowField,
   readCommandTag,
@@ -57,15 +57,16 @@ import {
   CATALOG_TTL_MS,
   type CatalogResolver,
   type FunctionInfo,
-  knowsRelation,
   type TargetViews,
-  type UserObjects,
   type ViewLineage,
-} from './catalog.js';
-import { deniedThroughViews, viewMaskRules } from '../../policy/mask/views.js';
+} from './catalog/resolver.js';
+import { type GateFacts, type GateVerdict, gateStatements } from '../../policy/pg/statement-gate.js';
+import { functionCallBypass } from '../../policy/pg/user-code.js';
+import { effectiveGrant } from '../../policy/pg/views.js';
 import type { CachedClassification, CacheEntry, ClassificationCache } from './classification-cache.js';
 import type { OperationFlow } from '../operation-flow.js';
 import type { GatewayLimits } from './deps.js';
+import type { BufferBudget } from './limits.js';
 import {
   decodeBind,
   decodeDescribeOrClose,
@@ -81,7 +82,8 @@ import {
   FrontendType,
   LARGE_FRONTEND_TYPES,
 } from './frontend-reader.js';
-import { isSafeClientEncoding } from './startup-params.js';
+import { ASYNC, isDisagreement, ReplyQueue } from './reply-queue.js';
+import { reportedSettingProblem } from './startup-params.js';
 
 /** Text that fails to parse on every PostgreSQL version: the stand-in for a denied statement. */
 const SENTINEL_SQL = 'hoop statement denied';
@@ -138,7 +140,8 @@ type Pending =
   | { kind: 'sync' }
   /** a FunctionCall: its result (one value) is masked like a computed column of its type */
   | { kind: 'function-call'; run: StatementRun | null; result: CellAction }
-  | { kind: 'denied'; error: BackendError; simple: boolean }
+  | { kind: 'denied-simple'; error: BackendError }
+  | { kind: 'denied-extended'; error: BackendError }
   | {
       kind: 'copy-describe';
       info: CopyInfo;
@@ -163,6 +166,10 @@ export interface RelayContext {
   flow: OperationFlow;
   /** classification with a cache for repeated read statements (shared by the gateway's connections) */
   classifier: ClassificationCache;
+  /** bytes of unfinished messages held across the gateway's connections */
+  buffers: BufferBudget;
+  /** count a refusal by a broker-wide limit (metrics) */
+  countLimit(limit: string): void;
 }
 
 type Duplex = Socket | TLSSocket;
@@ -170,108 +177,9 @@ type Duplex = Socket | TLSSocket;
 const FORWARD = 0;
 const DROP = 1;
 const PASS: CellAction = { kind: 'pass' };
-/** userObjectUse: the catalog must be read first */
-const LOAD_CATALOG = Symbol('load catalog');
-/** userObjectUse: the catalog must be read in a reading that starts after the statement */
-const RELOAD_CATALOG = Symbol('reload catalog');
-
-/** Why a statement under `read` may run a user's function through a name the allow-list trusts, if it may. */
-function userObjectReason(stmt: ClassifiedStatement, objects: UserObjects): string | undefined {
-  const implicit = objects.implicitCasts[0];
-  if (implicit !== undefined)
-    return `access read: the database has an implicit cast through a user-defined function (${implicit}), which any expression may run, so no statement can be proven read-only`;
-  for (const fn of stmt.functions) {
-    if (!fn.includes('.') && objects.functions.has(fn))
-      return `access read: a user-defined function is also named ${fn}, so the unqualified call cannot be proven to run the built-in; write pg_catalog.${fn}(…)`;
-  }
-  for (const op of stmt.operators) {
-    const dot = op.lastIndexOf('.');
-    const schema = dot < 0 ? null : op.slice(0, dot);
-    const name = dot < 0 ? op : op.slice(dot + 1);
-    if (schema !== 'pg_catalog' && objects.operators.has(name))
-      return schema === null
-        ? `access read: a user-defined operator is also named ${name}, so it cannot be proven to run the built-in; write OPERATOR(pg_catalog.${name})`
-        : `access read: operator ${op} is user-defined`;
-  }
-  for (const type of stmt.casts) {
-    const name = type.slice(type.lastIndexOf('.') + 1);
-    if (objects.castTargets.has(name))
-      return `access read: converting a value to ${name} may run a user-defined function (through a cast or a domain's CHECK constraint), so a cast to ${type} cannot be proven read-only`;
-  }
-  return undefined;
-}
-
-/**
- * Why a statement under column masks or table deny rules (at write or admin access; `read` has its own,
- * stricter check) may run a user's code, which can read a masked column or a denied table out of the
- * policy's sight, if it may: a call of a
- * function users defined (in any schema but pg_catalog), a user operator, a cast to a user cast's target
- * or such a domain, or any statement while a user's implicit cast exists.
- */
-function maskedUserCodeReason(stmt: ClassifiedStatement, objects: UserObjects): string | undefined {
-  const implicit = objects.implicitCasts[0];
-  const out = "which can read masked columns and denied tables out of the policy's sight";
-  if (implicit !== undefined)
-    return `mask: the database has an implicit cast through a user-defined function (${implicit}), any expression may run it, ${out}`;
-  for (const fn of stmt.functions) {
-    const dot = fn.lastIndexOf('.');
-    if (fn.slice(0, Math.max(dot, 0)) !== 'pg_catalog' && objects.functions.has(fn.slice(dot + 1)))
-      return `mask: ${fn} may run a user-defined function, ${out}`;
-  }
-  for (const op of stmt.operators) {
-    const dot = op.lastIndexOf('.');
-    if (op.slice(0, Math.max(dot, 0)) !== 'pg_catalog' && objects.operators.has(op.slice(dot + 1)))
-      return `mask: operator ${op} may run a user-defined function, ${out}`;
-  }
-  for (const type of stmt.casts) {
-    if (objects.castTargets.has(type.slice(type.lastIndexOf('.') + 1)))
-      return `mask: a cast to ${type} may run a user-defined function, ${out}`;
-  }
-  return undefined;
-}
-
-/** A session's grant under a target's traced views (see viewRulesReady). */
-interface EffectiveGrant {
-  /** the grant with the mask rules its column rules imply for view columns */
-  grant: Grant;
-  /** views passing a masked column on that no rule can name: statements naming them are refused */
-  unnameable: ViewLineage[];
-}
-
-/** One object per (grant, lineage), so every connection of a session shares its cached decisions. */
-const effectiveGrants = new WeakMap<TargetViews, WeakMap<Grant, EffectiveGrant>>();
-function effectiveGrant(grant: Grant, views: TargetViews): EffectiveGrant {
-  let byGrant = effectiveGrants.get(views);
-  if (!byGrant) {
-    byGrant = new WeakMap();
-    effectiveGrants.set(views, byGrant);
-  }
-  let g = byGrant.get(grant);
-  if (!g) {
-    const derived = viewMaskRules(grant.mask ?? [], views.views);
-    const deniedTables = (grant.deny ?? []).flatMap((r) => ('table' in r ? r.table : []));
-    const deniedViews = deniedThroughViews(deniedTables, views.views);
-    let effective = grant;
-    if (derived.rules.length > 0)
-      effective = { ...effective, mask: [...(grant.mask ?? []), ...derived.rules] };
-    if (deniedViews.length > 0)
-      effective = { ...effective, deny: [...(grant.deny ?? []), { table: deniedViews }] };
-    g = { grant: effective, unnameable: derived.unnameable };
-    byGrant.set(grant, g);
-  }
-  return g;
-}
-
-/** reported settings a `read` session must never see change (see onParameterStatus) */
-const READ_GUARD_SETTINGS = new Set([
-  'default_transaction_read_only',
-  'session_authorization',
-  'is_superuser',
-]);
-
 export class Relay {
-  private readonly pending: Pending[] = [];
-  private pendingHead = 0;
+  /** what the server will answer next, as PostgreSQL's protocol rules say (reply-queue.ts) */
+  private readonly queue = new ReplyQueue<Pending>((p) => this.onDiscarded(p));
   /** prepared statements by name: protocol Parse and SQL PREPARE share one namespace */
   private readonly prepared = new Map<string, ClassifiedStatement>();
   private portals = new Map<string, PortalInfo>();
@@ -338,6 +246,19 @@ export class Relay {
     this.detectors = this.maskRules.flatMap((r) => ('detector' in r ? [r.detector] : []));
     this.masking = this.maskRules.length > 0;
     this.describeName = `hoop_describe_${ctx.connId}`;
+    this.gateFacts = {
+      access: ctx.grant.access,
+      outOfSight: this.outOfSight,
+      tracesViews: this.tracesViews,
+      masking: this.masking,
+      views: null,
+      unnameable: [],
+      relationsSettled: false,
+      userObjects: () => ctx.catalog.cachedUserObjects(),
+      userObjectsFresh: false,
+      approved: false,
+      decide: (stmt: ClassifiedStatement) => ctx.classifier.decide(this.gateEntry, this.grant, stmt),
+    };
   }
 
   start(upstreamLeftover: Buffer): void {
@@ -357,6 +278,7 @@ export class Relay {
     this.closed = true;
     this.ctx.flow.flush();
     this.clearMidMessageTimer();
+    this.ctx.buffers.release(this);
     this.upstream.destroy();
     if (err && !this.client.destroyed) {
       this.client.uncork();
@@ -369,19 +291,54 @@ export class Relay {
     this.onEnd(why);
   }
 
+  /**
+   * The database closed the connection (after a FATAL error, typically): what it sent before is
+   * relayed first, even while a catalog reading holds processing, then the client's side is ended.
+   */
+  upstreamClosed(): void {
+    if (this.closed) return;
+    this.upstreamGone = true;
+    if (!this.upstreamBusy) this.endAfterUpstream();
+  }
+
+  private upstreamGone = false;
+
+  private endAfterUpstream(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ctx.flow.flush();
+    this.clearMidMessageTimer();
+    this.ctx.buffers.release(this);
+    this.client.uncork();
+    this.client.end();
+    setTimeout(() => this.client.destroy(), 500).unref();
+    this.onEnd('upstream closed');
+  }
+
   isClosed(): boolean {
     return this.closed;
   }
 
   /** Answers still expected from the upstream (a statement may be running there). */
   hasPendingWork(): boolean {
-    return this.pendingHead < this.pending.length;
+    return this.queue.pending;
   }
 
   // ───────────────────────────── client → upstream ─────────────────────────────
 
   private onClientData = (chunk: Buffer): void => {
     this.reader.push(chunk);
+    if (!this.ctx.buffers.hold(this, this.reader.buffered)) {
+      this.ctx.countLimit('unfinished_message_bytes');
+      this.terminate(
+        fatal(
+          SQLSTATE.outOfMemory,
+          `hoop: the broker holds its limit of unfinished message bytes across connections (limits.unfinished_message_bytes, ${Math.round(this.ctx.buffers.max / 1048576)} MiB); the connection was closed`,
+        ),
+        'unfinished message bytes limit',
+      );
+      return;
+    }
     this.processClient();
   };
 
@@ -391,6 +348,7 @@ export class Relay {
 
   private processClient(): void {
     if (this.clientBusy || this.closed) return;
+    let progressed = false;
     try {
       for (;;) {
         const r = this.reader.readMessage({
@@ -403,6 +361,7 @@ export class Relay {
           this.protocolViolation(r.message);
           return;
         }
+        progressed = true;
         const wait = this.handleFrontend(r.value);
         if (this.closed) return;
         if (wait) {
@@ -421,16 +380,24 @@ export class Relay {
         }
       }
     } finally {
-      if (!this.closed) this.flushForward();
+      if (!this.closed) {
+        this.flushForward();
+        this.ctx.buffers.hold(this, this.reader.buffered);
+      }
     }
     if (this.upstream.writableNeedDrain || this.ctx.flow.backlogFull()) this.client.pause();
-    this.armMidMessageTimer();
+    this.armMidMessageTimer(progressed);
   }
 
-  private armMidMessageTimer(): void {
+  /**
+   * A message in progress must arrive whole within the limit of its start: the deadline restarts only
+   * when a message was completed (more bytes of the same message do not extend it).
+   */
+  private armMidMessageTimer(progressed: boolean): void {
     if (this.reader.buffered > 0) {
-      if (this.midMessageTimer) this.midMessageTimer.refresh();
-      else {
+      if (this.midMessageTimer) {
+        if (progressed) this.midMessageTimer.refresh();
+      } else {
         this.midMessageTimer = setTimeout(() => {
           this.terminate(
             fatal(
@@ -492,7 +459,15 @@ export class Relay {
   }
 
   private push(p: Pending): void {
-    this.pending.push(p);
+    this.queue.push(p);
+  }
+
+  /** The server read a forwarded message and dropped it (after an error, or failing a COPY): no reply comes. */
+  private onDiscarded(p: Pending): void {
+    if (p.kind === 'parse') this.revertParse(p);
+    // skipped upstream: that portal is still undescribed (a later Execute must describe it again)
+    else if (p.kind === 'describe-portal') p.portal.describeSent = false;
+    else if (p.kind === 'copy-describe') p.done(null);
   }
 
   /** Returns a promise when processing must wait (recording a denial) before the next message. */
@@ -575,11 +550,14 @@ export class Relay {
       case FrontendType.copyData:
       case FrontendType.copyDone:
       case FrontendType.copyFail:
-        if (!this.skippingUntilSync) this.forward(msg);
+        if (this.skippingUntilSync) return;
+        this.forward(msg);
+        this.queue.copyMessage(msg.type !== FrontendType.copyData);
         return;
       case FrontendType.terminate:
         this.closed = true;
         this.clearMidMessageTimer();
+        this.ctx.buffers.release(this);
         this.ctx.flow.flush();
         this.flushForward();
         this.upstream.end(msg.raw);
@@ -666,19 +644,8 @@ export class Relay {
     this.forgetNamedPortals();
     const { result: cls, entry } = this.classify(text);
     if (!cls.ok) return this.denyUnparsable(text, cls, true);
-    if (this.unknownRelations(cls.statements, msg)) return this.afterViews(msg, true, true);
-    const unnameable = this.namesUnnameableView(cls.statements);
-    if (unnameable)
-      return this.deny(unnameable.stmt, unnameable.decision, true, SQLSTATE.insufficientPrivilege);
-    for (const stmt of cls.statements) {
-      const d = this.decide(entry, stmt);
-      if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
-        return this.refuse(msg, statementOp(stmt, 'simple'), d, true, SQLSTATE.insufficientPrivilege);
-    }
-    const shadowed = this.userObjectUse(cls.statements, msg);
-    if (shadowed === LOAD_CATALOG || shadowed === RELOAD_CATALOG)
-      return this.afterUserObjects(msg, true, shadowed === RELOAD_CATALOG);
-    if (shadowed) return this.deny(shadowed.stmt, shadowed.decision, true, SQLSTATE.insufficientPrivilege);
+    const verdict = this.gate(cls.statements, entry, msg, 'simple');
+    if (verdict) return this.onVerdict(verdict, msg, true);
     const copies = this.masking
       ? cls.statements.flatMap((s, i) => (s.copy?.direction === 'to' ? [i] : []))
       : [];
@@ -716,6 +683,23 @@ export class Relay {
     statements: ClassifiedStatement[],
     copies: number[],
   ): Promise<void> {
+    // The describe is a batch of the broker's own ending in Sync: inside the client's unsynced
+    // extended-protocol batch, that Sync would end the server's discarding after an error (running a
+    // Query the server would have ignored) or commit the batch's implicit transaction early.
+    if (this.queue.inExtendedBatch) {
+      return this.deny(
+        statements[copies[0]!]!,
+        {
+          effect: 'deny',
+          rule: 'mask',
+          reasons: [
+            'a masked COPY … TO STDOUT must not be sent inside an unfinished extended-protocol batch (send Sync first)',
+          ],
+        },
+        true,
+        SQLSTATE.featureNotSupported,
+      );
+    }
     const plans = new Map<number, MaskPlan>();
     const described = copies.map((i) =>
       this.injectCopyDescribe(statements[i]!.copy!).then((plan) => ({ i, plan })),
@@ -771,55 +755,8 @@ export class Relay {
     if (!this.viewRulesReady()) return this.afterViews(msg, false);
     const { result: cls, entry } = this.classify(p.text);
     if (!cls.ok) return this.denyUnparsable(p.text, cls, false, p.name);
-    if (this.unknownRelations(cls.statements, msg)) return this.afterViews(msg, false, true);
-    const unnameable = this.namesUnnameableView(cls.statements);
-    if (unnameable)
-      return this.deny(
-        unnameable.stmt,
-        unnameable.decision,
-        false,
-        SQLSTATE.insufficientPrivilege,
-        undefined,
-        p.name,
-      );
-    for (const stmt of cls.statements) {
-      const d = this.decide(entry, stmt);
-      if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
-        return this.refuse(
-          msg,
-          statementOp(stmt, 'extended'),
-          d,
-          false,
-          SQLSTATE.insufficientPrivilege,
-          p.name,
-        );
-      if (this.masking && stmt.copy?.direction === 'to') {
-        return this.deny(
-          stmt,
-          {
-            effect: 'deny',
-            rule: 'mask',
-            reasons: ['COPY … TO STDOUT is masked only in the simple query protocol'],
-          },
-          false,
-          SQLSTATE.featureNotSupported,
-          undefined,
-          p.name,
-        );
-      }
-    }
-    const shadowed = this.userObjectUse(cls.statements, msg);
-    if (shadowed === LOAD_CATALOG || shadowed === RELOAD_CATALOG)
-      return this.afterUserObjects(msg, false, shadowed === RELOAD_CATALOG);
-    if (shadowed)
-      return this.deny(
-        shadowed.stmt,
-        shadowed.decision,
-        false,
-        SQLSTATE.insufficientPrivilege,
-        undefined,
-        p.name,
-      );
+    const verdict = this.gate(cls.statements, entry, msg, 'extended');
+    if (verdict) return this.onVerdict(verdict, msg, false, p.name);
     const previous = this.prepared.get(p.name);
     const stmt = cls.statements[0];
     if (stmt) this.prepared.set(p.name, stmt);
@@ -882,12 +819,8 @@ export class Relay {
     const d = this.decide(entry, stmt);
     if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
       return this.refuse(msg, op, d, true, SQLSTATE.insufficientPrivilege);
-    if (this.outOfSight && info.schema !== 'pg_catalog') {
-      // (under read, only allow-listed built-ins got this far)
-      const reason = `mask: ${info.schema}.${info.name} may be a user-defined function, which can read masked columns and denied tables out of the policy's sight`;
-      const deny: Decision = { effect: 'deny', rule: 'mask: bypass', reasons: [reason] };
-      return this.refuse(msg, op, deny, true, SQLSTATE.insufficientPrivilege);
-    }
+    const bypass = functionCallBypass(info, this.outOfSight);
+    if (bypass) return this.refuse(msg, op, bypass, true, SQLSTATE.insufficientPrivilege);
     const origin: ColumnOrigin = {
       name: info.name,
       table: null,
@@ -935,50 +868,6 @@ export class Relay {
   }
 
   /**
-   * Under `read`, functions, operators and casts are allowed by their names. A user's CREATE FUNCTION,
-   * CREATE OPERATOR or CREATE CAST can make such a name run the user's code instead of the built-in
-   * the allow-list vouches for: an unqualified call or an operator with a name a user also defined, a
-   * cast to a type a user's cast targets, and (through an implicit cast) any expression at all. Those
-   * are denied (pg_catalog.name(…) and OPERATOR(pg_catalog.op) name the built-in and are fine).
-   * LOAD_CATALOG: what users defined is not known yet.
-   */
-  private userObjectUse(
-    statements: ClassifiedStatement[],
-    msg: FrontendMessage,
-  ): { stmt: ClassifiedStatement; decision: Decision } | typeof LOAD_CATALOG | typeof RELOAD_CATALOG | null {
-    const read = this.ctx.grant.access === 'read';
-    if (!read && !this.outOfSight) return null;
-    // Under masks at write access, a call the allow-lists do not know may be a function created
-    // moments ago, outside the broker: it is judged by a reading that starts after the statement.
-    if (!read && this.userObjectsFor !== msg) {
-      for (const stmt of statements)
-        for (const fn of stmt.functions) {
-          const dot = fn.lastIndexOf('.');
-          if (!isKnownBuiltin(dot < 0 ? null : fn.slice(0, dot), fn.slice(dot + 1))) return RELOAD_CATALOG;
-        }
-    }
-    let objects: UserObjects | undefined;
-    for (const stmt of statements) {
-      const refersToAnything =
-        stmt.tables.length > 0 ||
-        stmt.functions.length > 0 ||
-        stmt.operators.length > 0 ||
-        stmt.casts.length > 0;
-      if (!refersToAnything) continue;
-      objects ??= this.ctx.catalog.cachedUserObjects();
-      if (objects === undefined) return LOAD_CATALOG;
-      if (read) {
-        const reason = userObjectReason(stmt, objects);
-        if (reason) return { stmt, decision: { effect: 'deny', rule: 'access: read', reasons: [reason] } };
-      } else {
-        const reason = maskedUserCodeReason(stmt, objects);
-        if (reason) return { stmt, decision: { effect: 'deny', rule: 'mask: bypass', reasons: [reason] } };
-      }
-    }
-    return null;
-  }
-
-  /**
    * With column masks, views over masked columns get derived rules (policy/mask/views.ts) from the
    * catalog's view lineage; false when that lineage must be read first.
    */
@@ -1000,49 +889,50 @@ export class Relay {
     this.planCacheGeneration = -1; // plans were made under the previous rules
   }
 
-  /**
-   * Does the statement name a relation the traced catalog does not know (created since it was read,
-   * outside the broker; it may be a view over a masked column)? Then it waits for a reading that starts
-   * after it, once: a name that reading does not know either (a typo; a relation of another database)
-   * goes on to the database, which answers for it.
-   */
-  private unknownRelations(statements: ClassifiedStatement[], msg: FrontendMessage): boolean {
-    const tv = this.appliedViews;
-    if (!this.tracesViews || tv === null || this.tracedFor === msg || this.ddlInTransaction) return false;
-    for (const stmt of statements) for (const t of stmt.tables) if (!knowsRelation(tv, t)) return true;
-    return false;
+  /** The statement gate's facts (policy/pg/statement-gate.ts), kept on the relay and updated per message. */
+  private readonly gateFacts: GateFacts;
+  /** the classification cache entry of the message being judged (its decisions are cached per grant) */
+  private gateEntry: CacheEntry | null = null;
+
+  /** Judge a message's statements (pure: policy/pg/statement-gate.ts); null: they may go upstream. */
+  private gate(
+    statements: ClassifiedStatement[],
+    entry: CacheEntry | null,
+    msg: FrontendMessage,
+    protocol: 'simple' | 'extended',
+  ): GateVerdict | null {
+    const f = this.gateFacts;
+    f.views = this.appliedViews;
+    f.unnameable = this.unnameableViews;
+    f.relationsSettled = this.tracedFor === msg || this.ddlInTransaction;
+    f.userObjectsFresh = this.userObjectsFor === msg;
+    f.approved = this.approvedFor === msg;
+    this.gateEntry = entry;
+    return gateStatements(statements, protocol, f);
   }
 
-  /**
-   * A statement naming a view over a masked column whose name no mask rule can spell, or (under `read`) a
-   * view whose definition is not read-only: refused.
-   */
-  private namesUnnameableView(
-    statements: ClassifiedStatement[],
-  ): { stmt: ClassifiedStatement; decision: Decision } | null {
-    const unproven = this.ctx.grant.access === 'read' ? (this.appliedViews?.notReadOnly ?? []) : [];
-    for (const stmt of unproven.length > 0 ? statements : []) {
-      for (const t of stmt.tables) {
-        const v = unproven.find((u) => t === u.relname || t === u.view || t.endsWith(`.${u.relname}`));
-        if (v) {
-          const reason = `access read: reading view ${v.view} runs its definition, which is not read-only: ${v.why}`;
-          return { stmt, decision: { effect: 'deny', rule: 'access: read', reasons: [reason] } };
-        }
-      }
-    }
-    if (this.unnameableViews.length === 0) return null;
-    for (const stmt of statements) {
-      for (const t of stmt.tables) {
-        const v = this.unnameableViews.find(
-          (u) => t === u.relname || t === u.view || t.endsWith(`.${u.relname}`),
+  /** Act on the gate's verdict: read the catalog and judge again, or refuse. */
+  private onVerdict(
+    verdict: GateVerdict,
+    msg: FrontendMessage,
+    simple: boolean,
+    parseName?: string,
+  ): Promise<void> {
+    switch (verdict.kind) {
+      case 'read-views':
+        return this.afterViews(msg, simple, true);
+      case 'read-user-objects':
+        return this.afterUserObjects(msg, simple, verdict.refresh);
+      case 'refuse':
+        return this.refuse(
+          msg,
+          statementOp(verdict.stmt, simple ? 'simple' : 'extended'),
+          verdict.decision,
+          simple,
+          verdict.unsupported ? SQLSTATE.featureNotSupported : SQLSTATE.insufficientPrivilege,
+          parseName,
         );
-        if (v) {
-          const reason = `mask: view ${v.view} passes a masked column on, and a '.' in its names leaves no mask rule able to name its columns`;
-          return { stmt, decision: { effect: 'deny', rule: 'mask', reasons: [reason] } };
-        }
-      }
     }
-    return null;
   }
 
   /**
@@ -1216,7 +1106,7 @@ export class Relay {
       this.inject(serialize.parse({ name, text: SENTINEL_SQL, types: [] }));
       this.skippingUntilSync = true;
     }
-    this.push({ kind: 'denied', error: err, simple });
+    this.push(simple ? { kind: 'denied-simple', error: err } : { kind: 'denied-extended', error: err });
   }
 
   /** The message whose held decision an approver approved: handled again, its hold passes. */
@@ -1261,16 +1151,7 @@ export class Relay {
   };
 
   private head(): Pending | undefined {
-    return this.pending[this.pendingHead];
-  }
-
-  private pop(): void {
-    this.pending[this.pendingHead] = undefined as unknown as Pending;
-    this.pendingHead++;
-    if (this.pendingHead > 64 && this.pendingHead * 2 > this.pending.length) {
-      this.pending.splice(0, this.pendingHead);
-      this.pendingHead = 0;
-    }
+    return this.queue.head;
   }
 
   /** the row masker for DataRows arriving now, or null when rows pass untouched */
@@ -1322,8 +1203,8 @@ export class Relay {
         const end = pos + 1 + buf.readInt32BE(pos + 1);
         // Hot path: rows nobody needs to look at go through untouched, even when split across reads.
         if (
-          (type === BackendType.dataRow && !this.rowsNeedMasking()) ||
-          (type === BackendType.copyData && !this.currentCopyOut())
+          (type === BackendType.dataRow && this.queue.rowsExpected && !this.rowsNeedMasking()) ||
+          (type === BackendType.copyData && this.queue.copyOutActive && !this.currentCopyOut())
         ) {
           const run = this.currentRun();
           if (run) run.bytes += end - pos;
@@ -1373,7 +1254,8 @@ export class Relay {
       // the statements this chunk completed, recorded once their answers are on their way
       this.ctx.flow.endBatch();
     }
-    if (this.client.writableNeedDrain) this.upstream.pause();
+    if (this.upstreamGone && !this.upstreamBusy) this.endAfterUpstream();
+    else if (this.client.writableNeedDrain) this.upstream.pause();
   }
 
   private send(outs: Buffer[]): void {
@@ -1409,7 +1291,12 @@ export class Relay {
 
   /** FORWARD: relay the frame as is; DROP: swallow it; a Buffer: send this instead. */
   private handleBackend(type: number, buf: Buffer, pos: number, end: number): number | Buffer {
-    const h = this.head();
+    const answered = this.queue.reply(
+      type,
+      type === BackendType.errorResponse && isFatalError(buf, pos + 5, end),
+    );
+    if (isDisagreement(answered)) return this.desync(answered.disagreement);
+    const h = answered === ASYNC ? undefined : answered;
     switch (type) {
       case BackendType.dataRow:
         return this.maskDataRow(buf, pos, end);
@@ -1420,41 +1307,20 @@ export class Relay {
       case BackendType.noData:
         if (h?.kind === 'describe-portal') {
           h.portal.masker = null;
-          this.pop();
           return h.injected ? DROP : FORWARD;
         }
-        if (h?.kind === 'describe-statement') {
-          this.pop();
-          return FORWARD;
-        }
-        if (h?.kind === 'copy-describe') return DROP;
-        return FORWARD;
-      case BackendType.parameterDescription:
         return h?.kind === 'copy-describe' ? DROP : FORWARD;
+      case BackendType.parameterDescription:
       case BackendType.parseComplete:
-        if (h?.kind === 'copy-describe') return DROP;
-        if (h?.kind === 'parse') this.pop();
-        return FORWARD;
-      case BackendType.bindComplete:
-        if (h?.kind === 'bind') this.pop();
-        return FORWARD;
       case BackendType.closeComplete:
-        if (h?.kind === 'copy-describe') return DROP;
-        if (h?.kind === 'close') this.pop();
+        return h?.kind === 'copy-describe' ? DROP : FORWARD;
+      case BackendType.bindComplete:
         return FORWARD;
       case BackendType.commandComplete:
         return this.onCommandComplete(h, buf, pos, end);
       case BackendType.emptyQueryResponse:
-        if (h?.kind === 'execute') {
-          this.finishRun(h.run, undefined, null);
-          this.pop();
-        }
-        return FORWARD;
       case BackendType.portalSuspended:
-        if (h?.kind === 'execute') {
-          this.finishRun(h.run, undefined, null);
-          this.pop();
-        }
+        if (h?.kind === 'execute') this.finishRun(h.run, undefined, null);
         return FORWARD;
       case BackendType.errorResponse:
         return this.onErrorResponse(h, buf, pos, end);
@@ -1474,26 +1340,30 @@ export class Relay {
         return FORWARD;
       case BackendType.notificationResponse:
         return this.maskNotification(buf, pos, end);
-      case BackendType.copyBothResponse:
-        // Only replication uses CopyBoth, and replication connections are refused at startup.
-        this.terminate(
-          fatal(SQLSTATE.protocolViolation, 'hoop: unexpected CopyBoth from the database'),
-          'unexpected CopyBoth',
-        );
-        return DROP;
-      case BackendType.backendKeyData:
-        return DROP; // the client has the broker's key; the upstream's stays here
       default:
-        this.ctx.logger.warn(
-          { type: String.fromCharCode(type) },
-          'pg relay: unexpected message from upstream',
-        );
-        this.terminate(
-          fatal(SQLSTATE.protocolViolation, 'hoop: unexpected message from the database'),
-          'unexpected upstream message',
-        );
-        return DROP;
+        // (the queue accepts nothing else: CopyBoth, BackendKeyData after startup, unknown types)
+        return this.desync(`the database sent an unexpected message type "${String.fromCharCode(type)}"`);
     }
+  }
+
+  /**
+   * The database answered something the protocol model cannot attribute: results could go out under
+   * another statement's mask plan, so the connection is closed (and that is recorded), never guessed at.
+   */
+  private desync(why: string): number {
+    this.ctx.logger.error(
+      { why },
+      'pg relay: the protocol model and the database disagree; closing the connection',
+    );
+    this.ctx.flow.desynced(why);
+    this.terminate(
+      fatal(
+        SQLSTATE.protocolViolation,
+        `hoop: the broker's model of the protocol and the database disagree (${why}); the connection was closed`,
+      ),
+      'protocol desync',
+    );
+    return DROP;
   }
 
   private onRowDescription(h: Pending | undefined, buf: Buffer, pos: number, end: number): number | Buffer {
@@ -1501,17 +1371,8 @@ export class Relay {
       h.fields = readRowDescription(buf, pos + 5, end);
       return DROP;
     }
-    if (h?.kind === 'describe-statement') {
-      this.pop();
-      return FORWARD;
-    }
-    if (!this.masking) {
-      if (h?.kind === 'describe-portal') {
-        this.pop();
-        return h.injected ? DROP : FORWARD;
-      }
-      return FORWARD;
-    }
+    if (h?.kind === 'describe-statement') return FORWARD;
+    if (!this.masking) return h?.kind === 'describe-portal' && h.injected ? DROP : FORWARD;
     const assign = (m: RowMasker): void => {
       if (h?.kind === 'simple') h.masker = m;
       else if (h?.kind === 'describe-portal') h.portal.masker = m;
@@ -1526,11 +1387,7 @@ export class Relay {
       this.planCacheFresh()
     ) {
       assign(this.lastRowMasker!);
-      if (h?.kind === 'describe-portal') {
-        this.pop();
-        return h.injected ? DROP : FORWARD;
-      }
-      return FORWARD;
+      return h?.kind === 'describe-portal' && h.injected ? DROP : FORWARD;
     }
     const key = buf.toString('latin1', pos + 5, end);
     const cached = this.cachedPlan(key);
@@ -1560,11 +1417,7 @@ export class Relay {
         });
       }
     }
-    if (h?.kind === 'describe-portal') {
-      this.pop();
-      return h.injected ? DROP : FORWARD;
-    }
-    return FORWARD;
+    return h?.kind === 'describe-portal' && h.injected ? DROP : FORWARD;
   }
 
   /** A mask plan from the cache, or computed when every table OID is in the catalog cache; null: load first. */
@@ -1774,22 +1627,13 @@ export class Relay {
       h.run = h.index < h.statements.length ? this.newRun(h.statements[h.index]!, 'simple', []) : null;
       return FORWARD;
     }
-    if (h?.kind === 'execute') {
-      this.finishRun(h.run, rowsFromCommandTag(tag), null);
-      this.pop();
-      return FORWARD;
-    }
+    if (h?.kind === 'execute') this.finishRun(h.run, rowsFromCommandTag(tag), null);
     return FORWARD;
   }
 
   private onErrorResponse(h: Pending | undefined, buf: Buffer, pos: number, end: number): number | Buffer {
-    if (h?.kind === 'denied') {
-      if (!h.simple) {
-        this.pop();
-        this.skipUntilSync();
-      }
-      return errorResponse(h.error);
-    }
+    // (the queue has taken the extended-protocol messages off, and the server now discards until Sync)
+    if (h?.kind === 'denied-simple' || h?.kind === 'denied-extended') return errorResponse(h.error);
     if (h?.kind === 'copy-describe') {
       h.failed = true;
       return DROP;
@@ -1813,27 +1657,14 @@ export class Relay {
     } else if (h?.kind === 'function-call') {
       if (h.run) this.finishRun(h.run, undefined, sqlstate);
       h.run = null; // ReadyForQuery follows
-    } else if (h && h.kind !== 'sync') {
-      if (h.kind === 'execute') this.finishRun(h.run, undefined, sqlstate);
-      if (h.kind === 'parse') this.revertParse(h);
-      if (h.kind === 'describe-portal') h.portal.describeSent = false;
-      this.pop();
-      this.skipUntilSync();
+    } else if (h?.kind === 'execute') {
+      this.finishRun(h.run, undefined, sqlstate);
+    } else if (h?.kind === 'parse') {
+      this.revertParse(h);
+    } else if (h?.kind === 'describe-portal') {
+      h.portal.describeSent = false;
     }
     return this.maskNoticeFields(BackendType.errorResponse, fields, stmt);
-  }
-
-  /** After an error in the extended protocol the server skips everything until Sync: so do we. */
-  private skipUntilSync(): void {
-    for (;;) {
-      const h = this.head();
-      if (!h || h.kind === 'sync' || h.kind === 'simple' || h.kind === 'denied' || h.kind === 'copy-describe')
-        return;
-      if (h.kind === 'parse') this.revertParse(h);
-      // skipped upstream: that portal is still undescribed (a later Execute must describe it again)
-      if (h.kind === 'describe-portal') h.portal.describeSent = false;
-      this.pop();
-    }
   }
 
   private revertParse(h: Extract<Pending, { kind: 'parse' }>): void {
@@ -1846,15 +1677,10 @@ export class Relay {
     // back outside a transaction block: this session's DDL (if any) is committed or gone
     if (end - pos === 6 && buf[pos + 5] === 0x49 /* I */) this.ddlInTransaction = false;
     if (h?.kind === 'copy-describe') {
-      this.pop();
       this.finishCopyDescribe(h);
       return DROP;
     }
-    if (h?.kind === 'function-call') {
-      if (h.run) this.finishRun(h.run, undefined, null);
-      this.pop();
-    }
-    if (h?.kind === 'simple' || h?.kind === 'sync' || h?.kind === 'denied') this.pop();
+    if (h?.kind === 'function-call' && h.run) this.finishRun(h.run, undefined, null);
     return FORWARD;
   }
 
@@ -1914,43 +1740,10 @@ export class Relay {
     const value = body.toString('utf8', nul + 1, body.length - 1);
     // The classifier reads statements as PostgreSQL does only with these settings; if they change
     // under us (however that happened), stop rather than misread the next statement.
-    if (name === 'standard_conforming_strings' && value !== 'on') {
-      this.terminate(
-        fatal(
-          SQLSTATE.featureNotSupported,
-          'hoop: standard_conforming_strings must stay on through the broker; the connection was closed',
-        ),
-        'standard_conforming_strings turned off',
-      );
-      return DROP;
-    }
-    // Under `read` the upstream session's default_transaction_read_only (PostgreSQL 14+ reports it) is
-    // the backstop behind the classifier: if anything turned it off (a user function calling
-    // set_config, reached through some name the allow-list trusts), or changed who the session is,
-    // the next transaction could write. Close before the client gets its ReadyForQuery.
-    if (this.ctx.grant.access === 'read' && READ_GUARD_SETTINGS.has(name)) {
-      if (name !== 'default_transaction_read_only' || value !== 'on') {
-        this.terminate(
-          fatal(
-            SQLSTATE.insufficientPrivilege,
-            `hoop: ${name} changed to ${value} in a read-only session; the connection was closed`,
-          ),
-          `${name} changed under access read`,
-        );
-        return DROP;
-      }
-    }
-    if (name === 'client_encoding' && !isSafeClientEncoding(value)) {
-      this.terminate(
-        fatal(
-          SQLSTATE.featureNotSupported,
-          `hoop: client_encoding ${value} is not supported through the broker; the connection was closed`,
-        ),
-        'unsafe client_encoding',
-      );
-      return DROP;
-    }
-    return FORWARD;
+    const problem = reportedSettingProblem(name, value, this.ctx.grant.access, false);
+    if (!problem) return FORWARD;
+    this.terminate(fatal(SQLSTATE[problem.sqlstate], problem.message), problem.why);
+    return DROP;
   }
 
   /** A NOTIFY payload is text from another session, of any origin: the detectors scan it. */

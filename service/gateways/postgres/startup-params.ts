@@ -1,5 +1,6 @@
 // Which client startup parameters reach the upstream. The broker decides the upstream's identity,
-// database and guards; the client only chooses cosmetic, per-session formatting.
+// database and guards; the client only chooses cosmetic, per-session formatting. Keys arrive lower-cased
+// (frontend-reader.ts: PostgreSQL's setting names are case-insensitive).
 
 /**
  * Forwarded as given. Everything else is dropped: `options` (it can set any GUC, e.g.
@@ -20,35 +21,12 @@ const FORWARDED = new Set([
   'bytea_output',
 ]);
 
-/**
- * Client encodings whose multi-byte characters can contain ASCII bytes (a backslash or a quote):
- * the classifier reads text as UTF-8, so under these a statement could mean one thing to it and
- * another to the server. PostgreSQL allows them only as client encodings; the broker refuses them.
- */
-const UNSAFE_ENCODINGS = new Set([
-  'sjis',
-  'shiftjis',
-  'shiftjis2004',
-  'big5',
-  'gbk',
-  'gb18030',
-  'uhc',
-  'johab',
-  'windows932',
-  'windows936',
-  'windows949',
-  'windows950',
-  'mskanji',
-  'win932',
-  'win936',
-  'win949',
-  'win950',
-]);
-
-export function isSafeClientEncoding(value: string): boolean {
-  const norm = value.toLowerCase().replace(/[^a-z0-9]/g, '');
-  return !UNSAFE_ENCODINGS.has(norm);
-}
+// The judgements on encodings and reported settings live in policy/pg/settings.ts.
+export {
+  clientEncodingProblem,
+  reportedSettingProblem,
+  type SettingProblem,
+} from '../../policy/pg/settings.js';
 
 export interface FilteredStartup {
   forwarded: Map<string, string>;
@@ -60,10 +38,12 @@ export function filterStartupParameters(params: ReadonlyMap<string, string>): Fi
   const dropped: string[] = [];
   for (const [key, value] of params) {
     if (key === 'user' || key === 'database') continue;
-    const lower = key.toLowerCase();
-    if (FORWARDED.has(lower) && !value.includes('\0')) forwarded.set(key, value);
+    // (the client's client_encoding was checked; the upstream always gets UTF8)
+    if (key === 'client_encoding') continue;
+    if (FORWARDED.has(key) && !value.includes('\0')) forwarded.set(key, value);
     else dropped.push(key);
   }
+  forwarded.set('client_encoding', 'UTF8');
   return { forwarded, dropped };
 }
 

@@ -197,6 +197,8 @@ class Analysis {
   forbidden: string[] = [];
   maskBypass: string[] = [];
   reshapes: Reshape[] = [];
+  /** ORDER BY/GROUP BY/DISTINCT ON by position: what the statement reads depends on a number in it */
+  positional = false;
   executes: string[] = [];
   columnRefs: ColumnRef[] = [];
   private refKeys = new Set<string>();
@@ -546,6 +548,7 @@ class Analysis {
     if (Array.isArray(node.fromClause)) for (const item of node.fromClause) this.fromItem(item, scope);
     const out: Ctx = { use: outUse, scope, ...(ctx.target ? { target: ctx.target } : {}) };
     this.targetList(node.targetList, out);
+    this.positionalReferences(node, scope);
     const valuesUse: Use = outUse === 'predicate' ? 'predicate' : 'expression';
     this.visit(node.valuesLists, { use: valuesUse, scope });
     this.visitChildren(node, pred, [
@@ -556,6 +559,52 @@ class Analysis {
       'targetList',
       'valuesLists',
     ]);
+  }
+
+  /**
+   * ORDER BY 2, GROUP BY 1, DISTINCT ON (1): PostgreSQL sorts, groups or picks by the select-list
+   * item at that position, so the policy reads that item as used in a condition (a strict mask may
+   * not be ordered by; a probe row and ORDER BY 2 recovered a masked value by binary search). An item
+   * at or after a `*` cannot be placed without the catalog: every `*` counts, and every item up to it.
+   */
+  private positionalReferences(node: Node, scope: Scope): void {
+    const targets = Array.isArray(node.targetList) ? node.targetList : [];
+    if (targets.length === 0) return;
+    const items: unknown[] = [];
+    for (const s of Array.isArray(node.sortClause) ? node.sortClause : []) {
+      const t = typed(s);
+      items.push(t?.[0] === 'SortBy' ? t[1].node : s);
+    }
+    const flatten = (list: unknown): void => {
+      for (const g of Array.isArray(list) ? list : []) {
+        const t = typed(g);
+        if (t?.[0] === 'GroupingSet') flatten(t[1].content);
+        else items.push(g);
+      }
+    };
+    flatten(node.groupClause);
+    flatten(node.distinctClause);
+    const isStar = (target: unknown): boolean => {
+      const val = typed(typed(target)?.[1].val);
+      return (
+        val?.[0] === 'ColumnRef' &&
+        Array.isArray(val[1].fields) &&
+        val[1].fields.some((f: unknown) => typed(f)?.[0] === 'A_Star')
+      );
+    };
+    for (const item of items) {
+      const t = typed(item);
+      if (t?.[0] !== 'A_Const' || !isObject(t[1].ival)) continue;
+      const k = Number(t[1].ival.ival ?? 0);
+      this.positional = true;
+      if (!Number.isInteger(k) || k < 1) continue;
+      const upTo = targets.slice(0, Math.min(k, targets.length));
+      const chosen = upTo.some(isStar) ? [...upTo, ...targets.filter(isStar)] : [targets[k - 1]];
+      for (const target of chosen) {
+        const rt = typed(target);
+        if (rt?.[0] === 'ResTarget') this.visit(rt[1].val, { use: 'predicate', scope });
+      }
+    }
   }
 
   /** A select list (or a top-level RETURNING list): plain column references keep their origin. */
@@ -1186,6 +1235,7 @@ function classifyOne(stmt: Node, source: string, prepared: PreparedStatements): 
     executes: a.executes,
     columnRefs: a.columnRefs,
   };
+  if (a.positional) result.positional = true;
   if (a.copy) result.copy = a.copy;
   if (a.prepare) result.prepare = a.prepare;
   if (a.deallocate) result.deallocate = a.deallocate;

@@ -1,6 +1,4 @@
 // The contract between SQL classification/masking (pure, service/policy) and the PostgreSQL gateway (I/O).
-import type { Detector, Grant, MaskRule } from '../../config/schema.js';
-import type { Decision } from '../decision.js';
 
 /**
  * read: proven read-only (no writes anywhere in the tree, only allow-listed functions, no locking clause);
@@ -49,6 +47,8 @@ export interface ClassifiedStatement {
    *  another relation show (INHERIT, ATTACH PARTITION) or derive into a new column (GENERATED): a mask
    *  rule naming them would stop applying, so with column masks these are denied for masked tables */
   reshapes: Reshape[];
+  /** it orders, groups or picks by select-list position (ORDER BY 2): its meaning depends on a number in it */
+  positional?: true;
   /** for COPY: what the gateway needs to mask COPY TO output or check COPY FROM */
   copy?: CopyInfo;
   /** PREPARE name AS …: the name (the classification above is the inner statement's, kind PREPARE) */
@@ -142,14 +142,4 @@ export interface MaskPlan {
 export interface MaskedCell {
   value: Buffer | null;
   masked: boolean;
-}
-
-/** Signatures the implementation exports (service/policy/sql/*.ts, service/policy/mask/*.ts). */
-export interface SqlPolicy {
-  /** prepared: SQL PREPAREs let through earlier on this connection (name → classification), for EXECUTE */
-  classifySql(sql: string, prepared?: ReadonlyMap<string, ClassifiedStatement>): ClassifyResult;
-  decideStatement(grant: Grant, stmt: ClassifiedStatement): Decision;
-  planMask(rules: MaskRule[], columns: ColumnOrigin[]): MaskPlan;
-  maskCell(action: CellAction, value: Buffer | null, detectors: Detector[]): MaskedCell;
-  redactSql(sql: string): string;
 }
