@@ -200,6 +200,10 @@ export async function startKubernetesGateway(
           'hoop: not a Kubernetes gateway path (use the server URL of the kubeconfig the action wrote)',
       };
     const [, target, sessionId, apiPath = '/'] = m as unknown as [string, string, string, string | undefined];
+    // the API server splits the decoded path: an encoded '/' or '\\' would name other segments upstream
+    // than the policy judged
+    if (/%2f|%5c/i.test(apiPath))
+      return { ok: false, code: 400, message: 'hoop: encoded slashes in the request path are refused' };
     const bearer = bearerOf(req);
     const session = bearer ? await guard.authenticateSecret(sessionId, bearer) : null;
     if (!session) return { ok: false, code: 401, message: 'Unauthorized' };

@@ -87,6 +87,9 @@ export function resolveRequestInfo(
   } catch {
     return nonResource();
   }
+  // An encoded '/' is one segment here but several to a server that splits the decoded path (the API
+  // server does): such a path is not judged as a resource at all (only admin allows non-resource paths).
+  if (decoded.some((p) => p.includes('/'))) return nonResource();
   const prefix = decoded[0];
   if (prefix !== 'api' && prefix !== 'apis') return nonResource();
   let rest = decoded.slice(1);

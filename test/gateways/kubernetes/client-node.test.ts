@@ -1,6 +1,7 @@
 // @kubernetes/client-node through the broker with the kubeconfig the action writes: typed reads,
 // masked Secrets (object, list, watch), a denial as an ApiException carrying the Status, exec over
 // WebSocket with its exit status, and detectors on ConfigMap values and pod logs.
+import { request } from 'node:https';
 import { PassThrough, Writable } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -140,5 +141,72 @@ describe('@kubernetes/client-node through the broker', () => {
     req.abort();
     expect(text).toContain('second ***@***.***');
     expect(text).not.toContain(EMAIL);
+  });
+});
+
+function raw(
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; type: string; body: string }> {
+  const cluster = kc.getCurrentCluster()!;
+  const user = kc.getCurrentUser()!;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${cluster.server}${path}`,
+      {
+        ca: Buffer.from(cluster.caData!, 'base64'),
+        headers: { authorization: `Bearer ${user.token}`, ...headers },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString('latin1')));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('raw requests', () => {
+  it('a Secret asked for as protobuf only is served as masked JSON', async () => {
+    const before = h.api.requests.length;
+    const r = await raw('/api/v1/namespaces/default/secrets/api-key', {
+      accept: 'application/vnd.kubernetes.protobuf',
+    });
+    expect(r.status).toBe(200);
+    expect(r.type).toContain('application/json');
+    expect(JSON.parse(r.body).data.key).toBe('KioqKioqKio=');
+    const seen = h.api.requests.slice(before).find((q) => q.path.endsWith('/secrets/api-key'));
+    expect(seen?.headers.accept).toBe('application/json');
+  });
+
+  it('an encoded slash in the path is refused before anything goes upstream', async () => {
+    const before = h.api.requests.length;
+    const r = await raw('/api/v1/namespaces/default/pods%2Fweb%2Fexec?command=ls');
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body)).toMatchObject({ kind: 'Status', reason: 'BadRequest' });
+    expect(h.api.requests.length).toBe(before);
+  });
+
+  it('without the session secret: 401 Status, nothing upstream', async () => {
+    const cluster = kc.getCurrentCluster()!;
+    const before = h.api.requests.length;
+    const r = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        `${cluster.server}/api/v1/namespaces/default/pods`,
+        { ca: Buffer.from(cluster.caData!, 'base64'), headers: { authorization: 'Bearer hoop_wrong' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(r).toBe(401);
+    expect(h.api.requests.length).toBe(before);
   });
 });

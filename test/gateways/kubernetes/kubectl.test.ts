@@ -296,16 +296,21 @@ spec:
     expect(execs[1]!.operation).toMatchObject({ exit_code: 0, stdin_bytes: 11, stdout_bytes: 11 });
   });
 
-  it('revocation closes a live watch within a second', async () => {
+  it('revocation closes a live watch and a log stream within a second', async () => {
     const { s, kubeconfig } = await read();
     const w = h.spawnKubectl(kubeconfig, ['get', 'pods', '-w']);
+    const logs = h.spawnKubectl(kubeconfig, ['logs', '-f', 'web']);
     let out = '';
+    let logOut = '';
     w.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    await waitFor(() => out.includes('web'));
+    logs.stdout!.on('data', (c: Buffer) => (logOut += c.toString()));
+    await waitFor(() => out.includes('web') && logOut.includes('started'));
     const exited = new Promise<number>((r) => w.on('exit', (code) => r(code ?? -1)));
+    const logsExited = new Promise<number>((r) => logs.on('exit', (code) => r(code ?? -1)));
     const t0 = Date.now();
     await h.revoke(s);
     await exited; // kubectl ends a watch whose stream closed (exit 0)
+    await logsExited;
     expect(Date.now() - t0).toBeLessThan(1500);
     expect(h.broker.broker.k8sPort).not.toBeNull();
     const again = await h.kubectl(kubeconfig, ['get', 'pods']);

@@ -165,6 +165,8 @@ describe('request attributes as the API server resolves them', () => {
     ['GET', '/healthz'],
     ['GET', '/openapi/v3/apis/apps/v1'],
     ['POST', '/logs/foo'],
+    // an encoded slash would be split by the API server into other segments: never a resource here
+    ['GET', '/api/v1/namespaces/a/pods%2Fweb%2Fexec'],
   ])('non-resource: %s %s', (method, path) => {
     expect(info(method, path)).toEqual({ resourceRequest: false, verb: method.toLowerCase(), path });
   });
