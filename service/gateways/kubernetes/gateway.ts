@@ -60,6 +60,8 @@ export const MAX_MASKED_BODY_BYTES = 64 * 1024 * 1024;
 const MAX_REVIEW_BODY_BYTES = 1024 * 1024;
 /** Live streams (watches, log follows, exec, port-forwards) per session and target, unless the target says. */
 export const DEFAULT_MAX_STREAMS = 32;
+/** The subresources whose requests may upgrade (WebSocket, SPDY). */
+const UPGRADABLE = ['exec', 'attach', 'portforward', 'proxy'];
 /** How long a session read from the store answers for it (see startKubernetesGateway). */
 export const SESSION_CACHE_MS = 5_000;
 
@@ -504,6 +506,13 @@ export async function startKubernetesGateway(
     const adm = await admit(req);
     if (!adm.ok) return sendStatusOnSocket(socket, adm.code, adm.message);
     const a = adm.a;
+    // only container streams upgrade: a watch over WebSocket would carry objects past the masking
+    if (!a.info.resourceRequest || !UPGRADABLE.includes(a.info.subresource))
+      return sendStatusOnSocket(
+        socket,
+        400,
+        `hoop: only exec, attach, portforward and proxy requests can upgrade the connection (${describeRequest(a.info)})`,
+      );
     let stream: K8sStreamOutcome = {};
     let finished = false;
     const closers: (() => void)[] = [];

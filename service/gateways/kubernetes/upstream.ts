@@ -67,6 +67,9 @@ export function isImpersonationHeader(name: string): boolean {
   return name.toLowerCase().startsWith('impersonate-');
 }
 
+/** Request-header authentication (front proxy): an identity only the broker may assert, never passed on. */
+const isRequestHeaderIdentity = (name: string): boolean => name.toLowerCase().startsWith('x-remote-');
+
 /** `{claim}` placeholders filled from the claims; null when one is missing (or not a plain value). */
 export function fillTemplate(template: string, claims: Claims): string | null {
   let missing = false;
@@ -103,7 +106,7 @@ export function upstreamHeaders(
 ): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(incoming)) {
-    if (v === undefined || DROPPED.has(k) || isImpersonationHeader(k)) continue;
+    if (v === undefined || DROPPED.has(k) || isImpersonationHeader(k) || isRequestHeaderIdentity(k)) continue;
     out[k] = v;
   }
   out.host = u.base.host;

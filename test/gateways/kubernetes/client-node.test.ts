@@ -210,3 +210,29 @@ describe('raw requests', () => {
     expect(h.api.requests.length).toBe(before);
   });
 });
+
+describe('upgrades that are not container streams', () => {
+  it('a watch of Secrets over WebSocket is refused (it would pass the masking)', async () => {
+    const cluster = kc.getCurrentCluster()!;
+    const user = kc.getCurrentUser()!;
+    const { WebSocket } = await import('ws');
+    const before = h.api.requests.length;
+    const status = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(
+        `${cluster.server.replace('https:', 'wss:')}/api/v1/namespaces/default/secrets?watch=true`,
+        {
+          ca: Buffer.from(cluster.caData!, 'base64'),
+          headers: { authorization: `Bearer ${user.token}` },
+        },
+      );
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('open', () => {
+        ws.close();
+        resolve(101);
+      });
+      ws.on('error', () => undefined);
+    });
+    expect(status).toBe(400);
+    expect(h.api.requests.slice(before).some((q) => q.path.endsWith('/secrets'))).toBe(false);
+  });
+});
