@@ -672,6 +672,11 @@ describe('loadConfigText: good configs', () => {
       session_rate_per_minute: 120,
       clock_skew: '30s',
       clock_skew_ms: 30_000,
+      sessions_per_repository: 50,
+      sessions_per_policy: null,
+      upstream_connections_per_target: 100,
+      unfinished_message_bytes: 268_435_456,
+      message_timeout_ms: 30_000,
     });
     expect(config.issuers[0]?.algorithms).toEqual(['RS256']);
     expect(config.targets[0]).toMatchObject({

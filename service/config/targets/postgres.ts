@@ -23,6 +23,22 @@ export const PostgresTarget = Type.Object(
     tls: Type.Optional(TargetTls),
     /** Upstream connections per session are capped; a job rarely needs more. */
     max_connections_per_session: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    /**
+     * A role of its own for each session: the broker (user, with CREATEROLE) creates it at the
+     * session's first connection, member of `member_of` and acting as it, VALID UNTIL the session's
+     * expiry, and drops it when the session ends (and, after a crash, at the next start).
+     */
+    session_roles: Type.Optional(
+      Type.Object(
+        {
+          /** the role whose privileges a session gets (its objects are owned by this role) */
+          member_of: Type.String({ minLength: 1, maxLength: 63 }),
+          /** role names are <prefix><session id> (default "hoop_") */
+          prefix: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,15}$' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -6,6 +6,9 @@
 //                                                            connecting (upstream) ──▶ ready (Relay)
 //
 // Any failure sends one ErrorResponse that says what was wrong (with a SQLSTATE) and closes.
+//
+// Size (just over 600 lines): the startup state machine, one state per step above; the session side
+// is gateways/session-guard.ts, authentication auth/, upstream upstream.ts, the ready phase relay.ts.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
@@ -33,13 +36,14 @@ import { FrontendReader, FrontendType, type StartupPacket } from './frontend-rea
 import { Relay } from './relay.js';
 import { withStatementTextMasks } from '../../policy/mask/activity.js';
 import type { BufferBudget } from './limits.js';
+import type { SessionCredentials } from './session-roles.js';
 import {
   clientEncodingProblem,
   filterStartupParameters,
   reportedSettingProblem,
   upstreamOptions,
 } from './startup-params.js';
-import { cancelUpstream, connectUpstream, type UpstreamConnection } from './upstream.js';
+import { cancelUpstream, connectUpstream, type UpstreamConnection, type UpstreamResult } from './upstream.js';
 
 export type ConnectionState =
   'startup' | 'tls' | 'authenticating' | 'authorizing' | 'connecting' | 'ready' | 'closed';
@@ -69,6 +73,8 @@ export interface ConnectionHost {
   admitUpstream(conn: ClientConnection, target: string): boolean;
   /** unfinished message bytes across the gateway's connections */
   buffers: BufferBudget;
+  /** the session's own upstream role on a target with session_roles (null: the target's user) */
+  sessionRole(gt: GatewayTarget, session: SessionRecord, renew?: boolean): Promise<SessionCredentials | null>;
   /** ready: a cancel key for the client */
   issueCancelKey(conn: ClientConnection): CancelKey;
   handleCancel(processId: number, secretKey: Buffer): void;
@@ -479,7 +485,31 @@ export class ClientConnection implements LiveConnection {
     const { forwarded, dropped } = filterStartupParameters(this.parameters);
     if (dropped.length) this.logger.debug({ dropped }, 'pg startup parameters not forwarded');
     forwarded.set('options', upstreamOptions(grant.access));
-    connectUpstream(gt, { parameters: forwarded, timeoutMs: this.host.limits.upstreamConnectTimeoutMs })
+    const options = { parameters: forwarded, timeoutMs: this.host.limits.upstreamConnectTimeoutMs };
+    const asRole = async (renew: boolean): Promise<UpstreamResult | null> => {
+      const role = await this.host.sessionRole(gt, session, renew);
+      if (!role) return null;
+      return connectUpstream(
+        { ...gt, target: { ...gt.target, user: role.user }, password: role.password },
+        options,
+      );
+    };
+    const open = async (): Promise<UpstreamResult> => {
+      try {
+        const first = await asRole(false);
+        if (first === null) return connectUpstream(gt, options);
+        // the role's password was set by another replica (or before a restart): set ours, once
+        if (!first.ok && first.sqlstate === SQLSTATE.invalidPassword) return (await asRole(true))!;
+        return first;
+      } catch (err) {
+        this.logger.error(
+          { err: err instanceof Error ? err.message : String(err) },
+          "pg: the session's role could not be created",
+        );
+        return { ok: false, message: "the session's role could not be created (target session_roles)" };
+      }
+    };
+    open()
       .then(async (r) => {
         if (!r.ok) {
           this.logger.warn({ reason: r.message, sqlstate: r.sqlstate }, 'pg upstream connection failed');

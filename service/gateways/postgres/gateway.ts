@@ -30,8 +30,10 @@ import { tlsServerEndPoint } from './auth/channel-binding.js';
 import { CatalogResolver } from './catalog/resolver.js';
 import { ClassificationCache } from './classification-cache.js';
 import { type CancelKey, ClientConnection, type ConnectionHost } from './client-connection.js';
-import type { GatewayTarget, PgGatewayDeps, PostgresGateway } from './deps.js';
+import type { SessionRecord } from '../../sessions/types.js';
+import type { GatewayTarget, PgGatewayDeps, PostgresGateway, SessionEnded } from './deps.js';
 import { BufferBudget, resolveLimits } from './limits.js';
+import { SessionRoles } from './session-roles.js';
 import { cancelUpstream } from './upstream.js';
 
 export type { PostgresGateway } from './deps.js';
@@ -50,6 +52,49 @@ export async function startPostgresGateway(
   /** connections holding (or opening) an upstream connection, per target */
   const upstreams = new Map<string, Set<ClientConnection>>();
   const buffers = new BufferBudget(limits.maxUnfinishedBytesTotal);
+  /** per-session upstream roles, for targets with session_roles */
+  const sessionRoles = new Map<string, SessionRoles>();
+  for (const [name, gt] of deps.targets)
+    if (gt.target.session_roles)
+      sessionRoles.set(
+        name,
+        new SessionRoles(gt, logger.child({ target: name }), limits.upstreamConnectTimeoutMs),
+      );
+  const sessionIsLive = async (id: string): Promise<boolean> => {
+    const s = await deps.getSession(id);
+    return s !== null && s.ended_at === null && s.expires_at.getTime() > deps.now().getTime();
+  };
+  const sweepRoles = (): void => {
+    for (const [name, roles] of sessionRoles)
+      roles
+        .sweep(sessionIsLive)
+        .then((n) => {
+          if (n > 0) logger.info({ target: name, dropped: n }, 'pg session roles of ended sessions dropped');
+        })
+        .catch((err: unknown) =>
+          logger.warn(
+            { target: name, err: err instanceof Error ? err.message : String(err) },
+            'pg session role sweep failed',
+          ),
+        );
+  };
+  // after a crash, roles of sessions that ended meanwhile are dropped at start, then every minute
+  sweepRoles();
+  const roleSweep = sessionRoles.size > 0 ? setInterval(sweepRoles, 60_000).unref() : null;
+
+  // the session's upstream roles end with it (closing its connections is the session guard's)
+  const onEnded = (e: SessionEnded): void => {
+    for (const [name, roles] of sessionRoles)
+      roles
+        .drop(e.id)
+        .catch((err: unknown) =>
+          logger.warn(
+            { target: name, session_id: e.id, err: err instanceof Error ? err.message : String(err) },
+            'pg session role could not be dropped (the sweep retries)',
+          ),
+        );
+  };
+  deps.sessionEvents.on('ended', onEnded);
 
   const host: ConnectionHost = {
     deps,
@@ -74,6 +119,11 @@ export async function startPostgresGateway(
     guard,
     approver: deps.approver ?? holdsUnsupported('the PostgreSQL gateway'),
     buffers,
+    sessionRole(gt: GatewayTarget, session: SessionRecord, renew = false) {
+      const roles = sessionRoles.get(gt.target.name);
+      if (!roles) return Promise.resolve(null);
+      return roles.credentialsFor(session, gt.target.max_connections_per_session ?? 10, renew);
+    },
     admitUpstream(conn: ClientConnection, target: string): boolean {
       let set = upstreams.get(target);
       if (!set) upstreams.set(target, (set = new Set()));
@@ -139,6 +189,9 @@ export async function startPostgresGateway(
     port,
     connectionCount: () => connections.size,
     async close(): Promise<void> {
+      if (roleSweep) clearInterval(roleSweep);
+      for (const roles of sessionRoles.values()) roles.close();
+      deps.sessionEvents.off('ended', onEnded);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       const shutdown = {
         reason: 'shutdown',

@@ -11,6 +11,15 @@ import {
 import type { GatewayTarget } from '../deps.js';
 import { connectUpstream, type UpstreamConnection } from '../upstream.js';
 
+/** the catalog connection's settings (see SideConnection) */
+const CATALOG_PARAMETERS: ReadonlyArray<[string, string]> = [
+  ['application_name', 'hoop-broker catalog'],
+  ['client_encoding', 'UTF8'],
+  // a reading blocked by another session's locks (DDL in an open transaction) fails in 2 s, not
+  // holding up every other catalog lookup for the target (the caller then fails closed)
+  ['options', '-c default_transaction_read_only=on -c statement_timeout=10000 -c lock_timeout=2000'],
+];
+
 /** Runs simple queries, one at a time, on a broker-owned connection to the target. */
 export class SideConnection {
   private conn: UpstreamConnection | null = null;
@@ -21,19 +30,14 @@ export class SideConnection {
   constructor(
     private readonly gt: GatewayTarget,
     private readonly timeoutMs: number,
+    private readonly parameters: ReadonlyArray<[string, string]> = CATALOG_PARAMETERS,
   ) {}
 
   private async open(): Promise<UpstreamConnection> {
     if (this.conn && !this.conn.socket.destroyed) return this.conn;
     this.connecting ??= (async () => {
       const r = await connectUpstream(this.gt, {
-        parameters: new Map([
-          ['application_name', 'hoop-broker catalog'],
-          ['client_encoding', 'UTF8'],
-          // a reading blocked by another session's locks (DDL in an open transaction) fails in 2 s, not
-          // holding up every other catalog lookup for the target (the caller then fails closed)
-          ['options', '-c default_transaction_read_only=on -c statement_timeout=10000 -c lock_timeout=2000'],
-        ]),
+        parameters: new Map(this.parameters),
         timeoutMs: this.timeoutMs,
       });
       if (!r.ok) throw new Error(r.message);
