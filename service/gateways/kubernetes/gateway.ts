@@ -380,6 +380,7 @@ export async function startKubernetesGateway(
       isStream,
     );
     if (!detach) {
+      upReq.on('error', () => undefined); // destroyed before it was sent: nothing to report
       upReq.destroy();
       return sendStatus(
         res,

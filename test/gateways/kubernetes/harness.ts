@@ -41,6 +41,7 @@ export async function startHarness(opts: {
   policies: Policy[];
   api?: KubeApiServerOptions;
   impersonate?: boolean;
+  maxStreams?: number;
 }): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'hoop-k8s-'));
   const api = await startKubeApiServer({ tokens: { [UPSTREAM_TOKEN]: 'hoop-broker' }, ...opts.api });
@@ -57,6 +58,7 @@ export async function startHarness(opts: {
         ca_file: join(dir, 'upstream-ca.pem'),
         credentials: { token: { env: 'K8S_UPSTREAM_TOKEN' } },
         namespace: 'default',
+        ...(opts.maxStreams ? { max_streams_per_session: opts.maxStreams } : {}),
         ...(opts.impersonate
           ? { impersonate: { user: 'github:{repository}', groups: ['gh-ref:{ref}', 'gh-env:{environment}'] } }
           : {}),

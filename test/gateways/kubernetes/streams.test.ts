@@ -16,6 +16,7 @@ beforeAll(async () => {
   echo = createServer((c) => c.on('data', (d) => c.write(Buffer.concat([Buffer.from('echo:'), d]))));
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   h = await startHarness({
+    maxStreams: 3,
     api: { portMap: { 8080: (echo.address() as AddressInfo).port } },
     policies: [
       {
@@ -159,6 +160,26 @@ describe('streams through the broker', () => {
       expect(evs.some((e) => e.decision === 'deny' && e.reasons[0]?.includes('port 5432'))).toBe(true);
     });
   }
+
+  it('attach over WebSocket relays stdin to the container', async () => {
+    const { s, kubeconfig } = await session();
+    const r = await h.kubectl(kubeconfig, ['attach', '-i', 'web'], { input: 'attached input\n' });
+    expect(r.stdout).toContain('attached input');
+    const evs = await events(s, 'attach', 1);
+    expect(evs[0]!.operation).toMatchObject({ verb: 'attach', transport: 'websocket', stdin_bytes: 15 });
+  });
+
+  it('a session gets max_streams_per_session live streams; one more is 429', async () => {
+    const { kubeconfig } = await session();
+    const watches = [0, 1, 2].map(() => h.spawnKubectl(kubeconfig, ['get', 'pods', '-w']));
+    const end = Date.now() + 10_000;
+    // wait until the three watches are open upstream
+    while (h.api.openStreams() < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    const fourth = await h.kubectl(kubeconfig, ['get', 'pods', '--watch-only', '--request-timeout=5s']);
+    expect(fourth.code).not.toBe(0);
+    expect(fourth.stderr).toMatch(/3 live streams/);
+    for (const w of watches) w.kill();
+  });
 
   it('revocation closes a running exec and a port-forward within a second', async () => {
     const { s, kubeconfig } = await session();
