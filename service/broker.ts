@@ -37,6 +37,8 @@ export interface Broker {
   httpPort: number;
   pgPort: number | null;
   sshPort: number | null;
+  /** the Kubernetes gateway's HTTPS port (listen.kubernetes) */
+  k8sPort: number | null;
   /** PEM of the CA that signed the gateway certificate (absent when a configured cert is publicly trusted) */
   caPem: string | undefined;
   store: Store;
@@ -64,9 +66,10 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
   if (!tlsLoaded.ok) throw new BrokerStartError('TLS material could not be loaded', tlsLoaded.errors);
   const targetCas = new Map<string, string>();
   for (const t of config.targets) {
-    if (t.kind !== 'postgres' || !t.tls.ca_file) continue;
+    const caFile = t.kind === 'postgres' ? t.tls.ca_file : t.kind === 'kubernetes' ? t.ca_file : undefined;
+    if (!caFile) continue;
     try {
-      targetCas.set(t.name, await readFile(t.tls.ca_file, 'utf8'));
+      targetCas.set(t.name, await readFile(caFile, 'utf8'));
     } catch (err) {
       throw new BrokerStartError(
         `targets: cannot read ca_file of target ${t.name}: ${(err as Error).message}`,
@@ -154,6 +157,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     }
     const pgPort = gateways.get('postgres')?.port() ?? null;
     const sshPort = gateways.get('ssh')?.port() ?? null;
+    const k8sPort = gateways.get('kubernetes')?.port() ?? null;
 
     const app = await buildApp({
       sessions,
@@ -175,6 +179,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       httpPort,
       pgPort,
       sshPort,
+      k8sPort,
       caPem: tls.caPem,
       store,
       sessions,

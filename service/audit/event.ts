@@ -132,15 +132,30 @@ export type SshOperationRecord = {
 export type K8sRequestRecord = {
   api_group: string;
   api_version?: string;
-  conn_id: string;
+  /** exec/attach output, asciicast v2, when the grant records output */
+  asciicast?: string;
+  asciicast_truncated?: boolean;
+  command?: string[];
+  conn_id?: string;
+  container?: string;
+  ended?: string;
+  error?: string;
+  exit_code?: number;
   name?: string;
   namespace?: string;
-  path: string;
+  path?: string;
+  ports?: number[];
+  protocol?: string;
   resource?: string;
   rule?: string;
   status?: number;
+  stderr_bytes?: number;
+  stdin_bytes?: number;
+  stdout_bytes?: number;
   subresource?: string;
-  verb: string;
+  transport?: string;
+  tty?: boolean;
+  verb?: string;
 };
 
 /** Every kind of event the broker writes, with the shape of its `operation`. */

@@ -40,6 +40,24 @@ export interface OperationOutcome {
   recording?: SshRecordingRef;
   /** k8s: the API server's HTTP status */
   status?: number;
+  /** k8s exec/attach/port-forward and streams (watch, logs -f): what the connection carried */
+  stream?: K8sStreamOutcome;
+}
+
+/** An upgraded or streaming Kubernetes request, as the gateway saw it pass. */
+export interface K8sStreamOutcome {
+  /** exec/attach output as asciicast v2 (when the grant records output; capped) */
+  asciicast?: string;
+  asciicast_truncated?: boolean;
+  /** why the stream ended when the client did not end it (revoked, port denied, …) */
+  ended?: string;
+  /** exec: the Status message when the command failed for another reason than its exit code */
+  error?: string;
+  protocol?: string;
+  stderr_bytes?: number;
+  stdin_bytes?: number;
+  stdout_bytes?: number;
+  transport?: 'http' | 'websocket' | 'spdy';
 }
 
 /** the statement kind a FunctionCall is reported as when refused */
@@ -104,7 +122,7 @@ export function allowedEvent(
         {
           target: ctx.target,
           kind: 'k8s.request',
-          operation: k8sRecord(ctx, op, undefined, outcome.status),
+          operation: k8sRecord(ctx, op, undefined, outcome),
           decision: 'allow',
           reasons,
         },
@@ -155,14 +173,14 @@ export function deniedEvent(
       return {
         target: ctx.target,
         kind: 'k8s.denied',
-        operation: k8sRecord(ctx, op, rule, undefined),
+        operation: k8sRecord(ctx, op, rule, {}),
         decision: 'deny',
         reasons: decision.reasons,
       };
   }
 }
 
-export type GatewayName = 'pg' | 'ssh';
+export type GatewayName = 'pg' | 'ssh' | 'k8s';
 
 /** A client connection is open (authenticated, authorized, upstream reached). */
 export function connectionOpenedEvent(
@@ -229,6 +247,7 @@ function withCounts(event: BrokerEvent, outcome: OperationOutcome): BrokerEvent 
   if (outcome.rows !== undefined) event.rows = outcome.rows;
   if (outcome.bytes !== undefined) event.bytes = outcome.bytes;
   if (outcome.duration_ms !== undefined) event.duration_ms = outcome.duration_ms;
+  if (outcome.masked !== undefined) event.masked = outcome.masked;
   return event;
 }
 
@@ -269,15 +288,34 @@ function k8sRecord(
   ctx: OperationContext,
   op: K8sRequestOperation,
   rule: string | undefined,
-  status: number | undefined,
+  outcome: OperationOutcome,
 ): K8sRequestRecord {
-  const r: K8sRequestRecord = { api_group: op.apiGroup, conn_id: ctx.conn_id, path: op.path, verb: op.verb };
+  // keys in sorted order (canonical JSON without sorting)
+  const r: K8sRequestRecord = { api_group: op.apiGroup };
   if (op.apiVersion !== undefined) r.api_version = op.apiVersion;
+  const st = outcome.stream;
+  if (st?.asciicast !== undefined) r.asciicast = st.asciicast;
+  if (st?.asciicast_truncated) r.asciicast_truncated = true;
+  if (op.command !== undefined) r.command = op.command;
+  r.conn_id = ctx.conn_id;
+  if (op.container !== undefined) r.container = op.container;
+  if (st?.ended !== undefined) r.ended = st.ended;
+  if (st?.error !== undefined) r.error = st.error;
+  if (outcome.exit_code !== undefined) r.exit_code = outcome.exit_code;
   if (op.name !== undefined) r.name = op.name;
   if (op.namespace !== undefined) r.namespace = op.namespace;
+  r.path = op.path;
+  if (op.ports !== undefined) r.ports = op.ports;
+  if (st?.protocol !== undefined) r.protocol = st.protocol;
   if (op.resource !== undefined) r.resource = op.resource;
   if (rule !== undefined) r.rule = rule;
-  if (status !== undefined) r.status = status;
+  if (outcome.status !== undefined) r.status = outcome.status;
+  if (st?.stderr_bytes !== undefined) r.stderr_bytes = st.stderr_bytes;
+  if (st?.stdin_bytes !== undefined) r.stdin_bytes = st.stdin_bytes;
+  if (st?.stdout_bytes !== undefined) r.stdout_bytes = st.stdout_bytes;
   if (op.subresource !== undefined) r.subresource = op.subresource;
+  if (st?.transport !== undefined) r.transport = st.transport;
+  if (op.tty !== undefined) r.tty = op.tty;
+  r.verb = op.verb;
   return r;
 }

@@ -1,6 +1,14 @@
 // Defaults, applied once after validation so the rest of the broker never guesses.
 import { parseDuration } from './duration.js';
-import type { Config, Issuer, Policy, PostgresTarget, SshTarget, Target } from './schema.js';
+import type {
+  Config,
+  Issuer,
+  KubernetesTarget,
+  Policy,
+  PostgresTarget,
+  SshTarget,
+  Target,
+} from './schema.js';
 import { DEFAULT_MAX_TTL, DEFAULT_SESSION_TTL } from './semantic.js';
 
 /** Every default in one place (documented: README "Configuration"). */
@@ -63,7 +71,7 @@ export type ResolvedSshTarget = Omit<SshTarget, 'port' | 'max_connections_per_se
   max_connections_per_session: number;
 };
 /** A target with its kind's defaults filled in (one member per target kind). */
-export type ResolvedTarget = ResolvedPostgresTarget | ResolvedSshTarget;
+export type ResolvedTarget = ResolvedPostgresTarget | ResolvedSshTarget | KubernetesTarget;
 
 export type ResolvedPolicy = Policy & {
   /** the longest session this policy grants: its ttl, else sessions.max_ttl */
@@ -84,7 +92,12 @@ export interface ResolvedConfig extends Omit<
   | 'limits'
   | 'log'
 > {
-  listen: { http: ResolvedListener; postgres?: ResolvedPostgresListener; ssh?: ResolvedSshListener };
+  listen: {
+    http: ResolvedListener;
+    postgres?: ResolvedPostgresListener;
+    ssh?: ResolvedSshListener;
+    kubernetes?: ResolvedListener & { public_host?: string };
+  };
   http_tls: boolean;
   data_dir: string;
   issuers: ResolvedIssuer[];
@@ -125,6 +138,8 @@ function resolveTarget(target: Target): ResolvedTarget {
         port: target.port ?? d.ssh_port,
         max_connections_per_session: target.max_connections_per_session ?? d.max_connections_per_session,
       };
+    case 'kubernetes':
+      return target;
   }
 }
 
@@ -149,6 +164,9 @@ export function withDefaults(config: Config): ResolvedConfig {
         },
       }),
       ...(ssh && { ssh: { ...ssh, host: ssh.host ?? httpHost } }),
+      ...(config.listen.kubernetes && {
+        kubernetes: { ...config.listen.kubernetes, host: config.listen.kubernetes.host ?? httpHost },
+      }),
     },
     http_tls: config.http_tls ?? d.http_tls,
     data_dir: config.data_dir ?? d.data_dir,

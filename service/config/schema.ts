@@ -2,6 +2,7 @@
 // Secrets never appear inline: every credential is a SecretRef ({env} or {file}).
 import Type, { type Static } from 'typebox';
 import { Duration, Port, SecretRef } from './schema-common.js';
+import { KubernetesGrantRules, KubernetesTarget } from './targets/kubernetes.js';
 import { PostgresTarget } from './targets/postgres.js';
 import { SshGrant, SshTarget } from './targets/ssh.js';
 
@@ -66,7 +67,7 @@ export type Issuer = Static<typeof Issuer>;
 
 // Targets: one schema per kind in targets/<kind>.ts, told apart by `kind`. Adding a kind: its schema
 // file, one line here, and its gateway in gateways/registry.ts.
-export const Target = Type.Union([PostgresTarget, SshTarget]);
+export const Target = Type.Union([PostgresTarget, SshTarget, KubernetesTarget]);
 export type Target = Static<typeof Target>;
 export type TargetKind = Target['kind'];
 /** The target of one kind, e.g. TargetOf<'postgres'>. */
@@ -124,6 +125,8 @@ export const Grant = Type.Object(
     deny: Type.Optional(Type.Array(DenyRule)),
     /** ssh targets: commands, sftp paths, git repositories, forwards, shell, pty, env (README "SSH") */
     ssh: Type.Optional(SshGrant),
+    /** rules of a kubernetes target's grant (service/config/targets/kubernetes.ts) */
+    kubernetes: Type.Optional(KubernetesGrantRules),
   },
   { additionalProperties: false },
 );
@@ -150,7 +153,23 @@ export type Policy = Static<typeof Policy>;
 export const Config = Type.Object(
   {
     listen: Type.Object(
-      { http: Listener, postgres: Type.Optional(PostgresListener), ssh: Type.Optional(SshListener) },
+      {
+        http: Listener,
+        postgres: Type.Optional(PostgresListener),
+        ssh: Type.Optional(SshListener),
+        /** the Kubernetes gateway's HTTPS port (its own: the API may be plain HTTP behind an ingress) */
+        kubernetes: Type.Optional(
+          Type.Object(
+            {
+              port: Port,
+              host: Type.Optional(Type.String({ minLength: 1 })),
+              /** host in the kubeconfig server URL; default: public_url's host, else the listen host */
+              public_host: Type.Optional(Type.String({ minLength: 1 })),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+      },
       { additionalProperties: false },
     ),
     /** Public base URL of the broker (used in responses); default http(s)://host:port */
@@ -243,3 +262,4 @@ export const Config = Type.Object(
   { additionalProperties: false },
 );
 export type Config = Static<typeof Config>;
+export { KubernetesTarget, KubernetesGrantRules } from './targets/kubernetes.js';

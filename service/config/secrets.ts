@@ -80,6 +80,9 @@ export function secretReferences(config: Config): { path: ConfigPathSegment[]; r
   config.targets.forEach((target, index) => {
     for (const [key, value] of Object.entries(target))
       if (isSecretRef(value)) refs.push({ path: ['targets', index, key], ref: value });
+    // a kubernetes target's bearer token sits one level down (credentials.token)
+    if (target.kind === 'kubernetes' && 'token' in target.credentials)
+      refs.push({ path: ['targets', index, 'credentials', 'token'], ref: target.credentials.token });
   });
   (config.admin?.tokens ?? []).forEach((token, index) => {
     refs.push({ path: ['admin', 'tokens', index, 'token'], ref: token.token });

@@ -15,6 +15,24 @@ export const MAX_SESSION_TTL_MS = 24 * 3_600_000;
 /** A larger skew would quietly extend the life of every OIDC token. */
 export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
+/** The verbs Kubernetes rules may name: the API's, the subresource verbs, and '*'. */
+export const KUBERNETES_VERBS = [
+  'get',
+  'list',
+  'watch',
+  'create',
+  'update',
+  'patch',
+  'delete',
+  'deletecollection',
+  'exec',
+  'attach',
+  'portforward',
+  'proxy',
+  'log',
+  '*',
+];
+
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
 /** Line of the value at a path, for messages like "first defined on line 12". */
@@ -32,6 +50,11 @@ export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
   checkUnique(config.admin?.tokens ?? [], ['admin', 'tokens'], 'admin token name', lineOf, report);
 
   checkListeners(config, report);
+  config.targets.forEach((target, index) => {
+    if (target.kind !== 'kubernetes') return;
+    const problem = urlProblem(target.server, ['https:'], false);
+    if (problem) report(['targets', index, 'server'], `${problem} (the API server's address)`);
+  });
   if (config.public_url !== undefined) {
     const problem = urlProblem(config.public_url, ['https:', 'http:'], false);
     if (problem) report(['public_url'], 'must be an http:// or https:// URL');
@@ -157,6 +180,23 @@ export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
           `ssh rules are for ssh targets; '${grant.target}' is a ${kind} target`,
         );
       }
+      if (grant.kubernetes !== undefined) {
+        if (kind !== undefined && kind !== 'kubernetes')
+          report(
+            at('grants', g, 'kubernetes'),
+            `kubernetes rules apply to kubernetes targets only ('${grant.target}' is a ${kind} target)`,
+          );
+        for (const list of ['allow', 'deny', 'approve'] as const)
+          (grant.kubernetes[list] ?? []).forEach((rule, r) => {
+            (rule.verbs ?? []).forEach((verb, v) => {
+              if (!KUBERNETES_VERBS.includes(verb))
+                report(
+                  at('grants', g, 'kubernetes', list, r, 'verbs', v),
+                  `unknown verb '${verb}' (verbs: ${KUBERNETES_VERBS.join(', ')})`,
+                );
+            });
+          });
+      }
       (grant.mask ?? []).forEach((rule, m) => {
         if (!('column' in rule)) return;
         const parsed = parseQualifiedName(rule.column);
@@ -248,7 +288,7 @@ function checkUnique(
 
 function checkListeners(config: Config, report: (path: ConfigPathSegment[], message: string) => void): void {
   const used = new Map<number, string>();
-  for (const name of ['http', 'postgres', 'ssh'] as const) {
+  for (const name of ['http', 'postgres', 'ssh', 'kubernetes'] as const) {
     const port = config.listen[name]?.port;
     if (port === undefined || port === 0) continue;
     const owner = used.get(port);

@@ -2,10 +2,12 @@
 // connection settings (api/connections.ts), and one line here.
 import type { TargetKind } from '../config/schema.js';
 import type { GatewayFactory } from './gateway.js';
+import { kubernetesGateway } from './kubernetes/index.js';
 import { postgresGateway } from './postgres/index.js';
 import { sshGateway } from './ssh/index.js';
 
 export const GATEWAYS: { readonly [K in TargetKind]: GatewayFactory<K> } = {
   postgres: postgresGateway,
   ssh: sshGateway,
+  kubernetes: kubernetesGateway,
 };

@@ -118,6 +118,14 @@ export interface K8sRequestOperation {
   name?: string;
   /** the request path as sent, without the query string */
   path: string;
+  /** exec: the command (the `command` query parameters) */
+  command?: string[];
+  /** exec, attach, log: the container asked for */
+  container?: string;
+  /** exec, attach: with a terminal */
+  tty?: boolean;
+  /** port-forward: the ports asked for (in the query, or by each stream of the connection) */
+  ports?: number[];
 }
 
 export type PgOperation = PgStatementOperation | PgFunctionCallOperation | PgCopyOperation;

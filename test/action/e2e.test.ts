@@ -4,7 +4,7 @@
 // revoke). Real PostgreSQL behind the broker's gateway, and a real sshd behind its ssh gateway (the job
 // runs `ssh -F "$HOOP_SSH_CONFIG" build-host …` with the key, config and known_hosts main wrote).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { type ActionsRunner, PR_HEAD_SHA, startActionsRunner } from '../fixtures
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
 import { type GitHubApiStandIn, startGitHubApi } from '../fixtures/github-api.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
+import { type KubeApiServer, startKubeApiServer } from '../fixtures/kube-apiserver.js';
 import { type PgServer, startPostgres } from '../fixtures/postgres.js';
 import { type SshdServer, startSshd } from '../fixtures/sshd.js';
 
@@ -27,17 +28,28 @@ describe('the action against the real broker', () => {
   let runner: ActionsRunner;
   let sshd: SshdServer;
   let keyDir: string;
+  let kube: KubeApiServer;
+  let dir: string;
 
   beforeAll(async () => {
     keyDir = mkdtempSync(join(tmpdir(), 'hoop-e2e-key-'));
     const upstreamKey = join(keyDir, 'upstream');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', upstreamKey]);
-    [pg, oidc, api, sshd] = await Promise.all([
+    [pg, oidc, api, sshd, kube] = await Promise.all([
       startPostgres(),
       startOidcIssuer({ audience: AUDIENCE }),
       startGitHubApi(),
       startSshd({ authorizedKeys: [readFileSync(`${upstreamKey}.pub`, 'utf8').trim()] }),
+      startKubeApiServer({ tokens: { 'e2e-cluster-token': 'hoop-broker' } }),
     ]);
+    dir = mkdtempSync(join(tmpdir(), 'hoop-e2e-k8s-'));
+    writeFileSync(join(dir, 'cluster-ca.pem'), kube.caPem);
+    kube.put({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web', namespace: 'default' },
+      spec: { containers: [{ name: 'main', image: 'nginx' }] },
+    });
     await pg.psql('CREATE DATABASE orders');
     await pg.psql(
       `CREATE ROLE ci_reader LOGIN PASSWORD '${READER_PASSWORD}';
@@ -51,6 +63,7 @@ describe('the action against the real broker', () => {
         http: { port: 0, host: '127.0.0.1' },
         postgres: { port: 0, host: '127.0.0.1' },
         ssh: { port: 0, host: '127.0.0.1' },
+        kubernetes: { port: 0, host: '127.0.0.1' },
       },
       issuers: [{ name: 'github', issuer: oidc.issuer, audience: AUDIENCE }],
       targets: [
@@ -73,6 +86,14 @@ describe('the action against the real broker', () => {
           host_key: sshd.hostKey,
           private_key: { file: upstreamKey },
         },
+        {
+          name: 'staging',
+          kind: 'kubernetes',
+          server: kube.url,
+          ca_file: join(dir, 'cluster-ca.pem'),
+          credentials: { token: { env: 'STAGING_CLUSTER_TOKEN' } },
+          namespace: 'default',
+        },
       ],
       policies: [
         {
@@ -82,11 +103,15 @@ describe('the action against the real broker', () => {
           grants: [
             { target: 'orders-db', access: 'read' },
             { target: 'build-host', access: 'write', ssh: { commands: { allow: ['echo *', 'touch *'] } } },
+            { target: 'staging', access: 'read' },
           ],
         },
       ],
     };
-    broker = await startBroker({ config, env: { ORDERS_DB_PASSWORD: READER_PASSWORD } });
+    broker = await startBroker({
+      config,
+      env: { ORDERS_DB_PASSWORD: READER_PASSWORD, STAGING_CLUSTER_TOKEN: 'e2e-cluster-token' },
+    });
     runner = await startActionsRunner({
       inputs: { 'broker-url': broker.url, audience: AUDIENCE, ttl: '10m' },
       env: { GITHUB_API_URL: api.url },
@@ -107,8 +132,9 @@ describe('the action against the real broker', () => {
   afterAll(async () => {
     await runner?.close();
     await broker?.close();
-    await Promise.all([pg?.stop(), oidc?.close(), api?.close(), sshd?.stop()]);
+    await Promise.all([pg?.stop(), oidc?.close(), api?.close(), sshd?.stop(), kube?.close()]);
     if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('main opens a session, psql works through the gateway with the exported env, post reports and revokes', async () => {
@@ -164,6 +190,15 @@ describe('the action against the real broker', () => {
     const touched = await runner.runCommand('ssh', ['-F', sshConfigFile, 'build-host', `touch ${marker}`]);
     expect(touched.code).toBe(0);
     expect(existsSync(marker)).toBe(true);
+    // kubectl with the kubeconfig main wrote (KUBECONFIG), through the broker's Kubernetes gateway
+    expect(main.env.KUBECONFIG).toBeTruthy();
+    const pods = await runner.runCommand('kubectl', ['get', 'pods']);
+    expect(pods.stderr).toBe('');
+    expect(pods.stdout).toMatch(/web\s+1\/1\s+Running/);
+    const k8sRefused = await runner.runCommand('kubectl', ['delete', 'pod', 'web']);
+    expect(k8sRefused.code).not.toBe(0);
+    expect(k8sRefused.stderr).toContain('Error from server (Forbidden): hoop:');
+    expect(kube.requests.every((r) => r.headers.authorization === 'Bearer e2e-cluster-token')).toBe(true);
 
     const post = await runner.runPost();
     expect(post.stderr).toBe('');
@@ -191,6 +226,8 @@ describe('the action against the real broker', () => {
     expect(after.code).not.toBe(0);
     const sshAfter = await runner.runCommand('ssh', ['-F', sshConfigFile, 'build-host', 'echo again']);
     expect(sshAfter.code).not.toBe(0);
+    expect(post.summary).toContain('k8s.request');
+    expect(post.summary).toContain('k8s.denied');
     // and the files holding the secret are gone
     expect(post.stdout).toContain(`hoop: session ${sessionId} revoked`);
   });

@@ -246,7 +246,7 @@ const BAD_CASES: BadCase[] = [
         path: 'targets[0].kind',
         line: 10,
         column: 11,
-        message: "expected one of: postgres, ssh (did you mean 'postgres'?)",
+        message: "expected one of: postgres, ssh, kubernetes (did you mean 'postgres'?)",
       },
     ],
   },
