@@ -11,6 +11,9 @@ export const FORWARD = 0;
 export const DROP = 1;
 export type FrameAction = typeof FORWARD | typeof DROP | Buffer;
 
+/** a COPY's describe that the server answered with an error */
+export const REFUSED_BY_SERVER: unique symbol = Symbol('refused by the server');
+
 export interface PortalInfo {
   name: string;
   statement: ClassifiedStatement | null;
@@ -71,5 +74,5 @@ export type Pending =
       fields: RowField[] | null;
       failed: boolean;
       /** called once the plan is known (null: the columns could not be described) */
-      done: (plan: MaskPlan | null) => void;
+      done: (plan: MaskPlan | typeof REFUSED_BY_SERVER | null) => void;
     };

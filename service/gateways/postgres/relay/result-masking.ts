@@ -40,6 +40,7 @@ import {
   DROP,
   FORWARD,
   type FrameAction,
+  REFUSED_BY_SERVER,
   type RowMasker,
   type StatementRun,
 } from './pending.js';
@@ -374,10 +375,16 @@ export class ResultMasking {
 
   /**
    * The plan of a COPY TO from its described columns (the in-band describe the relay injected), once
-   * their tables are known and traced; null when they cannot be (the COPY is then refused).
+   * their tables are known and traced; null when they cannot be (the COPY is then refused);
+   * REFUSED_BY_SERVER when the server answered the describe with an error (it will refuse the COPY too).
    */
-  copyPlan(info: CopyInfo, fields: RowField[] | null, failed: boolean): Promise<MaskPlan | null> {
-    if (failed || !fields) return Promise.resolve(null);
+  copyPlan(
+    info: CopyInfo,
+    fields: RowField[] | null,
+    failed: boolean,
+  ): Promise<MaskPlan | typeof REFUSED_BY_SERVER | null> {
+    if (failed) return Promise.resolve(REFUSED_BY_SERVER);
+    if (!fields) return Promise.resolve(null);
     const catalog = this.deps.catalog;
     const oids = fields.map((f) => f.tableOid);
     if (catalog.knows(oids) && !this.untraced(fields))

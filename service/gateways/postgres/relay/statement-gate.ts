@@ -30,7 +30,7 @@ import {
 import type { FrontendMessage } from '../frontend-reader.js';
 import type { RelayContext } from '../relay.js';
 import { copyDescribeSql, quoteIdent, truncate } from './frames.js';
-import type { Pending, StatementRun } from './pending.js';
+import { type Pending, REFUSED_BY_SERVER, type StatementRun } from './pending.js';
 import type { ResultMasking } from './result-masking.js';
 
 /** Text that fails to parse on every PostgreSQL version: the stand-in for a denied statement. */
@@ -207,10 +207,15 @@ export class StatementGate {
     }
     const plans = new Map<number, MaskPlan>();
     const described = copies.map((i) =>
-      this.injectCopyDescribe(statements[i]!.copy!).then((plan) => ({ i, plan })),
+      this.injectCopyDescribe(statements[i]!.copy!).then((plan) => ({ i, plan }) as const),
     );
     for (const { i, plan } of await Promise.all(described)) {
       const stmt = statements[i]!;
+      // The server refused to describe the query (an aborted transaction, a missing table…): it will
+      // refuse the COPY the same way, so the COPY goes on without a plan and the client gets the
+      // server's own error; were it to start copying after all, the connection is closed before any
+      // row (onCopyOutResponse).
+      if (plan === REFUSED_BY_SERVER) continue;
       if (!plan) {
         return this.deny(
           stmt,
@@ -237,7 +242,7 @@ export class StatementGate {
     this.forwardQuery(msg, statements, plans);
   }
 
-  private injectCopyDescribe(info: CopyInfo): Promise<MaskPlan | null> {
+  private injectCopyDescribe(info: CopyInfo): Promise<MaskPlan | typeof REFUSED_BY_SERVER | null> {
     const sql = copyDescribeSql(info);
     if (sql === null) return Promise.resolve(null);
     return new Promise((resolve) => {
