@@ -11,6 +11,9 @@ export const FORWARD = 0;
 export const DROP = 1;
 export type FrameAction = typeof FORWARD | typeof DROP | Buffer;
 
+/** a COPY's describe that the server answered with an error */
+export const REFUSED_BY_SERVER: unique symbol = Symbol('refused by the server');
+
 export interface PortalInfo {
   name: string;
   statement: ClassifiedStatement | null;

@@ -41,6 +41,7 @@ import {
   DROP,
   FORWARD,
   type FrameAction,
+  REFUSED_BY_SERVER,
   type RowMasker,
   type StatementRun,
 } from './pending.js';
@@ -375,7 +376,8 @@ export class ResultMasking {
 
   /**
    * The plan of a COPY TO from its described columns (the in-band describe the relay injected), once
-   * their tables are known and traced; null when they cannot be (the COPY is then refused).
+   * their tables are known and traced; null when they cannot be (the COPY is then refused);
+   * REFUSED_BY_SERVER when the server answered the describe with an error (it will refuse the COPY too).
    */
   copyPlan(
     info: CopyInfo,
