@@ -3,6 +3,7 @@
 
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { TranscriptRecorder } from './audit/recorder.js';
@@ -37,6 +38,10 @@ export interface Broker {
   url: string;
   httpPort: number;
   pgPort: number | null;
+  /** the host clients are told to connect to (listen.postgres.public_host, public_url's host, the listen host) */
+  pgHost: string;
+  /** where the CA clients verify the gateways with is on disk: tls.ca_file, or the generated data_dir/tls/ca.pem; null when none */
+  caFile: string | null;
   /** PEM of the CA that signed the gateway certificate (absent when a configured cert is publicly trusted) */
   caPem: string | undefined;
   store: Store;
@@ -191,6 +196,8 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       url,
       httpPort,
       pgPort: gateway?.port ?? null,
+      pgHost: publicHost,
+      caFile: tlsLoaded.tls ? (config.tls?.ca_file ?? null) : join(config.data_dir, 'tls', 'ca.pem'),
       caPem: tls.caPem,
       store,
       sessions,

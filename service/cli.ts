@@ -1,14 +1,90 @@
 #!/usr/bin/env node
-// hoop-broker serve | check-config | explain | sessions | audit
+// hoop-broker serve | check-config | explain | sessions | audit | dev
+import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ExplainResult, SessionView, Transcript } from './api/schemas.js';
 import { verifyChain } from './audit/event.js';
-import { BrokerStartError, startBroker } from './broker.js';
+import { type Broker, BrokerStartError, startBroker } from './broker.js';
 import { loadConfigFile } from './config/load.js';
 import { formatConfigErrors } from './config/report.js';
 import { resolveAllSecrets } from './config/secrets.js';
+import { parseClaimsArgument } from './dev/claims.js';
+import { requestDevToken, startDevIssuer } from './dev/issuer.js';
 import { createLogger } from './log.js';
+
+const DEV_ISSUER_PORT = 8091;
+
+const COMMANDS = {
+  serve: `hoop-broker serve --config FILE
+
+Run the broker: the HTTP API and the gateways the config's listen section names. The config may also
+come from HOOP_CONFIG. On start it prints where the API, the gateways and the CA file are, and what
+to run next. SIGINT/SIGTERM shut it down gracefully.
+
+Options:
+  -c, --config FILE   the YAML config (see README, "Configuration")
+  -h, --help          this text`,
+  'check-config': `hoop-broker check-config FILE [--secrets]
+
+Validate a config without starting anything; every error is printed as FILE:LINE:COL path: message.
+
+Options:
+  --secrets           also resolve every {env}/{file} secret reference (in this environment)
+  -h, --help          this text`,
+  explain: `hoop-broker explain --token FILE (--url URL | --config FILE) [--json]
+
+Which policy an OIDC token matches, and for every other policy the condition that failed.
+
+Options:
+  --token FILE        a file holding the token (e.g. from \`hoop-broker dev token\`)
+  --url URL           ask a running broker (POST /v1/explain)
+  -c, --config FILE   evaluate locally against this config (fetches the issuer's keys)
+  --json              the result as JSON
+  -h, --help          this text`,
+  sessions: `hoop-broker sessions list [--active] [--json] --url URL
+hoop-broker sessions revoke ID --url URL
+
+List sessions (newest first) or revoke one (its live connections are closed).
+
+Options:
+  --url URL                 the broker's API
+  --active                  only sessions neither ended nor expired
+  --json                    the sessions as JSON
+  --admin-token-file FILE   the admin token (default: the HOOP_ADMIN_TOKEN variable)
+  -h, --help                this text`,
+  audit: `hoop-broker audit verify ID --url URL
+hoop-broker audit denials --url URL
+
+verify: fetch a session's transcript and verify its hash chain locally.
+denials: recent refused session requests.
+
+Options:
+  --url URL                 the broker's API
+  --admin-token-file FILE   the admin token (default: the HOOP_ADMIN_TOKEN variable)
+  -h, --help                this text`,
+  dev: `hoop-broker dev issuer [--port N] [--audience AUD]
+hoop-broker dev token --claims CLAIMS [--issuer URL] [--audience AUD]
+
+FOR LOCAL USE ONLY. A development OIDC issuer that mints tokens shaped like GitHub Actions' job
+tokens, to try the broker without GitHub. A broker accepts them only when its config lists the
+issuer's URL (http://127.0.0.1:PORT) under issuers:; a config naming only GitHub's issuer refuses
+them. Tokens carry the claim "hoop_dev_token": true.
+
+  dev issuer   run the issuer on 127.0.0.1 (loopback only); prints its URL
+  dev token    ask a running issuer for a token and print it
+
+Options:
+  --port N            dev issuer: port to listen on (default 8091)
+  --claims CLAIMS     dev token: claims to set over the GitHub-shaped defaults, as a JSON object
+                      or name=value pairs: --claims event_name=push,ref=refs/heads/main
+                      (a JSON null removes a claim)
+  --issuer URL        dev token: the issuer (default http://127.0.0.1:8091)
+  --audience AUD      the token's aud (default https://hoop.example.com)
+  -h, --help          this text`,
+} as const;
+type CommandName = keyof typeof COMMANDS;
 
 const USAGE = `hoop-broker — CI credential broker
 
@@ -21,6 +97,8 @@ Usage:
   hoop-broker sessions revoke ID --url URL
   hoop-broker audit verify ID --url URL       fetch a transcript and verify its hash chain locally
   hoop-broker audit denials --url URL         recent refused session requests
+  hoop-broker dev issuer | dev token          a LOCAL development OIDC issuer and its tokens
+  hoop-broker COMMAND --help                  the options of one command
 
 Admin commands read the admin token from HOOP_ADMIN_TOKEN (or --admin-token-file FILE).
 Exit codes: 0 ok, 1 refused/invalid, 2 usage error.`;
@@ -28,27 +106,51 @@ Exit codes: 0 ok, 1 refused/invalid, 2 usage error.`;
 type Out = { out: (s: string) => void; err: (s: string) => void };
 const io: Out = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) };
 
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  token: { type: 'string' },
+  url: { type: 'string' },
+  active: { type: 'boolean' },
+  secrets: { type: 'boolean' },
+  json: { type: 'boolean' },
+  'admin-token-file': { type: 'string' },
+  port: { type: 'string' },
+  claims: { type: 'string' },
+  issuer: { type: 'string' },
+  audience: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const isCommand = (c: string): c is CommandName => Object.hasOwn(COMMANDS, c);
+
 export async function main(argv: string[], o: Out = io): Promise<number> {
   const [command, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      token: { type: 'string' },
-      url: { type: 'string' },
-      active: { type: 'boolean' },
-      secrets: { type: 'boolean' },
-      json: { type: 'boolean' },
-      'admin-token-file': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (!command || command === 'help' || values.help) {
-    o.out(USAGE);
-    return command ? 0 : 2;
+  if (!command) {
+    o.err(USAGE);
+    return 2;
   }
+  if (command === 'help' || command === '--help' || command === '-h') {
+    const topic = rest[0];
+    if (topic && isCommand(topic)) o.out(COMMANDS[topic]);
+    else o.out(USAGE);
+    return 0;
+  }
+  if (!isCommand(command)) {
+    o.err(`unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    o.out(COMMANDS[command]);
+    return 0;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, allowPositionals: true, strict: true, options: OPTIONS });
+  } catch (err) {
+    o.err(`${(err as Error).message}\n\n${COMMANDS[command]}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
   switch (command) {
     case 'serve':
       return serve(values.config ?? process.env.HOOP_CONFIG, o);
@@ -60,9 +162,8 @@ export async function main(argv: string[], o: Out = io): Promise<number> {
       return sessionsCommand(positionals, values, o);
     case 'audit':
       return auditCommand(positionals, values, o);
-    default:
-      o.err(`unknown command "${command}"\n\n${USAGE}`);
-      return 2;
+    case 'dev':
+      return devCommand(positionals, values, o);
   }
 }
 
@@ -87,9 +188,7 @@ async function serve(path: string | undefined, o: Out): Promise<number> {
     }
     throw err;
   }
-  o.out(
-    `hoop-broker listening: api ${broker.url}${broker.pgPort !== null ? `, postgres :${broker.pgPort}` : ''}`,
-  );
+  o.out(startupText(broker, path));
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down');
@@ -300,11 +399,121 @@ async function auditCommand(
   return 0;
 }
 
-// Run when executed directly (not when imported by tests).
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli.js')) {
+/** What a person starting the broker needs to know: where everything is, and what to run next. */
+export function startupText(broker: Broker, configPath: string): string {
+  const c = broker.config;
+  const lines = [
+    'hoop-broker is running',
+    `  API          ${broker.url}   (OpenAPI ${broker.url}/docs/json)`,
+  ];
+  if (broker.pgPort !== null) {
+    const pgTargets = c.targets.filter((t) => t.kind === 'postgres').map((t) => t.name);
+    lines.push(
+      `  PostgreSQL   ${broker.pgHost}:${broker.pgPort}   (targets: ${pgTargets.join(', ') || 'none'}; TLS + SCRAM, user = session id)`,
+    );
+  }
+  lines.push(
+    broker.caFile
+      ? `  CA file      ${broker.caFile}   (clients verify the broker with it: PGSSLROOTCERT)`
+      : '  CA file      none: the configured certificate is publicly trusted',
+  );
+  lines.push(
+    `  store        ${broker.store.kind === 'embedded' ? `embedded, in ${c.data_dir}` : 'PostgreSQL (store.url)'}`,
+  );
+  const isLocal = (issuer: string) => /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:|\/|$)/.test(issuer);
+  for (const i of c.issuers)
+    lines.push(
+      `  issuer       ${i.name}: ${i.issuer} (audience ${i.audience})${isLocal(i.issuer) ? '  LOCAL development issuer' : ''}`,
+    );
+  const dev = c.issuers.find((i) => isLocal(i.issuer));
+  lines.push('', 'Next:');
+  if (dev) {
+    lines.push(
+      `  hoop-broker dev token --issuer ${dev.issuer} --audience ${dev.audience} --claims event_name=pull_request > token.jwt`,
+      `  hoop-broker explain --token token.jwt --url ${broker.url}`,
+    );
+  } else {
+    lines.push(
+      `  in a workflow: uses: <owner>/hoop-action@v1 with broker-url: ${broker.url} (permissions: id-token: write)`,
+      `  check a token: hoop-broker explain --token FILE --url ${broker.url}`,
+    );
+  }
+  lines.push(`  validate edits: hoop-broker check-config ${configPath}`);
+  return lines.join('\n');
+}
+
+async function devCommand(
+  positionals: string[],
+  values: {
+    port?: string | undefined;
+    claims?: string | undefined;
+    issuer?: string | undefined;
+    audience?: string | undefined;
+  },
+  o: Out,
+): Promise<number> {
+  const [sub] = positionals;
+  if (sub === 'issuer') {
+    const port = values.port === undefined ? DEV_ISSUER_PORT : Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      o.err('--port must be a port number');
+      return 2;
+    }
+    const issuer = await startDevIssuer({ port, ...(values.audience ? { audience: values.audience } : {}) });
+    o.out(
+      [
+        `LOCAL DEVELOPMENT issuer at ${issuer.issuer} (loopback only; never trust it in production)`,
+        'A broker accepts its tokens only when its config lists it:',
+        `  issuers: [{ name: dev, issuer: ${issuer.issuer}, audience: ${values.audience ?? 'https://hoop.example.com'} }]`,
+        `Mint a token: hoop-broker dev token --issuer ${issuer.issuer} --claims event_name=pull_request`,
+      ].join('\n'),
+    );
+    await new Promise<void>((resolve) => {
+      const stop = () => issuer.close().then(resolve, resolve);
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    return 0;
+  }
+  if (sub === 'token') {
+    let claims: Record<string, unknown>;
+    try {
+      claims = values.claims ? parseClaimsArgument(values.claims) : {};
+    } catch (err) {
+      o.err((err as Error).message);
+      return 2;
+    }
+    const issuerUrl = values.issuer ?? `http://127.0.0.1:${DEV_ISSUER_PORT}`;
+    try {
+      o.out(await requestDevToken(issuerUrl, claims, values.audience));
+    } catch (err) {
+      o.err(`could not get a token from the development issuer at ${issuerUrl}: ${(err as Error).message}`);
+      o.err('(start one with: hoop-broker dev issuer)');
+      return 1;
+    }
+    return 0;
+  }
+  o.err(COMMANDS.dev);
+  return 2;
+}
+
+/** Run when executed directly, also through a symlink (node_modules/.bin, npx); not when imported by tests. */
+function invokedDirectly(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
   main(process.argv.slice(2)).then(
     (code) => {
-      if (process.argv[2] !== 'serve') process.exit(code);
+      // serve and dev issuer keep running until a signal; everything else exits with its code
+      if (process.argv[2] !== 'serve' && !(process.argv[2] === 'dev' && process.argv[3] === 'issuer'))
+        process.exit(code);
       else process.exitCode = code;
     },
     (err: unknown) => {
