@@ -64,6 +64,14 @@ Options:
   --url URL                 the broker's API
   --admin-token-file FILE   the admin token (default: the HOOP_ADMIN_TOKEN variable)
   -h, --help                this text`,
+  healthcheck: `hoop-broker healthcheck [--url URL]
+
+Exit 0 when the broker answers GET URL with 200 within 4 s, else 1: the container image's
+HEALTHCHECK (slim images have no curl).
+
+Options:
+  --url URL           default http://127.0.0.1:8080/healthz (/readyz also checks the store)
+  -h, --help          this text`,
   dev: `hoop-broker dev issuer [--port N] [--audience AUD]
 hoop-broker dev token --claims CLAIMS [--issuer URL] [--audience AUD]
 
@@ -98,6 +106,7 @@ Usage:
   hoop-broker audit verify ID --url URL       fetch a transcript and verify its hash chain locally
   hoop-broker audit denials --url URL         recent refused session requests
   hoop-broker dev issuer | dev token          a LOCAL development OIDC issuer and its tokens
+  hoop-broker healthcheck [--url URL]         exit 0 when the broker is healthy (container HEALTHCHECK)
   hoop-broker COMMAND --help                  the options of one command
 
 Admin commands read the admin token from HOOP_ADMIN_TOKEN (or --admin-token-file FILE).
@@ -164,6 +173,8 @@ export async function main(argv: string[], o: Out = io): Promise<number> {
       return auditCommand(positionals, values, o);
     case 'dev':
       return devCommand(positionals, values, o);
+    case 'healthcheck':
+      return healthcheck(values.url ?? 'http://127.0.0.1:8080/healthz', o);
   }
 }
 
@@ -440,6 +451,18 @@ export function startupText(broker: Broker, configPath: string): string {
   }
   lines.push(`  validate edits: hoop-broker check-config ${configPath}`);
   return lines.join('\n');
+}
+
+async function healthcheck(url: string, o: Out): Promise<number> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(4000) });
+    await res.body?.cancel();
+    if (res.status === 200) return 0;
+    o.err(`${url}: HTTP ${res.status}`);
+  } catch (err) {
+    o.err(`${url}: ${(err as Error).message}`);
+  }
+  return 1;
 }
 
 async function devCommand(
