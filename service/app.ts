@@ -4,6 +4,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { auditRoutes } from './api/audit-routes.js';
 import { sessionRoutes } from './api/routes.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { SessionService } from './sessions/service.js';
@@ -103,5 +104,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(async (scope) => sessionRoutes(scope, deps));
+  await app.register(async (scope) => auditRoutes(scope, deps));
   return app;
 }

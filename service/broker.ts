@@ -6,7 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
+import { AuditExporter } from './audit/exporter.js';
+import { openAuditSinks } from './audit/open-sinks.js';
 import { TranscriptRecorder } from './audit/recorder.js';
+import { parseDuration } from './config/duration.js';
 import { type ConfigError, type ResolvedConfig, withDefaults } from './config/load.js';
 import type { Config, PostgresTarget, Target } from './config/schema.js';
 import { resolveAllSecrets } from './config/secrets.js';
@@ -46,6 +49,7 @@ export interface Broker {
   caPem: string | undefined;
   store: Store;
   sessions: SessionService;
+  exporter: AuditExporter;
   metrics: BrokerMetrics;
   app: FastifyInstance;
   close(): Promise<void>;
@@ -106,6 +110,19 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     });
     const recorder = new TranscriptRecorder(store, logger);
     closers.push(() => recorder.close());
+
+    const exportSinks = await openAuditSinks(config, secrets, logger);
+    const exporter = new AuditExporter({
+      store,
+      sinks: exportSinks,
+      logger: logger.child({ component: 'audit-export' }),
+      registry: metrics.registry,
+      ...(config.audit?.export_interval
+        ? { intervalMs: parseDuration(config.audit.export_interval) ?? 1000 }
+        : {}),
+    });
+    exporter.start();
+    closers.push(() => exporter.close());
 
     let gateway: PostgresGateway | null = null;
     const connectionInfo = (target: Target, session: SessionRecord): Record<string, unknown> => {
@@ -201,6 +218,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       caPem: tls.caPem,
       store,
       sessions,
+      exporter,
       metrics,
       app,
       close,

@@ -56,12 +56,17 @@ Options:
   -h, --help                this text`,
   audit: `hoop-broker audit verify ID --url URL
 hoop-broker audit denials --url URL
+hoop-broker audit export --url URL [--since T] [--until T] [--format jsonl|ocsf]
 
 verify: fetch a session's transcript and verify its hash chain locally.
 denials: recent refused session requests.
+export: every audit record (transcript events with their session's identity, refused session
+        requests) as JSON lines on stdout, for backfilling a SIEM; the count goes to stderr.
 
 Options:
   --url URL                 the broker's API
+  --since T, --until T      export: records at or after / before T (ISO-8601, or an age: 24h, 7d, 30m)
+  --format jsonl|ocsf       export: the broker's records (default) or OCSF 1.1 events
   --admin-token-file FILE   the admin token (default: the HOOP_ADMIN_TOKEN variable)
   -h, --help                this text`,
   healthcheck: `hoop-broker healthcheck [--url URL]
@@ -105,6 +110,8 @@ Usage:
   hoop-broker sessions revoke ID --url URL
   hoop-broker audit verify ID --url URL       fetch a transcript and verify its hash chain locally
   hoop-broker audit denials --url URL         recent refused session requests
+  hoop-broker audit export --url URL [--since T] [--format jsonl|ocsf]
+                                              audit records as JSON lines (SIEM backfill)
   hoop-broker dev issuer | dev token          a LOCAL development OIDC issuer and its tokens
   hoop-broker healthcheck [--url URL]         exit 0 when the broker is healthy (container HEALTHCHECK)
   hoop-broker COMMAND --help                  the options of one command
@@ -127,6 +134,9 @@ const OPTIONS = {
   claims: { type: 'string' },
   issuer: { type: 'string' },
   audience: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  format: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -370,12 +380,19 @@ async function sessionsCommand(
 
 async function auditCommand(
   positionals: string[],
-  values: { url?: string | undefined; json?: boolean | undefined; 'admin-token-file'?: string | undefined },
+  values: {
+    url?: string | undefined;
+    json?: boolean | undefined;
+    'admin-token-file'?: string | undefined;
+    since?: string | undefined;
+    until?: string | undefined;
+    format?: string | undefined;
+  },
   o: Out,
 ): Promise<number> {
   const [sub, id] = positionals;
-  if (!values.url || !((sub === 'verify' && id) || sub === 'denials')) {
-    o.err('usage: hoop-broker audit verify ID --url URL | audit denials --url URL');
+  if (!values.url || !((sub === 'verify' && id) || sub === 'denials' || sub === 'export')) {
+    o.err(COMMANDS.audit);
     return 2;
   }
   const token = await adminToken(values);
@@ -383,6 +400,7 @@ async function auditCommand(
     o.err('set HOOP_ADMIN_TOKEN or --admin-token-file');
     return 2;
   }
+  if (sub === 'export') return auditExport(values.url, token, values, o);
   if (sub === 'denials') {
     const res = await api<{ denials: { at: string; kind: string; reasons: string[] }[] }>(
       values.url,
@@ -451,6 +469,59 @@ export function startupText(broker: Broker, configPath: string): string {
   }
   lines.push(`  validate edits: hoop-broker check-config ${configPath}`);
   return lines.join('\n');
+}
+
+/** A time given as ISO-8601 or as an age ("24h", "7d", "30m" ago). */
+export function parseSince(text: string, now: Date): Date | null {
+  const age = /^(\d+)([dhm])$/.exec(text);
+  if (age)
+    return new Date(
+      now.getTime() - Number(age[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[age[2] as 'd' | 'h' | 'm'],
+    );
+  const t = Date.parse(text);
+  return Number.isNaN(t) ? null : new Date(t);
+}
+
+async function auditExport(
+  url: string,
+  token: string,
+  values: { since?: string | undefined; until?: string | undefined; format?: string | undefined },
+  o: Out,
+): Promise<number> {
+  const format = values.format ?? 'jsonl';
+  if (format !== 'jsonl' && format !== 'ocsf') {
+    o.err('--format must be jsonl or ocsf');
+    return 2;
+  }
+  const now = new Date();
+  const since = values.since ? parseSince(values.since, now) : null;
+  const until = values.until ? parseSince(values.until, now) : null;
+  if ((values.since && !since) || (values.until && !until)) {
+    o.err('--since/--until take an ISO-8601 time or an age like 24h, 7d');
+    return 2;
+  }
+  let after = '';
+  let count = 0;
+  for (;;) {
+    const res = await api<{ records: Record<string, unknown>[]; next: string; drained: boolean }>(
+      url,
+      'GET',
+      `/v1/audit/export?limit=500&format=${format}${after ? `&after=${after}` : ''}`,
+      token,
+    );
+    if (res.status !== 200) return printError(o, res.status, res.body);
+    for (const r of res.body.records) {
+      const at = format === 'ocsf' ? Number(r.time) : Date.parse(String(r.at));
+      if (since && at < since.getTime()) continue;
+      if (until && at >= until.getTime()) continue;
+      o.out(JSON.stringify(r));
+      count++;
+    }
+    after = res.body.next;
+    if (res.body.drained) break;
+  }
+  o.err(`${count} record(s)`);
+  return 0;
 }
 
 async function healthcheck(url: string, o: Out): Promise<number> {

@@ -65,7 +65,7 @@ async function readSmallFile(path: string): Promise<string> {
   }
 }
 
-/** Every secret reference in a config, with its path: target passwords, admin tokens, store.url. */
+/** Every secret reference in a config, with its path: target passwords, admin tokens, store.url, webhook secrets. */
 export function secretReferences(config: Config): { path: ConfigPathSegment[]; ref: SecretRef }[] {
   const refs: { path: ConfigPathSegment[]; ref: SecretRef }[] = [];
   if (config.store && typeof config.store.url !== 'string')
@@ -75,6 +75,9 @@ export function secretReferences(config: Config): { path: ConfigPathSegment[]; r
   });
   (config.admin?.tokens ?? []).forEach((token, index) => {
     refs.push({ path: ['admin', 'tokens', index, 'token'], ref: token.token });
+  });
+  (config.audit?.export ?? []).forEach((sink, index) => {
+    if (sink.kind === 'webhook') refs.push({ path: ['audit', 'export', index, 'secret'], ref: sink.secret });
   });
   return refs;
 }

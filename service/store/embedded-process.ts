@@ -150,6 +150,11 @@ export async function openEmbeddedStoreProcess(dataDir: string | null): Promise<
     recordDenial: (...a) => call('recordDenial', ...a),
     listDenials: (...a) => call('listDenials', ...a),
     pruneTokenUses: (...a) => call('pruneTokenUses', ...a),
+    readExport: (...a) => call('readExport', ...a),
+    claimExportLease: (...a) => call('claimExportLease', ...a),
+    saveExportPosition: (...a) => call('saveExportPosition', ...a),
+    releaseExportLease: (...a) => call('releaseExportLease', ...a),
+    listExportPositions: () => call('listExportPositions'),
     ping: () => call('ping'),
     close: async () => {
       if (closed) return;

@@ -121,6 +121,28 @@ export const MIGRATIONS: readonly Migration[] = [
         );
     `,
   },
+  {
+    version: 5,
+    name: 'audit export positions',
+    sql: `
+      -- The audit exporter reads chunks and denials in the order their transactions are known to be over:
+      -- each row keeps the id of the transaction that wrote it, and a reader takes only rows whose
+      -- transaction is older than its snapshot's xmin (every transaction before it has committed or rolled
+      -- back, so no row can later appear behind the reader's position). xid8 does not wrap around.
+      ALTER TABLE event_chunks ADD COLUMN export_xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+      CREATE INDEX event_chunks_export_idx ON event_chunks (export_xid, session_id, first_seq);
+      ALTER TABLE denials ADD COLUMN export_xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+      CREATE INDEX denials_export_idx ON denials (export_xid, id);
+      -- One row per configured sink: where it has delivered up to, and which replica holds its lease.
+      CREATE TABLE export_cursors (
+        sink         text PRIMARY KEY,
+        position     json NOT NULL,
+        holder       text NOT NULL,
+        lease_until  timestamptz NOT NULL,
+        updated_at   timestamptz NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Key of the transaction-scoped advisory lock that makes replicas starting together migrate once. */

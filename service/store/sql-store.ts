@@ -30,6 +30,9 @@ import {
 import type {
   DenialRecord,
   EventBatch,
+  ExportBatch,
+  ExportCursorRow,
+  ExportPosition,
   EventBatchResult,
   EventTextBatch,
   OpenSessionResult,
@@ -343,6 +346,82 @@ export class SqlStore implements Store {
     return rowCount;
   }
 
+  async readExport(after: ExportPosition, limit: number): Promise<ExportBatch> {
+    this.#checkOpen();
+    const max = checkedLimit(limit, null, 'readExport limit') ?? 1000;
+    const [cx, cs, cq] = after.chunks;
+    const [dx, di] = after.denials;
+    // two statements, not one transaction: each reads only rows older than its own snapshot's xmin
+    const chunks = await this.#db.query<ExportChunkRow>(SQL.exportChunks, [cx, cs, cq, max]);
+    const denials = await this.#db.query<ExportDenialRow>(SQL.exportDenials, [dx, di, max]);
+    const events: ExportBatch['events'] = [];
+    for (const row of chunks.rows) {
+      const session = { id: row.session_id, issuer: row.issuer, policy: row.policy, identity: row.identity };
+      for (const event of parseChunk(row.session_id, row, this.#bodies)) events.push({ session, event });
+    }
+    const lastChunk = chunks.rows.at(-1);
+    const lastDenial = denials.rows.at(-1);
+    return {
+      events,
+      denials: denials.rows.map((d) => ({ id: d.id, ...denialFromRow(d) })),
+      position: {
+        chunks: lastChunk ? [lastChunk.xid, lastChunk.session_id, lastChunk.first_seq] : after.chunks,
+        denials: lastDenial ? [lastDenial.xid, lastDenial.id] : after.denials,
+      },
+      drained: chunks.rows.length < max && denials.rows.length < max,
+    };
+  }
+
+  async claimExportLease(
+    sink: string,
+    holder: string,
+    now: Date,
+    until: Date,
+    start: ExportPosition,
+  ): Promise<ExportPosition | null> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<{ position: string }>(SQL.claimExportLease, [
+      sink,
+      JSON.stringify(start),
+      holder,
+      checkedDate(until, 'until'),
+      checkedDate(now, 'now'),
+    ]);
+    return rows[0] ? (JSON.parse(rows[0].position) as ExportPosition) : null;
+  }
+
+  async saveExportPosition(
+    sink: string,
+    holder: string,
+    position: ExportPosition,
+    now: Date,
+    until: Date,
+  ): Promise<boolean> {
+    this.#checkOpen();
+    const { rowCount } = await this.#db.query(SQL.saveExportPosition, [
+      sink,
+      holder,
+      JSON.stringify(position),
+      checkedDate(until, 'until'),
+      checkedDate(now, 'now'),
+    ]);
+    return rowCount === 1;
+  }
+
+  async releaseExportLease(sink: string, holder: string, now: Date): Promise<void> {
+    this.#checkOpen();
+    await this.#db.query(SQL.releaseExportLease, [sink, holder, checkedDate(now, 'now')]);
+  }
+
+  async listExportPositions(): Promise<ExportCursorRow[]> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<Omit<ExportCursorRow, 'position'> & { position: string }>(
+      SQL.listExportPositions,
+      [],
+    );
+    return rows.map((r) => ({ ...r, position: JSON.parse(r.position) as ExportPosition }));
+  }
+
   async ping(): Promise<void> {
     this.#checkOpen();
     await this.#db.query(SQL.ping, []);
@@ -364,6 +443,20 @@ export class SqlStore implements Store {
   #checkOpen(): void {
     if (this.#closing) throw new StoreClosedError();
   }
+}
+
+interface ExportChunkRow extends EventChunkRow {
+  xid: string;
+  session_id: string;
+  last_seq: number;
+  issuer: string;
+  policy: string;
+  identity: Record<string, unknown>;
+}
+
+interface ExportDenialRow extends DenialRow {
+  xid: string;
+  id: string;
 }
 
 /** A chunk chained after `head`, and where its body was written (transcript files) or null (in the row). */

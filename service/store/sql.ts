@@ -146,6 +146,51 @@ export const SQL = {
     'list_denials',
     'SELECT at, kind, reasons, detail FROM denials ORDER BY at DESC, id DESC LIMIT $1',
   ),
+
+  // Audit export (migration 5): chunks and denials after a position, only those whose transaction is
+  // older than every transaction still running. Row comparison keeps the order total.
+  exportChunks: statement(
+    'export_chunks',
+    `SELECT c.export_xid::text AS xid, c.session_id, c.first_seq, c.last_seq, c.events, c.prev_hash,
+            c.body_segment, c.body_offset, c.body_length, s.issuer, s.policy, s.identity
+     FROM event_chunks c JOIN sessions s ON s.id = c.session_id
+     WHERE c.export_xid < pg_snapshot_xmin(pg_current_snapshot())
+       AND (c.export_xid, c.session_id, c.first_seq) > ($1::xid8, $2::text, $3::integer)
+     ORDER BY c.export_xid, c.session_id, c.first_seq
+     LIMIT $4`,
+  ),
+  exportDenials: statement(
+    'export_denials',
+    `SELECT export_xid::text AS xid, id::text AS id, at, kind, reasons, detail
+     FROM denials
+     WHERE export_xid < pg_snapshot_xmin(pg_current_snapshot())
+       AND (export_xid, id) > ($1::xid8, $2::bigint)
+     ORDER BY export_xid, id
+     LIMIT $3`,
+  ),
+  // Take (or keep) a sink's lease: a new sink starts at $2; a held lease moves only to its holder or
+  // once it has run out. No row returned: another replica holds it.
+  claimExportLease: statement(
+    'claim_export_lease',
+    `INSERT INTO export_cursors (sink, position, holder, lease_until, updated_at)
+     VALUES ($1, $2::json, $3, $4, $5)
+     ON CONFLICT (sink) DO UPDATE SET holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until
+       WHERE export_cursors.holder = EXCLUDED.holder OR export_cursors.lease_until < EXCLUDED.updated_at
+     RETURNING position::text AS position`,
+  ),
+  saveExportPosition: statement(
+    'save_export_position',
+    `UPDATE export_cursors SET position = $3::json, lease_until = $4, updated_at = $5
+     WHERE sink = $1 AND holder = $2`,
+  ),
+  releaseExportLease: statement(
+    'release_export_lease',
+    'UPDATE export_cursors SET lease_until = $3 WHERE sink = $1 AND holder = $2',
+  ),
+  listExportPositions: statement(
+    'list_export_positions',
+    'SELECT sink, position::text AS position, holder, lease_until, updated_at FROM export_cursors ORDER BY sink',
+  ),
 } as const;
 
 /** A sessions row is the SessionRecord itself (json columns parse back to the same shapes). */

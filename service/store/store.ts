@@ -35,6 +35,44 @@ export interface EventBatch {
 export type EventBatchResult =
   { ok: true; first_seq: number; head: { seq: number; hash: string } | null } | { ok: false; error: Error };
 
+/**
+ * Where an audit export has delivered up to: the last chunk (its transaction id, session, first seq) and
+ * the last denial (transaction id, row id) it took. Opaque to everyone but the store; JSON-safe.
+ */
+export interface ExportPosition {
+  chunks: [xid: string, sessionId: string, firstSeq: number];
+  denials: [xid: string, id: string];
+}
+
+/** The start of everything: a new sink's position. */
+export const EXPORT_START: ExportPosition = { chunks: ['0', '', 0], denials: ['0', '0'] };
+
+/** The session an exported event belongs to, as a SIEM needs it without a join. */
+export interface ExportSession {
+  id: string;
+  issuer: string;
+  policy: string;
+  /** the token's reader-facing claims (repository, workflow, run_id, actor, sha, …) */
+  identity: Record<string, unknown>;
+}
+
+export interface ExportBatch {
+  events: { session: ExportSession; event: TranscriptEvent }[];
+  denials: (DenialRecord & { id: string })[];
+  /** the position after this batch (unchanged when it is empty) */
+  position: ExportPosition;
+  /** fewer rows than the limit: nothing more is ready to export right now */
+  drained: boolean;
+}
+
+export interface ExportCursorRow {
+  sink: string;
+  position: ExportPosition;
+  holder: string;
+  lease_until: Date;
+  updated_at: Date;
+}
+
 export interface Store {
   readonly kind: 'embedded' | 'postgres';
   /** Apply the shared migrations (idempotent). */
@@ -80,6 +118,28 @@ export interface Store {
   listDenials(limit?: number): Promise<DenialRecord[]>;
   /** Delete token-use rows whose tokens expired before `now`. */
   pruneTokenUses(now: Date): Promise<number>;
+  /**
+   * Audit export: up to `limit` chunks (their events, each with its session) and up to `limit` denials
+   * after `after`, in the order their transactions are known to be over, so a reader that saves the
+   * returned position never skips a row that commits later.
+   */
+  readExport(after: ExportPosition, limit: number): Promise<ExportBatch>;
+  /**
+   * Take or renew a sink's lease until `until` (one replica exports each sink); a sink seen for the first
+   * time starts at `start`. Returns the sink's saved position, or null while another holder's lease runs.
+   */
+  claimExportLease(
+    sink: string,
+    holder: string,
+    now: Date,
+    until: Date,
+    start: ExportPosition,
+  ): Promise<ExportPosition | null>;
+  /** Save a sink's position (and renew its lease) if `holder` still holds it; false when it does not. */
+  saveExportPosition(sink: string, holder: string, position: ExportPosition, now: Date, until: Date): Promise<boolean>;
+  /** Give a held lease up (a replica shutting down), so another replica need not wait for it to run out. */
+  releaseExportLease(sink: string, holder: string, now: Date): Promise<void>;
+  listExportPositions(): Promise<ExportCursorRow[]>;
   /** Cheap round trip, for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
