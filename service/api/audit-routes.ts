@@ -76,12 +76,10 @@ export async function auditRoutes(app: FastifyInstance, deps: AuditRouteDeps): P
       const q = req.query as { after?: string; limit?: number; format?: 'jsonl' | 'ocsf' };
       const after = decodePosition(q.after);
       if (!after)
-        return reply
-          .code(400)
-          .send({
-            error: 'invalid request',
-            reasons: [{ message: 'after is not a position this broker gave out' }],
-          });
+        return reply.code(400).send({
+          error: 'invalid request',
+          reasons: [{ message: 'after is not a position this broker gave out' }],
+        });
       const batch = await deps.store.readExport(after, q.limit ?? 200);
       const records = batchRecords(batch).map(
         (r) => JSON.parse(formatRecord(r, q.format ?? 'jsonl')) as Record<string, unknown>,

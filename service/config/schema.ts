@@ -166,7 +166,7 @@ export type Policy = Static<typeof Policy>;
 export const RetentionDuration = Type.String({ pattern: '^[1-9][0-9]*[dh]$' });
 
 const ExportFormat = Type.Union([Type.Literal('jsonl'), Type.Literal('ocsf')], {
-  description: 'jsonl: the broker\'s own records (default); ocsf: OCSF 1.1 events',
+  description: "jsonl: the broker's own records (default); ocsf: OCSF 1.1 events",
 });
 const SinkName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9_-]*$' });
 export const ExportSink = Type.Union([

@@ -136,7 +136,13 @@ export interface Store {
     start: ExportPosition,
   ): Promise<ExportPosition | null>;
   /** Save a sink's position (and renew its lease) if `holder` still holds it; false when it does not. */
-  saveExportPosition(sink: string, holder: string, position: ExportPosition, now: Date, until: Date): Promise<boolean>;
+  saveExportPosition(
+    sink: string,
+    holder: string,
+    position: ExportPosition,
+    now: Date,
+    until: Date,
+  ): Promise<boolean>;
   /** Give a held lease up (a replica shutting down), so another replica need not wait for it to run out. */
   releaseExportLease(sink: string, holder: string, now: Date): Promise<void>;
   listExportPositions(): Promise<ExportCursorRow[]>;
