@@ -16,6 +16,8 @@ export interface AppDeps {
   metrics: BrokerMetrics;
   logger: Logger;
   rateLimitPerMinute: number;
+  /** the public half of the checkpoint signing key, served at /v1/audit/checkpoint-key */
+  checkpointKey?: { keyId: string; publicKeyPem: string };
   https?: { key: string; cert: string } | undefined;
   version?: string;
 }

@@ -6,7 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { AuditExporter } from './audit/exporter.js';
+import { Checkpointer, checkpointKeyFromPem, dataDirCheckpointKey } from './audit/checkpoint.js';
+import { AuditExporter, replicaName } from './audit/exporter.js';
 import { openAuditSinks } from './audit/open-sinks.js';
 import { TranscriptRecorder } from './audit/recorder.js';
 import { parseDuration } from './config/duration.js';
@@ -50,6 +51,10 @@ export interface Broker {
   store: Store;
   sessions: SessionService;
   exporter: AuditExporter;
+  checkpointer: Checkpointer;
+  checkpointKey: { keyId: string; publicKeyPem: string };
+  /** this process among the replicas sharing the store */
+  replica: string;
   metrics: BrokerMetrics;
   app: FastifyInstance;
   close(): Promise<void>;
@@ -111,8 +116,25 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     const recorder = new TranscriptRecorder(store, logger);
     closers.push(() => recorder.close());
 
+    const replica = replicaName();
+    const checkpointKeyPem = secrets.get('audit.checkpoint.key');
+    const checkpointKey = checkpointKeyPem
+      ? checkpointKeyFromPem(checkpointKeyPem)
+      : await dataDirCheckpointKey(config.data_dir);
+    const checkpointer = new Checkpointer({
+      store,
+      key: checkpointKey,
+      logger: logger.child({ component: 'checkpoint' }),
+      holder: replica,
+      intervalMs: parseDuration(config.audit?.checkpoint?.interval ?? '5m') ?? 300_000,
+      registry: metrics.registry,
+    });
+    checkpointer.start();
+    closers.push(() => checkpointer.close());
+
     const exportSinks = await openAuditSinks(config, secrets, logger);
     const exporter = new AuditExporter({
+      holder: replica,
       store,
       sinks: exportSinks,
       logger: logger.child({ component: 'audit-export' }),
@@ -197,6 +219,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     const app = await buildApp({
       sessions,
       store,
+      checkpointKey: { keyId: checkpointKey.keyId, publicKeyPem: checkpointKey.publicKeyPem },
       metrics,
       logger,
       rateLimitPerMinute: config.limits.session_rate_per_minute,
@@ -219,6 +242,9 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       store,
       sessions,
       exporter,
+      checkpointer,
+      checkpointKey: { keyId: checkpointKey.keyId, publicKeyPem: checkpointKey.publicKeyPem },
+      replica,
       metrics,
       app,
       close,

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // hoop-broker serve | check-config | explain | sessions | audit | dev
+import { createPublicKey } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ExplainResult, SessionView, Transcript } from './api/schemas.js';
+import { keyIdOf, verifyCheckpointSequence, verifyHeadsAgainstTranscripts } from './audit/checkpoint.js';
 import { verifyChain } from './audit/event.js';
 import { type Broker, BrokerStartError, startBroker } from './broker.js';
 import { loadConfigFile } from './config/load.js';
@@ -55,10 +57,14 @@ Options:
   --admin-token-file FILE   the admin token (default: the HOOP_ADMIN_TOKEN variable)
   -h, --help                this text`,
   audit: `hoop-broker audit verify ID --url URL
+hoop-broker audit verify --url URL [--public-key FILE]
 hoop-broker audit denials --url URL
 hoop-broker audit export --url URL [--since T] [--until T] [--format jsonl|ocsf]
 
-verify: fetch a session's transcript and verify its hash chain locally.
+verify ID: fetch a session's transcript and verify its hash chain locally.
+verify: check the signed checkpoints (signatures, links, no session vanished unless retention pruned
+        it) and that every session's transcript still reaches the head the latest one signed: a
+        session deleted or truncated in the store shows here.
 denials: recent refused session requests.
 export: every audit record (transcript events with their session's identity, refused session
         requests) as JSON lines on stdout, for backfilling a SIEM; the count goes to stderr.
@@ -67,6 +73,8 @@ Options:
   --url URL                 the broker's API
   --since T, --until T      export: records at or after / before T (ISO-8601, or an age: 24h, 7d, 30m)
   --format jsonl|ocsf       export: the broker's records (default) or OCSF 1.1 events
+  --public-key FILE         verify: the checkpoint key (PEM) to trust, kept apart from the broker
+                            (default: the key GET /v1/audit/checkpoint-key serves)
   --admin-token-file FILE   the admin token (default: the HOOP_ADMIN_TOKEN variable)
   -h, --help                this text`,
   healthcheck: `hoop-broker healthcheck [--url URL]
@@ -109,6 +117,7 @@ Usage:
   hoop-broker sessions list [--active] --url URL
   hoop-broker sessions revoke ID --url URL
   hoop-broker audit verify ID --url URL       fetch a transcript and verify its hash chain locally
+  hoop-broker audit verify --url URL          check the signed checkpoints: deleted/truncated sessions
   hoop-broker audit denials --url URL         recent refused session requests
   hoop-broker audit export --url URL [--since T] [--format jsonl|ocsf]
                                               audit records as JSON lines (SIEM backfill)
@@ -137,6 +146,7 @@ const OPTIONS = {
   since: { type: 'string' },
   until: { type: 'string' },
   format: { type: 'string' },
+  'public-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -387,11 +397,12 @@ async function auditCommand(
     since?: string | undefined;
     until?: string | undefined;
     format?: string | undefined;
+    'public-key'?: string | undefined;
   },
   o: Out,
 ): Promise<number> {
   const [sub, id] = positionals;
-  if (!values.url || !((sub === 'verify' && id) || sub === 'denials' || sub === 'export')) {
+  if (!values.url || !(sub === 'verify' || sub === 'denials' || sub === 'export')) {
     o.err(COMMANDS.audit);
     return 2;
   }
@@ -401,6 +412,7 @@ async function auditCommand(
     return 2;
   }
   if (sub === 'export') return auditExport(values.url, token, values, o);
+  if (sub === 'verify' && !id) return verifyCheckpoints(values.url, token, values['public-key'], o);
   if (sub === 'denials') {
     const res = await api<{ denials: { at: string; kind: string; reasons: string[] }[] }>(
       values.url,
@@ -521,6 +533,63 @@ async function auditExport(
     if (res.body.drained) break;
   }
   o.err(`${count} record(s)`);
+  return 0;
+}
+
+async function verifyCheckpoints(
+  url: string,
+  token: string,
+  publicKeyFile: string | undefined,
+  o: Out,
+): Promise<number> {
+  let pem: string;
+  if (publicKeyFile) pem = await readFile(publicKeyFile, 'utf8');
+  else {
+    const k = await api<{ public_key_pem: string }>(url, 'GET', '/v1/audit/checkpoint-key');
+    if (k.status !== 200) return printError(o, k.status, k.body);
+    pem = k.body.public_key_pem;
+    o.err(
+      '(trusting the key the broker serves; pass --public-key FILE to check against a copy kept elsewhere)',
+    );
+  }
+  const key = createPublicKey(pem);
+  const rows: { seq: number; body: string; signature: string; key_id: string }[] = [];
+  for (let after = 0; ;) {
+    const page = await api<{ checkpoints: typeof rows }>(
+      url,
+      'GET',
+      `/v1/audit/checkpoints?after=${after}&limit=500`,
+      token,
+    );
+    if (page.status !== 200) return printError(o, page.status, page.body);
+    rows.push(...page.body.checkpoints);
+    if (page.body.checkpoints.length < 500) break;
+    after = rows.at(-1)!.seq;
+  }
+  if (rows.length === 0) {
+    o.err('no checkpoints yet (the broker writes one per audit.checkpoint.interval when anything changed)');
+    return 1;
+  }
+  const seq = verifyCheckpointSequence(rows, new Map([[keyIdOf(key), key]]));
+  const heads = seq.latest?.sessions ?? [];
+  const transcripts = await verifyHeadsAgainstTranscripts(heads, async (id) => {
+    const t = await api<Transcript>(url, 'GET', `/v1/sessions/${encodeURIComponent(id)}/transcript`, token);
+    if (t.status === 404) return null;
+    if (t.status !== 200) throw new Error(`transcript of ${id}: HTTP ${t.status}`);
+    return t.body.events;
+  });
+  const problems = [...seq.problems, ...transcripts];
+  for (const p of problems)
+    o.err(
+      `✗ ${p.checkpoint !== undefined ? `checkpoint ${p.checkpoint}` : ''}${p.session ? ` session ${p.session}` : ''}: ${p.problem}`,
+    );
+  if (problems.length > 0) {
+    o.err(`${problems.length} problem(s) in ${rows.length} checkpoint(s)`);
+    return 1;
+  }
+  o.out(
+    `${rows.length} checkpoint(s) verified (${rows[0]!.seq}..${rows.at(-1)!.seq}); the latest signs ${heads.length} session head(s), every transcript reaches its head`,
+  );
   return 0;
 }
 

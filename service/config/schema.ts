@@ -276,6 +276,18 @@ export const Config = Type.Object(
           export: Type.Optional(Type.Array(ExportSink)),
           /** how often the exporter looks for new records (default 1s) */
           export_interval: Type.Optional(Duration),
+          /** signed checkpoints over every session's chain head */
+          checkpoint: Type.Optional(
+            Type.Object(
+              {
+                /** how often (default 5m); a checkpoint is written only when a head changed */
+                interval: Type.Optional(Duration),
+                /** Ed25519 private key (PEM) by reference; default: data_dir/checkpoint/signing-key.pem, generated */
+                key: Type.Optional(SecretRef),
+              },
+              { additionalProperties: false },
+            ),
+          ),
         },
         { additionalProperties: false },
       ),

@@ -76,6 +76,8 @@ export function secretReferences(config: Config): { path: ConfigPathSegment[]; r
   (config.admin?.tokens ?? []).forEach((token, index) => {
     refs.push({ path: ['admin', 'tokens', index, 'token'], ref: token.token });
   });
+  if (config.audit?.checkpoint?.key)
+    refs.push({ path: ['audit', 'checkpoint', 'key'], ref: config.audit.checkpoint.key });
   (config.audit?.export ?? []).forEach((sink, index) => {
     if (sink.kind === 'webhook') refs.push({ path: ['audit', 'export', index, 'secret'], ref: sink.secret });
   });

@@ -155,6 +155,11 @@ export async function openEmbeddedStoreProcess(dataDir: string | null): Promise<
     saveExportPosition: (...a) => call('saveExportPosition', ...a),
     releaseExportLease: (...a) => call('releaseExportLease', ...a),
     listExportPositions: () => call('listExportPositions'),
+    listChainHeads: () => call('listChainHeads'),
+    listPrunedSince: (...a) => call('listPrunedSince', ...a),
+    insertCheckpoint: (...a) => call('insertCheckpoint', ...a),
+    latestCheckpoint: () => call('latestCheckpoint'),
+    listCheckpoints: (...a) => call('listCheckpoints', ...a),
     ping: () => call('ping'),
     close: async () => {
       if (closed) return;

@@ -143,6 +143,30 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: 'signed checkpoints, pruned sessions',
+    sql: `
+      -- A checkpoint is a signed list of every session's chain head (audit/checkpoint.ts). seq is the
+      -- primary key and each body names its predecessor, so two writers cannot fork the sequence.
+      CREATE TABLE checkpoints (
+        seq        integer PRIMARY KEY CHECK (seq >= 1),
+        at         timestamptz NOT NULL,
+        body       text NOT NULL,
+        signature  text NOT NULL,
+        key_id     text NOT NULL
+      );
+      -- Sessions retention removed, with the head they had: the next checkpoint names them as pruned
+      -- rather than missing, so a verifier can tell retention from deletion.
+      CREATE TABLE pruned_sessions (
+        id         text PRIMARY KEY,
+        pruned_at  timestamptz NOT NULL,
+        head_seq   integer NOT NULL,
+        head_hash  text NOT NULL
+      );
+      CREATE INDEX pruned_sessions_at_idx ON pruned_sessions (pruned_at);
+    `,
+  },
 ];
 
 /** Key of the transaction-scoped advisory lock that makes replicas starting together migrate once. */

@@ -28,6 +28,8 @@ import {
   sessionParams,
 } from './sql.js';
 import type {
+  ChainHead,
+  CheckpointRow,
   DenialRecord,
   EventBatch,
   ExportBatch,
@@ -420,6 +422,39 @@ export class SqlStore implements Store {
       [],
     );
     return rows.map((r) => ({ ...r, position: JSON.parse(r.position) as ExportPosition }));
+  }
+
+  async listChainHeads(): Promise<ChainHead[]> {
+    this.#checkOpen();
+    return (await this.#db.query<ChainHead>(SQL.listChainHeads, [])).rows;
+  }
+
+  async listPrunedSince(since: Date): Promise<ChainHead[]> {
+    this.#checkOpen();
+    return (await this.#db.query<ChainHead>(SQL.listPrunedSince, [checkedDate(since, 'since')])).rows;
+  }
+
+  async insertCheckpoint(cp: CheckpointRow): Promise<boolean> {
+    this.#checkOpen();
+    const { rowCount } = await this.#db.query(SQL.insertCheckpoint, [
+      cp.seq,
+      checkedDate(cp.at, 'checkpoint at'),
+      cp.body,
+      cp.signature,
+      cp.key_id,
+    ]);
+    return rowCount === 1;
+  }
+
+  async latestCheckpoint(): Promise<CheckpointRow | null> {
+    this.#checkOpen();
+    return (await this.#db.query<CheckpointRow>(SQL.latestCheckpoint, [])).rows[0] ?? null;
+  }
+
+  async listCheckpoints(afterSeq: number, limit: number): Promise<CheckpointRow[]> {
+    this.#checkOpen();
+    const max = checkedLimit(limit, null, 'listCheckpoints limit') ?? 100;
+    return (await this.#db.query<CheckpointRow>(SQL.listCheckpoints, [afterSeq, max])).rows;
   }
 
   async ping(): Promise<void> {

@@ -191,6 +191,26 @@ export const SQL = {
     'list_export_positions',
     'SELECT sink, position::text AS position, holder, lease_until, updated_at FROM export_cursors ORDER BY sink',
   ),
+
+  // Signed checkpoints (migration 6)
+  listChainHeads: statement('list_chain_heads', 'SELECT id, head_seq, head_hash FROM sessions ORDER BY id'),
+  listPrunedSince: statement(
+    'list_pruned_since',
+    'SELECT id, head_seq, head_hash FROM pruned_sessions WHERE pruned_at > $1 ORDER BY id',
+  ),
+  insertCheckpoint: statement(
+    'insert_checkpoint',
+    `INSERT INTO checkpoints (seq, at, body, signature, key_id) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (seq) DO NOTHING`,
+  ),
+  latestCheckpoint: statement(
+    'latest_checkpoint',
+    'SELECT seq, at, body, signature, key_id FROM checkpoints ORDER BY seq DESC LIMIT 1',
+  ),
+  listCheckpoints: statement(
+    'list_checkpoints',
+    'SELECT seq, at, body, signature, key_id FROM checkpoints WHERE seq > $1 ORDER BY seq LIMIT $2',
+  ),
 } as const;
 
 /** A sessions row is the SessionRecord itself (json columns parse back to the same shapes). */

@@ -73,6 +73,24 @@ export interface ExportCursorRow {
   updated_at: Date;
 }
 
+/** A session's transcript head, as a checkpoint lists it. */
+export interface ChainHead {
+  id: string;
+  head_seq: number;
+  head_hash: string;
+}
+
+/** A signed checkpoint as stored (audit/checkpoint.ts makes and checks them). */
+export interface CheckpointRow {
+  seq: number;
+  at: Date;
+  /** the signed text (canonical JSON) */
+  body: string;
+  /** base64 Ed25519 signature over body */
+  signature: string;
+  key_id: string;
+}
+
 export interface Store {
   readonly kind: 'embedded' | 'postgres';
   /** Apply the shared migrations (idempotent). */
@@ -146,6 +164,15 @@ export interface Store {
   /** Give a held lease up (a replica shutting down), so another replica need not wait for it to run out. */
   releaseExportLease(sink: string, holder: string, now: Date): Promise<void>;
   listExportPositions(): Promise<ExportCursorRow[]>;
+  /** Every session's transcript head, by id. */
+  listChainHeads(): Promise<ChainHead[]>;
+  /** Sessions retention removed after `since` (with their last head). */
+  listPrunedSince(since: Date): Promise<ChainHead[]>;
+  /** Store a checkpoint; false when one with its seq exists already (another writer was first). */
+  insertCheckpoint(cp: CheckpointRow): Promise<boolean>;
+  latestCheckpoint(): Promise<CheckpointRow | null>;
+  /** Ascending by seq. */
+  listCheckpoints(afterSeq: number, limit: number): Promise<CheckpointRow[]>;
   /** Cheap round trip, for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
