@@ -10,6 +10,7 @@ import { Checkpointer, checkpointKeyFromPem, dataDirCheckpointKey } from './audi
 import { AuditExporter, replicaName } from './audit/exporter.js';
 import { openAuditSinks } from './audit/open-sinks.js';
 import { TranscriptRecorder } from './audit/recorder.js';
+import { parseRetention, RetentionPruner } from './audit/retention.js';
 import { parseDuration } from './config/duration.js';
 import { type ConfigError, type ResolvedConfig, withDefaults } from './config/load.js';
 import type { Config, PostgresTarget, Target } from './config/schema.js';
@@ -52,6 +53,8 @@ export interface Broker {
   sessions: SessionService;
   exporter: AuditExporter;
   checkpointer: Checkpointer;
+  /** null without `retention` in the config */
+  retention: RetentionPruner | null;
   checkpointKey: { keyId: string; publicKeyPem: string };
   /** this process among the replicas sharing the store */
   replica: string;
@@ -145,6 +148,20 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     });
     exporter.start();
     closers.push(() => exporter.close());
+
+    let retention: RetentionPruner | null = null;
+    if (config.retention) {
+      retention = new RetentionPruner({
+        store,
+        retentionMs: parseRetention(config.retention)!,
+        sinks: (config.audit?.export ?? []).map((s) => s.name),
+        logger: logger.child({ component: 'retention' }),
+        registry: metrics.registry,
+      });
+      retention.start();
+      const r = retention;
+      closers.push(() => r.close());
+    }
 
     let gateway: PostgresGateway | null = null;
     const connectionInfo = (target: Target, session: SessionRecord): Record<string, unknown> => {
@@ -243,6 +260,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       sessions,
       exporter,
       checkpointer,
+      retention,
       checkpointKey: { keyId: checkpointKey.keyId, publicKeyPem: checkpointKey.publicKeyPem },
       replica,
       metrics,

@@ -156,6 +156,7 @@ export async function openEmbeddedStoreProcess(dataDir: string | null): Promise<
     releaseExportLease: (...a) => call('releaseExportLease', ...a),
     listExportPositions: () => call('listExportPositions'),
     listChainHeads: () => call('listChainHeads'),
+    pruneBefore: (...a) => call('pruneBefore', ...a),
     listPrunedSince: (...a) => call('listPrunedSince', ...a),
     insertCheckpoint: (...a) => call('insertCheckpoint', ...a),
     latestCheckpoint: () => call('latestCheckpoint'),

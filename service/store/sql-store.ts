@@ -457,6 +457,23 @@ export class SqlStore implements Store {
     return (await this.#db.query<CheckpointRow>(SQL.listCheckpoints, [afterSeq, max])).rows;
   }
 
+  async pruneBefore(
+    cutoff: Date,
+    now: Date,
+    sinks: readonly string[],
+    limit: number,
+  ): Promise<{ sessions: number; denials: number; checkpoints: number }> {
+    this.#checkOpen();
+    checkedDate(cutoff, 'cutoff');
+    const max = checkedLimit(limit, null, 'pruneBefore limit') ?? 1000;
+    const names = [...sinks];
+    const sessions = (await this.#db.query(SQL.pruneSessions, [cutoff, checkedDate(now, 'now'), names, max]))
+      .rowCount;
+    const denials = (await this.#db.query(SQL.pruneDenials, [cutoff, names, max])).rowCount;
+    const checkpoints = (await this.#db.query(SQL.pruneCheckpoints, [cutoff])).rowCount;
+    return { sessions, denials, checkpoints };
+  }
+
   async ping(): Promise<void> {
     this.#checkOpen();
     await this.#db.query(SQL.ping, []);

@@ -211,6 +211,49 @@ export const SQL = {
     'list_checkpoints',
     'SELECT seq, at, body, signature, key_id FROM checkpoints WHERE seq > $1 ORDER BY seq LIMIT $2',
   ),
+
+  // Retention: sessions ended (or expired) before $1 whose every chunk each of the named sinks ($3) has
+  // exported, recorded as pruned (for the next checkpoint) and deleted with their chunks (cascade).
+  // Nothing is pruned while one of the sinks has no position yet.
+  pruneSessions: statement(
+    'prune_sessions',
+    `WITH cursors AS (
+       SELECT (position->'chunks'->>0)::xid8 AS x, position->'chunks'->>1 AS s, (position->'chunks'->>2)::integer AS q
+       FROM export_cursors WHERE sink = ANY($3::text[])
+     ), doomed AS (
+       SELECT id, head_seq, head_hash FROM sessions ss
+       WHERE COALESCE(ended_at, expires_at) < $1
+         AND (SELECT count(*) FROM cursors) = cardinality($3::text[])
+         AND NOT EXISTS (
+           SELECT 1 FROM event_chunks c, cursors k
+           WHERE c.session_id = ss.id AND (c.export_xid, c.session_id, c.first_seq) > (k.x, k.s, k.q))
+       ORDER BY id LIMIT $4
+     ), recorded AS (
+       INSERT INTO pruned_sessions (id, pruned_at, head_seq, head_hash)
+       SELECT id, $2, head_seq, head_hash FROM doomed
+       ON CONFLICT (id) DO NOTHING
+     )
+     DELETE FROM sessions WHERE id IN (SELECT id FROM doomed)`,
+  ),
+  pruneDenials: statement(
+    'prune_denials',
+    `WITH cursors AS (
+       SELECT (position->'denials'->>0)::xid8 AS x, (position->'denials'->>1)::bigint AS i
+       FROM export_cursors WHERE sink = ANY($2::text[])
+     )
+     DELETE FROM denials d
+     WHERE d.id IN (
+       SELECT id FROM denials dd
+       WHERE dd.at < $1
+         AND (SELECT count(*) FROM cursors) = cardinality($2::text[])
+         AND NOT EXISTS (SELECT 1 FROM cursors k WHERE (dd.export_xid, dd.id) > (k.x, k.i))
+       ORDER BY id LIMIT $3)`,
+  ),
+  // checkpoints older than $1, always keeping the latest (the next one links to it)
+  pruneCheckpoints: statement(
+    'prune_checkpoints',
+    `DELETE FROM checkpoints WHERE at < $1 AND seq < (SELECT max(seq) FROM checkpoints)`,
+  ),
 } as const;
 
 /** A sessions row is the SessionRecord itself (json columns parse back to the same shapes). */

@@ -173,6 +173,18 @@ export interface Store {
   latestCheckpoint(): Promise<CheckpointRow | null>;
   /** Ascending by seq. */
   listCheckpoints(afterSeq: number, limit: number): Promise<CheckpointRow[]>;
+  /**
+   * Retention: delete up to `limit` sessions (with their transcripts) that ended before `cutoff` and up
+   * to `limit` denials recorded before it, in each case only what every sink named in `sinks` has already
+   * exported; and checkpoints older than `cutoff` but the latest. Pruned sessions are noted (with their
+   * last head) for the next checkpoint.
+   */
+  pruneBefore(
+    cutoff: Date,
+    now: Date,
+    sinks: readonly string[],
+    limit: number,
+  ): Promise<{ sessions: number; denials: number; checkpoints: number }>;
   /** Cheap round trip, for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -640,6 +640,49 @@ export function registerStoreSuite(
       },
     );
 
+    it('pruneBefore removes ended sessions and denials past the cutoff only once every named sink exported them', async () => {
+      const T = Date.parse('1970-01-02T00:00:00.000Z');
+      const old = makeSession({ created_at: new Date(T), expires_at: new Date(T + MINUTE) });
+      const live = makeSession({ created_at: new Date(T), expires_at: new Date(Date.now() + 60 * MINUTE) });
+      await openSessionOk(h.store, old);
+      await openSessionOk(h.store, live);
+      await h.store.appendEvents(old.id, [statementEvent('select 1')]);
+      await h.store.endSession(old.id, new Date(T + 2 * MINUTE), 'revoked', revokedEvent);
+      await h.store.recordDenial({ at: new Date(T), kind: 'prune.me', reasons: [], detail: {} });
+      const cutoff = new Date(T + 60 * MINUTE);
+      const sink = `prune-sink-${Math.random()}`;
+      // a sink with no position yet: nothing goes
+      expect(await h.store.pruneBefore(cutoff, new Date(), [sink], 100)).toMatchObject({
+        sessions: 0,
+        denials: 0,
+      });
+      // the sink starts, but has not read anything: still nothing
+      const now = new Date();
+      await h.store.claimExportLease(sink, 'r', now, new Date(now.getTime() + MINUTE), EXPORT_START);
+      expect(await h.store.pruneBefore(cutoff, new Date(), [sink], 100)).toMatchObject({
+        sessions: 0,
+        denials: 0,
+      });
+      expect(await h.store.getSession(old.id)).not.toBeNull();
+      // once the sink has exported everything, the old session and denial go; the live session stays
+      let pos = EXPORT_START;
+      for (;;) {
+        const b = await h.store.readExport(pos, 1000);
+        pos = b.position;
+        if (b.drained) break;
+      }
+      await h.store.saveExportPosition(sink, 'r', pos, new Date(), new Date(Date.now() + MINUTE));
+      const pruned = await h.store.pruneBefore(cutoff, new Date(), [sink], 100_000);
+      expect(pruned.sessions).toBeGreaterThanOrEqual(1);
+      expect(pruned.denials).toBeGreaterThanOrEqual(1);
+      expect(await h.store.getSession(old.id)).toBeNull();
+      expect(await h.store.listEvents(old.id)).toEqual([]);
+      expect(await h.store.getSession(live.id)).not.toBeNull();
+      expect((await h.store.listDenials(100_000)).find((d) => d.kind === 'prune.me')).toBeUndefined();
+      const noted = await h.store.listPrunedSince(new Date(now.getTime() - MINUTE));
+      expect(noted.find((p) => p.id === old.id)).toMatchObject({ head_seq: 3 });
+    });
+
     it('close waits for calls in flight, is idempotent, and later calls fail', async () => {
       const s = makeSession();
       const pending = h.store.openSession(s, openedEvent(s), tokenFor());
