@@ -14,6 +14,7 @@ import { ClassificationCache } from '../service/gateways/postgres/classification
 import { FrontendReader } from '../service/gateways/postgres/frontend-reader.js';
 import { DEFAULT_LIMITS } from '../service/gateways/postgres/limits.js';
 import { Relay } from '../service/gateways/postgres/relay.js';
+import { OperationFlow } from '../service/gateways/operation-flow.js';
 import { createLogger } from '../service/log.js';
 import { initSqlParser } from '../service/policy/sql/index.js';
 import type { EventBatchResult, Store } from '../service/store/store.js';
@@ -144,13 +145,23 @@ async function run(mode: 'simple' | 'prepared'): Promise<number> {
       connId: 'pgc_0123456789ab',
       catalog,
       limits: DEFAULT_LIMITS,
-      record: async () => {},
-      recordBackground: (ev, done) =>
-        recorder.recordBackground('ses_bench', ev, (err, seq) => {
-          if (err === null) recorded++;
-          done(err, seq);
-        }),
-      countStatement: () => {},
+      flow: new OperationFlow({
+        sessionId: 'ses_bench',
+        target: 'bench',
+        connId: 'pgc_0123456789ab',
+        gateway: 'pg',
+        sink: {
+          record: async () => {},
+          recordBackground: (ev, done) =>
+            recorder.recordBackground('ses_bench', ev, (err, seq) => {
+              if (err === null) recorded++;
+              done(err, seq);
+            }),
+        },
+        onRecordFailed: (err) => {
+          throw err;
+        },
+      }),
       classifier: new ClassificationCache(),
     },
     client as never,

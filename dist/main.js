@@ -20636,9 +20636,9 @@ function which(tool, check) {
       }
       return result;
     }
-    const matches = yield findInPath(tool);
-    if (matches && matches.length > 0) {
-      return matches[0];
+    const matches2 = yield findInPath(tool);
+    if (matches2 && matches2.length > 0) {
+      return matches2[0];
     }
     return "";
   });
@@ -20674,14 +20674,14 @@ function findInPath(tool) {
         }
       }
     }
-    const matches = [];
+    const matches2 = [];
     for (const directory of directories) {
       const filePath = yield tryGetExecutablePath(path3.join(directory, tool), extensions);
       if (filePath) {
-        matches.push(filePath);
+        matches2.push(filePath);
       }
     }
-    return matches;
+    return matches2;
   });
 }
 
@@ -21479,7 +21479,7 @@ function parseReasons(v) {
   });
 }
 function isSessionTarget(v) {
-  return isObject(v) && isString(v.name) && isString(v.kind) && (v.access === "read" || v.access === "write" || v.access === "admin") && isObject(v.connection);
+  return isObject(v) && isString(v.name) && isString(v.kind) && (v.access === "read" || v.access === "write" || v.access === "admin") && (v.connection === void 0 || isObject(v.connection));
 }
 function checkSessionCreated(v) {
   if (!isObject(v)) return "body is not an object";
@@ -21680,18 +21680,20 @@ function targetEnvPrefix(target) {
 var HOST = /^[A-Za-z0-9._:-]+$/;
 function postgresSettings(target, password, sslrootcert) {
   const c = target.connection;
+  if (!c) return { ok: false, error: noConnection(target) };
   const where = `target ${target.name}: connection`;
-  if (typeof c.host !== "string" || !HOST.test(c.host))
-    return { ok: false, error: `${where}.host is not a host name` };
-  if (typeof c.port !== "number" || !Number.isInteger(c.port) || c.port < 1 || c.port > 65535)
-    return { ok: false, error: `${where}.port is not a port number` };
-  if (typeof c.user !== "string" || c.user === "") return { ok: false, error: `${where}.user is missing` };
-  const database = typeof c.database === "string" && c.database !== "" ? c.database : target.name;
+  if (!matches(HOST, c.host)) return { ok: false, error: `${where}.host is not a host name` };
+  if (!isPort(c.port)) return { ok: false, error: `${where}.port is not a port number` };
+  if (!matches(/./, c.user)) return { ok: false, error: `${where}.user is missing` };
+  const database = matches(/./, c.database) ? c.database : target.name;
   return {
     ok: true,
     value: { target: target.name, host: c.host, port: c.port, user: c.user, database, password, sslrootcert }
   };
 }
+var isPort = (port) => typeof port === "number" && Number.isInteger(port) && port >= 1 && port <= 65535;
+var matches = (pattern, value) => typeof value === "string" && pattern.test(value);
+var noConnection = (target) => `target ${target.name}: the broker sent no connection settings (it runs no ${target.kind} gateway)`;
 function databaseUrl(s) {
   const host = s.host.includes(":") ? `[${s.host}]` : s.host;
   const query = `sslmode=verify-full&sslrootcert=${encodeURIComponent(s.sslrootcert)}`;
@@ -21809,13 +21811,11 @@ function sshSettings(target) {
   const where = `target ${target.name}: connection`;
   if (!ALIAS.test(target.name))
     return { ok: false, error: `target ${target.name}: name cannot be an ssh Host alias` };
-  if (typeof c.host !== "string" || !SAFE_WORD.test(c.host))
-    return { ok: false, error: `${where}.host is not a host name` };
-  if (typeof c.port !== "number" || !Number.isInteger(c.port) || c.port < 1 || c.port > 65535)
-    return { ok: false, error: `${where}.port is not a port number` };
-  if (typeof c.user !== "string" || !SAFE_WORD.test(c.user))
-    return { ok: false, error: `${where}.user is not a user name` };
-  const hostKey = typeof c.host_key === "string" ? parseHostKey(c.host_key) : null;
+  if (!c) return { ok: false, error: noConnection(target) };
+  if (!matches(SAFE_WORD, c.host)) return { ok: false, error: `${where}.host is not a host name` };
+  if (!isPort(c.port)) return { ok: false, error: `${where}.port is not a port number` };
+  if (!matches(SAFE_WORD, c.user)) return { ok: false, error: `${where}.user is not a user name` };
+  const hostKey = matches(/./, c.host_key) ? parseHostKey(c.host_key) : null;
   if (!hostKey) return { ok: false, error: `${where}.host_key is not an OpenSSH public key` };
   return { ok: true, value: { target: target.name, host: c.host, port: c.port, user: c.user, hostKey } };
 }
@@ -21867,7 +21867,7 @@ var KUBE_USER = "hoop-session";
 function kubernetesSettings(target, brokerCaPem) {
   const c = target.connection;
   const where = `target ${target.name}: connection`;
-  if (typeof c.server !== "string") return { ok: false, error: `${where}.server is missing` };
+  if (!c || !matches(/./, c.server)) return { ok: false, error: `${where}.server is missing` };
   let server;
   try {
     server = new URL(c.server);
@@ -21875,18 +21875,13 @@ function kubernetesSettings(target, brokerCaPem) {
     return { ok: false, error: `${where}.server is not a URL` };
   }
   if (server.protocol !== "https:") return { ok: false, error: `${where}.server must be https` };
-  if (c.ca !== void 0 && (typeof c.ca !== "string" || !c.ca.includes("-----BEGIN CERTIFICATE-----")))
+  if (c.ca !== void 0 && !matches(/-----BEGIN CERTIFICATE-----/, c.ca))
     return { ok: false, error: `${where}.ca is not a PEM certificate` };
-  if (c.namespace !== void 0 && (typeof c.namespace !== "string" || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(c.namespace)))
+  if (c.namespace !== void 0 && !matches(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, c.namespace))
     return { ok: false, error: `${where}.namespace is not a namespace name` };
   return {
     ok: true,
-    value: {
-      target: target.name,
-      server: c.server,
-      caPem: typeof c.ca === "string" ? c.ca : brokerCaPem,
-      namespace: typeof c.namespace === "string" ? c.namespace : void 0
-    }
+    value: { target: target.name, server: c.server, caPem: c.ca ?? brokerCaPem, namespace: c.namespace }
   };
 }
 function kubeconfig(targets, token) {
@@ -21938,8 +21933,9 @@ function planWiring(session, opts) {
       if (s.ok) ssh.push(s.value);
       else errors.push(s.error);
     } else {
+      const unknown = target;
       notes.push(
-        `target ${target.name} has kind "${target.kind}", which this version of the action does not wire`
+        `target ${unknown.name} has kind "${unknown.kind}", which this version of the action does not wire`
       );
     }
   }

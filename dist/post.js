@@ -26416,7 +26416,7 @@ function parseReasons(v) {
   });
 }
 function isSessionTarget(v) {
-  return isObject(v) && isString(v.name) && isString(v.kind) && (v.access === "read" || v.access === "write" || v.access === "admin") && isObject(v.connection);
+  return isObject(v) && isString(v.name) && isString(v.kind) && (v.access === "read" || v.access === "write" || v.access === "admin") && (v.connection === void 0 || isObject(v.connection));
 }
 function checkSessionCreated(v) {
   if (!isObject(v)) return "body is not an object";

@@ -13,15 +13,14 @@ import { TranscriptRecorder } from './audit/recorder.js';
 import { parseRetention, RetentionPruner } from './audit/retention.js';
 import { parseDuration } from './config/duration.js';
 import { type ConfigError, type ResolvedConfig, withDefaults } from './config/load.js';
-import type { Config, PostgresTarget, Target } from './config/schema.js';
+import type { Config, TargetKind } from './config/schema.js';
 import { resolveAllSecrets } from './config/secrets.js';
-import { type PostgresGateway, startPostgresGateway } from './gateways/postgres/gateway.js';
+import { type Gateway, type GatewayContext, hostForUrl } from './gateways/gateway.js';
+import { GATEWAYS } from './gateways/registry.js';
 import { createVerifier } from './identity/verify.js';
 import { createLogger, type Logger } from './log.js';
 import { type BrokerMetrics, createMetrics } from './metrics.js';
-import { initSqlParser } from './policy/sql/index.js';
-import { SessionService } from './sessions/service.js';
-import type { SessionRecord } from './sessions/types.js';
+import { type ConnectionInfo, SessionService } from './sessions/service.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 import { ensureBrokerTls } from './tls/ca.js';
@@ -163,22 +162,11 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       closers.push(() => r.close());
     }
 
-    let gateway: PostgresGateway | null = null;
-    const connectionInfo = (target: Target, session: SessionRecord): Record<string, unknown> => {
-      if (target.kind === 'postgres' && gateway) {
-        const port = gateway.port;
-        const db = encodeURIComponent(target.name);
-        return {
-          host: publicHost,
-          port,
-          database: target.name,
-          user: session.id,
-          sslmode: 'verify-full',
-          url: `postgres://${session.id}@${hostForUrl(publicHost)}:${port}/${db}?sslmode=verify-full`,
-        };
-      }
-      return {};
-    };
+    // Every kind's gateway (gateways/registry.ts); a session's answer says how to reach each target
+    // through the gateway of its kind (none: the broker runs no gateway of that kind).
+    const gateways = new Map<TargetKind, Gateway>();
+    const connectionInfo: ConnectionInfo = (target, session) =>
+      gateways.get(target.kind)?.connectionInfo(target, session);
     const adminTokens = new Map<string, string>();
     config.admin.tokens.forEach((t, i) => {
       adminTokens.set(t.name, secrets.get(`admin.tokens[${i}].token`)!);
@@ -200,38 +188,29 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     sessions.startSweeper();
     closers.push(() => sessions.close());
 
-    if (config.listen.postgres) {
-      await initSqlParser();
-      const pgTargets = new Map<string, { target: PostgresTarget; password: string; caPem?: string }>();
-      config.targets.forEach((t, i) => {
-        if (t.kind !== 'postgres') return;
-        const caPem = targetCas.get(t.name);
-        pgTargets.set(t.name, {
-          target: t,
-          password: secrets.get(`targets[${i}].password`)!,
-          ...(caPem ? { caPem } : {}),
-        });
-      });
-      gateway = await startPostgresGateway(
-        {
-          logger: logger.child({ gateway: 'postgres' }),
-          tls: { certPem: tls.certPem, keyPem: tls.keyPem },
-          getSession: (id) => store.getSession(id),
-          now: () => sessions.now,
-          targets: pgTargets,
-          sessionEvents: sessions.events,
-          record: async (sessionId, event, opts) => {
-            await recorder.record(sessionId, event, opts);
-          },
-          recordBackground: (sessionId, event, done) => recorder.recordBackground(sessionId, event, done),
-          allowCleartextPassword: config.listen.postgres.allow_cleartext_password ?? false,
-          metrics,
-        },
-        { host: config.listen.postgres.host, port: config.listen.postgres.port },
-      );
-      const gw = gateway;
-      closers.push(() => gw.close());
+    const gatewayContext: GatewayContext = {
+      config,
+      logger,
+      tls: { certPem: tls.certPem, keyPem: tls.keyPem },
+      secrets,
+      targetCas,
+      publicHost: gatewayHost(config),
+      sessions: {
+        getSession: (id) => store.getSession(id),
+        now: () => sessions.now,
+        events: sessions.events,
+      },
+      recorder,
+      metrics,
+    };
+    for (const kind of Object.keys(GATEWAYS) as TargetKind[]) {
+      const gateway = GATEWAYS[kind](gatewayContext);
+      if (!gateway) continue;
+      await gateway.start();
+      gateways.set(kind, gateway);
+      closers.push(() => gateway.close());
     }
+    const pgPort = gateways.get('postgres')?.port() ?? null;
 
     const app = await buildApp({
       sessions,
@@ -247,13 +226,13 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     const httpPort = (app.server.address() as AddressInfo).port;
     const url =
       config.public_url ?? `${config.http_tls ? 'https' : 'http'}://${hostForUrl(publicHost)}:${httpPort}`;
-    logger.info({ url, postgres: gateway?.port ?? null, store: store.kind }, 'broker listening');
+    logger.info({ url, postgres: pgPort, store: store.kind }, 'broker listening');
     return {
       config,
       url,
       httpPort,
-      pgPort: gateway?.port ?? null,
-      pgHost: publicHost,
+      pgPort,
+      pgHost: config.listen.postgres?.public_host ?? gatewayHost(config),
       caFile: tlsLoaded.tls ? (config.tls?.ca_file ?? null) : join(config.data_dir, 'tls', 'ca.pem'),
       caPem: tls.caPem,
       store,
@@ -273,14 +252,17 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
   }
 }
 
-/** The host clients are told to connect to: postgres.public_host, else public_url's host, else the listen host. */
+/**
+ * The broker's own URL host when public_url is not set: postgres.public_host if set (as before
+ * gateways were looped over by kind), else the gateways' host.
+ */
 function advertisedHost(config: ResolvedConfig): string {
-  if (config.listen.postgres?.public_host) return config.listen.postgres.public_host;
+  return config.listen.postgres?.public_host ?? gatewayHost(config);
+}
+
+/** The host gateways tell clients to connect to (a gateway may have its own, like postgres.public_host). */
+function gatewayHost(config: ResolvedConfig): string {
   if (config.public_url) return new URL(config.public_url).hostname.replace(/^\[|\]$/g, '');
   const h = config.listen.http.host;
   return h === '0.0.0.0' || h === '::' ? '127.0.0.1' : h;
-}
-
-function hostForUrl(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }

@@ -329,7 +329,7 @@ async function explain(
       o.err(formatConfigErrors(values.config!, loaded.errors));
       return 1;
     }
-    const { explainToken } = await import('./policy/explain.js');
+    const { explainToken } = await import('./identity/explain.js');
     const out = await explainToken(loaded.config, token, new Date());
     if (!out.ok) return printError(o, 401, out.body);
     result = out.value;

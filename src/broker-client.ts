@@ -107,7 +107,7 @@ function isSessionTarget(v: unknown): v is SessionTarget {
     isString(v.name) &&
     isString(v.kind) &&
     (v.access === 'read' || v.access === 'write' || v.access === 'admin') &&
-    isObject(v.connection)
+    (v.connection === undefined || isObject(v.connection))
   );
 }
 

@@ -1,7 +1,8 @@
 // HTTP routes under /v1: a schema on every route; denials are ErrorBody values with reasons.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import Type from 'typebox';
-import type { SessionService } from '../sessions/service.js';
+import type { Refusal, SessionService } from '../sessions/service.js';
 import type { Store } from '../store/store.js';
 import {
   CreateSessionBody,
@@ -23,6 +24,15 @@ const Errors = {
   404: ErrorBody,
   429: ErrorBody,
   503: ErrorBody,
+};
+
+/** A refused request's HTTP status. */
+const STATUS: Record<Refusal, 400 | 401 | 403 | 404 | 503> = {
+  invalid: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  'not-found': 404,
+  unavailable: 503,
 };
 
 export interface RouteDeps {
@@ -47,7 +57,9 @@ const unauthorized = (reply: FastifyReply, what: string) =>
       reasons: [{ message: `${what}: send "Authorization: Bearer <session secret or admin token>"` }],
     });
 
-export async function sessionRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
+export async function sessionRoutes(fastify: FastifyInstance, deps: RouteDeps): Promise<void> {
+  // Request parts are typed from each route's schema (the TypeBox type provider).
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { sessions } = deps;
   const rateLimit = { max: deps.rateLimitPerMinute, timeWindow: 60_000 };
 
@@ -62,10 +74,9 @@ export async function sessionRoutes(app: FastifyInstance, deps: RouteDeps): Prom
       },
     },
     async (req, reply) => {
-      const body = req.body as CreateSessionBody;
-      const out = await sessions.open({ ...body, client: req.ip });
+      const out = await sessions.open({ ...req.body, client: req.ip });
       reply.header('cache-control', 'no-store');
-      if (!out.ok) return reply.code(out.status).send(out.body);
+      if (!out.ok) return reply.code(STATUS[out.refusal]).send(out.body);
       return reply.code(201).send(out.value);
     },
   );
@@ -81,8 +92,8 @@ export async function sessionRoutes(app: FastifyInstance, deps: RouteDeps): Prom
       },
     },
     async (req, reply) => {
-      const out = await sessions.explain((req.body as { oidc_token: string }).oidc_token);
-      if (!out.ok) return reply.code(out.status).send(out.body);
+      const out = await sessions.explain(req.body.oidc_token);
+      if (!out.ok) return reply.code(STATUS[out.refusal]).send(out.body);
       return out.value;
     },
   );
@@ -102,7 +113,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: RouteDeps): Prom
     async (req, reply) => {
       const caller = await sessions.authorize(bearer(req), null);
       if (caller?.kind !== 'admin') return unauthorized(reply, 'listing sessions needs an admin token');
-      const q = req.query as { active?: boolean; limit?: number };
+      const q = req.query;
       return {
         sessions: await sessions.list({
           ...(q.active !== undefined ? { active: q.active } : {}),
@@ -122,7 +133,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: RouteDeps): Prom
       },
     },
     async (req, reply) => {
-      const { id } = req.params as { id: string };
+      const { id } = req.params;
       if (!(await sessions.authorize(bearer(req), id))) return unauthorized(reply, 'this session');
       const view = await sessions.view(id);
       if (!view) return reply.code(404).send({ error: 'session not found', reasons: [] });
@@ -141,7 +152,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: RouteDeps): Prom
       },
     },
     async (req, reply) => {
-      const { id } = req.params as { id: string };
+      const { id } = req.params;
       if (!(await sessions.authorize(bearer(req), id))) return unauthorized(reply, 'this transcript');
       const t = await sessions.transcript(id);
       if (!t) return reply.code(404).send({ error: 'session not found', reasons: [] });
@@ -159,11 +170,11 @@ export async function sessionRoutes(app: FastifyInstance, deps: RouteDeps): Prom
       },
     },
     async (req, reply) => {
-      const { id } = req.params as { id: string };
+      const { id } = req.params;
       const caller = await sessions.authorize(bearer(req), id);
       if (!caller) return unauthorized(reply, 'revoking this session');
       const out = await sessions.revoke(id, caller);
-      if (!out.ok) return reply.code(out.status).send(out.body);
+      if (!out.ok) return reply.code(STATUS[out.refusal]).send(out.body);
       return out.value;
     },
   );
@@ -179,7 +190,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: RouteDeps): Prom
     async (req, reply) => {
       const caller = await sessions.authorize(bearer(req), null);
       if (caller?.kind !== 'admin') return unauthorized(reply, 'denials need an admin token');
-      const rows = await deps.store.listDenials((req.query as { limit?: number }).limit ?? 100);
+      const rows = await deps.store.listDenials(req.query.limit ?? 100);
       return { denials: rows.map((d) => ({ ...d, at: d.at.toISOString() })) };
     },
   );

@@ -1,23 +1,13 @@
 // The HTTP API contract. The action imports the *types* from here (type-only), the broker the schemas.
-import Type, { type Static } from 'typebox';
+// Shapes the domain itself produces live below it and are re-exported here: reasons (../reasons.ts),
+// the verified identity (identity/claims-schema.ts), the explain report (policy/explanation.ts).
+import Type, { type Static, type TSchema } from 'typebox';
 import { TranscriptEvent } from '../audit/event.js';
 import { Access, DenyRule, MaskRule } from '../config/schema.js';
-
-export const Reason = Type.Object({
-  message: Type.String(),
-  policy: Type.Optional(Type.String()),
-  claim: Type.Optional(Type.String()),
-  expected: Type.Optional(Type.String()),
-  actual: Type.Optional(Type.String()),
-  target: Type.Optional(Type.String()),
-});
-export type Reason = Static<typeof Reason>;
-
-export const ErrorBody = Type.Object({
-  error: Type.String(),
-  reasons: Type.Array(Reason),
-});
-export type ErrorBody = Static<typeof ErrorBody>;
+import { Identity } from '../identity/claims-schema.js';
+import { ExplainResult, PolicyExplanation } from '../policy/explanation.js';
+import { ErrorBody, Reason } from '../reasons.js';
+import { KubernetesConnection, PostgresConnection, SshConnection } from './connections.js';
 
 export const CreateSessionBody = Type.Object(
   {
@@ -44,33 +34,34 @@ export const ExplainBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const Identity = Type.Record(Type.String(), Type.Unknown(), {
-  description:
-    'repository, repository_id, ref, sha, run_id, run_attempt, actor, workflow, environment, event_name, …',
-});
+export { KubernetesConnection, PostgresConnection, SshConnection } from './connections.js';
 
-export const PostgresConnection = Type.Object({
-  host: Type.String(),
-  port: Type.Integer(),
-  /** the target name: the broker maps it to the real database */
-  database: Type.String(),
-  /** the session id */
-  user: Type.String(),
-  sslmode: Type.Literal('verify-full'),
-  /** postgres://user@host:port/database?sslmode=verify-full (no password: that is the session secret) */
-  url: Type.String(),
-});
-export type PostgresConnection = Static<typeof PostgresConnection>;
+const targetView = <K extends string, C extends TSchema>(kind: K, connection: C) =>
+  Type.Object({
+    name: Type.String(),
+    kind: Type.Literal(kind),
+    access: Access,
+    mask: Type.Optional(Type.Array(MaskRule)),
+    deny: Type.Optional(Type.Array(DenyRule)),
+    /** how the job's tools reach this target through the broker; absent when the broker runs no gateway of its kind */
+    connection: Type.Optional(connection),
+  });
 
-export const SessionTarget = Type.Object({
-  name: Type.String(),
-  kind: Type.String(),
-  access: Access,
-  mask: Type.Optional(Type.Array(MaskRule)),
-  deny: Type.Optional(Type.Array(DenyRule)),
-  connection: Type.Record(Type.String(), Type.Unknown()),
-});
+/**
+ * A granted target as the action sees it, told apart by `kind`. Adding a kind: its connection schema in
+ * connections.ts and one line here.
+ */
+export const SessionTarget = Type.Union([
+  targetView('postgres', PostgresConnection),
+  targetView('ssh', SshConnection),
+  targetView('kubernetes', KubernetesConnection),
+]);
 export type SessionTarget = Static<typeof SessionTarget>;
+export type SessionTargetKind = SessionTarget['kind'];
+/** The connection settings of one kind of target, e.g. ConnectionOf<'postgres'>. */
+export type ConnectionOf<K extends SessionTargetKind> = NonNullable<
+  Extract<SessionTarget, { kind: K }>['connection']
+>;
 
 export const SessionView = Type.Object({
   id: Type.String(),
@@ -110,16 +101,4 @@ export const Transcript = Type.Object({
 });
 export type Transcript = Static<typeof Transcript>;
 
-export const PolicyExplanation = Type.Object({
-  name: Type.String(),
-  matched: Type.Boolean(),
-  failures: Type.Array(Reason),
-  grants: Type.Optional(Type.Array(Type.Object({ target: Type.String(), access: Access }))),
-});
-export const ExplainResult = Type.Object({
-  issuer: Type.String(),
-  identity: Identity,
-  matched_policy: Type.Union([Type.String(), Type.Null()]),
-  policies: Type.Array(PolicyExplanation),
-});
-export type ExplainResult = Static<typeof ExplainResult>;
+export { ErrorBody, ExplainResult, Identity, PolicyExplanation, Reason };

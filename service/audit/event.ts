@@ -1,6 +1,8 @@
 // Transcript events: one append-only, hash-chained stream per session (DESIGN.md contract).
 import crypto from 'node:crypto';
 import Type, { type Static } from 'typebox';
+import type { Grant } from '../config/schema.js';
+import type { PgProtocol, SshOperation } from '../policy/operation.js';
 
 export const Verdict = Type.Union([
   Type.Literal('allow'),
@@ -31,10 +33,122 @@ export const TranscriptEvent = Type.Object({
 });
 export type TranscriptEvent = Static<typeof TranscriptEvent>;
 
-/** What a caller hands to the recorder: the store assigns seq and the chain. */
+/**
+ * What a caller hands to the recorder: the store assigns seq and the chain. The store takes any event
+ * (it round-trips whatever a transcript holds, including kinds a newer broker wrote); what the broker
+ * itself writes is a BrokerEvent, typed by kind.
+ */
 export type NewEvent = Omit<TranscriptEvent, 'seq' | 'session_id' | 'prev_hash' | 'hash' | 'at'> & {
   at?: string;
 };
+
+// ── The events the broker writes, typed by kind. Keys are listed in sorted order, as the builders
+// (audit/operation-events.ts, sessions/service.ts) write them: canonical JSON then needs no sorting.
+
+/** session.opened: who, under which policy, with which grants, until when. */
+export type SessionOpenedRecord = {
+  client: string | null;
+  expires_at: string;
+  grants: Grant[];
+  identity: Record<string, unknown>;
+  issuer: string;
+  policy: string;
+};
+export type SessionRevokedRecord = { by: string; reason: string };
+export type SessionExpiredRecord = { expires_at: string };
+
+/** {gateway}.connection.opened / .closed: one client connection (pg) or ssh connection. */
+export type ConnectionOpenedRecord = {
+  application_name: string;
+  client: string;
+  conn_id: string;
+  tls: boolean;
+};
+/** {gateway}.connection.desync: the broker's protocol model and the server disagreed; the connection was closed. */
+export type ConnectionDesyncRecord = { conn_id: string; reason: string };
+export type ConnectionClosedRecord = {
+  application_name: string;
+  client: string;
+  conn_id: string;
+  reason: string;
+};
+
+/** pg.statement: an allowed statement (or FunctionCall, or COPY) that ran; `error`: its SQLSTATE if it failed. */
+export type PgStatementRecord = {
+  conn_id: string;
+  error?: string;
+  protocol: PgProtocol;
+  statement: string;
+  statement_kind: string;
+};
+/** pg.denied: a statement refused before it reached the database. */
+export type PgDeniedRecord = {
+  conn_id: string;
+  protocol: PgProtocol;
+  rule: string;
+  statement: string;
+  statement_kind: string;
+};
+
+/** ssh.exec / ssh.shell / ssh.sftp / ssh.forward, allowed; ssh.denied with `rule` when refused. */
+export type SshOperationRecord = {
+  command?: string;
+  conn_id: string;
+  direction?: 'local' | 'remote';
+  error?: string;
+  exit_code?: number;
+  host?: string;
+  mode?: string;
+  op?: string;
+  path?: string;
+  port?: number;
+  rule?: string;
+  target_path?: string;
+  term?: string;
+  type: SshOperation['kind'];
+};
+
+/** k8s.request, allowed (with the response status); k8s.denied with `rule` when refused. */
+export type K8sRequestRecord = {
+  api_group: string;
+  api_version?: string;
+  conn_id: string;
+  name?: string;
+  namespace?: string;
+  path: string;
+  resource?: string;
+  rule?: string;
+  status?: number;
+  subresource?: string;
+  verb: string;
+};
+
+/** Every kind of event the broker writes, with the shape of its `operation`. */
+export interface EventOperations {
+  'session.opened': SessionOpenedRecord;
+  'session.revoked': SessionRevokedRecord;
+  'session.expired': SessionExpiredRecord;
+  'pg.connection.opened': ConnectionOpenedRecord;
+  'pg.connection.closed': ConnectionClosedRecord;
+  'pg.connection.desync': ConnectionDesyncRecord;
+  'pg.statement': PgStatementRecord;
+  'pg.denied': PgDeniedRecord;
+  'ssh.connection.opened': ConnectionOpenedRecord;
+  'ssh.connection.closed': ConnectionClosedRecord;
+  'ssh.exec': SshOperationRecord;
+  'ssh.shell': SshOperationRecord;
+  'ssh.sftp': SshOperationRecord;
+  'ssh.forward': SshOperationRecord;
+  'ssh.denied': SshOperationRecord;
+  'k8s.request': K8sRequestRecord;
+  'k8s.denied': K8sRequestRecord;
+}
+export type BrokerEventKind = keyof EventOperations;
+
+/** An event the broker writes: NewEvent with its kind and operation typed. */
+export type BrokerEvent = {
+  [K in BrokerEventKind]: Omit<NewEvent, 'kind' | 'operation'> & { kind: K; operation: EventOperations[K] };
+}[BrokerEventKind];
 
 /** The first event's prev_hash. */
 export const GENESIS_HASH = '0'.repeat(64);

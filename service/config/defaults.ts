@@ -1,6 +1,6 @@
 // Defaults, applied once after validation so the rest of the broker never guesses.
 import { parseDuration } from './duration.js';
-import type { Config, Issuer, Policy, PostgresTarget } from './schema.js';
+import type { Config, Issuer, Policy, PostgresTarget, Target } from './schema.js';
 import { DEFAULT_MAX_TTL, DEFAULT_SESSION_TTL } from './semantic.js';
 
 /** Every default in one place (documented: README "Configuration"). */
@@ -48,6 +48,7 @@ export type ResolvedPostgresTarget = Omit<PostgresTarget, 'port' | 'tls' | 'max_
   tls: TargetTls;
   max_connections_per_session: number;
 };
+/** A target with its kind's defaults filled in (one member per target kind). */
 export type ResolvedTarget = ResolvedPostgresTarget;
 
 export type ResolvedPolicy = Policy & {
@@ -88,6 +89,19 @@ export interface ResolvedConfig extends Omit<
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
+function resolveTarget(target: Target): ResolvedTarget {
+  const d = CONFIG_DEFAULTS;
+  switch (target.kind) {
+    case 'postgres':
+      return {
+        ...target,
+        port: target.port ?? d.postgres_port,
+        tls: target.tls ?? { mode: LOOPBACK.has(target.host) ? 'disable' : d.postgres_tls_mode },
+        max_connections_per_session: target.max_connections_per_session ?? d.max_connections_per_session,
+      };
+  }
+}
+
 /** Fills defaults into a config that passed validation (loadConfigText). Throws only on programmer error. */
 export function withDefaults(config: Config): ResolvedConfig {
   const d = CONFIG_DEFAULTS;
@@ -116,12 +130,7 @@ export function withDefaults(config: Config): ResolvedConfig {
       ...issuer,
       algorithms: issuer.algorithms ?? [...d.algorithms],
     })),
-    targets: config.targets.map((target) => ({
-      ...target,
-      port: target.port ?? d.postgres_port,
-      tls: target.tls ?? { mode: LOOPBACK.has(target.host) ? 'disable' : d.postgres_tls_mode },
-      max_connections_per_session: target.max_connections_per_session ?? d.max_connections_per_session,
-    })),
+    targets: config.targets.map(resolveTarget),
     policies: config.policies.map((policy) => ({
       ...policy,
       ttl_ms: Math.min(policy.ttl === undefined ? max_ttl_ms : durationMs(policy.ttl), max_ttl_ms),

@@ -65,13 +65,21 @@ async function readSmallFile(path: string): Promise<string> {
   }
 }
 
-/** Every secret reference in a config, with its path: target passwords, admin tokens, store.url, webhook secrets. */
+function isSecretRef(value: unknown): value is SecretRef {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const keys = Object.keys(value);
+  return keys.length === 1 && (keys[0] === 'env' || keys[0] === 'file');
+}
+
+/** Every secret reference in a config, with its path: target passwords, admin tokens, store.url, webhook secrets, the checkpoint key. */
 export function secretReferences(config: Config): { path: ConfigPathSegment[]; ref: SecretRef }[] {
   const refs: { path: ConfigPathSegment[]; ref: SecretRef }[] = [];
   if (config.store && typeof config.store.url !== 'string')
     refs.push({ path: ['store', 'url'], ref: config.store.url });
+  // Every kind of target holds its credentials as SecretRef fields (a postgres target's password, …).
   config.targets.forEach((target, index) => {
-    refs.push({ path: ['targets', index, 'password'], ref: target.password });
+    for (const [key, value] of Object.entries(target))
+      if (isSecretRef(value)) refs.push({ path: ['targets', index, key], ref: value });
   });
   (config.admin?.tokens ?? []).forEach((token, index) => {
     refs.push({ path: ['admin', 'tokens', index, 'token'], ref: token.token });

@@ -1,6 +1,6 @@
 // Structural checks on a compact JWT before anything trusts or fetches on its behalf: size, the three
 // base64url parts, JSON header and payload. Pure; the signature is checked later, with jose.
-import type { Reason } from '../api/schemas.js';
+import type { Reason } from '../reasons.js';
 
 export interface DecodedJwt {
   header: Record<string, unknown>;

@@ -7,7 +7,7 @@
 //   (jose jwtVerify, which re-checks alg, iss, aud and the times as a second line).
 import { createHash } from 'node:crypto';
 import { type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from 'jose';
-import type { Reason } from '../api/schemas.js';
+import type { Reason } from '../reasons.js';
 import { parseDuration } from '../config/duration.js';
 import type { Issuer } from '../config/schema.js';
 import type { Claims } from './claims.js';

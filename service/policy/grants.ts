@@ -1,5 +1,5 @@
 // From a matched policy to the session's grants and lifetime. Pure.
-import type { Reason } from '../api/schemas.js';
+import type { Reason } from '../reasons.js';
 import { parseDuration } from '../config/duration.js';
 import type { Grant, Policy } from '../config/schema.js';
 

@@ -26,14 +26,14 @@
 // Policies are considered in config order and the first that matches wins; every policy is still
 // evaluated so the explanation is complete.
 import vm from 'node:vm';
-import type { Static } from 'typebox';
-import type { PolicyExplanation as PolicyExplanationSchema, Reason } from '../api/schemas.js';
 import type { Policy } from '../config/schema.js';
+import type { Reason } from '../reasons.js';
+import type { PolicyExplanation } from './explanation.js';
 
 export type ConditionValue = string | number | boolean;
 export type Condition = ConditionValue | readonly ConditionValue[];
 export type MatchOutcome = { ok: true } | { ok: false; message: string };
-export type PolicyExplanation = Static<typeof PolicyExplanationSchema>;
+export type { PolicyExplanation };
 export interface PolicyEvaluation {
   /** the first policy, in config order, whose every condition holds */
   matched: Policy | null;

@@ -41,8 +41,11 @@ export interface SessionEnded {
   message: string;
 }
 
-/** Per-kind connection settings, filled in by whoever runs the gateway of that kind. */
-export type ConnectionInfo = (target: Target, session: SessionRecord) => Record<string, unknown>;
+/**
+ * Per-kind connection settings, filled in by the gateway of the target's kind; undefined when the broker
+ * runs none (the answer then lists the target without connection settings).
+ */
+export type ConnectionInfo = (target: Target, session: SessionRecord) => SessionTarget['connection'];
 
 export interface SessionServiceOptions {
   config: ResolvedConfig;
@@ -58,8 +61,14 @@ export interface SessionServiceOptions {
   now?: () => Date;
 }
 
-export type Outcome<T> =
-  { ok: true; value: T } | { ok: false; status: 400 | 401 | 403 | 404 | 409 | 503; body: ErrorBody };
+/**
+ * Why a request was refused, in the service's terms (api/routes.ts maps each to its HTTP status):
+ * invalid (a malformed request value), unauthenticated (the token is not proven), forbidden (no policy
+ * grants it), not-found, unavailable (the issuer's keys could not be fetched: unproven, not bad).
+ */
+export type Refusal = 'invalid' | 'unauthenticated' | 'forbidden' | 'not-found' | 'unavailable';
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; refusal: Refusal; body: ErrorBody };
 
 export interface OpenRequest {
   oidc_token: string;
@@ -72,15 +81,14 @@ export interface OpenRequest {
 /** Who is asking: a session's own secret grants access to that session only; an admin token to all. */
 export type Caller = { kind: 'session'; sessionId: string } | { kind: 'admin'; name: string };
 
-const fail = <T>(
-  status: 400 | 401 | 403 | 404 | 409 | 503,
-  error: string,
-  reasons: Reason[] = [],
-): Outcome<T> => ({
+const fail = <T>(refusal: Refusal, error: string, reasons: Reason[] = []): Outcome<T> => ({
   ok: false,
-  status,
+  refusal,
   body: { error, reasons },
 });
+
+/** A token that did not verify: unproven while its issuer is unreachable, else bad. */
+const unverified = (status: 401 | 503): Refusal => (status === 503 ? 'unavailable' : 'unauthenticated');
 
 export class SessionService {
   readonly events = new EventEmitter<{ ended: [SessionEnded] }>();
@@ -110,7 +118,7 @@ export class SessionService {
     if (!verified.ok) {
       // 503: the issuer's keys could not be fetched, so the token is unproven rather than bad
       const kind = verified.status === 503 ? 'issuer.unavailable' : 'token.invalid';
-      return this.#refuse(verified.status, verified.error, verified.reasons, kind, {
+      return this.#refuse(unverified(verified.status), verified.error, verified.reasons, kind, {
         client: req.client ?? null,
       });
     }
@@ -124,7 +132,7 @@ export class SessionService {
     const policy = evaluation.matched;
     if (!policy) {
       return this.#refuse(
-        403,
+        'forbidden',
         config.policies.length === 0 ? 'no policies are configured' : 'no policy matches this token',
         evaluation.explanations.flatMap((e) => e.failures),
         'policy.no_match',
@@ -134,7 +142,7 @@ export class SessionService {
     const granted = resolveGrants(policy, req.targets, config.targets);
     if (!granted.ok) {
       return this.#refuse(
-        403,
+        'forbidden',
         'requested targets are not granted',
         granted.reasons,
         'policy.target_not_granted',
@@ -152,7 +160,7 @@ export class SessionService {
       defaultTtl: config.sessions.default_ttl,
     });
     if (ttl === null)
-      return fail(400, 'invalid ttl', [{ message: `ttl "${req.ttl}" is not a duration like 30m` }]);
+      return fail('invalid', 'invalid ttl', [{ message: `ttl "${req.ttl}" is not a duration like 30m` }]);
 
     const secret = newSessionSecret();
     const session: SessionRecord = {
@@ -192,7 +200,7 @@ export class SessionService {
     if (!result.ok) {
       logger.warn({ ...who, client: req.client }, 'replayed OIDC token refused');
       return this.#refuse(
-        401,
+        'unauthenticated',
         'token already used',
         [
           {
@@ -227,7 +235,7 @@ export class SessionService {
 
   /** A refused session request: counted, recorded (non-secret detail only), answered with its reasons. */
   async #refuse<T>(
-    status: 401 | 403 | 503,
+    refusal: Refusal,
     error: string,
     reasons: Reason[],
     kind:
@@ -245,14 +253,14 @@ export class SessionService {
       reasons: reasons.map((r) => r.message),
       detail,
     });
-    return fail(status, error, reasons);
+    return fail(refusal, error, reasons);
   }
 
   /** POST /v1/explain: the same evaluation, nothing opened. */
   async explain(rawToken: string): Promise<Outcome<ExplainResult>> {
     const now = this.#now();
     const verified = await this.#o.verifier.verifyToken(rawToken, now);
-    if (!verified.ok) return fail(verified.status, verified.error, verified.reasons);
+    if (!verified.ok) return fail(unverified(verified.status), verified.error, verified.reasons);
     const evaluation = evaluatePolicies(this.#o.config.policies, verified.claims, verified.issuer);
     return {
       ok: true,
@@ -322,7 +330,7 @@ export class SessionService {
   async revoke(id: string, by: Caller, reason = 'revoked'): Promise<Outcome<SessionView>> {
     const now = this.#now();
     const s = await this.#o.store.getSession(id);
-    if (!s) return fail(404, 'session not found');
+    if (!s) return fail('not-found', 'session not found');
     if (sessionState(s, now) === 'expired' && !s.ended_at) await this.#expire(s);
     else if (!s.ended_at) {
       const who = by.kind === 'admin' ? `admin:${by.name}` : 'session';
@@ -416,16 +424,17 @@ export class SessionService {
     return s.grants.flatMap((g: Grant) => {
       const t = this.#targets.get(g.target);
       if (!t) return [];
-      return [
-        {
-          name: g.target,
-          kind: t.kind,
-          access: g.access,
-          ...(g.mask ? { mask: g.mask } : {}),
-          ...(g.deny ? { deny: g.deny } : {}),
-          connection: this.#o.connectionInfo(t, s),
-        },
-      ];
+      const connection = this.#o.connectionInfo(t, s);
+      // kind and connection come from the same target: the gateway of t.kind made the connection
+      const view = {
+        name: g.target,
+        kind: t.kind,
+        access: g.access,
+        ...(g.mask ? { mask: g.mask } : {}),
+        ...(g.deny ? { deny: g.deny } : {}),
+        ...(connection ? { connection } : {}),
+      } as SessionTarget;
+      return [view];
     });
   }
 

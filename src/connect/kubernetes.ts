@@ -2,6 +2,9 @@
 // are the broker's Kubernetes endpoints. Written as JSON: kubectl reads JSON kubeconfigs (YAML is a
 // superset), and no YAML library has to ship in the bundle. Pure: returns the file's text.
 import type { SessionTarget } from '../../service/api/schemas.js';
+import { matches } from './postgres.js';
+
+export type KubernetesSessionTarget = Extract<SessionTarget, { kind: 'kubernetes' }>;
 
 export interface KubernetesSettings {
   target: string;
@@ -16,12 +19,12 @@ export interface KubernetesSettings {
 export const KUBE_USER = 'hoop-session';
 
 export function kubernetesSettings(
-  target: SessionTarget,
+  target: KubernetesSessionTarget,
   brokerCaPem: string | undefined,
 ): { ok: true; value: KubernetesSettings } | { ok: false; error: string } {
   const c = target.connection;
   const where = `target ${target.name}: connection`;
-  if (typeof c.server !== 'string') return { ok: false, error: `${where}.server is missing` };
+  if (!c || !matches(/./, c.server)) return { ok: false, error: `${where}.server is missing` };
   let server: URL;
   try {
     server = new URL(c.server);
@@ -30,21 +33,13 @@ export function kubernetesSettings(
   }
   // The token is the session secret: never send it in clear text.
   if (server.protocol !== 'https:') return { ok: false, error: `${where}.server must be https` };
-  if (c.ca !== undefined && (typeof c.ca !== 'string' || !c.ca.includes('-----BEGIN CERTIFICATE-----')))
+  if (c.ca !== undefined && !matches(/-----BEGIN CERTIFICATE-----/, c.ca))
     return { ok: false, error: `${where}.ca is not a PEM certificate` };
-  if (
-    c.namespace !== undefined &&
-    (typeof c.namespace !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(c.namespace))
-  )
+  if (c.namespace !== undefined && !matches(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, c.namespace))
     return { ok: false, error: `${where}.namespace is not a namespace name` };
   return {
     ok: true,
-    value: {
-      target: target.name,
-      server: c.server,
-      caPem: typeof c.ca === 'string' ? c.ca : brokerCaPem,
-      namespace: typeof c.namespace === 'string' ? c.namespace : undefined,
-    },
+    value: { target: target.name, server: c.server, caPem: c.ca ?? brokerCaPem, namespace: c.namespace },
   };
 }
 

@@ -3,6 +3,8 @@
 // ambiguous (which database would `psql` reach?), so only the per-target HOOP_<TARGET>_* names exist.
 import type { SessionTarget } from '../../service/api/schemas.js';
 
+export type PostgresSessionTarget = Extract<SessionTarget, { kind: 'postgres' }>;
+
 export interface PostgresSettings {
   target: string;
   host: string;
@@ -31,25 +33,42 @@ export function targetEnvPrefix(target: string): string {
 
 const HOST = /^[A-Za-z0-9._:-]+$/;
 
-/** Read a Postgres target's connection settings, or say which field is wrong. */
+/**
+ * A Postgres target's connection settings (typed by the API contract), or which value is unusable: the
+ * host and port must be safe to put into libpq variables and a URL.
+ */
 export function postgresSettings(
-  target: SessionTarget,
+  target: PostgresSessionTarget,
   password: string,
   sslrootcert: string,
 ): { ok: true; value: PostgresSettings } | { ok: false; error: string } {
   const c = target.connection;
+  if (!c) return { ok: false, error: noConnection(target) };
   const where = `target ${target.name}: connection`;
-  if (typeof c.host !== 'string' || !HOST.test(c.host))
-    return { ok: false, error: `${where}.host is not a host name` };
-  if (typeof c.port !== 'number' || !Number.isInteger(c.port) || c.port < 1 || c.port > 65535)
-    return { ok: false, error: `${where}.port is not a port number` };
-  if (typeof c.user !== 'string' || c.user === '') return { ok: false, error: `${where}.user is missing` };
-  const database = typeof c.database === 'string' && c.database !== '' ? c.database : target.name;
+  if (!matches(HOST, c.host)) return { ok: false, error: `${where}.host is not a host name` };
+  if (!isPort(c.port)) return { ok: false, error: `${where}.port is not a port number` };
+  if (!matches(/./, c.user)) return { ok: false, error: `${where}.user is missing` };
+  const database = matches(/./, c.database) ? c.database : target.name;
   return {
     ok: true,
     value: { target: target.name, host: c.host, port: c.port, user: c.user, database, password, sslrootcert },
   };
 }
+
+// The answer crossed the network from a broker of any version: its values are checked for what they
+// become here (variables, URLs, config lines), whatever the contract's types say.
+
+/** A TCP port. */
+export const isPort = (port: unknown): port is number =>
+  typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535;
+
+/** A string that `pattern` accepts (absent values are not strings). */
+export const matches = (pattern: RegExp, value: unknown): value is string =>
+  typeof value === 'string' && pattern.test(value);
+
+/** The broker lists a target of a kind it runs no gateway for without connection settings. */
+export const noConnection = (target: { name: string; kind: string }): string =>
+  `target ${target.name}: the broker sent no connection settings (it runs no ${target.kind} gateway)`;
 
 /** postgres://USER:SECRET@HOST:PORT/DB?sslmode=verify-full&sslrootcert=PATH, every part URL-encoded. */
 export function databaseUrl(s: PostgresSettings): string {

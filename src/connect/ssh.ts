@@ -3,6 +3,9 @@
 // The OpenSSH private key format is written here (it is short) so no SSH library ships in the bundle.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { SessionTarget } from '../../service/api/schemas.js';
+import { isPort, matches, noConnection } from './postgres.js';
+
+export type SshSessionTarget = Extract<SessionTarget, { kind: 'ssh' }>;
 
 export interface SshKeyPair {
   /** "-----BEGIN OPENSSH PRIVATE KEY-----…", unencrypted */
@@ -117,19 +120,17 @@ const SAFE_WORD = /^[A-Za-z0-9._@:+-]+$/;
 const ALIAS = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 export function sshSettings(
-  target: SessionTarget,
+  target: SshSessionTarget,
 ): { ok: true; value: SshSettings } | { ok: false; error: string } {
   const c = target.connection;
   const where = `target ${target.name}: connection`;
   if (!ALIAS.test(target.name))
     return { ok: false, error: `target ${target.name}: name cannot be an ssh Host alias` };
-  if (typeof c.host !== 'string' || !SAFE_WORD.test(c.host))
-    return { ok: false, error: `${where}.host is not a host name` };
-  if (typeof c.port !== 'number' || !Number.isInteger(c.port) || c.port < 1 || c.port > 65535)
-    return { ok: false, error: `${where}.port is not a port number` };
-  if (typeof c.user !== 'string' || !SAFE_WORD.test(c.user))
-    return { ok: false, error: `${where}.user is not a user name` };
-  const hostKey = typeof c.host_key === 'string' ? parseHostKey(c.host_key) : null;
+  if (!c) return { ok: false, error: noConnection(target) };
+  if (!matches(SAFE_WORD, c.host)) return { ok: false, error: `${where}.host is not a host name` };
+  if (!isPort(c.port)) return { ok: false, error: `${where}.port is not a port number` };
+  if (!matches(SAFE_WORD, c.user)) return { ok: false, error: `${where}.user is not a user name` };
+  const hostKey = matches(/./, c.host_key) ? parseHostKey(c.host_key) : null;
   if (!hostKey) return { ok: false, error: `${where}.host_key is not an OpenSSH public key` };
   return { ok: true, value: { target: target.name, host: c.host, port: c.port, user: c.user, hostKey } };
 }

@@ -66,8 +66,10 @@ export function planWiring(
       if (s.ok) ssh.push(s.value);
       else errors.push(s.error);
     } else {
+      // a kind this version's contract does not know yet (a newer broker)
+      const unknown: { name: string; kind: string } = target;
       notes.push(
-        `target ${target.name} has kind "${target.kind}", which this version of the action does not wire`,
+        `target ${unknown.name} has kind "${unknown.kind}", which this version of the action does not wire`,
       );
     }
   }

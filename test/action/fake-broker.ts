@@ -52,7 +52,7 @@ export function postgresTarget(
   sessionId: string,
   name = 'orders-db',
   access: 'read' | 'write' = 'read',
-): SessionTarget {
+): Extract<SessionTarget, { kind: 'postgres' }> {
   return {
     name,
     kind: 'postgres',

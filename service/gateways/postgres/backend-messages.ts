@@ -117,6 +117,15 @@ export function readNoticeFields(buf: Buffer, start: number, end: number): Notic
   return fields;
 }
 
+/** Does an ErrorResponse body (fields from `start`) end the session: severity FATAL or PANIC? */
+export function isFatalError(buf: Buffer, start: number, end: number): boolean {
+  for (const [code, value] of readNoticeFields(buf, start, end)) {
+    // 'V' is the non-localized severity (9.6+); 'S' may be translated, but is the same when V is absent
+    if (code === 'V' || code === 'S') return value === 'FATAL' || value === 'PANIC';
+  }
+  return false;
+}
+
 export function dataRow(cells: ReadonlyArray<Buffer | null>): Buffer {
   let size = 2;
   for (const c of cells) size += 4 + (c ? c.length : 0);
@@ -173,16 +182,6 @@ export function readRowDescription(buf: Buffer, start: number, end: number): Row
     pos += 18;
   }
   return fields;
-}
-
-/** Rewrite a RowDescription's format codes (a Describe statement reports 0 for every column; the
- *  portal's real formats come from Bind). */
-export function withFormats(fields: RowField[], formats: readonly number[]): RowField[] {
-  if (formats.length === 0) return fields.map((f) => ({ ...f, format: 0 }));
-  return fields.map((f, i) => ({
-    ...f,
-    format: (formats.length === 1 ? formats[0] : formats[i]) === 1 ? 1 : 0,
-  }));
 }
 
 /** Rows affected/returned, from a CommandComplete tag: "SELECT 5", "INSERT 0 3", "UPDATE 2", "COPY 10". */

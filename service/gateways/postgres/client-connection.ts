@@ -12,7 +12,9 @@ import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Grant } from '../../config/schema.js';
 import { parseScramVerifier } from '../../sessions/secret.js';
-import { type SessionRecord, sessionState } from '../../sessions/types.js';
+import type { SessionRecord } from '../../sessions/types.js';
+import { type Approver, OperationFlow } from '../operation-flow.js';
+import type { Attachment, ConnectionEnd, LiveConnection, SessionGuard } from '../session-guard.js';
 import type { AuthMethod } from './auth/auth-method.js';
 import { CleartextPassword } from './auth/cleartext.js';
 import { mockVerifier, ScramServer } from './auth/scram-server.js';
@@ -29,7 +31,12 @@ import type { ClassificationCache } from './classification-cache.js';
 import type { GatewayLimits, GatewayTarget, PgGatewayDeps } from './deps.js';
 import { FrontendReader, FrontendType, type StartupPacket } from './frontend-reader.js';
 import { Relay } from './relay.js';
-import { filterStartupParameters, isSafeClientEncoding, upstreamOptions } from './startup-params.js';
+import {
+  clientEncodingProblem,
+  filterStartupParameters,
+  reportedSettingProblem,
+  upstreamOptions,
+} from './startup-params.js';
 import { cancelUpstream, connectUpstream, type UpstreamConnection } from './upstream.js';
 
 export type ConnectionState =
@@ -52,27 +59,22 @@ export interface ConnectionHost {
   logger: Logger;
   classifier: ClassificationCache;
   catalogFor(targetName: string, gt: GatewayTarget): CatalogResolver;
-  /** the session is proven: track the connection for revocation/expiry; returns false over the per-session cap */
-  attachSession(
-    conn: ClientConnection,
-    session: SessionRecord,
-    target: string,
-    max: number | undefined,
-  ): boolean;
+  /** sessions: lookup, authorization, live connections per session, expiry and revocation */
+  guard: SessionGuard;
+  /** decides held statements */
+  approver: Approver;
   /** ready: a cancel key for the client */
   issueCancelKey(conn: ClientConnection): CancelKey;
   handleCancel(processId: number, secretKey: Buffer): void;
   detach(conn: ClientConnection): void;
 }
 
-const SESSION_ID = /^ses_[a-z2-7]{1,64}$/;
-
 function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
 
-export class ClientConnection {
+export class ClientConnection implements LiveConnection {
   state: ConnectionState = 'startup';
   readonly connId: string;
   sessionId: string | null = null;
@@ -95,6 +97,12 @@ export class ClientConnection {
   /** the reason the connection ended, for the transcript (set by whoever ends it first) */
   private closeReason = '';
   private opened = false;
+  /** registered under its session (SessionGuard) once authorized */
+  private attachment: Attachment | null = null;
+  /** decide → act → record, once authorized */
+  private flow: OperationFlow | null = null;
+  /** aborted when the connection ends: a statement held for approval stops waiting */
+  private readonly ended = new AbortController();
 
   constructor(
     socket: Socket,
@@ -273,16 +281,11 @@ export class ClientConnection {
       }
     }
     const encoding = p.parameters.get('client_encoding');
-    if (encoding !== undefined && !isSafeClientEncoding(encoding)) {
+    const encodingProblem = encoding === undefined ? null : clientEncodingProblem(encoding);
+    if (encodingProblem) {
       this.fail(
-        fatal(
-          SQLSTATE.invalidParameterValue,
-          `hoop: client_encoding ${printable(encoding)} is not supported through the broker`,
-          {
-            hint: 'use UTF8',
-          },
-        ),
-        'unsafe client_encoding',
+        fatal(SQLSTATE.invalidParameterValue, encodingProblem, { hint: 'use UTF8' }),
+        'unsupported client_encoding',
       );
       return;
     }
@@ -314,9 +317,8 @@ export class ClientConnection {
 
   private pendingSession: SessionRecord | null = null;
 
-  private async lookupSession(): Promise<SessionRecord | null> {
-    if (!SESSION_ID.test(this.user)) return null;
-    return this.host.deps.getSession(this.user);
+  private lookupSession(): Promise<SessionRecord | null> {
+    return this.host.guard.lookup(this.user);
   }
 
   private makeAuthMethod(session: SessionRecord | null): AuthMethod {
@@ -367,42 +369,53 @@ export class ClientConnection {
 
   /** After a correct proof: is the session live, the target real and granted? Then connect upstream. */
   private authorize(session: SessionRecord): void {
-    const now = this.host.deps.now();
-    const state = sessionState(session, now);
-    if (state !== 'active') {
-      const msg =
-        state === 'revoked'
-          ? `hoop: session ${session.id} was revoked`
-          : `hoop: session ${session.id} has expired`;
-      this.fail(fatal(SQLSTATE.invalidAuthorization, msg), `session ${state}`);
-      return;
-    }
     const targetName = this.parameters.get('database') ?? this.user;
     const gt = this.host.deps.targets.get(targetName);
-    if (!gt) {
-      this.fail(
-        fatal(SQLSTATE.invalidCatalogName, `database "${printable(targetName)}" does not exist`, {
-          detail: 'hoop: no PostgreSQL target of that name is configured',
-        }),
-        'unknown target',
-      );
-      return;
+    const authorization = this.host.guard.authorize(session, targetName, gt !== undefined);
+    if (!authorization.ok) {
+      switch (authorization.refusal) {
+        case 'revoked':
+        case 'expired':
+          this.fail(
+            fatal(
+              SQLSTATE.invalidAuthorization,
+              authorization.refusal === 'revoked'
+                ? `hoop: session ${session.id} was revoked`
+                : `hoop: session ${session.id} has expired`,
+            ),
+            `session ${authorization.refusal}`,
+          );
+          return;
+        case 'unknown-target':
+          this.fail(
+            fatal(SQLSTATE.invalidCatalogName, `database "${printable(targetName)}" does not exist`, {
+              detail: 'hoop: no PostgreSQL target of that name is configured',
+            }),
+            'unknown target',
+          );
+          return;
+        case 'not-granted':
+          this.fail(
+            fatal(
+              SQLSTATE.insufficientPrivilege,
+              `hoop: session ${session.id} has no grant for target "${targetName}"`,
+            ),
+            'target not granted',
+          );
+          return;
+      }
     }
-    const grant: Grant | undefined = session.grants.find((g) => g.target === targetName);
-    if (!grant) {
-      this.fail(
-        fatal(
-          SQLSTATE.insufficientPrivilege,
-          `hoop: session ${session.id} has no grant for target "${targetName}"`,
-        ),
-        'target not granted',
-      );
-      return;
-    }
+    const grant = authorization.grant;
     this.sessionId = session.id;
     this.targetName = targetName;
-    this.gatewayTarget = gt;
-    if (!this.host.attachSession(this, session, targetName, gt.target.max_connections_per_session)) {
+    this.gatewayTarget = gt!;
+    this.attachment = this.host.guard.attach(
+      session,
+      targetName,
+      this,
+      gt!.target.max_connections_per_session,
+    );
+    if (!this.attachment) {
       this.fail(
         fatal(
           SQLSTATE.tooManyConnections,
@@ -413,7 +426,34 @@ export class ClientConnection {
       return;
     }
     this.logger = this.logger.child({ session_id: session.id, target: targetName });
-    this.connect(session, gt, grant);
+    this.flow = this.newFlow(session.id, targetName);
+    this.connect(session, gt!, grant);
+  }
+
+  private newFlow(sessionId: string, target: string): OperationFlow {
+    const deps = this.host.deps;
+    return new OperationFlow({
+      sessionId,
+      target,
+      connId: this.connId,
+      gateway: 'pg',
+      sink: {
+        record: (ev) => deps.record(sessionId, ev),
+        recordBackground: (ev, done) => {
+          if (deps.recordBackground) deps.recordBackground(sessionId, ev, done);
+          else
+            deps.record(sessionId, ev, { background: true }).then(
+              () => done(null, 0),
+              (err: unknown) => done(err ?? new Error('recording failed'), 0),
+            );
+        },
+      },
+      approver: this.host.approver,
+      signal: this.ended.signal,
+      count: (decision) => deps.metrics?.statements.inc({ gateway: 'postgres', decision }),
+      onRecordFailed: (err) => (this.relay ? this.relay.recordFailed(err) : this.internalFailure(err)),
+      onBacklogDrained: () => this.relay?.resumeClient(),
+    });
   }
 
   private connect(session: SessionRecord, gt: GatewayTarget, grant: Grant): void {
@@ -445,19 +485,16 @@ export class ClientConnection {
           this.logger.debug({ err: err.message }, 'pg upstream socket error'),
         );
         r.conn.socket.on('close', () => {
-          if (this.state !== 'closed') this.closeAll('upstream closed');
+          if (this.state === 'closed') return;
+          // the relay first passes on what the database said last (its FATAL error, say)
+          if (this.relay) this.relay.upstreamClosed();
+          else this.closeAll('upstream closed');
         });
-        await this.host.deps.record(session.id, {
-          target: this.targetName,
-          kind: 'pg.connection.opened',
-          operation: {
-            conn_id: this.connId,
-            client: this.clientAddress,
-            application_name: this.applicationName,
-            tls: this.tls,
-          },
-          decision: 'allow',
-          reasons: [],
+        await this.flow!.connectionOpened({
+          application_name: this.applicationName,
+          client: this.clientAddress,
+          conn_id: this.connId,
+          tls: this.tls,
         });
         this.opened = true;
         if (this.state !== 'connecting') return;
@@ -469,6 +506,22 @@ export class ClientConnection {
   private ready(session: SessionRecord, gt: GatewayTarget, grant: Grant, up: UpstreamConnection): void {
     if (this.startupTimer) clearTimeout(this.startupTimer);
     this.startupTimer = null;
+    // the startup reports pass the same check as later ones (a role default, say, must not slip by)
+    for (const f of up.parameterStatus) {
+      const body = f.subarray(5);
+      const nul = body.indexOf(0);
+      const problem = reportedSettingProblem(
+        body.toString('utf8', 0, nul),
+        body.toString('utf8', nul + 1, body.length - 1),
+        grant.access,
+        true,
+      );
+      if (problem) {
+        up.socket.destroy();
+        this.fail(fatal(SQLSTATE[problem.sqlstate], problem.message), problem.why);
+        return;
+      }
+    }
     this.cancelKey = this.host.issueCancelKey(this);
     const out: Buffer[] = [
       authenticationOk(),
@@ -487,19 +540,8 @@ export class ClientConnection {
         connId: this.connId,
         catalog: this.host.catalogFor(gt.target.name, gt),
         limits: this.host.limits,
-        record: (ev) => this.host.deps.record(session.id, ev),
-        recordBackground: (ev, done) => {
-          const deps = this.host.deps;
-          if (deps.recordBackground) deps.recordBackground(session.id, ev, done);
-          else
-            deps.record(session.id, ev, { background: true }).then(
-              () => done(null, 0),
-              (err: unknown) => done(err ?? new Error('recording failed'), 0),
-            );
-        },
+        flow: this.flow!,
         classifier: this.host.classifier,
-        countStatement: (decision) =>
-          this.host.deps.metrics?.statements.inc({ gateway: 'postgres', decision }),
       },
       this.socket,
       this.reader,
@@ -508,6 +550,11 @@ export class ClientConnection {
     );
     this.relay.start(up.leftover);
     this.logger.info({ application_name: this.applicationName, tls: this.tls }, 'pg connection ready');
+  }
+
+  /** The session ended (SessionGuard): FATAL 57P01, what pg_terminate_backend sends. */
+  close(end: ConnectionEnd): void {
+    this.end(fatal(SQLSTATE.adminShutdown, end.message), end.why);
   }
 
   /** Close with a FATAL error (revocation, expiry, shutdown). */
@@ -563,29 +610,20 @@ export class ClientConnection {
       );
     }
     if (!this.relay && !this.socket.writableEnded) this.socket.destroy();
+    this.ended.abort();
+    this.attachment?.detach();
     this.host.detach(this);
-    if (wasOpen && this.sessionId) {
-      this.host.deps
-        .record(
-          this.sessionId,
-          {
-            target: this.targetName,
-            kind: 'pg.connection.closed',
-            operation: {
-              conn_id: this.connId,
-              client: this.clientAddress,
-              application_name: this.applicationName,
-              reason: why,
-            },
-            decision: 'info',
-            reasons: [],
-            duration_ms: Date.now() - this.openedAt,
-          },
-          { background: true },
-        )
-        .catch((err: unknown) =>
-          this.logger.error({ err }, 'pg connection: could not record connection close'),
-        );
+    if (wasOpen && this.flow) {
+      this.flow.connectionClosed(
+        {
+          application_name: this.applicationName,
+          client: this.clientAddress,
+          conn_id: this.connId,
+          reason: why,
+        },
+        Date.now() - this.openedAt,
+        (err) => this.logger.error({ err }, 'pg connection: could not record connection close'),
+      );
     }
   }
 

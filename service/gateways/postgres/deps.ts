@@ -1,18 +1,16 @@
 // What the PostgreSQL gateway needs from the rest of the broker. The broker wires the real things
 // (store, session service, config); tests wire in-memory ones (test/fixtures/pg-gateway-harness.ts).
 import type { Logger } from 'pino';
-import type { NewEvent } from '../../audit/event.js';
+import type { BrokerEvent } from '../../audit/event.js';
 import type { RecordOptions, Settle } from '../../audit/recorder.js';
 import type { PostgresTarget } from '../../config/schema.js';
 import type { BrokerMetrics } from '../../metrics.js';
 import type { SessionRecord } from '../../sessions/types.js';
+import type { Approver } from '../operation-flow.js';
+import type { SessionEnded } from '../session-guard.js';
 
 /** A session ended: the gateway closes that session's live connections with a FATAL error saying why. */
-export interface SessionEnded {
-  id: string;
-  reason: 'revoked' | 'expired';
-  message: string;
-}
+export type { SessionEnded } from '../session-guard.js';
 
 export interface GatewayTarget {
   target: PostgresTarget;
@@ -38,12 +36,12 @@ export interface PgGatewayDeps {
    * append a transcript event; resolves when recorded (durable). `background`: nobody waits for it (the
    * recorder may let it wait longer for company; see TranscriptRecorder)
    */
-  record(sessionId: string, event: NewEvent, opts?: RecordOptions): Promise<void>;
+  record(sessionId: string, event: BrokerEvent, opts?: RecordOptions): Promise<void>;
   /**
    * record() with `background` and a callback (TranscriptRecorder.recordBackground): the gateway's
    * per-statement path. When absent, record() is used.
    */
-  recordBackground?(sessionId: string, event: NewEvent, done: Settle): void;
+  recordBackground?(sessionId: string, event: BrokerEvent, done: Settle): void;
   /** accept a cleartext password inside TLS (for clients without SCRAM); default SCRAM-SHA-256 only */
   allowCleartextPassword: boolean;
   /**
@@ -53,6 +51,8 @@ export interface PgGatewayDeps {
   requireTls?: 'always' | 'non-loopback';
   /** live connections and statement decisions, labelled gateway="postgres" */
   metrics?: Pick<BrokerMetrics, 'gatewayConnections' | 'statements'>;
+  /** decides statements the policy holds for approval; default: refused (holdsUnsupported) */
+  approver?: Approver;
   /** limits and timeouts; defaults in limits.ts */
   limits?: Partial<GatewayLimits>;
 }

@@ -156,11 +156,6 @@ export function decodeSaslInitialResponse(body: Buffer): SaslInitialResponse | n
   return { mechanism, data: body.subarray(start, start + len) };
 }
 
-/** Empty bodies are what Sync, Flush, Terminate and CopyDone carry. */
-export function isEmptyBody(body: Buffer): boolean {
-  return body.length === 0;
-}
-
 export interface FunctionCallMessage {
   /** the function's OID */
   oid: number;

@@ -137,11 +137,18 @@ export class FrontendReader {
         return { kind: 'invalid', message: 'startup packet has a parameter without a value' };
       const valueEnd = packet.indexOf(0, keyEnd + 1);
       if (valueEnd < 0) return { kind: 'invalid', message: 'startup packet has an unterminated value' };
-      const key = packet.toString('utf8', pos, keyEnd);
+      const rawKey = packet.toString('utf8', pos, keyEnd);
       const value = packet.toString('utf8', keyEnd + 1, valueEnd);
-      if (key.startsWith('_pq_.')) protocolOptions.push(key);
+      // PostgreSQL's setting names are case-insensitive (Client_Encoding is client_encoding): keys
+      // are kept lower-cased, so every check downstream sees the name the server will apply, and a
+      // name given twice in any letter case is refused (which one would the server take?).
+      const key = rawKey.toLowerCase();
+      if (rawKey.startsWith('_pq_.')) protocolOptions.push(rawKey);
       else if (parameters.has(key))
-        return { kind: 'invalid', message: `startup packet repeats parameter "${key}"` };
+        return {
+          kind: 'invalid',
+          message: `startup parameter "${key}" given more than once (setting names are case-insensitive)`,
+        };
       else parameters.set(key, value);
       pos = valueEnd + 1;
     }

@@ -12,37 +12,29 @@
 //   unknown target (3D000) are said only after a correct proof.
 // - A simple Query with several statements is refused as a whole when any statement is denied
 //   (PostgreSQL runs it as one implicit transaction; running a part would change its meaning).
-// - FunctionCall (fast-path) is refused at every access level: its target is an OID with opaque
-//   arguments that the SQL classifier cannot see.
+// - FunctionCall (fast-path): the function is read from the catalog by OID and the call judged as the
+//   equivalent SELECT schema.name($1, …) (relay.ts onFunctionCall).
 // - Audit: a denial is recorded before the client hears of it; an allowed statement is recorded when
 //   it completes (with rows, bytes, duration, masked cells), just after its result is relayed, without
 //   holding results back. If the recorder fails, the connection is closed (no unrecorded work).
-// - Session end: live connections get FATAL 57P01 (admin_shutdown, what pg_terminate_backend sends)
-//   with "hoop: session … was revoked" / "… has expired", within milliseconds of the event or expiry.
+// - Session end (gateways/session-guard.ts): live connections get FATAL 57P01 (admin_shutdown, what
+//   pg_terminate_backend sends) with "hoop: session … was revoked" / "… has expired", within
+//   milliseconds of the event or expiry.
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { initSqlParser } from '../../policy/sql/index.js';
-import type { SessionRecord } from '../../sessions/types.js';
+import { holdsUnsupported } from '../operation-flow.js';
+import { SessionGuard } from '../session-guard.js';
 import { tlsServerEndPoint } from './auth/channel-binding.js';
-import { fatal, SQLSTATE } from './backend-error.js';
 import { CatalogResolver } from './catalog.js';
 import { ClassificationCache } from './classification-cache.js';
 import { type CancelKey, ClientConnection, type ConnectionHost } from './client-connection.js';
-import type { GatewayTarget, PgGatewayDeps, PostgresGateway, SessionEnded } from './deps.js';
+import type { GatewayTarget, PgGatewayDeps, PostgresGateway } from './deps.js';
 import { resolveLimits } from './limits.js';
 import { cancelUpstream } from './upstream.js';
 
 export type { PostgresGateway } from './deps.js';
-
-/** setTimeout's ceiling (~24.8 days); longer expiries re-arm. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-interface SessionConnections {
-  expiresAt: Date;
-  connections: Set<ClientConnection>;
-  timer: NodeJS.Timeout | null;
-}
 
 export async function startPostgresGateway(
   deps: PgGatewayDeps,
@@ -52,37 +44,9 @@ export async function startPostgresGateway(
   const limits = resolveLimits(deps.limits);
   const logger = deps.logger.child({ component: 'pg-gateway' });
   const connections = new Set<ClientConnection>();
-  const sessions = new Map<string, SessionConnections>();
   const cancelKeys = new Map<number, ClientConnection>();
   const catalogs = new Map<string, CatalogResolver>();
-
-  const endSession = (id: string, message: string, why: string): void => {
-    const entry = sessions.get(id);
-    if (!entry) return;
-    for (const conn of [...entry.connections]) conn.end(fatal(SQLSTATE.adminShutdown, message), why);
-  };
-
-  const armExpiry = (id: string, entry: SessionConnections): void => {
-    if (entry.timer) clearTimeout(entry.timer);
-    const delay = entry.expiresAt.getTime() - deps.now().getTime();
-    entry.timer = setTimeout(
-      () => {
-        entry.timer = null;
-        if (entry.expiresAt.getTime() <= deps.now().getTime())
-          endSession(id, `hoop: session ${id} has expired`, 'session expired');
-        else armExpiry(id, entry);
-      },
-      Math.max(0, Math.min(delay, MAX_TIMER_MS)),
-    );
-    entry.timer.unref();
-  };
-
-  const onEnded = (e: SessionEnded): void => {
-    const message =
-      e.message || `hoop: session ${e.id} was ${e.reason === 'revoked' ? 'revoked' : 'expired'}`;
-    endSession(e.id, message, `session ${e.reason}`);
-  };
-  deps.sessionEvents.on('ended', onEnded);
+  const guard = new SessionGuard(deps);
 
   const host: ConnectionHost = {
     deps,
@@ -104,26 +68,8 @@ export async function startPostgresGateway(
       }
       return c;
     },
-    attachSession(
-      conn: ClientConnection,
-      session: SessionRecord,
-      target: string,
-      max: number | undefined,
-    ): boolean {
-      let entry = sessions.get(session.id);
-      if (!entry) {
-        entry = { expiresAt: session.expires_at, connections: new Set(), timer: null };
-        sessions.set(session.id, entry);
-        armExpiry(session.id, entry);
-      }
-      if (max !== undefined) {
-        let same = 0;
-        for (const c of entry.connections) if (c.targetName === target) same++;
-        if (same >= max) return false;
-      }
-      entry.connections.add(conn);
-      return true;
-    },
+    guard,
+    approver: deps.approver ?? holdsUnsupported('the PostgreSQL gateway'),
     issueCancelKey(conn: ClientConnection): CancelKey {
       let processId: number;
       do processId = randomInt(1, 2 ** 31 - 1);
@@ -156,16 +102,6 @@ export async function startPostgresGateway(
       if (connections.delete(conn)) deps.metrics?.gatewayConnections.dec({ gateway: 'postgres' });
       const key = conn.cancelKeyOf;
       if (key && cancelKeys.get(key.processId) === conn) cancelKeys.delete(key.processId);
-      if (conn.sessionId) {
-        const entry = sessions.get(conn.sessionId);
-        if (entry) {
-          entry.connections.delete(conn);
-          if (entry.connections.size === 0) {
-            if (entry.timer) clearTimeout(entry.timer);
-            sessions.delete(conn.sessionId);
-          }
-        }
-      }
     },
   };
 
@@ -191,12 +127,15 @@ export async function startPostgresGateway(
     port,
     connectionCount: () => connections.size,
     async close(): Promise<void> {
-      deps.sessionEvents.off('ended', onEnded);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const conn of [...connections])
-        conn.end(fatal(SQLSTATE.adminShutdown, 'hoop: the broker is shutting down'), 'broker shutdown');
-      for (const entry of sessions.values()) if (entry.timer) clearTimeout(entry.timer);
-      sessions.clear();
+      const shutdown = {
+        reason: 'shutdown',
+        message: 'hoop: the broker is shutting down',
+        why: 'broker shutdown',
+      } as const;
+      guard.close(shutdown);
+      // and the connections not yet authorized
+      for (const conn of [...connections]) conn.close(shutdown);
       for (const c of catalogs.values()) c.close();
       catalogs.clear();
       await closed;

@@ -15,10 +15,10 @@ import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import type { Logger } from 'pino';
-import type { NewEvent } from '../../audit/event.js';
-import type { Settle } from '../../audit/recorder.js';
+import { pgDeniedKind, pgText } from '../../audit/operation-events.js';
 import type { Detector, Grant, MaskRule } from '../../config/schema.js';
-import type { Decision } from '../../policy/decision.js';
+import type { Decision, DenyDecision } from '../../policy/decision.js';
+import type { PgFunctionCallOperation, PgOperation, PgStatementOperation } from '../../policy/operation.js';
 import {
   columnMaskRules,
   CopyOutMasker,
@@ -45,6 +45,7 @@ import {
   BackendType,
   dataRow,
   errorResponse,
+  isFatalError,
   fieldsMessage,
   type RowField,
   readCommandTag,
@@ -64,6 +65,7 @@ import {
 } from './catalog.js';
 import { deniedThroughViews, viewMaskRules } from '../../policy/mask/views.js';
 import type { CachedClassification, CacheEntry, ClassificationCache } from './classification-cache.js';
+import type { OperationFlow } from '../operation-flow.js';
 import type { GatewayLimits } from './deps.js';
 import {
   decodeBind,
@@ -80,14 +82,8 @@ import {
   FrontendType,
   LARGE_FRONTEND_TYPES,
 } from './frontend-reader.js';
-import { isSafeClientEncoding } from './startup-params.js';
-
-/**
- * Transcript events handed to the recorder and not yet durable, per connection: above HIGH the broker
- * stops reading the client's statements until LOW (memory stays bounded when the store is slow).
- */
-const RECORD_BACKLOG_HIGH = 2000;
-const RECORD_BACKLOG_LOW = 500;
+import { ASYNC, isDisagreement, ReplyQueue } from './reply-queue.js';
+import { reportedSettingProblem } from './startup-params.js';
 
 /** Text that fails to parse on every PostgreSQL version: the stand-in for a denied statement. */
 const SENTINEL_SQL = 'hoop statement denied';
@@ -109,6 +105,8 @@ interface RowMasker {
 
 /** One statement being executed, for the transcript. */
 interface StatementRun {
+  /** what the transcript records it as */
+  op: PgOperation;
   stmt: ClassifiedStatement | null;
   protocol: 'simple' | 'extended' | 'function-call';
   reasons: string[];
@@ -142,7 +140,8 @@ type Pending =
   | { kind: 'sync' }
   /** a FunctionCall: its result (one value) is masked like a computed column of its type */
   | { kind: 'function-call'; run: StatementRun | null; result: CellAction }
-  | { kind: 'denied'; error: BackendError; simple: boolean }
+  | { kind: 'denied-simple'; error: BackendError }
+  | { kind: 'denied-extended'; error: BackendError }
   | {
       kind: 'copy-describe';
       info: CopyInfo;
@@ -159,12 +158,12 @@ export interface RelayContext {
   connId: string;
   catalog: CatalogResolver;
   limits: GatewayLimits;
-  /** record a transcript event for this session */
-  record(event: NewEvent): Promise<void>;
-  /** record a statement event nobody waits for; `done(null, seq)` once durable, `done(err, 0)` if not */
-  recordBackground(event: NewEvent, done: Settle): void;
-  /** count a decided statement (metrics) */
-  countStatement(decision: 'allow' | 'deny'): void;
+  /**
+   * decide → act → record: settles holds, records denials before they are answered and completed
+   * statements in the background (its onRecordFailed must call recordFailed, its onBacklogDrained
+   * resumeClient)
+   */
+  flow: OperationFlow;
   /** classification with a cache for repeated read statements (shared by the gateway's connections) */
   classifier: ClassificationCache;
 }
@@ -174,8 +173,6 @@ type Duplex = Socket | TLSSocket;
 const FORWARD = 0;
 const DROP = 1;
 const PASS: CellAction = { kind: 'pass' };
-/** the statement kind a denied FunctionCall is reported as */
-const FUNCTION_CALL = 'FUNCTION CALL';
 /** userObjectUse: the catalog must be read first */
 const LOAD_CATALOG = Symbol('load catalog');
 /** userObjectUse: the catalog must be read in a reading that starts after the statement */
@@ -268,16 +265,9 @@ function effectiveGrant(grant: Grant, views: TargetViews): EffectiveGrant {
   return g;
 }
 
-/** reported settings a `read` session must never see change (see onParameterStatus) */
-const READ_GUARD_SETTINGS = new Set([
-  'default_transaction_read_only',
-  'session_authorization',
-  'is_superuser',
-]);
-
 export class Relay {
-  private readonly pending: Pending[] = [];
-  private pendingHead = 0;
+  /** what the server will answer next, as PostgreSQL's protocol rules say (reply-queue.ts) */
+  private readonly queue = new ReplyQueue<Pending>((p) => this.onDiscarded(p));
   /** prepared statements by name: protocol Parse and SQL PREPARE share one namespace */
   private readonly prepared = new Map<string, ClassifiedStatement>();
   private portals = new Map<string, PortalInfo>();
@@ -361,7 +351,7 @@ export class Relay {
   terminate(err: BackendError | null, why: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.flushRecords();
+    this.ctx.flow.flush();
     this.clearMidMessageTimer();
     this.upstream.destroy();
     if (err && !this.client.destroyed) {
@@ -375,13 +365,36 @@ export class Relay {
     this.onEnd(why);
   }
 
+  /**
+   * The database closed the connection (after a FATAL error, typically): what it sent before is
+   * relayed first, even while a catalog reading holds processing, then the client's side is ended.
+   */
+  upstreamClosed(): void {
+    if (this.closed) return;
+    this.upstreamGone = true;
+    if (!this.upstreamBusy) this.endAfterUpstream();
+  }
+
+  private upstreamGone = false;
+
+  private endAfterUpstream(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ctx.flow.flush();
+    this.clearMidMessageTimer();
+    this.client.uncork();
+    this.client.end();
+    setTimeout(() => this.client.destroy(), 500).unref();
+    this.onEnd('upstream closed');
+  }
+
   isClosed(): boolean {
     return this.closed;
   }
 
   /** Answers still expected from the upstream (a statement may be running there). */
   hasPendingWork(): boolean {
-    return this.pendingHead < this.pending.length;
+    return this.queue.pending;
   }
 
   // ───────────────────────────── client → upstream ─────────────────────────────
@@ -429,7 +442,7 @@ export class Relay {
     } finally {
       if (!this.closed) this.flushForward();
     }
-    if (this.upstream.writableNeedDrain || this.recordBacklogFull()) this.client.pause();
+    if (this.upstream.writableNeedDrain || this.ctx.flow.backlogFull()) this.client.pause();
     this.armMidMessageTimer();
   }
 
@@ -498,7 +511,15 @@ export class Relay {
   }
 
   private push(p: Pending): void {
-    this.pending.push(p);
+    this.queue.push(p);
+  }
+
+  /** The server read a forwarded message and dropped it (after an error, or failing a COPY): no reply comes. */
+  private onDiscarded(p: Pending): void {
+    if (p.kind === 'parse') this.revertParse(p);
+    // skipped upstream: that portal is still undescribed (a later Execute must describe it again)
+    else if (p.kind === 'describe-portal') p.portal.describeSent = false;
+    else if (p.kind === 'copy-describe') p.done(null);
   }
 
   /** Returns a promise when processing must wait (recording a denial) before the next message. */
@@ -581,12 +602,14 @@ export class Relay {
       case FrontendType.copyData:
       case FrontendType.copyDone:
       case FrontendType.copyFail:
-        if (!this.skippingUntilSync) this.forward(msg);
+        if (this.skippingUntilSync) return;
+        this.forward(msg);
+        this.queue.copyMessage(msg.type !== FrontendType.copyData);
         return;
       case FrontendType.terminate:
         this.closed = true;
         this.clearMidMessageTimer();
-        this.flushRecords();
+        this.ctx.flow.flush();
         this.flushForward();
         this.upstream.end(msg.raw);
         this.client.end();
@@ -604,20 +627,11 @@ export class Relay {
    * with a plain ERROR and the connection stays usable, so does the broker (through the sentinel).
    */
   private malformed(message: string, simple: boolean, functionCall = false): Promise<void> {
-    const event: NewEvent = {
-      target: this.ctx.targetName,
-      kind: 'pg.denied',
-      operation: {
-        statement: '',
-        statement_kind: functionCall ? FUNCTION_CALL : 'UNKNOWN',
-        protocol: functionCall ? 'function-call' : simple ? 'simple' : 'extended',
-        conn_id: this.ctx.connId,
-        rule: 'protocol',
-      },
-      decision: 'deny',
-      reasons: [message],
-    };
-    return this.sendDenial(event, backendError(SQLSTATE.protocolViolation, `hoop: ${message}`), simple);
+    const op: PgOperation = functionCall
+      ? { kind: 'pg.function_call', oid: null, function: null, statement: null }
+      : { kind: 'pg.statement', protocol: simple ? 'simple' : 'extended', statement: null };
+    const err = backendError(SQLSTATE.protocolViolation, `hoop: ${message}`);
+    return this.sendDenial(op, { rule: 'protocol', reasons: [message] }, err, simple);
   }
 
   private violation(message: string): undefined {
@@ -646,10 +660,19 @@ export class Relay {
 
   private newRun(
     stmt: ClassifiedStatement | null,
-    protocol: StatementRun['protocol'],
+    protocol: 'simple' | 'extended',
     reasons: string[],
+    op: PgOperation = statementOp(stmt, protocol),
   ): StatementRun {
-    return { stmt, protocol, reasons, startedAt: performance.now(), bytes: 0, masked: 0 };
+    return {
+      op,
+      stmt,
+      protocol: op.kind === 'pg.function_call' ? 'function-call' : protocol,
+      reasons,
+      startedAt: performance.now(),
+      bytes: 0,
+      masked: 0,
+    };
   }
 
   private classify(text: string): CachedClassification {
@@ -678,7 +701,8 @@ export class Relay {
       return this.deny(unnameable.stmt, unnameable.decision, true, SQLSTATE.insufficientPrivilege);
     for (const stmt of cls.statements) {
       const d = this.decide(entry, stmt);
-      if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege);
+      if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
+        return this.refuse(msg, statementOp(stmt, 'simple'), d, true, SQLSTATE.insufficientPrivilege);
     }
     const shadowed = this.userObjectUse(cls.statements, msg);
     if (shadowed === LOAD_CATALOG || shadowed === RELOAD_CATALOG)
@@ -721,6 +745,23 @@ export class Relay {
     statements: ClassifiedStatement[],
     copies: number[],
   ): Promise<void> {
+    // The describe is a batch of the broker's own ending in Sync: inside the client's unsynced
+    // extended-protocol batch, that Sync would end the server's discarding after an error (running a
+    // Query the server would have ignored) or commit the batch's implicit transaction early.
+    if (this.queue.inExtendedBatch) {
+      return this.deny(
+        statements[copies[0]!]!,
+        {
+          effect: 'deny',
+          rule: 'mask',
+          reasons: [
+            'a masked COPY … TO STDOUT must not be sent inside an unfinished extended-protocol batch (send Sync first)',
+          ],
+        },
+        true,
+        SQLSTATE.featureNotSupported,
+      );
+    }
     const plans = new Map<number, MaskPlan>();
     const described = copies.map((i) =>
       this.injectCopyDescribe(statements[i]!.copy!).then((plan) => ({ i, plan })),
@@ -789,8 +830,15 @@ export class Relay {
       );
     for (const stmt of cls.statements) {
       const d = this.decide(entry, stmt);
-      if (d.effect !== 'allow')
-        return this.deny(stmt, d, false, SQLSTATE.insufficientPrivilege, undefined, p.name);
+      if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
+        return this.refuse(
+          msg,
+          statementOp(stmt, 'extended'),
+          d,
+          false,
+          SQLSTATE.insufficientPrivilege,
+          p.name,
+        );
       if (this.masking && stmt.copy?.direction === 'to') {
         return this.deny(
           stmt,
@@ -851,6 +899,7 @@ export class Relay {
         );
         if (this.closed) return;
         return this.denyFunctionCall(
+          fc.oid,
           `function OID ${fc.oid}`,
           'the function could not be looked up in the catalog, so the call cannot be classified',
         );
@@ -863,19 +912,27 @@ export class Relay {
     fc: FunctionCallMessage,
     info: FunctionInfo | null,
   ): Promise<void> | undefined {
-    if (!info) return this.denyFunctionCall(`function OID ${fc.oid}`, `no function has OID ${fc.oid}`);
+    if (!info)
+      return this.denyFunctionCall(fc.oid, `function OID ${fc.oid}`, `no function has OID ${fc.oid}`);
     const args = Array.from({ length: fc.nArgs }, (_, i) => `$${i + 1}`).join(', ');
     const sql = `SELECT ${quoteIdent(info.schema)}.${quoteIdent(info.name)}(${args})`;
     const { result: cls, entry } = this.classify(sql);
     const stmt = cls.ok && cls.statements.length === 1 ? cls.statements[0]! : null;
-    if (!stmt) return this.denyFunctionCall(sql, 'the call could not be classified');
+    if (!stmt) return this.denyFunctionCall(fc.oid, sql, 'the call could not be classified');
+    const op: PgFunctionCallOperation = {
+      kind: 'pg.function_call',
+      oid: fc.oid,
+      function: { schema: info.schema, name: info.name },
+      statement: stmt,
+    };
     const d = this.decide(entry, stmt);
-    if (d.effect !== 'allow') return this.deny(stmt, d, true, SQLSTATE.insufficientPrivilege, FUNCTION_CALL);
+    if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
+      return this.refuse(msg, op, d, true, SQLSTATE.insufficientPrivilege);
     if (this.outOfSight && info.schema !== 'pg_catalog') {
       // (under read, only allow-listed built-ins got this far)
       const reason = `mask: ${info.schema}.${info.name} may be a user-defined function, which can read masked columns and denied tables out of the policy's sight`;
       const deny: Decision = { effect: 'deny', rule: 'mask: bypass', reasons: [reason] };
-      return this.deny(stmt, deny, true, SQLSTATE.insufficientPrivilege, FUNCTION_CALL);
+      return this.refuse(msg, op, deny, true, SQLSTATE.insufficientPrivilege);
     }
     const origin: ColumnOrigin = {
       name: info.name,
@@ -886,17 +943,16 @@ export class Relay {
     };
     const result = this.masking ? planMask(this.maskRules, [origin]).actions[0]! : PASS;
     this.forward(msg);
-    this.push({ kind: 'function-call', run: this.newRun(stmt, 'function-call', []), result });
+    this.push({ kind: 'function-call', run: this.newRun(stmt, 'simple', [], op), result });
     return;
   }
 
-  private denyFunctionCall(text: string, reason: string): Promise<void> {
-    return this.deny(
-      null,
+  private denyFunctionCall(oid: number, text: string, reason: string): Promise<void> {
+    return this.denyOp(
+      { kind: 'pg.function_call', oid, function: null, statement: null },
       { effect: 'deny', rule: 'protocol: FunctionCall', reasons: [`${reason} (${text})`] },
       true,
       SQLSTATE.insufficientPrivilege,
-      FUNCTION_CALL,
     );
   }
 
@@ -1119,7 +1175,6 @@ export class Relay {
     simple: boolean,
     parseName?: string,
   ): Promise<void> {
-    const redacted = redactSql(text);
     const err = backendError(
       SQLSTATE.syntaxError,
       `hoop: statement could not be parsed, so it is denied: ${cls.error}`,
@@ -1127,71 +1182,76 @@ export class Relay {
         ...(cls.position !== undefined ? { position: cls.position } : {}),
       },
     );
-    const event: NewEvent = {
-      target: this.ctx.targetName,
-      kind: 'pg.denied',
-      operation: {
-        statement: redacted,
-        statement_kind: 'UNKNOWN',
-        protocol: simple ? 'simple' : 'extended',
-        conn_id: this.ctx.connId,
-        rule: 'parser',
-      },
-      decision: 'deny',
-      reasons: [`the statement could not be parsed: ${cls.error}`],
+    const op: PgStatementOperation = {
+      kind: 'pg.statement',
+      protocol: simple ? 'simple' : 'extended',
+      statement: null,
+      text: redactSql(text),
     };
-    return this.sendDenial(event, err, simple, parseName);
+    const reasons = [`the statement could not be parsed: ${cls.error}`];
+    return this.sendDenial(op, { rule: 'parser', reasons }, err, simple, parseName);
   }
 
+  /** Refuse a statement (or the message it came in, `label`, when there is none). */
   private deny(
     stmt: ClassifiedStatement | null,
     d: Decision,
     simple: boolean,
     code: string,
-    kindOverride?: string,
+    label?: 'QUERY' | 'PARSE',
     parseName?: string,
   ): Promise<void> {
-    const kind = kindOverride ?? stmt?.kind ?? 'UNKNOWN';
-    const rule = d.rule ?? 'policy';
-    const reasons =
-      d.effect === 'hold'
-        ? [...d.reasons, 'approval holds are not supported by the PostgreSQL gateway']
-        : d.reasons;
-    const text = stmt?.text ?? '';
-    const err = backendError(code, `hoop: ${kind} denied by policy rule "${rule}"`, {
-      detail: [...reasons, `statement: ${truncate(text, 200)}`].join('; '),
+    const op = statementOp(stmt, simple ? 'simple' : 'extended');
+    if (label !== undefined && op.kind === 'pg.statement') op.label = label;
+    return this.refuse(null, op, d, simple, code, parseName);
+  }
+
+  /**
+   * Refuse an operation the policy did not allow; a hold goes to the approver first (the flow), and
+   * an approved one handles `msg` again, this time letting its hold pass (approvedFor).
+   */
+  private refuse(
+    msg: FrontendMessage | null,
+    op: PgOperation,
+    d: Decision,
+    simple: boolean,
+    code: string,
+    parseName?: string,
+  ): Promise<void> {
+    if (d.effect !== 'hold') return this.denyOp(op, d, simple, code, parseName);
+    return Promise.resolve(this.ctx.flow.settle(op, d)).then((settled) => {
+      if (this.closed) return undefined;
+      if (settled.effect === 'deny') return this.denyOp(op, settled, simple, code, parseName);
+      if (msg === null) return this.denyOp(op, { ...settled, effect: 'deny' }, simple, code, parseName);
+      this.approvedFor = msg;
+      return this.handleFrontend(msg);
     });
-    const event: NewEvent = {
-      target: this.ctx.targetName,
-      kind: 'pg.denied',
-      operation: {
-        statement: text,
-        statement_kind: kind,
-        protocol: kind === FUNCTION_CALL ? 'function-call' : simple ? 'simple' : 'extended',
-        conn_id: this.ctx.connId,
-        rule,
-      },
-      decision: 'deny',
-      reasons,
-    };
-    return this.sendDenial(event, err, simple, parseName);
+  }
+
+  private denyOp(
+    op: PgOperation,
+    d: Decision,
+    simple: boolean,
+    code: string,
+    parseName?: string,
+  ): Promise<void> {
+    const kind = pgDeniedKind(op);
+    const rule = d.rule ?? 'policy';
+    const err = backendError(code, `hoop: ${kind} denied by policy rule "${rule}"`, {
+      detail: [...d.reasons, `statement: ${truncate(pgText(op), 200)}`].join('; '),
+    });
+    return this.sendDenial(op, { rule, reasons: d.reasons }, err, simple, parseName);
   }
 
   /** Audit first, then let the upstream fail a sentinel in the statement's place (see file comment). */
   private async sendDenial(
-    event: NewEvent,
+    op: PgOperation,
+    decision: Pick<DenyDecision, 'rule' | 'reasons'>,
     err: BackendError,
     simple: boolean,
     parseName?: string,
   ): Promise<void> {
-    this.ctx.countStatement('deny');
-    try {
-      this.flushRecords();
-      await this.ctx.record(event);
-    } catch (e) {
-      this.recordFailed(e);
-      return;
-    }
+    if (!(await this.ctx.flow.refuse(op, decision))) return;
     if (this.closed) return;
     if (simple) {
       this.inject(serialize.query(SENTINEL_SQL));
@@ -1202,49 +1262,21 @@ export class Relay {
       this.inject(serialize.parse({ name, text: SENTINEL_SQL, types: [] }));
       this.skippingUntilSync = true;
     }
-    this.push({ kind: 'denied', error: err, simple });
+    this.push(simple ? { kind: 'denied-simple', error: err } : { kind: 'denied-extended', error: err });
   }
 
-  private recordQueue: NewEvent[] = [];
-  private recordFlushScheduled = false;
-  /** processUpstream is running: it hands the statements it completes to the recorder when it ends */
-  private inUpstream = false;
+  /** The message whose held decision an approver approved: handled again, its hold passes. */
+  private approvedFor: FrontendMessage | null = null;
 
-  /** Hand queued statement events to the recorder, in order (before any later event is recorded). */
-  private recordsInFlight = 0;
-
-  private flushRecords = (): void => {
-    this.recordFlushScheduled = false;
-    const queue = this.recordQueue;
-    if (queue.length === 0) return;
-    this.recordQueue = [];
-    for (const ev of queue) {
-      this.recordsInFlight++;
-      this.ctx.recordBackground(ev, this.onBackgroundRecorded);
-    }
-  };
-
-  private onBackgroundRecorded = (err: unknown): void => {
-    if (err === null) this.onRecorded();
-    else this.recordFailed(err);
-  };
-
-  private onRecorded = (): void => {
-    this.recordsInFlight--;
-    if (this.recordsInFlight === RECORD_BACKLOG_LOW) this.resumeClient();
-  };
-
-  /** Too many transcript events not yet durable: stop taking statements until the recorder catches up. */
-  private recordBacklogFull(): boolean {
-    return this.recordsInFlight + this.recordQueue.length > RECORD_BACKLOG_HIGH;
-  }
-
-  private resumeClient(): void {
-    if (this.clientBusy || this.closed || this.upstream.writableNeedDrain || this.recordBacklogFull()) return;
+  /** The recorder caught up (the flow's onBacklogDrained), or the upstream drained: read the client again. */
+  resumeClient(): void {
+    if (this.clientBusy || this.closed || this.upstream.writableNeedDrain || this.ctx.flow.backlogFull())
+      return;
     this.client.resume();
   }
 
-  private recordFailed(err: unknown): void {
+  /** A transcript event could not be recorded (the flow's onRecordFailed): no unrecorded work, so close. */
+  recordFailed(err: unknown): void {
     this.ctx.logger.error({ err }, 'pg relay: could not record a transcript event; closing the connection');
     this.terminate(
       fatal(
@@ -1275,16 +1307,7 @@ export class Relay {
   };
 
   private head(): Pending | undefined {
-    return this.pending[this.pendingHead];
-  }
-
-  private pop(): void {
-    this.pending[this.pendingHead] = undefined as unknown as Pending;
-    this.pendingHead++;
-    if (this.pendingHead > 64 && this.pendingHead * 2 > this.pending.length) {
-      this.pending.splice(0, this.pendingHead);
-      this.pendingHead = 0;
-    }
+    return this.queue.head;
   }
 
   /** the row masker for DataRows arriving now, or null when rows pass untouched */
@@ -1319,7 +1342,7 @@ export class Relay {
     const outs: Buffer[] = [];
     let pos = start;
     let runStart = pos;
-    this.inUpstream = true;
+    this.ctx.flow.beginBatch();
     try {
       if (this.passRemaining > 0) {
         const n = Math.min(this.passRemaining, buf.length - pos);
@@ -1336,8 +1359,8 @@ export class Relay {
         const end = pos + 1 + buf.readInt32BE(pos + 1);
         // Hot path: rows nobody needs to look at go through untouched, even when split across reads.
         if (
-          (type === BackendType.dataRow && !this.rowsNeedMasking()) ||
-          (type === BackendType.copyData && !this.currentCopyOut())
+          (type === BackendType.dataRow && this.queue.rowsExpected && !this.rowsNeedMasking()) ||
+          (type === BackendType.copyData && this.queue.copyOutActive && !this.currentCopyOut())
         ) {
           const run = this.currentRun();
           if (run) run.bytes += end - pos;
@@ -1383,12 +1406,12 @@ export class Relay {
       if (pos > runStart) outs.push(buf.subarray(runStart, pos));
       if (pos < len) this.upstreamStash = Buffer.from(buf.subarray(pos));
     } finally {
-      this.inUpstream = false;
       if (!this.closed) this.send(outs);
       // the statements this chunk completed, recorded once their answers are on their way
-      if (this.recordQueue.length > 0) this.flushRecords();
+      this.ctx.flow.endBatch();
     }
-    if (this.client.writableNeedDrain) this.upstream.pause();
+    if (this.upstreamGone && !this.upstreamBusy) this.endAfterUpstream();
+    else if (this.client.writableNeedDrain) this.upstream.pause();
   }
 
   private send(outs: Buffer[]): void {
@@ -1424,7 +1447,12 @@ export class Relay {
 
   /** FORWARD: relay the frame as is; DROP: swallow it; a Buffer: send this instead. */
   private handleBackend(type: number, buf: Buffer, pos: number, end: number): number | Buffer {
-    const h = this.head();
+    const answered = this.queue.reply(
+      type,
+      type === BackendType.errorResponse && isFatalError(buf, pos + 5, end),
+    );
+    if (isDisagreement(answered)) return this.desync(answered.disagreement);
+    const h = answered === ASYNC ? undefined : answered;
     switch (type) {
       case BackendType.dataRow:
         return this.maskDataRow(buf, pos, end);
@@ -1435,41 +1463,20 @@ export class Relay {
       case BackendType.noData:
         if (h?.kind === 'describe-portal') {
           h.portal.masker = null;
-          this.pop();
           return h.injected ? DROP : FORWARD;
         }
-        if (h?.kind === 'describe-statement') {
-          this.pop();
-          return FORWARD;
-        }
-        if (h?.kind === 'copy-describe') return DROP;
-        return FORWARD;
-      case BackendType.parameterDescription:
         return h?.kind === 'copy-describe' ? DROP : FORWARD;
+      case BackendType.parameterDescription:
       case BackendType.parseComplete:
-        if (h?.kind === 'copy-describe') return DROP;
-        if (h?.kind === 'parse') this.pop();
-        return FORWARD;
-      case BackendType.bindComplete:
-        if (h?.kind === 'bind') this.pop();
-        return FORWARD;
       case BackendType.closeComplete:
-        if (h?.kind === 'copy-describe') return DROP;
-        if (h?.kind === 'close') this.pop();
+        return h?.kind === 'copy-describe' ? DROP : FORWARD;
+      case BackendType.bindComplete:
         return FORWARD;
       case BackendType.commandComplete:
         return this.onCommandComplete(h, buf, pos, end);
       case BackendType.emptyQueryResponse:
-        if (h?.kind === 'execute') {
-          this.finishRun(h.run, undefined, null);
-          this.pop();
-        }
-        return FORWARD;
       case BackendType.portalSuspended:
-        if (h?.kind === 'execute') {
-          this.finishRun(h.run, undefined, null);
-          this.pop();
-        }
+        if (h?.kind === 'execute') this.finishRun(h.run, undefined, null);
         return FORWARD;
       case BackendType.errorResponse:
         return this.onErrorResponse(h, buf, pos, end);
@@ -1489,26 +1496,30 @@ export class Relay {
         return FORWARD;
       case BackendType.notificationResponse:
         return this.maskNotification(buf, pos, end);
-      case BackendType.copyBothResponse:
-        // Only replication uses CopyBoth, and replication connections are refused at startup.
-        this.terminate(
-          fatal(SQLSTATE.protocolViolation, 'hoop: unexpected CopyBoth from the database'),
-          'unexpected CopyBoth',
-        );
-        return DROP;
-      case BackendType.backendKeyData:
-        return DROP; // the client has the broker's key; the upstream's stays here
       default:
-        this.ctx.logger.warn(
-          { type: String.fromCharCode(type) },
-          'pg relay: unexpected message from upstream',
-        );
-        this.terminate(
-          fatal(SQLSTATE.protocolViolation, 'hoop: unexpected message from the database'),
-          'unexpected upstream message',
-        );
-        return DROP;
+        // (the queue accepts nothing else: CopyBoth, BackendKeyData after startup, unknown types)
+        return this.desync(`the database sent an unexpected message type "${String.fromCharCode(type)}"`);
     }
+  }
+
+  /**
+   * The database answered something the protocol model cannot attribute: results could go out under
+   * another statement's mask plan, so the connection is closed (and that is recorded), never guessed at.
+   */
+  private desync(why: string): number {
+    this.ctx.logger.error(
+      { why },
+      'pg relay: the protocol model and the database disagree; closing the connection',
+    );
+    this.ctx.flow.desynced(why);
+    this.terminate(
+      fatal(
+        SQLSTATE.protocolViolation,
+        `hoop: the broker's model of the protocol and the database disagree (${why}); the connection was closed`,
+      ),
+      'protocol desync',
+    );
+    return DROP;
   }
 
   private onRowDescription(h: Pending | undefined, buf: Buffer, pos: number, end: number): number | Buffer {
@@ -1516,17 +1527,8 @@ export class Relay {
       h.fields = readRowDescription(buf, pos + 5, end);
       return DROP;
     }
-    if (h?.kind === 'describe-statement') {
-      this.pop();
-      return FORWARD;
-    }
-    if (!this.masking) {
-      if (h?.kind === 'describe-portal') {
-        this.pop();
-        return h.injected ? DROP : FORWARD;
-      }
-      return FORWARD;
-    }
+    if (h?.kind === 'describe-statement') return FORWARD;
+    if (!this.masking) return h?.kind === 'describe-portal' && h.injected ? DROP : FORWARD;
     const assign = (m: RowMasker): void => {
       if (h?.kind === 'simple') h.masker = m;
       else if (h?.kind === 'describe-portal') h.portal.masker = m;
@@ -1541,11 +1543,7 @@ export class Relay {
       this.planCacheFresh()
     ) {
       assign(this.lastRowMasker!);
-      if (h?.kind === 'describe-portal') {
-        this.pop();
-        return h.injected ? DROP : FORWARD;
-      }
-      return FORWARD;
+      return h?.kind === 'describe-portal' && h.injected ? DROP : FORWARD;
     }
     const key = buf.toString('latin1', pos + 5, end);
     const cached = this.cachedPlan(key);
@@ -1575,11 +1573,7 @@ export class Relay {
         });
       }
     }
-    if (h?.kind === 'describe-portal') {
-      this.pop();
-      return h.injected ? DROP : FORWARD;
-    }
-    return FORWARD;
+    return h?.kind === 'describe-portal' && h.injected ? DROP : FORWARD;
   }
 
   /** A mask plan from the cache, or computed when every table OID is in the catalog cache; null: load first. */
@@ -1789,22 +1783,13 @@ export class Relay {
       h.run = h.index < h.statements.length ? this.newRun(h.statements[h.index]!, 'simple', []) : null;
       return FORWARD;
     }
-    if (h?.kind === 'execute') {
-      this.finishRun(h.run, rowsFromCommandTag(tag), null);
-      this.pop();
-      return FORWARD;
-    }
+    if (h?.kind === 'execute') this.finishRun(h.run, rowsFromCommandTag(tag), null);
     return FORWARD;
   }
 
   private onErrorResponse(h: Pending | undefined, buf: Buffer, pos: number, end: number): number | Buffer {
-    if (h?.kind === 'denied') {
-      if (!h.simple) {
-        this.pop();
-        this.skipUntilSync();
-      }
-      return errorResponse(h.error);
-    }
+    // (the queue has taken the extended-protocol messages off, and the server now discards until Sync)
+    if (h?.kind === 'denied-simple' || h?.kind === 'denied-extended') return errorResponse(h.error);
     if (h?.kind === 'copy-describe') {
       h.failed = true;
       return DROP;
@@ -1828,27 +1813,14 @@ export class Relay {
     } else if (h?.kind === 'function-call') {
       if (h.run) this.finishRun(h.run, undefined, sqlstate);
       h.run = null; // ReadyForQuery follows
-    } else if (h && h.kind !== 'sync') {
-      if (h.kind === 'execute') this.finishRun(h.run, undefined, sqlstate);
-      if (h.kind === 'parse') this.revertParse(h);
-      if (h.kind === 'describe-portal') h.portal.describeSent = false;
-      this.pop();
-      this.skipUntilSync();
+    } else if (h?.kind === 'execute') {
+      this.finishRun(h.run, undefined, sqlstate);
+    } else if (h?.kind === 'parse') {
+      this.revertParse(h);
+    } else if (h?.kind === 'describe-portal') {
+      h.portal.describeSent = false;
     }
     return this.maskNoticeFields(BackendType.errorResponse, fields, stmt);
-  }
-
-  /** After an error in the extended protocol the server skips everything until Sync: so do we. */
-  private skipUntilSync(): void {
-    for (;;) {
-      const h = this.head();
-      if (!h || h.kind === 'sync' || h.kind === 'simple' || h.kind === 'denied' || h.kind === 'copy-describe')
-        return;
-      if (h.kind === 'parse') this.revertParse(h);
-      // skipped upstream: that portal is still undescribed (a later Execute must describe it again)
-      if (h.kind === 'describe-portal') h.portal.describeSent = false;
-      this.pop();
-    }
   }
 
   private revertParse(h: Extract<Pending, { kind: 'parse' }>): void {
@@ -1861,15 +1833,10 @@ export class Relay {
     // back outside a transaction block: this session's DDL (if any) is committed or gone
     if (end - pos === 6 && buf[pos + 5] === 0x49 /* I */) this.ddlInTransaction = false;
     if (h?.kind === 'copy-describe') {
-      this.pop();
       this.finishCopyDescribe(h);
       return DROP;
     }
-    if (h?.kind === 'function-call') {
-      if (h.run) this.finishRun(h.run, undefined, null);
-      this.pop();
-    }
-    if (h?.kind === 'simple' || h?.kind === 'sync' || h?.kind === 'denied') this.pop();
+    if (h?.kind === 'function-call' && h.run) this.finishRun(h.run, undefined, null);
     return FORWARD;
   }
 
@@ -1929,43 +1896,10 @@ export class Relay {
     const value = body.toString('utf8', nul + 1, body.length - 1);
     // The classifier reads statements as PostgreSQL does only with these settings; if they change
     // under us (however that happened), stop rather than misread the next statement.
-    if (name === 'standard_conforming_strings' && value !== 'on') {
-      this.terminate(
-        fatal(
-          SQLSTATE.featureNotSupported,
-          'hoop: standard_conforming_strings must stay on through the broker; the connection was closed',
-        ),
-        'standard_conforming_strings turned off',
-      );
-      return DROP;
-    }
-    // Under `read` the upstream session's default_transaction_read_only (PostgreSQL 14+ reports it) is
-    // the backstop behind the classifier: if anything turned it off (a user function calling
-    // set_config, reached through some name the allow-list trusts), or changed who the session is,
-    // the next transaction could write. Close before the client gets its ReadyForQuery.
-    if (this.ctx.grant.access === 'read' && READ_GUARD_SETTINGS.has(name)) {
-      if (name !== 'default_transaction_read_only' || value !== 'on') {
-        this.terminate(
-          fatal(
-            SQLSTATE.insufficientPrivilege,
-            `hoop: ${name} changed to ${value} in a read-only session; the connection was closed`,
-          ),
-          `${name} changed under access read`,
-        );
-        return DROP;
-      }
-    }
-    if (name === 'client_encoding' && !isSafeClientEncoding(value)) {
-      this.terminate(
-        fatal(
-          SQLSTATE.featureNotSupported,
-          `hoop: client_encoding ${value} is not supported through the broker; the connection was closed`,
-        ),
-        'unsafe client_encoding',
-      );
-      return DROP;
-    }
-    return FORWARD;
+    const problem = reportedSettingProblem(name, value, this.ctx.grant.access, false);
+    if (!problem) return FORWARD;
+    this.terminate(fatal(SQLSTATE[problem.sqlstate], problem.message), problem.why);
+    return DROP;
   }
 
   /** A NOTIFY payload is text from another session, of any origin: the detectors scan it. */
@@ -2030,45 +1964,27 @@ export class Relay {
   private finishRun(run: StatementRun, rows: number | undefined, sqlstate: string | null): void {
     const stmt = run.stmt;
     const durationMs = Math.round((performance.now() - run.startedAt) * 1000) / 1000;
-    const event: NewEvent = {
-      target: this.ctx.targetName,
-      kind: 'pg.statement',
-      // keys in sorted order: the transcript hash's canonical JSON then needs no re-sorting (hot path)
-      operation: sqlstate
-        ? {
-            conn_id: this.ctx.connId,
-            error: sqlstate,
-            protocol: run.protocol,
-            statement: stmt?.text ?? '',
-            statement_kind: stmt?.kind ?? 'UNKNOWN',
-          }
-        : {
-            conn_id: this.ctx.connId,
-            protocol: run.protocol,
-            statement: stmt?.text ?? '',
-            statement_kind: stmt?.kind ?? 'UNKNOWN',
-          },
-      decision: 'allow',
-      reasons: run.reasons,
-      ...(rows !== undefined ? { rows } : {}),
-      bytes: run.bytes,
-      duration_ms: durationMs,
-      masked: run.masked,
-    };
     if (stmt && (stmt.effect === 'ddl' || stmt.effect === 'admin') && !sqlstate) {
       this.ctx.catalog.invalidate();
       this.ddlInTransaction = true;
     }
-    this.ctx.countStatement('allow');
     // Not awaited and not even started here: the response goes to the client first, then the event
     // goes to the recorder (when processUpstream ends, or else right after this I/O round). A failure
     // closes the connection.
-    this.recordQueue.push(event);
-    if (!this.inUpstream && !this.recordFlushScheduled) {
-      this.recordFlushScheduled = true;
-      setImmediate(this.flushRecords);
-    }
+    this.ctx.flow.completed(run.op, run.reasons, {
+      rows,
+      bytes: run.bytes,
+      duration_ms: durationMs,
+      masked: run.masked,
+      error: sqlstate || undefined,
+    });
   }
+}
+
+/** The operation a statement is (COPY is one of its own); a null statement: an unreadable message. */
+function statementOp(stmt: ClassifiedStatement | null, protocol: 'simple' | 'extended'): PgOperation {
+  if (stmt?.copy) return { kind: 'pg.copy', protocol, statement: stmt, direction: stmt.copy.direction };
+  return { kind: 'pg.statement', protocol, statement: stmt };
 }
 
 function copyDataFrame(payload: Buffer): Buffer {

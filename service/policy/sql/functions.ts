@@ -241,7 +241,13 @@ export type SettingRisk =
   | { kind: 'forbidden'; reason: string };
 
 const TRUE_WORDS = new Set(['on', 'true', 'yes', '1', 't', 'y']);
-const UTF8_NAMES = new Set(['utf8', 'utf-8', 'unicode']);
+/** PostgreSQL's names for UTF8 once it has cleaned them (lower case, letters and digits only). */
+const UTF8_NAMES = new Set(['utf8', 'unicode']);
+
+/** Does PostgreSQL read this encoding name as UTF8 ('UTF-8', 'utf_8', 'Unicode' …)? */
+export function isUtf8EncodingName(name: string): boolean {
+  return UTF8_NAMES.has(name.toLowerCase().replace(/[^a-z0-9]/g, ''));
+}
 const ADMIN_SETTINGS = new Set(
   words(`session_replication_role allow_system_table_mods zero_damaged_pages ignore_checksum_failure
   ignore_system_indexes ignore_invalid_pages lo_compat_privileges local_preload_libraries
@@ -264,7 +270,7 @@ export function settingChangeRisk(rawName: string, value: string | undefined): S
     case 'session_authorization':
       return { kind: 'escape', reason: `changing ${name} changes the identity the statements run as` };
     case 'client_encoding':
-      if (v !== undefined && UTF8_NAMES.has(v)) return { kind: 'ok' };
+      if (v !== undefined && isUtf8EncodingName(v)) return { kind: 'ok' };
       return {
         kind: 'forbidden',
         reason: 'client_encoding other than UTF8 would make the server parse SQL differently from the policy',

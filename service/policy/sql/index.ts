@@ -1,12 +1,5 @@
 // The SQL policy and masking the PostgreSQL gateway calls: classification (real parser), decisions,
 // redaction, and result masking. Everything here is pure except the one-time parser load.
-import { maskCell } from '../mask/cell.js';
-import { planMask } from '../mask/plan.js';
-import { classifySql } from './classify.js';
-import { decideStatement } from './decide.js';
-import { redactSql } from './redact.js';
-import type { SqlPolicy } from './types.js';
-
 export { maskCell } from '../mask/cell.js';
 export {
   CopyFormatError,
@@ -37,5 +30,3 @@ export { initSqlParser, SqlParserNotReady, sqlParserReady } from './parser.js';
 export { trackPrepared } from './prepared.js';
 export { redactSql } from './redact.js';
 export type * from './types.js';
-
-export const sqlPolicy: SqlPolicy = { classifySql, decideStatement, planMask, maskCell, redactSql };

@@ -71,8 +71,3 @@ export function scanTokens(sql: string): ScanResult['tokens'] | null {
     return null;
   }
 }
-
-/** Cut a substring by UTF-8 byte offsets (the parser's locations are byte offsets). */
-export function sliceUtf8(text: Buffer, start: number, end: number): string {
-  return text.subarray(start, end).toString('utf8');
-}

@@ -1,6 +1,4 @@
 // The contract between SQL classification/masking (pure, service/policy) and the PostgreSQL gateway (I/O).
-import type { Detector, Grant, MaskRule } from '../../config/schema.js';
-import type { Decision } from '../decision.js';
 
 /**
  * read: proven read-only (no writes anywhere in the tree, only allow-listed functions, no locking clause);
@@ -142,14 +140,4 @@ export interface MaskPlan {
 export interface MaskedCell {
   value: Buffer | null;
   masked: boolean;
-}
-
-/** Signatures the implementation exports (service/policy/sql/*.ts, service/policy/mask/*.ts). */
-export interface SqlPolicy {
-  /** prepared: SQL PREPAREs let through earlier on this connection (name → classification), for EXECUTE */
-  classifySql(sql: string, prepared?: ReadonlyMap<string, ClassifiedStatement>): ClassifyResult;
-  decideStatement(grant: Grant, stmt: ClassifiedStatement): Decision;
-  planMask(rules: MaskRule[], columns: ColumnOrigin[]): MaskPlan;
-  maskCell(action: CellAction, value: Buffer | null, detectors: Detector[]): MaskedCell;
-  redactSql(sql: string): string;
 }

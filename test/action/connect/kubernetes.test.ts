@@ -13,7 +13,11 @@ import { makeTestPki, type TestPki } from '../tls.js';
 const run = promisify(execFile);
 const TOKEN = 'hoop_k8s-session-secret_0123456789';
 
-function kubeTarget(server: string, extra: Record<string, unknown> = {}, name = 'staging'): SessionTarget {
+function kubeTarget(
+  server: string,
+  extra: { ca?: string; namespace?: string } = {},
+  name = 'staging',
+): Extract<SessionTarget, { kind: 'kubernetes' }> {
   return { name, kind: 'kubernetes', access: 'read', connection: { server, ...extra } };
 }
 
@@ -51,7 +55,7 @@ describe('kubeconfig', () => {
     expect(kubernetesSettings(kubeTarget('https://x', { namespace: 'Bad_NS' }), undefined)).toMatchObject({
       ok: false,
     });
-    expect(kubernetesSettings({ ...kubeTarget('x'), connection: {} }, undefined)).toEqual({
+    expect(kubernetesSettings({ ...kubeTarget('x'), connection: {} as never }, undefined)).toEqual({
       ok: false,
       error: 'target staging: connection.server is missing',
     });

@@ -75,13 +75,13 @@ describe('PostgreSQL exports', () => {
   it('names the bad field of a connection', () => {
     const t = postgresTarget('s_1');
     expect(
-      postgresSettings({ ...t, connection: { ...t.connection, port: '6432' } }, SECRET, 'system'),
+      postgresSettings({ ...t, connection: { ...t.connection!, port: '6432' as never } }, SECRET, 'system'),
     ).toEqual({
       ok: false,
       error: 'target orders-db: connection.port is not a port number',
     });
     expect(
-      postgresSettings({ ...t, connection: { ...t.connection, host: 'a b' } }, SECRET, 'system'),
+      postgresSettings({ ...t, connection: { ...t.connection!, host: 'a b' } }, SECRET, 'system'),
     ).toMatchObject({ ok: false });
   });
 
@@ -121,7 +121,7 @@ describe('libpq accepts the exports (real PostgreSQL over TLS, verify-full again
   it('psql connects with only the exported variables, and with DATABASE_URL', async () => {
     const t = postgresTarget('s_1');
     const s = postgresSettings(
-      { ...t, connection: { ...t.connection, port: pg.port } },
+      { ...t, connection: { ...t.connection!, port: pg.port } },
       SECRET,
       join(dir, 'broker-ca.pem'),
     );
@@ -150,7 +150,7 @@ describe('libpq accepts the exports (real PostgreSQL over TLS, verify-full again
     writeFileSync(join(dir, 'other-ca.pem'), other.caPem);
     const t = postgresTarget('s_1');
     const s = postgresSettings(
-      { ...t, connection: { ...t.connection, port: pg.port } },
+      { ...t, connection: { ...t.connection!, port: pg.port } },
       SECRET,
       join(dir, 'other-ca.pem'),
     );

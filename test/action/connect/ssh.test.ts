@@ -18,7 +18,11 @@ import {
 const run = promisify(execFile);
 const { Server, utils } = ssh2;
 
-function sshTarget(hostKey: string, port = 2222, name = 'build-host'): SessionTarget {
+function sshTarget(
+  hostKey: string,
+  port = 2222,
+  name = 'build-host',
+): Extract<SessionTarget, { kind: 'ssh' }> {
   return {
     name,
     kind: 'ssh',
@@ -80,11 +84,11 @@ describe('host key, known_hosts and ssh config', () => {
   it('refuses values that could inject ssh_config lines or %-tokens', () => {
     const t = sshTarget(hostKey);
     expect(
-      sshSettings({ ...t, connection: { ...t.connection, user: 'x\n  ProxyCommand evil' } }),
+      sshSettings({ ...t, connection: { ...t.connection!, user: 'x\n  ProxyCommand evil' } }),
     ).toMatchObject({ ok: false });
-    expect(sshSettings({ ...t, connection: { ...t.connection, host: '%d' } })).toMatchObject({ ok: false });
+    expect(sshSettings({ ...t, connection: { ...t.connection!, host: '%d' } })).toMatchObject({ ok: false });
     expect(sshSettings({ ...t, name: 'a b' })).toMatchObject({ ok: false });
-    expect(sshSettings({ ...t, connection: { ...t.connection, host_key: 'nope' } })).toEqual({
+    expect(sshSettings({ ...t, connection: { ...t.connection!, host_key: 'nope' } })).toEqual({
       ok: false,
       error: 'target build-host: connection.host_key is not an OpenSSH public key',
     });

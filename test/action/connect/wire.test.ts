@@ -29,13 +29,13 @@ function session(targets: SessionCreated['targets'], caPem?: string): SessionCre
 
 const kube = {
   name: 'staging',
-  kind: 'kubernetes',
+  kind: 'kubernetes' as const,
   access: 'read' as const,
   connection: { server: 'https://127.0.0.1:8443/k8s/staging' },
 };
 const ssh = {
   name: 'build-host',
-  kind: 'ssh',
+  kind: 'ssh' as const,
   access: 'write' as const,
   connection: { host: '127.0.0.1', port: 2222, user: 's_1', host_key: hostKey },
 };
@@ -87,7 +87,8 @@ describe('planWiring', () => {
   });
 
   it('notes kinds it cannot wire and collects every bad target', () => {
-    const odd = { name: 'q', kind: 'mysql', access: 'read' as const, connection: {} };
+    // a kind this version does not know (a newer broker's), so outside the contract's types
+    const odd = { name: 'q', kind: 'mysql', access: 'read' as const, connection: {} } as never;
     const ok = planWiring(session([odd]), { dir: '/d', sshKey, caCertPem: undefined });
     expect(ok).toMatchObject({
       ok: true,
@@ -96,7 +97,7 @@ describe('planWiring', () => {
     const bad = planWiring(
       session([
         { ...kube, connection: { server: 'http://x' } },
-        { ...ssh, connection: {} },
+        { ...ssh, connection: {} as never },
       ]),
       {
         dir: '/d',

@@ -114,7 +114,7 @@ describe('FrontendReader: startup packets', () => {
           b.writeInt32BE(b.length, 0);
           return b;
         })(),
-        /repeats parameter "user"/,
+        /parameter "user" given more than once/,
       ],
       [
         (() => {

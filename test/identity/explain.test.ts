@@ -2,7 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Policy, Target } from '../../service/config/schema.js';
 import { IssuerRegistry } from '../../service/identity/verify.js';
-import { buildExplainResult, explainToken } from '../../service/policy/explain.js';
+import { explainToken } from '../../service/identity/explain.js';
+import { buildExplainResult } from '../../service/policy/explain.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 
 const AUDIENCE = 'https://hoop.example.com';
