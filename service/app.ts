@@ -1,6 +1,6 @@
 // The Fastify app: external plugins (OpenAPI, rate limit) → app hooks (metrics, errors) → routes.
 
-import rateLimit from '@fastify/rate-limit';
+import rateLimit, { type FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -16,6 +16,8 @@ export interface AppDeps {
   metrics: BrokerMetrics;
   logger: Logger;
   rateLimitPerMinute: number;
+  /** count the rate limit in the shared store (replicas), not per process */
+  rateLimitStore?: FastifyRateLimitStoreCtor | undefined;
   /** the public half of the checkpoint signing key, served at /v1/audit/checkpoint-key */
   checkpointKey?: { keyId: string; publicKeyPem: string };
   https?: { key: string; cert: string } | undefined;
@@ -44,6 +46,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   await app.register(rateLimit, {
+    ...(deps.rateLimitStore ? { store: deps.rateLimitStore } : {}),
     global: false,
     errorResponseBuilder: (_req, ctx) => ({
       statusCode: 429,

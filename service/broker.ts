@@ -1,6 +1,7 @@
 // Assembles a running broker from a validated config: store, TLS, identity, sessions, HTTP API,
 // gateways. One owner for every long-lived resource; close() releases them in reverse order.
 
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -23,6 +24,8 @@ import { type BrokerMetrics, createMetrics } from './metrics.js';
 import { type ConnectionInfo, SessionService } from './sessions/service.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
+import { storeRateLimit } from './api/rate-store.js';
+import { ReplicaCoordinator } from './replicas.js';
 import { ensureBrokerTls } from './tls/ca.js';
 import { loadConfiguredTls } from './tls/configured.js';
 import { brokerHostnames } from './tls/hostnames.js';
@@ -111,6 +114,20 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       ? { ...tlsLoaded.tls, caPem: tlsLoaded.tls.caPem ?? undefined }
       : await ensureBrokerTls(config.data_dir, brokerHostnames(config), new Date());
 
+    // Replicas on one store must hand out the same CA (or certificate): a session opened on one replica
+    // is used against any other's gateway. The first replica records the fingerprint; the others compare.
+    if (store.kind === 'postgres') {
+      const fingerprint = createHash('sha256')
+        .update(tls.caPem ?? tls.certPem)
+        .digest('hex');
+      const shared = await store.settleSetting('tls.ca_fingerprint', fingerprint);
+      if (shared !== fingerprint)
+        throw new BrokerStartError(
+          `tls: the replicas sharing this store hand out CA ${shared.slice(0, 16)}…, this one ${fingerprint.slice(0, 16)}…: ` +
+            'give every replica the same certificate by reference (tls.cert_file, key_file, ca_file from one Secret)',
+        );
+    }
+
     const verifier = createVerifier(config.issuers, {
       maxTokenBytes: config.limits.max_token_bytes,
       clockSkewSeconds: Math.round(config.limits.clock_skew_ms / 1000),
@@ -188,6 +205,22 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     sessions.startSweeper();
     closers.push(() => sessions.close());
 
+    const replicas = new ReplicaCoordinator({
+      store,
+      replica,
+      logger: logger.child({ component: 'replicas' }),
+      events: sessions.events,
+      record: (sessionId, event) => recorder.record(sessionId, event),
+      listenUrl: store.kind === 'postgres' ? storeUrl : undefined,
+      ...(config.replicas?.heartbeat ? { heartbeatMs: parseDuration(config.replicas.heartbeat)! } : {}),
+      ...(config.replicas?.revocation_sweep
+        ? { sweepMs: parseDuration(config.replicas.revocation_sweep)! }
+        : {}),
+      registry: metrics.registry,
+    });
+    await replicas.start();
+    closers.push(() => replicas.close());
+
     const gatewayContext: GatewayContext = {
       config,
       logger,
@@ -200,7 +233,17 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
         now: () => sessions.now,
         events: sessions.events,
       },
-      recorder,
+      // every gateway event passes the replica coordinator, which notes connections opening and closing
+      recorder: {
+        record: (sessionId, event, opts) => {
+          replicas.track(sessionId, event);
+          return recorder.record(sessionId, event, opts);
+        },
+        recordBackground: (sessionId, event, done) => {
+          replicas.track(sessionId, event);
+          recorder.recordBackground(sessionId, event, done);
+        },
+      },
       metrics,
     };
     for (const kind of Object.keys(GATEWAYS) as TargetKind[]) {
@@ -215,6 +258,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     const app = await buildApp({
       sessions,
       store,
+      rateLimitStore: store.kind === 'postgres' ? storeRateLimit(store) : undefined,
       checkpointKey: { keyId: checkpointKey.keyId, publicKeyPem: checkpointKey.publicKeyPem },
       metrics,
       logger,

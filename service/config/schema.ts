@@ -260,6 +260,18 @@ export const Config = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** several broker processes on one PostgreSQL store */
+    replicas: Type.Optional(
+      Type.Object(
+        {
+          /** how often each replica says it is alive (default 5s); silent for 3 of these = dead */
+          heartbeat: Type.Optional(Duration),
+          /** how often sessions ended on other replicas are looked for, besides LISTEN (default 2s) */
+          revocation_sweep: Type.Optional(Duration),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     /** keep sessions, transcripts and denials this long (e.g. 90d); default: forever */
     retention: Type.Optional(RetentionDuration),
     log: Type.Optional(

@@ -167,6 +167,42 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX pruned_sessions_at_idx ON pruned_sessions (pruned_at);
     `,
   },
+  {
+    version: 7,
+    name: 'replicas, live connections, broker settings, rate windows',
+    sql: `
+      -- Each broker process sharing the store, with a heartbeat (replicas.ts). A replica whose heartbeat
+      -- stopped died: its connections are marked lost in their transcripts.
+      CREATE TABLE replicas (
+        id            text PRIMARY KEY,
+        started_at    timestamptz NOT NULL,
+        heartbeat_at  timestamptz NOT NULL
+      );
+      -- Gateway connections open right now, and the replica that holds each.
+      CREATE TABLE live_connections (
+        conn_id     text PRIMARY KEY,
+        session_id  text NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        replica     text NOT NULL,
+        target      text,
+        opened_at   timestamptz NOT NULL
+      );
+      CREATE INDEX live_connections_replica_idx ON live_connections (replica);
+      -- What replicas must agree on (e.g. the CA fingerprint the sessions hand out).
+      CREATE TABLE broker_settings (
+        key    text PRIMARY KEY,
+        value  text NOT NULL
+      );
+      -- Fixed one-minute windows of requests per client key, counted across replicas.
+      CREATE TABLE rate_windows (
+        key           text NOT NULL,
+        window_start  timestamptz NOT NULL,
+        count         integer NOT NULL,
+        PRIMARY KEY (key, window_start)
+      );
+      -- the revocation backstop reads sessions ended since its last look
+      CREATE INDEX sessions_ended_at_idx ON sessions (ended_at) WHERE ended_at IS NOT NULL;
+    `,
+  },
 ];
 
 /** Key of the transaction-scoped advisory lock that makes replicas starting together migrate once. */

@@ -28,6 +28,7 @@ import {
   sessionParams,
 } from './sql.js';
 import type {
+  LiveConnectionRow,
   ChainHead,
   CheckpointRow,
   DenialRecord,
@@ -145,6 +146,8 @@ export class SqlStore implements Store {
       const head = (await tx.query<HeadRow>(SQL.endSession, [id, at, reason])).rows[0];
       if (!head) return null;
       const [last] = await appendAfter(tx, id, head, [final], at);
+      // delivered to the other replicas' LISTEN when this commits (replicas.ts)
+      await tx.query(SQL.notifySessionEnded, [JSON.stringify({ id, reason })]);
       return last!;
     });
   }
@@ -472,6 +475,76 @@ export class SqlStore implements Store {
     const denials = (await this.#db.query(SQL.pruneDenials, [cutoff, names, max])).rowCount;
     const checkpoints = (await this.#db.query(SQL.pruneCheckpoints, [cutoff])).rowCount;
     return { sessions, denials, checkpoints };
+  }
+
+  async heartbeat(replica: string, now: Date): Promise<void> {
+    this.#checkOpen();
+    await this.#db.query(SQL.heartbeat, [replica, checkedDate(now, 'now')]);
+  }
+
+  async removeReplica(replica: string): Promise<void> {
+    this.#checkOpen();
+    await this.#db.query(SQL.removeReplica, [replica]);
+  }
+
+  async addLiveConnection(row: LiveConnectionRow): Promise<void> {
+    this.#checkOpen();
+    await this.#db.query(SQL.addLiveConnection, [
+      row.conn_id,
+      row.session_id,
+      row.replica,
+      row.target,
+      checkedDate(row.opened_at, 'opened_at'),
+    ]);
+  }
+
+  async removeLiveConnection(connId: string): Promise<void> {
+    this.#checkOpen();
+    await this.#db.query(SQL.removeLiveConnection, [connId]);
+  }
+
+  async claimLostConnections(staleBefore: Date, self: string, limit: number): Promise<LiveConnectionRow[]> {
+    this.#checkOpen();
+    const max = checkedLimit(limit, null, 'claimLostConnections limit') ?? 100;
+    return (
+      await this.#db.query<LiveConnectionRow>(SQL.claimLostConnections, [
+        checkedDate(staleBefore, 'staleBefore'),
+        self,
+        max,
+      ])
+    ).rows;
+  }
+
+  async pruneReplicas(before: Date): Promise<number> {
+    this.#checkOpen();
+    return (await this.#db.query(SQL.pruneReplicas, [checkedDate(before, 'before')])).rowCount;
+  }
+
+  async listEndedSince(since: Date): Promise<{ id: string; end_reason: string }[]> {
+    this.#checkOpen();
+    return (
+      await this.#db.query<{ id: string; end_reason: string }>(SQL.endedSince, [checkedDate(since, 'since')])
+    ).rows;
+  }
+
+  async settleSetting(key: string, value: string): Promise<string> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<{ value: string }>(SQL.putSettingIfAbsent, [key, value]);
+    return rows[0]!.value;
+  }
+
+  async countRate(key: string, windowStart: Date): Promise<number> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<{ count: number }>(SQL.countRate, [
+      key,
+      checkedDate(windowStart, 'windowStart'),
+    ]);
+    return rows[0]!.count;
+  }
+
+  async pruneRates(before: Date): Promise<number> {
+    this.#checkOpen();
+    return (await this.#db.query(SQL.pruneRates, [checkedDate(before, 'before')])).rowCount;
   }
 
   async ping(): Promise<void> {

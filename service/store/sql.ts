@@ -254,6 +254,54 @@ export const SQL = {
     'prune_checkpoints',
     `DELETE FROM checkpoints WHERE at < $1 AND seq < (SELECT max(seq) FROM checkpoints)`,
   ),
+
+  // Replicas (migration 7)
+  heartbeat: statement(
+    'heartbeat',
+    `INSERT INTO replicas (id, started_at, heartbeat_at) VALUES ($1, $2, $2)
+     ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at`,
+  ),
+  removeReplica: statement('remove_replica', 'DELETE FROM replicas WHERE id = $1'),
+  addLiveConnection: statement(
+    'add_live_connection',
+    `INSERT INTO live_connections (conn_id, session_id, replica, target, opened_at)
+     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM sessions WHERE id = $2)
+     ON CONFLICT (conn_id) DO NOTHING`,
+  ),
+  removeLiveConnection: statement(
+    'remove_live_connection',
+    'DELETE FROM live_connections WHERE conn_id = $1',
+  ),
+  // Claim the connections of replicas whose heartbeat is older than $1 (or that are gone): each is
+  // handed to exactly one claimer, which marks it lost.
+  claimLostConnections: statement(
+    'claim_lost_connections',
+    `DELETE FROM live_connections WHERE conn_id IN (
+       SELECT lc.conn_id FROM live_connections lc LEFT JOIN replicas r ON r.id = lc.replica
+       WHERE (r.id IS NULL OR r.heartbeat_at < $1) AND lc.replica <> $2
+       ORDER BY lc.conn_id LIMIT $3 FOR UPDATE OF lc SKIP LOCKED)
+     RETURNING conn_id, session_id, replica, target, opened_at`,
+  ),
+  pruneReplicas: statement('prune_replicas', 'DELETE FROM replicas WHERE heartbeat_at < $1'),
+  endedSince: statement(
+    'ended_since',
+    `SELECT id, end_reason FROM sessions WHERE ended_at IS NOT NULL AND ended_at > $1 ORDER BY ended_at LIMIT 1000`,
+  ),
+  notifySessionEnded: statement('notify_session_ended', "SELECT pg_notify('hoop_session_ended', $1)"),
+  getSetting: statement('get_setting', 'SELECT value FROM broker_settings WHERE key = $1'),
+  // first writer wins; everyone reads back the value that is stored
+  putSettingIfAbsent: statement(
+    'put_setting_if_absent',
+    `WITH ins AS (INSERT INTO broker_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING value)
+     SELECT value FROM ins UNION ALL SELECT value FROM broker_settings WHERE key = $1 LIMIT 1`,
+  ),
+  countRate: statement(
+    'count_rate',
+    `INSERT INTO rate_windows (key, window_start, count) VALUES ($1, $2, 1)
+     ON CONFLICT (key, window_start) DO UPDATE SET count = rate_windows.count + 1
+     RETURNING count`,
+  ),
+  pruneRates: statement('prune_rates', 'DELETE FROM rate_windows WHERE window_start < $1'),
 } as const;
 
 /** A sessions row is the SessionRecord itself (json columns parse back to the same shapes). */

@@ -91,6 +91,15 @@ export interface CheckpointRow {
   key_id: string;
 }
 
+/** A gateway connection held by a replica (replicas.ts). */
+export interface LiveConnectionRow {
+  conn_id: string;
+  session_id: string;
+  replica: string;
+  target: string | null;
+  opened_at: Date;
+}
+
 export interface Store {
   readonly kind: 'embedded' | 'postgres';
   /** Apply the shared migrations (idempotent). */
@@ -185,6 +194,26 @@ export interface Store {
     sinks: readonly string[],
     limit: number,
   ): Promise<{ sessions: number; denials: number; checkpoints: number }>;
+  /** A replica is alive (insert or refresh its heartbeat). */
+  heartbeat(replica: string, now: Date): Promise<void>;
+  /** A replica leaves cleanly. */
+  removeReplica(replica: string): Promise<void>;
+  addLiveConnection(row: LiveConnectionRow): Promise<void>;
+  removeLiveConnection(connId: string): Promise<void>;
+  /**
+   * Take (and remove) up to `limit` connections held by replicas other than `self` whose heartbeat is
+   * older than `staleBefore` or that are gone; each connection goes to one caller only.
+   */
+  claimLostConnections(staleBefore: Date, self: string, limit: number): Promise<LiveConnectionRow[]>;
+  /** Forget replicas silent since before `before`. */
+  pruneReplicas(before: Date): Promise<number>;
+  /** Sessions ended after `since` (the cross-replica revocation backstop). */
+  listEndedSince(since: Date): Promise<{ id: string; end_reason: string }[]>;
+  /** Store `value` under `key` unless a value is there; returns the value stored (the first writer's). */
+  settleSetting(key: string, value: string): Promise<string>;
+  /** Count one request of `key` in the window starting at `windowStart`; returns the count so far. */
+  countRate(key: string, windowStart: Date): Promise<number>;
+  pruneRates(before: Date): Promise<number>;
   /** Cheap round trip, for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
