@@ -18,6 +18,8 @@ export interface AppDeps {
   rateLimitPerMinute: number;
   /** count the rate limit in the shared store (replicas), not per process */
   rateLimitStore?: FastifyRateLimitStoreCtor | undefined;
+  /** true while the broker shuts down gracefully: /readyz answers 503 so traffic moves elsewhere */
+  draining?: () => boolean;
   /** the public half of the checkpoint signing key, served at /v1/audit/checkpoint-key */
   checkpointKey?: { keyId: string; publicKeyPem: string };
   https?: { key: string; cert: string } | undefined;
@@ -95,6 +97,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    if (deps.draining?.()) return reply.code(503).send({ status: 'draining', store: deps.store.kind });
     try {
       await deps.store.ping();
       return { status: 'ready', store: deps.store.kind };

@@ -63,6 +63,12 @@ export interface Broker {
   metrics: BrokerMetrics;
   app: FastifyInstance;
   close(): Promise<void>;
+  /**
+   * Graceful shutdown (SIGTERM): /readyz turns 503, the gateways stop accepting and wait up to
+   * `graceMs` for their clients to finish, then everything closes (connections still open get the
+   * gateway's shutdown error, recorded as closed by "broker shutdown").
+   */
+  shutdown(graceMs: number): Promise<void>;
 }
 
 export interface StartOptions {
@@ -94,7 +100,9 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
   }
 
   const closers: (() => Promise<void> | void)[] = [];
-  const close = async () => {
+  let closing: Promise<void> | null = null;
+  const close = () => (closing ??= closeAll());
+  const closeAll = async () => {
     for (const fn of closers.reverse()) {
       try {
         await fn();
@@ -255,7 +263,9 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     }
     const pgPort = gateways.get('postgres')?.port() ?? null;
 
+    let draining = false;
     const app = await buildApp({
+      draining: () => draining,
       sessions,
       store,
       rateLimitStore: store.kind === 'postgres' ? storeRateLimit(store) : undefined,
@@ -289,6 +299,26 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       metrics,
       app,
       close,
+      shutdown: async (graceMs: number) => {
+        draining = true;
+        const deadline = Date.now() + graceMs;
+        const open = () => {
+          let n = 0;
+          for (const g of gateways.values())
+            n += (g as { connectionCount?: () => number }).connectionCount?.() ?? 0;
+          return n;
+        };
+        logger.info(
+          { grace_ms: graceMs },
+          'shutting down: not accepting connections, waiting for clients to finish',
+        );
+        await Promise.all([...gateways.values()].map((g) => g.drain?.(deadline)));
+        logger.info(
+          { waited_ms: graceMs - Math.max(0, deadline - Date.now()), still_open: open() },
+          'shutting down: closing',
+        );
+        await close();
+      },
     };
   } catch (err) {
     await close();

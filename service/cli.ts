@@ -9,6 +9,7 @@ import type { ExplainResult, SessionView, Transcript } from './api/schemas.js';
 import { keyIdOf, verifyCheckpointSequence, verifyHeadsAgainstTranscripts } from './audit/checkpoint.js';
 import { verifyChain } from './audit/event.js';
 import { type Broker, BrokerStartError, startBroker } from './broker.js';
+import { parseDuration } from './config/duration.js';
 import { loadConfigFile } from './config/load.js';
 import { formatConfigErrors } from './config/report.js';
 import { resolveAllSecrets } from './config/secrets.js';
@@ -220,13 +221,22 @@ async function serve(path: string | undefined, o: Out): Promise<number> {
     throw err;
   }
   o.out(startupText(broker, path));
+  const graceMs = parseDuration(loaded.config.shutdown_grace ?? '25s') ?? 25_000;
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      if (stopping) {
+        // a second signal: do not wait for the clients any longer
+        logger.warn({ signal }, 'shutting down now');
+        broker.close().then(resolve, resolve);
+        return;
+      }
+      stopping = true;
       logger.info({ signal }, 'shutting down');
-      broker.close().then(resolve, resolve);
+      broker.shutdown(graceMs).then(resolve, resolve);
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
   });
   return 0;
 }

@@ -260,6 +260,8 @@ export const Config = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** on SIGTERM, how long clients get to finish before their connections are closed (default 25s) */
+    shutdown_grace: Type.Optional(Duration),
     /** several broker processes on one PostgreSQL store */
     replicas: Type.Optional(
       Type.Object(

@@ -190,7 +190,12 @@ describe('replicas on one PostgreSQL store', () => {
     console.log(`cross-replica revocation without LISTEN: closed after ${Math.round(total)} ms (sweep 1 s)`);
     expect(total).toBeLessThan(4000);
     const metrics = await (await fetch(`${B.url}/metrics`)).text();
-    console.log(metrics.split('\n').filter((l) => l.startsWith('hoop_remote_session_ends_total')).join('\n'));
+    console.log(
+      metrics
+        .split('\n')
+        .filter((l) => l.startsWith('hoop_remote_session_ends_total'))
+        .join('\n'),
+    );
     expect(metrics).toMatch(/hoop_remote_session_ends_total\{via="sweep"\} [1-9]/);
   }, 30_000);
 

@@ -126,8 +126,15 @@ export async function startPostgresGateway(
   return {
     port,
     connectionCount: () => connections.size,
+    async drain(deadline: number): Promise<void> {
+      if (server.listening) server.close();
+      while (connections.size > 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
+    },
     async close(): Promise<void> {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) =>
+        server.listening ? server.close(() => resolve()) : resolve(),
+      );
       const shutdown = {
         reason: 'shutdown',
         message: 'hoop: the broker is shutting down',
