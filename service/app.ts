@@ -5,6 +5,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { auditRoutes } from './api/audit-routes.js';
+import { githubWebhookRoutes } from './api/github-webhook.js';
 import { sessionRoutes } from './api/routes.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { SessionService } from './sessions/service.js';
@@ -18,6 +19,8 @@ export interface AppDeps {
   rateLimitPerMinute: number;
   /** count the rate limit in the shared store (replicas), not per process */
   rateLimitStore?: FastifyRateLimitStoreCtor | undefined;
+  /** github_app.webhook_secret: serve POST /v1/github/webhook */
+  githubWebhookSecret?: string | undefined;
   /** true while the broker shuts down gracefully: /readyz answers 503 so traffic moves elsewhere */
   draining?: () => boolean;
   /** the public half of the checkpoint signing key, served at /v1/audit/checkpoint-key */
@@ -113,5 +116,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(async (scope) => sessionRoutes(scope, deps));
   await app.register(async (scope) => auditRoutes(scope, deps));
+  const webhookSecret = deps.githubWebhookSecret;
+  if (webhookSecret)
+    await app.register(async (scope) =>
+      githubWebhookRoutes(scope, { ...deps, logger: deps.logger, secret: webhookSecret }),
+    );
   return app;
 }

@@ -266,6 +266,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     let draining = false;
     const app = await buildApp({
       draining: () => draining,
+      githubWebhookSecret: secrets.get('github_app.webhook_secret'),
       sessions,
       store,
       rateLimitStore: store.kind === 'postgres' ? storeRateLimit(store) : undefined,

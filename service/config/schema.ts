@@ -260,6 +260,16 @@ export const Config = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** the broker as a GitHub App: its webhooks (POST /v1/github/webhook) */
+    github_app: Type.Optional(
+      Type.Object(
+        {
+          /** the App's webhook secret: every delivery's X-Hub-Signature-256 is checked against it */
+          webhook_secret: SecretRef,
+        },
+        { additionalProperties: false },
+      ),
+    ),
     /** on SIGTERM, how long clients get to finish before their connections are closed (default 25s) */
     shutdown_grace: Type.Optional(Duration),
     /** several broker processes on one PostgreSQL store */

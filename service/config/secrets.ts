@@ -84,6 +84,8 @@ export function secretReferences(config: Config): { path: ConfigPathSegment[]; r
   (config.admin?.tokens ?? []).forEach((token, index) => {
     refs.push({ path: ['admin', 'tokens', index, 'token'], ref: token.token });
   });
+  if (config.github_app)
+    refs.push({ path: ['github_app', 'webhook_secret'], ref: config.github_app.webhook_secret });
   if (config.audit?.checkpoint?.key)
     refs.push({ path: ['audit', 'checkpoint', 'key'], ref: config.audit.checkpoint.key });
   (config.audit?.export ?? []).forEach((sink, index) => {

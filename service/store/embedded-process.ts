@@ -156,6 +156,7 @@ export async function openEmbeddedStoreProcess(dataDir: string | null): Promise<
     releaseExportLease: (...a) => call('releaseExportLease', ...a),
     listExportPositions: () => call('listExportPositions'),
     listChainHeads: () => call('listChainHeads'),
+    listActiveByRun: (...a) => call('listActiveByRun', ...a),
     heartbeat: (...a) => call('heartbeat', ...a),
     removeReplica: (...a) => call('removeReplica', ...a),
     addLiveConnection: (...a) => call('addLiveConnection', ...a),

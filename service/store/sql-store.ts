@@ -547,6 +547,22 @@ export class SqlStore implements Store {
     return (await this.#db.query(SQL.pruneRates, [checkedDate(before, 'before')])).rowCount;
   }
 
+  async listActiveByRun(
+    repositoryId: string,
+    runId: string,
+    runAttempt: string | null,
+    now: Date,
+  ): Promise<string[]> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<{ id: string }>(SQL.listActiveByRun, [
+      repositoryId,
+      runId,
+      runAttempt,
+      checkedDate(now, 'now'),
+    ]);
+    return rows.map((r) => r.id);
+  }
+
   async ping(): Promise<void> {
     this.#checkOpen();
     await this.#db.query(SQL.ping, []);

@@ -302,6 +302,15 @@ export const SQL = {
      RETURNING count`,
   ),
   pruneRates: statement('prune_rates', 'DELETE FROM rate_windows WHERE window_start < $1'),
+  // the sessions of one workflow run (a GitHub App webhook revokes them)
+  listActiveByRun: statement(
+    'list_active_by_run',
+    `SELECT id FROM sessions
+     WHERE ended_at IS NULL AND expires_at > $4
+       AND identity->>'repository_id' = $1 AND identity->>'run_id' = $2
+       AND ($3::text IS NULL OR identity->>'run_attempt' = $3)
+     ORDER BY id LIMIT 1000`,
+  ),
 } as const;
 
 /** A sessions row is the SessionRecord itself (json columns parse back to the same shapes). */

@@ -214,6 +214,13 @@ export interface Store {
   /** Count one request of `key` in the window starting at `windowStart`; returns the count so far. */
   countRate(key: string, windowStart: Date): Promise<number>;
   pruneRates(before: Date): Promise<number>;
+  /** Ids of the live sessions of one workflow run (attempt null: any attempt), by their token's claims. */
+  listActiveByRun(
+    repositoryId: string,
+    runId: string,
+    runAttempt: string | null,
+    now: Date,
+  ): Promise<string[]>;
   /** Cheap round trip, for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
