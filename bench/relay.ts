@@ -9,10 +9,14 @@
 import { EventEmitter } from 'node:events';
 import { serialize } from 'pg-protocol';
 import { TranscriptRecorder } from '../service/audit/recorder.js';
-import type { CatalogResolver, TargetViews, UserObjects } from '../service/gateways/postgres/catalog.js';
+import type {
+  CatalogResolver,
+  TargetViews,
+  UserObjects,
+} from '../service/gateways/postgres/catalog/resolver.js';
 import { ClassificationCache } from '../service/gateways/postgres/classification-cache.js';
 import { FrontendReader } from '../service/gateways/postgres/frontend-reader.js';
-import { DEFAULT_LIMITS } from '../service/gateways/postgres/limits.js';
+import { BufferBudget, DEFAULT_LIMITS } from '../service/gateways/postgres/limits.js';
 import { Relay } from '../service/gateways/postgres/relay.js';
 import { OperationFlow } from '../service/gateways/operation-flow.js';
 import { createLogger } from '../service/log.js';
@@ -163,6 +167,8 @@ async function run(mode: 'simple' | 'prepared'): Promise<number> {
         },
       }),
       classifier: new ClassificationCache(),
+      buffers: new BufferBudget(DEFAULT_LIMITS.maxUnfinishedBytesTotal),
+      countLimit: () => {},
     },
     client as never,
     new FrontendReader(),

@@ -10,6 +10,7 @@ export interface BrokerMetrics {
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   gatewayConnections: Gauge<'gateway'>;
   statements: Counter<'gateway' | 'decision'>;
+  limitRefusals: Counter<'limit'>;
 }
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): BrokerMetrics {
@@ -57,6 +58,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): BrokerMe
       name: 'hoop_gateway_operations_total',
       help: 'Operations decided by the gateways, by decision',
       labelNames: ['gateway', 'decision'],
+      registers: [registry],
+    }),
+    limitRefusals: new Counter({
+      name: 'hoop_limit_refusals_total',
+      help: 'Requests and connections refused by a broker-wide limit (config limits.*), by limit',
+      labelNames: ['limit'],
       registers: [registry],
     }),
   };

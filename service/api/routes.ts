@@ -27,11 +27,12 @@ const Errors = {
 };
 
 /** A refused request's HTTP status. */
-const STATUS: Record<Refusal, 400 | 401 | 403 | 404 | 503> = {
+const STATUS: Record<Refusal, 400 | 401 | 403 | 404 | 429 | 503> = {
   invalid: 400,
   unauthenticated: 401,
   forbidden: 403,
   'not-found': 404,
+  limited: 429,
   unavailable: 503,
 };
 

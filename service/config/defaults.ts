@@ -18,6 +18,10 @@ export const CONFIG_DEFAULTS = {
   max_token_bytes: 16384,
   session_rate_per_minute: 120,
   clock_skew: '30s',
+  sessions_per_repository: 50,
+  upstream_connections_per_target: 100,
+  unfinished_message_bytes: 256 * 1024 * 1024,
+  message_timeout: '30s',
   algorithms: ['RS256'] as const,
   postgres_port: 5432,
   /** verify-full, except for loopback hosts where the traffic never leaves the machine: disable */
@@ -83,6 +87,12 @@ export interface ResolvedConfig extends Omit<
     session_rate_per_minute: number;
     clock_skew: string;
     clock_skew_ms: number;
+    sessions_per_repository: number;
+    /** null: no limit */
+    sessions_per_policy: number | null;
+    upstream_connections_per_target: number;
+    unfinished_message_bytes: number;
+    message_timeout_ms: number;
   };
   log: { level: LogLevel };
 }
@@ -147,6 +157,12 @@ export function withDefaults(config: Config): ResolvedConfig {
       session_rate_per_minute: config.limits?.session_rate_per_minute ?? d.session_rate_per_minute,
       clock_skew,
       clock_skew_ms: durationMs(clock_skew),
+      sessions_per_repository: config.limits?.sessions_per_repository ?? d.sessions_per_repository,
+      sessions_per_policy: config.limits?.sessions_per_policy ?? null,
+      upstream_connections_per_target:
+        config.limits?.upstream_connections_per_target ?? d.upstream_connections_per_target,
+      unfinished_message_bytes: config.limits?.unfinished_message_bytes ?? d.unfinished_message_bytes,
+      message_timeout_ms: durationMs(config.limits?.message_timeout ?? d.message_timeout),
     },
     log: { level: config.log?.level ?? d.log_level },
   };

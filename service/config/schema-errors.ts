@@ -63,7 +63,6 @@ const PATTERN_MESSAGES = new Map<string, string>([
     'must be an environment variable name: letters, digits and "_", not starting with a digit',
   ],
   ['^([0-9]+h)?([0-9]+m)?([0-9]+s)?$', 'must be a duration like 90s, 15m, 1h or 1h30m'],
-  ['^[^.\\s]+(\\.[^.\\s]+){1,2}$', 'must be "table.column" or "schema.table.column"'],
   ['^[A-Z][A-Z_ ]*$', 'must be an upper-case statement kind like DROP or TRUNCATE'],
 ]);
 

@@ -72,7 +72,7 @@ export const MaskRule = Type.Union([
   Type.Object(
     {
       /** "table.column" or "schema.table.column" (schema defaults to public) */
-      column: Type.String({ pattern: '^[^.\\s]+(\\.[^.\\s]+){1,2}$' }),
+      column: Type.String({ minLength: 3 }),
       strict: Type.Optional(Type.Boolean()),
     },
     { additionalProperties: false },
@@ -233,6 +233,16 @@ export const Config = Type.Object(
           session_rate_per_minute: Type.Optional(Type.Integer({ minimum: 1 })),
           /** allowed clock skew for exp/nbf/iat, e.g. "30s" (default 30s) */
           clock_skew: Type.Optional(Duration),
+          /** live sessions one repository may hold at once (default 50) */
+          sessions_per_repository: Type.Optional(Type.Integer({ minimum: 1 })),
+          /** live sessions one policy may hold at once (default: no limit) */
+          sessions_per_policy: Type.Optional(Type.Integer({ minimum: 1 })),
+          /** connections the broker opens to one target at once, across all sessions (default 100) */
+          upstream_connections_per_target: Type.Optional(Type.Integer({ minimum: 1 })),
+          /** bytes of unfinished client messages the broker holds in total, across connections (default 256 MiB) */
+          unfinished_message_bytes: Type.Optional(Type.Integer({ minimum: 1048576 })),
+          /** a client message must arrive whole within this of its first byte, e.g. "30s" (default 30s) */
+          message_timeout: Type.Optional(Duration),
         },
         { additionalProperties: false },
       ),

@@ -3,6 +3,7 @@
 import { formatDuration, parseDuration } from './duration.js';
 import type { ConfigPathSegment } from './path.js';
 import type { Config } from './schema.js';
+import { parseQualifiedName } from '../policy/sql/names.js';
 import type { ConfigIssue } from './schema-errors.js';
 import { INLINE_SECRET_MESSAGE } from './schema-errors.js';
 
@@ -15,7 +16,6 @@ export const MAX_SESSION_TTL_MS = 24 * 3_600_000;
 export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
-const SQL_IDENTIFIER = /^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")$/;
 
 /** Line of the value at a path, for messages like "first defined on line 12". */
 export type LineOf = (path: readonly ConfigPathSegment[]) => number;
@@ -134,13 +134,24 @@ export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
       } else granted.set(grant.target, g);
       (grant.mask ?? []).forEach((rule, m) => {
         if (!('column' in rule)) return;
-        const parts = rule.column.split('.');
-        if (!parts.every((part) => SQL_IDENTIFIER.test(part))) {
+        const parsed = parseQualifiedName(rule.column);
+        if (!parsed.ok || parsed.parts.length < 2 || parsed.parts.length > 3) {
           report(
             at('grants', g, 'mask', m, 'column'),
-            'must be "table.column" or "schema.table.column" made of SQL identifiers',
+            `must be "table.column" or "schema.table.column" in SQL identifiers (quote mixed-case or unusual names: customers."Email")${parsed.ok ? '' : `: ${parsed.error}`}`,
           );
         }
+      });
+      (grant.deny ?? []).forEach((rule, d) => {
+        if (!('table' in rule)) return;
+        rule.table.forEach((name, k) => {
+          const parsed = parseQualifiedName(name);
+          if (!parsed.ok || parsed.parts.length > 2)
+            report(
+              at('grants', g, 'deny', d, 'table', k),
+              `must be "table" or "schema.table" in SQL identifiers${parsed.ok ? '' : `: ${parsed.error}`}`,
+            );
+        });
       });
     });
   });

@@ -64,9 +64,10 @@ export interface SessionServiceOptions {
 /**
  * Why a request was refused, in the service's terms (api/routes.ts maps each to its HTTP status):
  * invalid (a malformed request value), unauthenticated (the token is not proven), forbidden (no policy
- * grants it), not-found, unavailable (the issuer's keys could not be fetched: unproven, not bad).
+ * grants it), not-found, limited (a broker-wide limit is reached: retry later), unavailable (the issuer's
+ * keys could not be fetched: unproven, not bad).
  */
-export type Refusal = 'invalid' | 'unauthenticated' | 'forbidden' | 'not-found' | 'unavailable';
+export type Refusal = 'invalid' | 'unauthenticated' | 'forbidden' | 'not-found' | 'limited' | 'unavailable';
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; refusal: Refusal; body: ErrorBody };
 
@@ -162,6 +163,23 @@ export class SessionService {
     if (ttl === null)
       return fail('invalid', 'invalid ttl', [{ message: `ttl "${req.ttl}" is not a duration like 30m` }]);
 
+    const repository = typeof identity.repository === 'string' ? identity.repository : null;
+    const limited = await this.#sessionLimit(repository, policy.name, now);
+    if (limited) {
+      metrics.limitRefusals.inc({ limit: limited.limit });
+      return this.#refuse(
+        'limited',
+        'session limit reached',
+        [{ message: limited.message }],
+        'limit.sessions',
+        {
+          ...who,
+          policy: policy.name,
+          client: req.client ?? null,
+        },
+      );
+    }
+
     const secret = newSessionSecret();
     const session: SessionRecord = {
       id: newSessionId(),
@@ -233,6 +251,39 @@ export class SessionService {
     };
   }
 
+  /**
+   * limits.sessions_per_repository / sessions_per_policy, counted over live sessions in the store (so
+   * across replicas; two requests racing at the limit may both pass).
+   */
+  async #sessionLimit(
+    repository: string | null,
+    policy: string,
+    now: Date,
+  ): Promise<{ limit: string; message: string } | null> {
+    const { sessions_per_repository: perRepo, sessions_per_policy: perPolicy } = this.#o.config.limits;
+    const live = await this.#o.store.listSessions({
+      active_at: now,
+      limit: Math.max(perRepo, perPolicy ?? 0) * 4 + 1000,
+    });
+    if (repository !== null) {
+      const n = live.filter((s) => s.identity.repository === repository).length;
+      if (n >= perRepo)
+        return {
+          limit: 'sessions_per_repository',
+          message: `repository ${repository} already holds ${n} live sessions (limits.sessions_per_repository is ${perRepo}); end some (the action revokes its session when the job ends) or raise the limit`,
+        };
+    }
+    if (perPolicy !== null) {
+      const n = live.filter((s) => s.policy === policy).length;
+      if (n >= perPolicy)
+        return {
+          limit: 'sessions_per_policy',
+          message: `policy ${policy} already holds ${n} live sessions (limits.sessions_per_policy is ${perPolicy})`,
+        };
+    }
+    return null;
+  }
+
   /** A refused session request: counted, recorded (non-secret detail only), answered with its reasons. */
   async #refuse<T>(
     refusal: Refusal,
@@ -243,7 +294,8 @@ export class SessionService {
       | 'issuer.unavailable'
       | 'token.replayed'
       | 'policy.no_match'
-      | 'policy.target_not_granted',
+      | 'policy.target_not_granted'
+      | 'limit.sessions',
     detail: Record<string, unknown>,
   ): Promise<Outcome<T>> {
     this.#o.metrics.sessionsDenied.inc({ reason: kind });

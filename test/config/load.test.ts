@@ -485,7 +485,8 @@ const BAD_CASES: BadCase[] = [
         path: 'policies[0].grants[0].mask[0].column',
         line: 23,
         column: 26,
-        message: 'must be "table.column" or "schema.table.column"',
+        message:
+          'must be "table.column" or "schema.table.column" in SQL identifiers (quote mixed-case or unusual names: customers."Email")',
       },
     ],
   },
@@ -497,7 +498,8 @@ const BAD_CASES: BadCase[] = [
         path: 'policies[0].grants[0].mask[0].column',
         line: 23,
         column: 26,
-        message: 'must be "table.column" or "schema.table.column" made of SQL identifiers',
+        message:
+          'must be "table.column" or "schema.table.column" in SQL identifiers (quote mixed-case or unusual names: customers."Email"): "customers.e-mail": unexpected "-" after an identifier (quote names with spaces or symbols)',
       },
     ],
   },

@@ -14,6 +14,7 @@ export const SQLSTATE = {
   adminShutdown: '57P01',
   featureNotSupported: '0A000',
   tooManyConnections: '53300',
+  outOfMemory: '53200',
   programLimitExceeded: '54000',
   invalidParameterValue: '22023',
   internalError: 'XX000',

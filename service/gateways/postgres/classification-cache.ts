@@ -8,7 +8,8 @@
 // an identifier is a one-character look-behind, so the two texts lex into the same token sequence
 // with only number values differing. A result is cached only when it cannot depend on such a value:
 // one plain SELECT, proven read-only, with nothing forbidden, no EXECUTE/PREPARE/COPY and a transcript
-// text equal to its source (nothing redacted). Anything else goes to the classifier every time.
+// text equal to its source (nothing redacted), and no ORDER BY/GROUP BY/DISTINCT ON by position (ORDER
+// BY 1 and ORDER BY 2 read different columns). Anything else goes to the classifier every time.
 import type { Grant } from '../../config/schema.js';
 import type { Decision } from '../../policy/decision.js';
 import { classifySql, decideStatement, type PreparedStatements } from '../../policy/sql/index.js';
@@ -84,6 +85,7 @@ function cacheable(stmt: ClassifiedStatement): boolean {
     stmt.prepare === undefined &&
     stmt.deallocate === undefined &&
     stmt.copy === undefined &&
+    stmt.positional === undefined &&
     stmt.text === stmt.source
   );
 }

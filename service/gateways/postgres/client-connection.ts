@@ -6,6 +6,9 @@
 //                                                            connecting (upstream) ──▶ ready (Relay)
 //
 // Any failure sends one ErrorResponse that says what was wrong (with a SQLSTATE) and closes.
+//
+// Size (just over 600 lines): the startup state machine, one state per step above; the session side
+// is gateways/session-guard.ts, authentication auth/, upstream upstream.ts, the ready phase relay.ts.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
@@ -26,11 +29,13 @@ import {
   negotiateProtocolVersion,
   readyForQuery,
 } from './backend-messages.js';
-import type { CatalogResolver } from './catalog.js';
+import type { CatalogResolver } from './catalog/resolver.js';
 import type { ClassificationCache } from './classification-cache.js';
 import type { GatewayLimits, GatewayTarget, PgGatewayDeps } from './deps.js';
 import { FrontendReader, FrontendType, type StartupPacket } from './frontend-reader.js';
 import { Relay } from './relay.js';
+import { withStatementTextMasks } from '../../policy/mask/activity.js';
+import type { BufferBudget } from './limits.js';
 import {
   clientEncodingProblem,
   filterStartupParameters,
@@ -63,6 +68,10 @@ export interface ConnectionHost {
   guard: SessionGuard;
   /** decides held statements */
   approver: Approver;
+  /** a connection to the target may be opened: false over limits.upstream_connections_per_target (detach releases) */
+  admitUpstream(conn: ClientConnection, target: string): boolean;
+  /** unfinished message bytes across the gateway's connections */
+  buffers: BufferBudget;
   /** ready: a cancel key for the client */
   issueCancelKey(conn: ClientConnection): CancelKey;
   handleCancel(processId: number, secretKey: Buffer): void;
@@ -458,6 +467,18 @@ export class ClientConnection implements LiveConnection {
 
   private connect(session: SessionRecord, gt: GatewayTarget, grant: Grant): void {
     this.state = 'connecting';
+    if (!this.host.admitUpstream(this, gt.target.name)) {
+      this.host.deps.metrics?.limitRefusals.inc({ limit: 'upstream_connections_per_target' });
+      this.fail(
+        fatal(
+          SQLSTATE.tooManyConnections,
+          `hoop: target "${gt.target.name}" has its limit of ${this.host.limits.maxUpstreamConnectionsPerTarget} connections through the broker (limits.upstream_connections_per_target)`,
+          { hint: 'retry later, or raise limits.upstream_connections_per_target' },
+        ),
+        'upstream connections per target limit',
+      );
+      return;
+    }
     const { forwarded, dropped } = filterStartupParameters(this.parameters);
     if (dropped.length) this.logger.debug({ dropped }, 'pg startup parameters not forwarded');
     forwarded.set('options', upstreamOptions(grant.access));
@@ -535,13 +556,15 @@ export class ClientConnection implements LiveConnection {
     this.relay = new Relay(
       {
         logger: this.logger,
-        grant,
+        grant: withStatementTextMasks(grant),
         targetName: gt.target.name,
         connId: this.connId,
         catalog: this.host.catalogFor(gt.target.name, gt),
         limits: this.host.limits,
         flow: this.flow!,
         classifier: this.host.classifier,
+        buffers: this.host.buffers,
+        countLimit: (limit) => this.host.deps.metrics?.limitRefusals.inc({ limit }),
       },
       this.socket,
       this.reader,

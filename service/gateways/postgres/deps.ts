@@ -50,7 +50,7 @@ export interface PgGatewayDeps {
    */
   requireTls?: 'always' | 'non-loopback';
   /** live connections and statement decisions, labelled gateway="postgres" */
-  metrics?: Pick<BrokerMetrics, 'gatewayConnections' | 'statements'>;
+  metrics?: Pick<BrokerMetrics, 'gatewayConnections' | 'statements' | 'limitRefusals'>;
   /** decides statements the policy holds for approval; default: refused (holdsUnsupported) */
   approver?: Approver;
   /** limits and timeouts; defaults in limits.ts */
@@ -60,8 +60,15 @@ export interface PgGatewayDeps {
 export interface GatewayLimits {
   /** startup (TLS, authentication, upstream connection) must finish within this, or the broker closes */
   startupTimeoutMs: number;
-  /** a client that sent part of a message and then nothing for this long is disconnected */
+  /**
+   * a client message must arrive whole within this of its first byte (more bytes do not extend it: one
+   * byte every few seconds must not pin a buffer forever); the client is disconnected otherwise
+   */
   midMessageTimeoutMs: number;
+  /** connections to one target at once, across all sessions (PostgreSQL's max_connections is shared) */
+  maxUpstreamConnectionsPerTarget: number;
+  /** bytes of unfinished client messages held at once across all connections */
+  maxUnfinishedBytesTotal: number;
   /** largest Query/Parse/Bind/FunctionCall/CopyData message accepted from a client */
   maxQueryMessageBytes: number;
   /** largest message of any other type accepted from an authenticated client */

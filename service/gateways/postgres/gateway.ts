@@ -27,11 +27,11 @@ import { initSqlParser } from '../../policy/sql/index.js';
 import { holdsUnsupported } from '../operation-flow.js';
 import { SessionGuard } from '../session-guard.js';
 import { tlsServerEndPoint } from './auth/channel-binding.js';
-import { CatalogResolver } from './catalog.js';
+import { CatalogResolver } from './catalog/resolver.js';
 import { ClassificationCache } from './classification-cache.js';
 import { type CancelKey, ClientConnection, type ConnectionHost } from './client-connection.js';
 import type { GatewayTarget, PgGatewayDeps, PostgresGateway } from './deps.js';
-import { resolveLimits } from './limits.js';
+import { BufferBudget, resolveLimits } from './limits.js';
 import { cancelUpstream } from './upstream.js';
 
 export type { PostgresGateway } from './deps.js';
@@ -47,6 +47,9 @@ export async function startPostgresGateway(
   const cancelKeys = new Map<number, ClientConnection>();
   const catalogs = new Map<string, CatalogResolver>();
   const guard = new SessionGuard(deps);
+  /** connections holding (or opening) an upstream connection, per target */
+  const upstreams = new Map<string, Set<ClientConnection>>();
+  const buffers = new BufferBudget(limits.maxUnfinishedBytesTotal);
 
   const host: ConnectionHost = {
     deps,
@@ -70,6 +73,14 @@ export async function startPostgresGateway(
     },
     guard,
     approver: deps.approver ?? holdsUnsupported('the PostgreSQL gateway'),
+    buffers,
+    admitUpstream(conn: ClientConnection, target: string): boolean {
+      let set = upstreams.get(target);
+      if (!set) upstreams.set(target, (set = new Set()));
+      if (set.size >= limits.maxUpstreamConnectionsPerTarget) return false;
+      set.add(conn);
+      return true;
+    },
     issueCancelKey(conn: ClientConnection): CancelKey {
       let processId: number;
       do processId = randomInt(1, 2 ** 31 - 1);
@@ -100,6 +111,7 @@ export async function startPostgresGateway(
     },
     detach(conn: ClientConnection): void {
       if (connections.delete(conn)) deps.metrics?.gatewayConnections.dec({ gateway: 'postgres' });
+      for (const set of upstreams.values()) set.delete(conn);
       const key = conn.cancelKeyOf;
       if (key && cancelKeys.get(key.processId) === conn) cancelKeys.delete(key.processId);
     },

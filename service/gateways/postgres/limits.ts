@@ -17,7 +17,46 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   maxOtherMessageBytes: 1 * MiB,
   maxStartupMessageBytes: 10_000,
   upstreamConnectTimeoutMs: 10_000,
+  maxUpstreamConnectionsPerTarget: 100,
+  maxUnfinishedBytesTotal: 256 * MiB,
 };
+
+/**
+ * Bytes of unfinished client messages held across every connection of the gateway: a connection whose
+ * next chunk would take the total over the limit is refused (its buffer is what it pins).
+ */
+const SMALL_HOLDING = 64 * 1024;
+
+export class BufferBudget {
+  private used = 0;
+  private readonly held = new Map<object, number>();
+
+  constructor(readonly max: number) {}
+
+  /**
+   * `owner` now holds `bytes`; false (and nothing changed) when growing it would pass the limit. A
+   * connection holding less than SMALL is never refused: a full budget must not stop everyone's
+   * ordinary statements, only the large unfinished messages that filled it.
+   */
+  hold(owner: object, bytes: number): boolean {
+    const before = this.held.get(owner) ?? 0;
+    if (bytes === before) return true;
+    const next = this.used - before + bytes;
+    if (bytes > before && bytes > SMALL_HOLDING && next > this.max) return false;
+    this.used = next;
+    if (bytes === 0) this.held.delete(owner);
+    else this.held.set(owner, bytes);
+    return true;
+  }
+
+  release(owner: object): void {
+    this.hold(owner, 0);
+  }
+
+  get total(): number {
+    return this.used;
+  }
+}
 
 export function resolveLimits(partial: Partial<GatewayLimits> | undefined): GatewayLimits {
   return { ...DEFAULT_LIMITS, ...partial };

@@ -8,12 +8,15 @@
 //   `invalid input syntax for type …: "…"` and a JSON parser's `Token "…" is invalid`, which a condition
 //   on a masked column can trigger.
 import type { Detector, MaskRule } from '../../config/schema.js';
+import { parseQualifiedName } from '../sql/names.js';
 import { GENERIC_MASK, maskText } from './detectors.js';
 
 function maskedColumnNames(rules: readonly MaskRule[]): Set<string> {
   const out = new Set<string>();
   for (const rule of rules) {
-    if ('column' in rule) out.add(rule.column.toLowerCase().split('.').pop() ?? '');
+    if (!('column' in rule)) continue;
+    const parsed = parseQualifiedName(rule.column);
+    out.add(((parsed.ok ? parsed.parts.at(-1) : rule.column.split('.').pop()) ?? '').toLowerCase());
   }
   return out;
 }

@@ -5,9 +5,31 @@
 // handling on top of that (statements, SELECT scopes, FROM items, sublinks, function calls, column
 // references) to follow where column values flow: into the result as-is (the gateway masks them by the
 // origin PostgreSQL reports), into an expression (origin lost), or into a condition.
+//
+// Size (over 600 lines, on purpose): the Analysis class is one walk over the tree whose node handlers
+// share its state (scopes, the statement's facts, the visit budget); the generic pieces live beside it
+// (parse-tree.ts, scope.ts, copy-options.ts, settings-name.ts), the judgements in decide.ts.
 import { bypassesMasks, classifyFunction, settingChangeRisk, splitFunctionName } from './functions.js';
 import { kindOf } from './kinds.js';
-import { type ParseNode, parseStatements, scanTokens, sqlParserReady } from './parser.js';
+import { copyOptions, copyQueryText } from './copy-options.js';
+import { constText, isObject, names, type Node, str, tableName, typed } from './parse-tree.js';
+import { parseStatements, sqlParserReady } from './parser.js';
+import {
+  allBindings,
+  type Binding,
+  type Ctx,
+  type Derived,
+  derivedLookup,
+  exprUse,
+  newDerived,
+  newScope,
+  renamed,
+  type Resolved,
+  type Scope,
+  uniqueBindings,
+  type Use,
+} from './scope.js';
+import { pgSettingsName } from './settings-name.js';
 import { redactTokens } from './redact.js';
 import type {
   ClassifiedStatement,
@@ -17,44 +39,6 @@ import type {
   Reshape,
   StatementEffect,
 } from './types.js';
-
-type Node = ParseNode;
-/** output: top-level result; derived: a FROM subquery or CTE body (its columns are named for the outer query) */
-type Use = 'output' | 'derived' | 'expression' | 'predicate';
-
-interface Binding {
-  qualifier: string | null;
-  table?: string;
-  column: string;
-}
-
-/** The output columns of a FROM subquery or CTE, each bound to the base-table columns it passes through. */
-interface Derived {
-  names: string[];
-  columns: Map<string, Binding[]>;
-  /** `*` / `t.*` in the subquery's select list: any column name may come from these */
-  stars: Binding[];
-  /** positional renaming over a star: we cannot tell which column is which */
-  opaque: boolean;
-}
-
-interface Scope {
-  parent: Scope | null;
-  /** alias (or table name when unaliased, also "schema.table") → table as written */
-  bases: Map<string, string>;
-  derived: Map<string, Derived>;
-  ctes: Map<string, Derived>;
-  /** names merged by FULL JOIN … USING / NATURAL FULL JOIN: an unqualified reference is a COALESCE */
-  merged: Set<string>;
-  natural: boolean;
-}
-
-interface Ctx {
-  use: Use;
-  scope: Scope | null;
-  /** the derived relation being built when use is 'derived' */
-  target?: Derived;
-}
 
 /** Work bound per statement: real statements visit a few thousand nodes; pathological nesting is refused. */
 const MAX_VISITS = 200_000;
@@ -73,99 +57,6 @@ const RANK: Record<StatementEffect, number> = {
 
 /** Lookup of prepared statements the gateway has let through (name → the PREPARE's classification). */
 export type PreparedStatements = ReadonlyMap<string, ClassifiedStatement>;
-
-const isObject = (v: unknown): v is Node => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** `{TypeName: {...}}` — the parser's wrapper around a typed node. */
-function typed(v: unknown): [string, Node] | null {
-  if (!isObject(v)) return null;
-  const keys = Object.keys(v);
-  if (keys.length !== 1) return null;
-  const key = keys[0]!;
-  const first = key.charCodeAt(0);
-  if (first < 65 || first > 90) return null;
-  const body = v[key];
-  return isObject(body) ? [key, body] : null;
-}
-
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-
-/** Strings of a list of String nodes (["pg_catalog","lower"]). */
-function names(list: unknown): string[] {
-  if (!Array.isArray(list)) return [];
-  const out: string[] = [];
-  for (const item of list) {
-    const t = typed(item);
-    if (t && t[0] === 'String') out.push(str(t[1].sval) ?? '');
-  }
-  return out;
-}
-
-/** The value of an A_Const as text, or undefined when it is not a constant. */
-function constText(v: unknown): string | undefined {
-  const t = typed(v);
-  if (!t) return undefined;
-  const [type, node] = t;
-  if (type === 'TypeCast') return constText(node.arg);
-  if (type !== 'A_Const') return undefined;
-  if (isObject(node.sval)) return str(node.sval.sval) ?? '';
-  if (isObject(node.ival)) return String(node.ival.ival ?? 0);
-  if (isObject(node.fval)) return str(node.fval.fval);
-  if (isObject(node.boolval)) return node.boolval.boolval ? 'true' : 'false';
-  return undefined;
-}
-
-function tableName(rv: Node): string {
-  const rel = str(rv.relname) ?? '';
-  const schema = str(rv.schemaname);
-  return schema ? `${schema}.${rel}` : rel;
-}
-
-function newScope(parent: Scope | null): Scope {
-  return { parent, bases: new Map(), derived: new Map(), ctes: new Map(), merged: new Set(), natural: false };
-}
-
-function newDerived(): Derived {
-  return { names: [], columns: new Map(), stars: [], opaque: false };
-}
-
-/** Apply `AS s(a, b)` / `WITH c(a, b)` positional renaming. */
-function renamed(d: Derived, colnames: string[]): Derived {
-  if (colnames.length === 0) return d;
-  if (d.stars.length > 0) return { ...d, opaque: true };
-  const out = newDerived();
-  d.names.forEach((name, i) => {
-    const to = colnames[i] ?? name;
-    out.names.push(to);
-    const bound = d.columns.get(name) ?? [];
-    out.columns.set(to, [...(out.columns.get(to) ?? []), ...bound]);
-  });
-  return out;
-}
-
-function uniqueBindings(list: Binding[]): Binding[] {
-  const seen = new Set<string>();
-  return list.filter((b) => {
-    const key = `${b.qualifier}\u0000${b.table}\u0000${b.column}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
-}
-
-function allBindings(d: Derived): Binding[] {
-  const out: Binding[] = [];
-  for (const list of d.columns.values()) out.push(...list);
-  for (const s of d.stars) out.push({ ...s, column: '*' });
-  return out;
-}
-
-function derivedLookup(d: Derived, column: string): Binding[] {
-  if (d.opaque) return allBindings(d);
-  const out = [...(d.columns.get(column) ?? [])];
-  for (const s of d.stars) out.push({ ...s, column: s.column === '*' ? column : s.column });
-  return out;
-}
 
 /** pg_catalog relations whose rows carry values sampled from other tables' columns */
 const STATISTICS_RELATIONS = new Set([
@@ -197,6 +88,8 @@ class Analysis {
   forbidden: string[] = [];
   maskBypass: string[] = [];
   reshapes: Reshape[] = [];
+  /** ORDER BY/GROUP BY/DISTINCT ON by position: what the statement reads depends on a number in it */
+  positional = false;
   executes: string[] = [];
   columnRefs: ColumnRef[] = [];
   private refKeys = new Set<string>();
@@ -546,6 +439,7 @@ class Analysis {
     if (Array.isArray(node.fromClause)) for (const item of node.fromClause) this.fromItem(item, scope);
     const out: Ctx = { use: outUse, scope, ...(ctx.target ? { target: ctx.target } : {}) };
     this.targetList(node.targetList, out);
+    this.positionalReferences(node, scope);
     const valuesUse: Use = outUse === 'predicate' ? 'predicate' : 'expression';
     this.visit(node.valuesLists, { use: valuesUse, scope });
     this.visitChildren(node, pred, [
@@ -556,6 +450,52 @@ class Analysis {
       'targetList',
       'valuesLists',
     ]);
+  }
+
+  /**
+   * ORDER BY 2, GROUP BY 1, DISTINCT ON (1): PostgreSQL sorts, groups or picks by the select-list
+   * item at that position, so the policy reads that item as used in a condition (a strict mask may
+   * not be ordered by; a probe row and ORDER BY 2 recovered a masked value by binary search). An item
+   * at or after a `*` cannot be placed without the catalog: every `*` counts, and every item up to it.
+   */
+  private positionalReferences(node: Node, scope: Scope): void {
+    const targets = Array.isArray(node.targetList) ? node.targetList : [];
+    if (targets.length === 0) return;
+    const items: unknown[] = [];
+    for (const s of Array.isArray(node.sortClause) ? node.sortClause : []) {
+      const t = typed(s);
+      items.push(t?.[0] === 'SortBy' ? t[1].node : s);
+    }
+    const flatten = (list: unknown): void => {
+      for (const g of Array.isArray(list) ? list : []) {
+        const t = typed(g);
+        if (t?.[0] === 'GroupingSet') flatten(t[1].content);
+        else items.push(g);
+      }
+    };
+    flatten(node.groupClause);
+    flatten(node.distinctClause);
+    const isStar = (target: unknown): boolean => {
+      const val = typed(typed(target)?.[1].val);
+      return (
+        val?.[0] === 'ColumnRef' &&
+        Array.isArray(val[1].fields) &&
+        val[1].fields.some((f: unknown) => typed(f)?.[0] === 'A_Star')
+      );
+    };
+    for (const item of items) {
+      const t = typed(item);
+      if (t?.[0] !== 'A_Const' || !isObject(t[1].ival)) continue;
+      const k = Number(t[1].ival.ival ?? 0);
+      this.positional = true;
+      if (!Number.isInteger(k) || k < 1) continue;
+      const upTo = targets.slice(0, Math.min(k, targets.length));
+      const chosen = upTo.some(isStar) ? [...upTo, ...targets.filter(isStar)] : [targets[k - 1]];
+      for (const target of chosen) {
+        const rt = typed(target);
+        if (rt?.[0] === 'ResTarget') this.visit(rt[1].val, { use: 'predicate', scope });
+      }
+    }
   }
 
   /** A select list (or a top-level RETURNING list): plain column references keep their origin. */
@@ -993,42 +933,6 @@ class Analysis {
   }
 }
 
-/**
- * pg_dump's `SELECT set_config(name, '…', false) FROM pg_settings WHERE name = 'x'`: the setting name is a
- * column, pinned to one constant by the WHERE clause of a single-table scan of pg_settings.
- */
-function pgSettingsName(arg: unknown, select: Node | undefined): string | undefined {
-  const ref = typed(arg);
-  if (!select || !ref || ref[0] !== 'ColumnRef' || names(ref[1].fields).pop() !== 'name') return undefined;
-  const from = Array.isArray(select.fromClause) ? select.fromClause : [];
-  const rel = from.length === 1 ? typed(from[0]) : null;
-  if (rel?.[0] !== 'RangeVar' || rel[1].relname !== 'pg_settings') return undefined;
-  if (rel[1].schemaname !== undefined && rel[1].schemaname !== 'pg_catalog') return undefined;
-  const where = typed(select.whereClause);
-  if (where?.[0] !== 'A_Expr' || where[1].kind !== 'AEXPR_OP' || names(where[1].name).join() !== '=') {
-    return undefined;
-  }
-  const sides = [where[1].lexpr, where[1].rexpr];
-  const column = sides.find((side) => {
-    const t = typed(side);
-    return t?.[0] === 'ColumnRef' && names(t[1].fields).pop() === 'name';
-  });
-  const value = sides
-    .map((side) => (typed(side)?.[0] === 'A_Const' ? constText(side) : undefined))
-    .find((v) => v !== undefined);
-  return column !== undefined ? value : undefined;
-}
-
-interface Resolved {
-  binding: Binding;
-  /** a whole-row (composite) value of the relation, not one of its columns */
-  composite: boolean;
-}
-
-function exprUse(use: Use): Use {
-  return use === 'predicate' ? 'predicate' : 'expression';
-}
-
 function lockWords(strength: string): string {
   switch (strength) {
     case 'LCS_FORKEYSHARE':
@@ -1064,58 +968,6 @@ function baseReason(type: string, kind: string, effect: StatementEffect): string
     default:
       return undefined;
   }
-}
-
-function copyOptions(
-  options: unknown,
-): Pick<CopyInfo, 'format' | 'delimiter' | 'null' | 'quote' | 'escape' | 'header'> {
-  let format: CopyInfo['format'] = 'text';
-  const given: Record<string, string | undefined> = {};
-  if (Array.isArray(options)) {
-    for (const opt of options) {
-      const t = typed(opt);
-      if (t?.[0] !== 'DefElem') continue;
-      const name = str(t[1].defname) ?? '';
-      const arg = typed(t[1].arg);
-      let value: string | undefined;
-      if (arg?.[0] === 'String') value = str(arg[1].sval);
-      else if (arg?.[0] === 'Boolean') value = arg[1].boolval ? 'true' : 'false';
-      else if (arg?.[0] === 'Integer') value = String(arg[1].ival ?? 0);
-      else if (t[1].arg === undefined) value = 'true';
-      given[name] = value;
-    }
-  }
-  if (given.format === 'csv' || given.format === 'binary') format = given.format;
-  const csv = format === 'csv';
-  const quote = given.quote ?? '"';
-  const header = given.header !== undefined && !['false', 'off', '0'].includes(given.header.toLowerCase());
-  return {
-    format,
-    delimiter: given.delimiter ?? (csv ? ',' : '\t'),
-    null: given.null ?? (csv ? '' : '\\N'),
-    quote,
-    escape: given.escape ?? quote,
-    header,
-  };
-}
-
-/** The text between the parentheses of `COPY ( … ) TO`, found with the scanner's token positions. */
-function copyQueryText(source: string): string | undefined {
-  const tokens = scanTokens(source);
-  if (!tokens || tokens.length < 3 || tokens[1]?.text !== '(') return undefined;
-  let depth = 0;
-  for (let i = 1; i < tokens.length; i++) {
-    const tok = tokens[i]!;
-    if (tok.text === '(') depth++;
-    else if (tok.text === ')') {
-      depth--;
-      if (depth === 0) {
-        const buf = Buffer.from(source, 'utf8');
-        return buf.subarray(tokens[1]!.end, tok.start).toString('utf8').trim();
-      }
-    }
-  }
-  return undefined;
 }
 
 /**
@@ -1186,6 +1038,7 @@ function classifyOne(stmt: Node, source: string, prepared: PreparedStatements): 
     executes: a.executes,
     columnRefs: a.columnRefs,
   };
+  if (a.positional) result.positional = true;
   if (a.copy) result.copy = a.copy;
   if (a.prepare) result.prepare = a.prepare;
   if (a.deallocate) result.deallocate = a.deallocate;

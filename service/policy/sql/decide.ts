@@ -22,6 +22,7 @@
 //   reveal a value bit by bit, and an error message may echo it, which is what `strict` is for.
 //   Statements that read tables out of sight of the classifier (DO, CALL, table_to_xml, query_to_xml,
 //   dblink…) are refused whenever the grant has column masks or table deny rules (`mask: bypass`).
+import { parseQualifiedName } from './names.js';
 import type { DenyRule, Grant, MaskRule } from '../../config/schema.js';
 import { allow, type Decision, deny } from '../decision.js';
 import type { ClassifiedStatement, ColumnRef } from './types.js';
@@ -133,9 +134,17 @@ function splitQualified(name: string): { schema: string | null; name: string } {
     : { schema: lower.slice(0, dot), name: lower.slice(dot + 1) };
 }
 
+/** A rule's "schema.name" as PostgreSQL reads it (quotes taken off, unquoted parts folded), lower-cased. */
+function ruleQualified(ruleName: string): { schema: string | null; name: string } {
+  const parsed = parseQualifiedName(ruleName);
+  if (!parsed.ok || parsed.parts.length > 2) return splitQualified(ruleName);
+  const [a, b] = parsed.parts.map((p) => p.toLowerCase());
+  return b === undefined ? { schema: null, name: a! } : { schema: a!, name: b };
+}
+
 /** Deny-rule matching, erring towards a match: see the model above. */
 export function nameMatches(ruleName: string, referenced: string): boolean {
-  const r = splitQualified(ruleName);
+  const r = ruleQualified(ruleName);
   const x = splitQualified(referenced);
   if (r.name !== x.name) return false;
   return r.schema === null || x.schema === null || r.schema === x.schema;
@@ -156,7 +165,9 @@ export function columnMaskRules(rules: readonly MaskRule[]): ColumnMask[] {
   const out: ColumnMask[] = [];
   for (const rule of rules) {
     if (!('column' in rule)) continue;
-    const parts = rule.column.toLowerCase().split('.');
+    // (config validation refuses a name that does not parse; the split is only a fallback)
+    const parsed = parseQualifiedName(rule.column);
+    const parts = (parsed.ok ? parsed.parts : rule.column.split('.')).map((p) => p.toLowerCase());
     const column = parts.pop() ?? '';
     const table = parts.pop() ?? '';
     const schema = parts.pop() ?? 'public';

@@ -183,7 +183,8 @@ add(
 const MASK_BYPASS = new Set(
   words(`dblink dblink_exec dblink_open dblink_fetch dblink_send_query dblink_get_result
   query_to_xml query_to_xml_and_xmlschema cursor_to_xml table_to_xml table_to_xml_and_xmlschema
-  schema_to_xml schema_to_xml_and_xmlschema database_to_xml database_to_xml_and_xmlschema ts_stat ts_rewrite`),
+  schema_to_xml schema_to_xml_and_xmlschema database_to_xml database_to_xml_and_xmlschema ts_stat ts_rewrite
+  pg_stat_get_activity pg_stat_get_backend_activity pg_stat_statements`),
 );
 
 /** Split a parser funcname (["pg_catalog","lower"]) into schema and name. */

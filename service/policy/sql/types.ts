@@ -47,6 +47,8 @@ export interface ClassifiedStatement {
    *  another relation show (INHERIT, ATTACH PARTITION) or derive into a new column (GENERATED): a mask
    *  rule naming them would stop applying, so with column masks these are denied for masked tables */
   reshapes: Reshape[];
+  /** it orders, groups or picks by select-list position (ORDER BY 2): its meaning depends on a number in it */
+  positional?: true;
   /** for COPY: what the gateway needs to mask COPY TO output or check COPY FROM */
   copy?: CopyInfo;
   /** PREPARE name AS …: the name (the classification above is the inner statement's, kind PREPARE) */

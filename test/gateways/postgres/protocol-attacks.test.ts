@@ -24,7 +24,9 @@ beforeAll(async () => {
   h = await startGatewayHarness({
     seedSql: `${SEED_SQL}
       CREATE TABLE "bücher" (id int, title text);
-      INSERT INTO "bücher" VALUES (1, 'geheim');`,
+      INSERT INTO "bücher" VALUES (1, 'geheim');
+      CREATE TABLE "People" (id int, "Email" text, "näme" text);
+      INSERT INTO "People" VALUES (1, 'p1@example.com', 'Zoë'), (2, 'p2@example.com', 'Åsa');`,
   });
 });
 afterAll(async () => {
@@ -250,5 +252,96 @@ describe('the expected-reply queue keeps up with the server', () => {
     expect(rawEmails(frames)).toEqual([]);
     expect(frames.filter((f) => f.type === 'D')).toHaveLength(3);
     expect(count.frames.filter((f) => f.type === 'D').map((f) => cells(f)[0])).toEqual(['2']);
+  });
+});
+
+describe('mask rules name columns the way PostgreSQL reads identifiers', () => {
+  it('quoted, mixed-case and non-ASCII names in rules match their columns (they were served raw)', async () => {
+    const s = h.createSession({
+      access: 'read',
+      mask: [{ column: 'customers."name"' }, { column: '"People"."Email"' }, { column: '"People".näme' }],
+    });
+    const w = await viaBroker(s);
+    w.send(
+      msg.query('SELECT name FROM customers ORDER BY id'),
+      msg.query('SELECT "Email", "näme" FROM "People" ORDER BY id'),
+    );
+    const r = await w.readyAfter(2);
+    w.close();
+    const values = r.frames.filter((f) => f.type === 'D').flatMap((f) => cells(f));
+    expect(values).toHaveLength(7);
+    for (const raw of ['Alice', 'Bob', 'Carol', 'p1@example.com', 'p2@example.com', 'Zoë', 'Åsa'])
+      expect(values, raw).not.toContain(raw);
+  });
+});
+
+describe('strict masks: positional ORDER BY, GROUP BY and DISTINCT ON name their select-list items', () => {
+  it('refuses ordering, grouping or picking by a strict-masked column by position (a binary search recovered it)', async () => {
+    const s = h.createSession({ access: 'read', mask: [{ column: 'customers.email', strict: true }] });
+    const w = await viaBroker(s);
+    const refused = [
+      'SELECT id, email FROM customers ORDER BY 2',
+      'SELECT id, email FROM customers ORDER BY 2 DESC, 1',
+      'SELECT id, email FROM customers GROUP BY 1, 2',
+      'SELECT DISTINCT ON (2) id, email FROM customers ORDER BY 2, id',
+      'SELECT * FROM customers ORDER BY 3',
+      'SELECT id, email FROM customers GROUP BY ROLLUP (1, 2)',
+    ];
+    for (const sql of refused) {
+      w.send(msg.query(sql));
+      const r = await w.readyAfter(1);
+      const err = r.frames.find((f) => f.type === 'E');
+      expect(err && fields(err).M, sql).toMatch(
+        /^hoop: SELECT denied by policy rule "mask.strict: customers.email"/,
+      );
+      expect(
+        r.frames.some((f) => f.type === 'D'),
+        sql,
+      ).toBe(false);
+    }
+    // by position of an unmasked column, and a constant ORDER BY expression, are fine
+    w.send(msg.query('SELECT id, email FROM customers ORDER BY 1'));
+    const ok = await w.readyAfter(1);
+    w.close();
+    expect(ok.frames.filter((f) => f.type === 'D')).toHaveLength(3);
+    expect(rawEmails(ok.frames)).toEqual([]);
+  });
+});
+
+describe("other sessions' statement text", () => {
+  it('is masked in pg_stat_activity under a masking grant, and the functions returning it are refused', async () => {
+    const needle = `needle-${Math.random().toString(36).slice(2)}@example.com`;
+    // another job's connection, idle after a statement with a literal in it
+    const other = await viaBroker(h.createSession({ access: 'read' }));
+    other.send(msg.query(`SELECT count(*) FROM customers WHERE email = '${needle}'`));
+    await other.readyAfter(1);
+    const masked = await viaBroker(h.createSession({ access: 'read', mask: [{ detector: 'credit_card' }] }));
+    masked.send(msg.query("SELECT pid, query FROM pg_stat_activity WHERE backend_type = 'client backend'"));
+    const seen = await masked.readyAfter(1);
+    masked.send(msg.query('SELECT * FROM pg_stat_activity'));
+    const star = await masked.readyAfter(1);
+    masked.send(msg.query('SELECT query FROM pg_stat_get_activity(NULL)'));
+    const fn = await masked.readyAfter(1);
+    masked.send(msg.query('SELECT upper(query) FROM pg_stat_activity'));
+    const expr = await masked.readyAfter(1);
+    // an unmasked session of the same role does see it: the setup is real
+    const plain = await viaBroker(h.createSession({ access: 'read' }));
+    plain.send(msg.query('SELECT query FROM pg_stat_activity'));
+    const unmasked = await plain.readyAfter(1);
+    for (const w of [other, masked, plain]) w.close();
+    const text = (frames: Frame[]) =>
+      frames
+        .filter((f) => f.type === 'D')
+        .map((f) => f.body.toString('utf8'))
+        .join('\n');
+    expect(text(unmasked.frames)).toContain(needle);
+    expect(seen.frames.filter((f) => f.type === 'D').length).toBeGreaterThan(1);
+    expect(text(seen.frames)).not.toContain(needle);
+    expect(text(star.frames)).not.toContain('needle-');
+    for (const r of [fn, expr]) {
+      const err = r.frames.find((f) => f.type === 'E');
+      expect(err && fields(err).M).toMatch(/^hoop: SELECT denied by policy rule "mask/);
+      expect(text(r.frames)).not.toContain('needle-');
+    }
   });
 });

@@ -1,0 +1,586 @@
+// The statement gate, the relay's client side for SQL: every Query, Parse and FunctionCall is judged
+// (policy/pg/statement-gate.ts, with the catalog facts it needs read first) before it reaches the
+// database; an allowed one is forwarded with what its answers need (its run for the transcript, its
+// COPY plans), a refused one is recorded (the flow) and answered by letting the database fail a
+// sentinel in its place (see relay.ts), so the server goes through the states a real error causes.
+import { serialize } from 'pg-protocol';
+import { pgDeniedKind, pgText } from '../../../audit/operation-events.js';
+import type { Grant } from '../../../config/schema.js';
+import type { Decision, DenyDecision } from '../../../policy/decision.js';
+import type {
+  PgFunctionCallOperation,
+  PgOperation,
+  PgStatementOperation,
+} from '../../../policy/operation.js';
+import type { TargetViews, ViewLineage } from '../../../policy/pg/facts.js';
+import { type GateFacts, type GateVerdict, gateStatements } from '../../../policy/pg/statement-gate.js';
+import { functionCallBypass } from '../../../policy/pg/user-code.js';
+import { effectiveGrant } from '../../../policy/pg/views.js';
+import { copyMaskSupport, redactSql, trackPrepared } from '../../../policy/sql/index.js';
+import type { ClassifiedStatement, ClassifyResult, CopyInfo, MaskPlan } from '../../../policy/sql/types.js';
+import { type BackendError, error as backendError, SQLSTATE } from '../backend-error.js';
+import type { FunctionInfo } from '../catalog/resolver.js';
+import type { CachedClassification, CacheEntry } from '../classification-cache.js';
+import {
+  decodeFunctionCall,
+  decodeParse,
+  decodeQuery,
+  type FunctionCallMessage,
+} from '../frontend-messages.js';
+import type { FrontendMessage } from '../frontend-reader.js';
+import type { RelayContext } from '../relay.js';
+import { copyDescribeSql, quoteIdent, truncate } from './frames.js';
+import type { Pending, StatementRun } from './pending.js';
+import type { ResultMasking } from './result-masking.js';
+
+/** Text that fails to parse on every PostgreSQL version: the stand-in for a denied statement. */
+export const SENTINEL_SQL = 'hoop statement denied';
+
+/** What the gate needs of the relay: its extended-protocol state and its way to the upstream. */
+export interface GatePort {
+  /** prepared statements by name: protocol Parse and SQL PREPARE share one namespace */
+  readonly prepared: Map<string, ClassifiedStatement>;
+  isClosed(): boolean;
+  /** inside a client's extended-protocol batch not yet ended by Sync */
+  inExtendedBatch(): boolean;
+  /** this session ran DDL in the transaction block it is still in (see Relay.ddlInTransaction) */
+  ddlInTransaction(): boolean;
+  forgetNamedPortals(keep?: string): void;
+  /** forward the client's message upstream */
+  forward(msg: FrontendMessage): void;
+  /** write the broker's own bytes upstream, after what is pending */
+  inject(data: Buffer): void;
+  /** expect an answer */
+  push(p: Pending): void;
+  newRun(
+    stmt: ClassifiedStatement | null,
+    protocol: 'simple' | 'extended',
+    reasons: string[],
+    op?: PgOperation,
+  ): StatementRun;
+  /** handle the message again (after a catalog reading, or an approval) */
+  handleAgain(msg: FrontendMessage): Promise<void> | undefined;
+  /** a refused extended-protocol message: drop the client's messages until Sync, as PostgreSQL does */
+  skipUntilSync(): void;
+}
+
+/** The operation a statement is (COPY is one of its own); a null statement: an unreadable message. */
+export function statementOp(stmt: ClassifiedStatement | null, protocol: 'simple' | 'extended'): PgOperation {
+  if (stmt?.copy) return { kind: 'pg.copy', protocol, statement: stmt, direction: stmt.copy.direction };
+  return { kind: 'pg.statement', protocol, statement: stmt };
+}
+
+export class StatementGate {
+  /** the grant decisions are made under: the session's, with the derived view rules in its mask */
+  private grant: Grant;
+  /** the grant has column rules, so views must be traced before statements are decided */
+  private readonly columnMasking: boolean;
+  /**
+   * the grant has column masks or table deny rules: reading data out of the classifier's sight (a
+   * user's function, a view over a masked column or a denied table) matters, so views are traced
+   */
+  private readonly outOfSight: boolean;
+  /** views are traced: for outOfSight, and under `read` (a view whose definition is not read-only) */
+  private readonly tracesViews: boolean;
+  /** the catalog's view lineage the derived rules were made from */
+  private appliedViews: TargetViews | null = null;
+  /** the message last handled again after a reading of the lineage that started after it */
+  private tracedFor: FrontendMessage | null = null;
+  /** the same for a reading of what users defined */
+  private userObjectsFor: FrontendMessage | null = null;
+  /** views over masked columns that no rule can name (EffectiveGrant.unnameable) */
+  private unnameableViews: ViewLineage[] = [];
+  /** the name of the broker's own describe statements (COPY columns) */
+  private readonly describeName: string;
+
+  constructor(
+    private readonly ctx: RelayContext,
+    private readonly results: ResultMasking,
+    private readonly port: GatePort,
+  ) {
+    this.grant = ctx.grant;
+    this.columnMasking = (ctx.grant.mask ?? []).some((r) => 'column' in r);
+    this.outOfSight = this.columnMasking || (ctx.grant.deny ?? []).some((r) => 'table' in r);
+    this.tracesViews = this.outOfSight || ctx.grant.access === 'read';
+    this.describeName = `hoop_describe_${ctx.connId}`;
+    this.gateFacts = {
+      access: ctx.grant.access,
+      outOfSight: this.outOfSight,
+      tracesViews: this.tracesViews,
+      masking: results.active,
+      views: null,
+      unnameable: [],
+      relationsSettled: false,
+      userObjects: () => ctx.catalog.cachedUserObjects(),
+      userObjectsFresh: false,
+      approved: false,
+      decide: (stmt: ClassifiedStatement) => ctx.classifier.decide(this.gateEntry, this.grant, stmt),
+    };
+  }
+
+  /**
+   * A message whose frame is fine but whose content is not: PostgreSQL answers "invalid message format"
+   * with a plain ERROR and the connection stays usable, so does the broker (through the sentinel).
+   */
+  malformed(message: string, simple: boolean, functionCall = false): Promise<void> {
+    const op: PgOperation = functionCall
+      ? { kind: 'pg.function_call', oid: null, function: null, statement: null }
+      : { kind: 'pg.statement', protocol: simple ? 'simple' : 'extended', statement: null };
+    const err = backendError(SQLSTATE.protocolViolation, `hoop: ${message}`);
+    return this.sendDenial(op, { rule: 'protocol', reasons: [message] }, err, simple);
+  }
+
+  private classify(text: string): CachedClassification {
+    return this.ctx.classifier.classify(text, this.port.prepared);
+  }
+
+  private decide(entry: CacheEntry | null, stmt: ClassifiedStatement): Decision {
+    return this.ctx.classifier.decide(entry, this.grant, stmt);
+  }
+
+  onQuery(msg: FrontendMessage): Promise<void> | undefined {
+    const text = decodeQuery(msg.body);
+    if (text === null)
+      return this.malformed(
+        'invalid Query message format (the text must be one NUL-terminated string)',
+        true,
+      );
+    if (!this.viewRulesReady()) return this.afterViews(msg, true);
+    this.port.forgetNamedPortals();
+    const { result: cls, entry } = this.classify(text);
+    if (!cls.ok) return this.denyUnparsable(text, cls, true);
+    const verdict = this.gate(cls.statements, entry, msg, 'simple');
+    if (verdict) return this.onVerdict(verdict, msg, true);
+    const copies = this.results.active
+      ? cls.statements.flatMap((s, i) => (s.copy?.direction === 'to' ? [i] : []))
+      : [];
+    if (copies.length === 0) {
+      this.forwardQuery(msg, cls.statements, new Map());
+      return;
+    }
+    return this.describeCopiesThenForward(msg, cls.statements, copies);
+  }
+
+  private forwardQuery(
+    msg: FrontendMessage,
+    statements: ClassifiedStatement[],
+    copyPlans: Map<number, MaskPlan>,
+  ): void {
+    for (const s of statements) trackPrepared(this.port.prepared, s);
+    this.port.forward(msg);
+    this.port.push({
+      kind: 'simple',
+      statements,
+      index: 0,
+      run: this.port.newRun(statements[0] ?? null, 'simple', []),
+      masker: null,
+      copyPlans,
+      copyOut: null,
+    });
+  }
+
+  /**
+   * COPY … TO STDOUT with masking: learn the output columns' origins in-band first (same search_path,
+   * same transaction), then either forward the COPY with a plan or refuse it before it starts.
+   */
+  private async describeCopiesThenForward(
+    msg: FrontendMessage,
+    statements: ClassifiedStatement[],
+    copies: number[],
+  ): Promise<void> {
+    // The describe is a batch of the broker's own ending in Sync: inside the client's unsynced
+    // extended-protocol batch, that Sync would end the server's discarding after an error (running a
+    // Query the server would have ignored) or commit the batch's implicit transaction early.
+    if (this.port.inExtendedBatch()) {
+      return this.deny(
+        statements[copies[0]!]!,
+        {
+          effect: 'deny',
+          rule: 'mask',
+          reasons: [
+            'a masked COPY … TO STDOUT must not be sent inside an unfinished extended-protocol batch (send Sync first)',
+          ],
+        },
+        true,
+        SQLSTATE.featureNotSupported,
+      );
+    }
+    const plans = new Map<number, MaskPlan>();
+    const described = copies.map((i) =>
+      this.injectCopyDescribe(statements[i]!.copy!).then((plan) => ({ i, plan })),
+    );
+    for (const { i, plan } of await Promise.all(described)) {
+      const stmt = statements[i]!;
+      if (!plan) {
+        return this.deny(
+          stmt,
+          {
+            effect: 'deny',
+            rule: 'mask',
+            reasons: ['the columns of this COPY could not be described, so its output cannot be masked'],
+          },
+          true,
+          SQLSTATE.featureNotSupported,
+        );
+      }
+      const support = copyMaskSupport(stmt.copy!.format, plan);
+      if (!support.ok)
+        return this.deny(
+          stmt,
+          { effect: 'deny', rule: 'mask', reasons: [support.reason] },
+          true,
+          SQLSTATE.featureNotSupported,
+        );
+      plans.set(i, plan);
+    }
+    if (this.port.isClosed()) return;
+    this.forwardQuery(msg, statements, plans);
+  }
+
+  private injectCopyDescribe(info: CopyInfo): Promise<MaskPlan | null> {
+    const sql = copyDescribeSql(info);
+    if (sql === null) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      this.port.inject(
+        Buffer.concat([
+          serialize.parse({ name: this.describeName, text: sql, types: [] }),
+          serialize.describe({ type: 'S', name: this.describeName }),
+          serialize.close({ type: 'S', name: this.describeName }),
+          serialize.sync(),
+        ]),
+      );
+      this.port.push({ kind: 'copy-describe', info, fields: null, failed: false, done: resolve });
+    });
+  }
+
+  onParse(msg: FrontendMessage): Promise<void> | undefined {
+    const p = decodeParse(msg.body);
+    if (!p) return this.malformed('invalid Parse message format', false);
+    if (!this.viewRulesReady()) return this.afterViews(msg, false);
+    const { result: cls, entry } = this.classify(p.text);
+    if (!cls.ok) return this.denyUnparsable(p.text, cls, false, p.name);
+    const verdict = this.gate(cls.statements, entry, msg, 'extended');
+    if (verdict) return this.onVerdict(verdict, msg, false, p.name);
+    const previous = this.port.prepared.get(p.name);
+    const stmt = cls.statements[0];
+    if (stmt) this.port.prepared.set(p.name, stmt);
+    else this.port.prepared.delete(p.name);
+    for (const s of cls.statements) trackPrepared(this.port.prepared, s);
+    this.port.forward(msg);
+    this.port.push({ kind: 'parse', name: p.name, previous });
+    return;
+  }
+
+  /**
+   * FunctionCall names a function by OID: the broker reads its schema and name from the catalog (by OID,
+   * so no search_path matters) and decides on `SELECT schema.name($1, …)`, the call in SQL, with the same
+   * function rules; a function it cannot find or classify is denied. Answered like a simple query
+   * (FunctionCallResponse or ErrorResponse, then ReadyForQuery), so a denial keeps the connection usable.
+   */
+  onFunctionCall(msg: FrontendMessage): Promise<void> | undefined {
+    const fc = decodeFunctionCall(msg.body);
+    if (!fc) return this.malformed('invalid FunctionCall message format', true, true);
+    const known = this.ctx.catalog.cachedFunction(fc.oid);
+    if (known !== undefined) return this.decideFunctionCall(msg, fc, known);
+    return this.ctx.catalog.loadFunction(fc.oid).then(
+      (info) => {
+        if (this.port.isClosed()) return;
+        return this.decideFunctionCall(msg, fc, info);
+      },
+      (err: unknown) => {
+        this.ctx.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'pg relay: catalog lookup for a FunctionCall failed',
+        );
+        if (this.port.isClosed()) return;
+        return this.denyFunctionCall(
+          fc.oid,
+          `function OID ${fc.oid}`,
+          'the function could not be looked up in the catalog, so the call cannot be classified',
+        );
+      },
+    );
+  }
+
+  private decideFunctionCall(
+    msg: FrontendMessage,
+    fc: FunctionCallMessage,
+    info: FunctionInfo | null,
+  ): Promise<void> | undefined {
+    if (!info)
+      return this.denyFunctionCall(fc.oid, `function OID ${fc.oid}`, `no function has OID ${fc.oid}`);
+    const args = Array.from({ length: fc.nArgs }, (_, i) => `$${i + 1}`).join(', ');
+    const sql = `SELECT ${quoteIdent(info.schema)}.${quoteIdent(info.name)}(${args})`;
+    const { result: cls, entry } = this.classify(sql);
+    const stmt = cls.ok && cls.statements.length === 1 ? cls.statements[0]! : null;
+    if (!stmt) return this.denyFunctionCall(fc.oid, sql, 'the call could not be classified');
+    const op: PgFunctionCallOperation = {
+      kind: 'pg.function_call',
+      oid: fc.oid,
+      function: { schema: info.schema, name: info.name },
+      statement: stmt,
+    };
+    const d = this.decide(entry, stmt);
+    if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
+      return this.refuse(msg, op, d, true, SQLSTATE.insufficientPrivilege);
+    const bypass = functionCallBypass(info, this.outOfSight);
+    if (bypass) return this.refuse(msg, op, bypass, true, SQLSTATE.insufficientPrivilege);
+    const result = this.results.functionResult(info.name, info.returnType, fc.resultFormat);
+    this.port.forward(msg);
+    this.port.push({ kind: 'function-call', run: this.port.newRun(stmt, 'simple', [], op), result });
+    return;
+  }
+
+  private denyFunctionCall(oid: number, text: string, reason: string): Promise<void> {
+    return this.denyOp(
+      { kind: 'pg.function_call', oid, function: null, statement: null },
+      { effect: 'deny', rule: 'protocol: FunctionCall', reasons: [`${reason} (${text})`] },
+      true,
+      SQLSTATE.insufficientPrivilege,
+    );
+  }
+
+  /**
+   * With column masks, views over masked columns get derived rules (policy/mask/views.ts) from the
+   * catalog's view lineage; false when that lineage must be read first.
+   */
+  private viewRulesReady(): boolean {
+    if (!this.tracesViews) return true;
+    const views = this.ctx.catalog.cachedViews();
+    if (views === undefined) return this.port.ddlInTransaction() && this.appliedViews !== null;
+    this.applyViews(views);
+    return true;
+  }
+
+  applyViews(views: TargetViews): void {
+    if (views === this.appliedViews) return;
+    this.appliedViews = views;
+    const effective = effectiveGrant(this.ctx.grant, views);
+    this.grant = effective.grant;
+    this.unnameableViews = effective.unnameable;
+    this.results.apply(this.grant.mask ?? [], views); // plans made under the previous rules are dropped
+  }
+
+  /** The statement gate's facts (policy/pg/statement-gate.ts), kept on the relay and updated per message. */
+  private readonly gateFacts: GateFacts;
+  /** the classification cache entry of the message being judged (its decisions are cached per grant) */
+  private gateEntry: CacheEntry | null = null;
+
+  /** Judge a message's statements (pure: policy/pg/statement-gate.ts); null: they may go upstream. */
+  private gate(
+    statements: ClassifiedStatement[],
+    entry: CacheEntry | null,
+    msg: FrontendMessage,
+    protocol: 'simple' | 'extended',
+  ): GateVerdict | null {
+    const f = this.gateFacts;
+    f.views = this.appliedViews;
+    f.unnameable = this.unnameableViews;
+    f.relationsSettled = this.tracedFor === msg || this.port.ddlInTransaction();
+    f.userObjectsFresh = this.userObjectsFor === msg;
+    f.approved = this.approvedFor === msg;
+    this.gateEntry = entry;
+    return gateStatements(statements, protocol, f);
+  }
+
+  /** Act on the gate's verdict: read the catalog and judge again, or refuse. */
+  private onVerdict(
+    verdict: GateVerdict,
+    msg: FrontendMessage,
+    simple: boolean,
+    parseName?: string,
+  ): Promise<void> {
+    switch (verdict.kind) {
+      case 'read-views':
+        return this.afterViews(msg, simple, true);
+      case 'read-user-objects':
+        return this.afterUserObjects(msg, simple, verdict.refresh);
+      case 'refuse':
+        return this.refuse(
+          msg,
+          statementOp(verdict.stmt, simple ? 'simple' : 'extended'),
+          verdict.decision,
+          simple,
+          verdict.unsupported ? SQLSTATE.featureNotSupported : SQLSTATE.insufficientPrivilege,
+          parseName,
+        );
+    }
+  }
+
+  /**
+   * Trace the target's views (`refresh`: in a reading that starts now, because the message names a
+   * relation the last one did not know), then handle the message again; denied if the catalog is
+   * unreadable.
+   */
+  private afterViews(msg: FrontendMessage, simple: boolean, refresh = false): Promise<void> {
+    return this.afterCatalog(
+      this.ctx.catalog.loadViews(refresh),
+      msg,
+      simple,
+      (tv) => {
+        this.applyViews(tv);
+        if (refresh) this.tracedFor = msg;
+      },
+      this.columnMasking
+        ? { rule: 'mask', reason: 'mask: the catalog could not be read to trace views over masked columns' }
+        : {
+            rule: 'policy',
+            reason: 'policy: the catalog could not be read to trace the views statements may read',
+          },
+      'pg relay: tracing views failed',
+    );
+  }
+
+  /** Read what users defined in the catalog, then handle the message again (denied if unreadable). */
+  private afterUserObjects(msg: FrontendMessage, simple: boolean, refresh = false): Promise<void> {
+    const read = this.ctx.grant.access === 'read';
+    return this.afterCatalog(
+      this.ctx.catalog.loadUserObjects(refresh),
+      msg,
+      simple,
+      () => {
+        if (refresh) this.userObjectsFor = msg;
+      },
+      read
+        ? {
+            rule: 'access: read',
+            reason:
+              'access read: the catalog could not be read to check that the functions, operators and casts used are the built-ins',
+          }
+        : {
+            rule: 'mask: bypass',
+            reason:
+              "mask: the catalog could not be read to check that no function, operator or cast used is a user's",
+          },
+      'pg relay: reading user-defined functions, operators and casts failed',
+    );
+  }
+
+  /**
+   * Handle the message again once the catalog `reading` is in (`loaded` takes it first); when the
+   * catalog could not be read, the statement is denied with `failure` (fail closed) and `log` is logged.
+   */
+  private afterCatalog<T>(
+    reading: Promise<T>,
+    msg: FrontendMessage,
+    simple: boolean,
+    loaded: (value: T) => void,
+    failure: { rule: string; reason: string },
+    log: string,
+  ): Promise<void> {
+    return reading.then(
+      (value) => {
+        if (this.port.isClosed()) return undefined;
+        loaded(value);
+        return this.port.handleAgain(msg);
+      },
+      (err: unknown) => {
+        this.ctx.logger.warn({ err: err instanceof Error ? err.message : String(err) }, log);
+        if (this.port.isClosed()) return undefined;
+        const deny = { effect: 'deny' as const, rule: failure.rule, reasons: [failure.reason] };
+        if (simple) return this.deny(null, deny, true, SQLSTATE.insufficientPrivilege, 'QUERY');
+        const p = decodeParse(msg.body);
+        return this.deny(null, deny, false, SQLSTATE.insufficientPrivilege, 'PARSE', p?.name);
+      },
+    );
+  }
+
+  private denyUnparsable(
+    text: string,
+    cls: Extract<ClassifyResult, { ok: false }>,
+    simple: boolean,
+    parseName?: string,
+  ): Promise<void> {
+    const err = backendError(
+      SQLSTATE.syntaxError,
+      `hoop: statement could not be parsed, so it is denied: ${cls.error}`,
+      {
+        ...(cls.position !== undefined ? { position: cls.position } : {}),
+      },
+    );
+    const op: PgStatementOperation = {
+      kind: 'pg.statement',
+      protocol: simple ? 'simple' : 'extended',
+      statement: null,
+      text: redactSql(text),
+    };
+    const reasons = [`the statement could not be parsed: ${cls.error}`];
+    return this.sendDenial(op, { rule: 'parser', reasons }, err, simple, parseName);
+  }
+
+  /** Refuse a statement (or the message it came in, `label`, when there is none). */
+  private deny(
+    stmt: ClassifiedStatement | null,
+    d: Decision,
+    simple: boolean,
+    code: string,
+    label?: 'QUERY' | 'PARSE',
+    parseName?: string,
+  ): Promise<void> {
+    const op = statementOp(stmt, simple ? 'simple' : 'extended');
+    if (label !== undefined && op.kind === 'pg.statement') op.label = label;
+    return this.refuse(null, op, d, simple, code, parseName);
+  }
+
+  /**
+   * Refuse an operation the policy did not allow; a hold goes to the approver first (the flow), and
+   * an approved one handles `msg` again, this time letting its hold pass (approvedFor).
+   */
+  private refuse(
+    msg: FrontendMessage | null,
+    op: PgOperation,
+    d: Decision,
+    simple: boolean,
+    code: string,
+    parseName?: string,
+  ): Promise<void> {
+    if (d.effect !== 'hold') return this.denyOp(op, d, simple, code, parseName);
+    return Promise.resolve(this.ctx.flow.settle(op, d)).then((settled) => {
+      if (this.port.isClosed()) return undefined;
+      if (settled.effect === 'deny') return this.denyOp(op, settled, simple, code, parseName);
+      if (msg === null) return this.denyOp(op, { ...settled, effect: 'deny' }, simple, code, parseName);
+      this.approvedFor = msg;
+      return this.port.handleAgain(msg);
+    });
+  }
+
+  private denyOp(
+    op: PgOperation,
+    d: Decision,
+    simple: boolean,
+    code: string,
+    parseName?: string,
+  ): Promise<void> {
+    const kind = pgDeniedKind(op);
+    const rule = d.rule ?? 'policy';
+    const err = backendError(code, `hoop: ${kind} denied by policy rule "${rule}"`, {
+      detail: [...d.reasons, `statement: ${truncate(pgText(op), 200)}`].join('; '),
+    });
+    return this.sendDenial(op, { rule, reasons: d.reasons }, err, simple, parseName);
+  }
+
+  /** Audit first, then let the upstream fail a sentinel in the statement's place (see file comment). */
+  private async sendDenial(
+    op: PgOperation,
+    decision: Pick<DenyDecision, 'rule' | 'reasons'>,
+    err: BackendError,
+    simple: boolean,
+    parseName?: string,
+  ): Promise<void> {
+    if (!(await this.ctx.flow.refuse(op, decision))) return;
+    if (this.port.isClosed()) return;
+    if (simple) {
+      this.port.inject(serialize.query(SENTINEL_SQL));
+    } else {
+      const name = parseName ?? '';
+      // The unnamed statement is dropped by a failed Parse; a named one that existed survives.
+      if (name === '') this.port.prepared.delete('');
+      this.port.inject(serialize.parse({ name, text: SENTINEL_SQL, types: [] }));
+      this.port.skipUntilSync();
+    }
+    this.port.push(simple ? { kind: 'denied-simple', error: err } : { kind: 'denied-extended', error: err });
+  }
+
+  /** The message whose held decision an approver approved: handled again, its hold passes. */
+  private approvedFor: FrontendMessage | null = null;
+}
