@@ -232,6 +232,9 @@ describe('compose.yaml', () => {
     };
     dropIds(schema);
     const ajv = new Ajv2019.default({ strict: false, allErrors: true });
+    // the two formats the schema names: Go durations (stop_grace_period: 40s) and IP subnets
+    ajv.addFormat('duration', /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/);
+    ajv.addFormat('subnet_ip_address', true);
     const validate = ajv.compile(schema);
     const valid = validate(compose);
     expect(validate.errors ?? [], JSON.stringify(validate.errors, null, 2)).toEqual([]);
