@@ -232,9 +232,12 @@ describe('compose.yaml', () => {
     };
     dropIds(schema);
     const ajv = new Ajv2019.default({ strict: false, allErrors: true });
-    // the two formats the schema names: Go durations (stop_grace_period: 40s) and IP subnets
+    // the formats the schema names: Go durations (stop_grace_period: 40s), subnets, ports
     ajv.addFormat('duration', /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/);
     ajv.addFormat('subnet_ip_address', true);
+    // ports: "[IP:]HOST:CONTAINER[/proto]" or a number; expose: "PORT[/proto]"
+    ajv.addFormat('ports', /^((\d{1,3}\.){3}\d{1,3}:)?(\d+(-\d+)?:)?\d+(-\d+)?(\/(tcp|udp))?$/);
+    ajv.addFormat('expose', /^\d+(-\d+)?(\/(tcp|udp))?$/);
     const validate = ajv.compile(schema);
     const valid = validate(compose);
     expect(validate.errors ?? [], JSON.stringify(validate.errors, null, 2)).toEqual([]);
