@@ -6,6 +6,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { auditRoutes } from './api/audit-routes.js';
 import { githubWebhookRoutes } from './api/github-webhook.js';
+import { viewerRoutes } from './web/routes.js';
 import { sessionRoutes } from './api/routes.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { SessionService } from './sessions/service.js';
@@ -116,6 +117,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(async (scope) => sessionRoutes(scope, deps));
   await app.register(async (scope) => auditRoutes(scope, deps));
+  await app.register(async (scope) => viewerRoutes(scope));
   const webhookSecret = deps.githubWebhookSecret;
   if (webhookSecret)
     await app.register(async (scope) =>
