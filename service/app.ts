@@ -1,9 +1,12 @@
 // The Fastify app: external plugins (OpenAPI, rate limit) → app hooks (metrics, errors) → routes.
 
-import rateLimit from '@fastify/rate-limit';
+import rateLimit, { type FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { auditRoutes } from './api/audit-routes.js';
+import { githubWebhookRoutes } from './api/github-webhook.js';
+import { viewerRoutes } from './web/routes.js';
 import { sessionRoutes } from './api/routes.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { SessionService } from './sessions/service.js';
@@ -15,6 +18,14 @@ export interface AppDeps {
   metrics: BrokerMetrics;
   logger: Logger;
   rateLimitPerMinute: number;
+  /** count the rate limit in the shared store (replicas), not per process */
+  rateLimitStore?: FastifyRateLimitStoreCtor | undefined;
+  /** github_app.webhook_secret: serve POST /v1/github/webhook */
+  githubWebhookSecret?: string | undefined;
+  /** true while the broker shuts down gracefully: /readyz answers 503 so traffic moves elsewhere */
+  draining?: () => boolean;
+  /** the public half of the checkpoint signing key, served at /v1/audit/checkpoint-key */
+  checkpointKey?: { keyId: string; publicKeyPem: string };
   https?: { key: string; cert: string } | undefined;
   version?: string;
 }
@@ -41,6 +52,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   await app.register(rateLimit, {
+    ...(deps.rateLimitStore ? { store: deps.rateLimitStore } : {}),
     global: false,
     errorResponseBuilder: (_req, ctx) => ({
       statusCode: 429,
@@ -89,6 +101,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    if (deps.draining?.()) return reply.code(503).send({ status: 'draining', store: deps.store.kind });
     try {
       await deps.store.ping();
       return { status: 'ready', store: deps.store.kind };
@@ -103,5 +116,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(async (scope) => sessionRoutes(scope, deps));
+  await app.register(async (scope) => auditRoutes(scope, deps));
+  await app.register(async (scope) => viewerRoutes(scope));
+  const webhookSecret = deps.githubWebhookSecret;
+  if (webhookSecret)
+    await app.register(async (scope) =>
+      githubWebhookRoutes(scope, { ...deps, logger: deps.logger, secret: webhookSecret }),
+    );
   return app;
 }

@@ -1,11 +1,18 @@
 // Assembles a running broker from a validated config: store, TLS, identity, sessions, HTTP API,
 // gateways. One owner for every long-lived resource; close() releases them in reverse order.
 
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
+import { Checkpointer, checkpointKeyFromPem, dataDirCheckpointKey } from './audit/checkpoint.js';
+import { AuditExporter, replicaName } from './audit/exporter.js';
+import { openAuditSinks } from './audit/open-sinks.js';
 import { TranscriptRecorder } from './audit/recorder.js';
+import { parseRetention, RetentionPruner } from './audit/retention.js';
+import { parseDuration } from './config/duration.js';
 import { type ConfigError, type ResolvedConfig, withDefaults } from './config/load.js';
 import type { Config, TargetKind } from './config/schema.js';
 import { resolveAllSecrets } from './config/secrets.js';
@@ -17,6 +24,8 @@ import { type BrokerMetrics, createMetrics } from './metrics.js';
 import { type ConnectionInfo, SessionService } from './sessions/service.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
+import { storeRateLimit } from './api/rate-store.js';
+import { ReplicaCoordinator } from './replicas.js';
 import { ensureBrokerTls } from './tls/ca.js';
 import { loadConfiguredTls } from './tls/configured.js';
 import { brokerHostnames } from './tls/hostnames.js';
@@ -39,13 +48,30 @@ export interface Broker {
   sshPort: number | null;
   /** the Kubernetes gateway's HTTPS port (listen.kubernetes) */
   k8sPort: number | null;
+  /** the host clients are told to connect to (listen.postgres.public_host, public_url's host, the listen host) */
+  pgHost: string;
+  /** where the CA clients verify the gateways with is on disk: tls.ca_file, or the generated data_dir/tls/ca.pem; null when none */
+  caFile: string | null;
   /** PEM of the CA that signed the gateway certificate (absent when a configured cert is publicly trusted) */
   caPem: string | undefined;
   store: Store;
   sessions: SessionService;
+  exporter: AuditExporter;
+  checkpointer: Checkpointer;
+  /** null without `retention` in the config */
+  retention: RetentionPruner | null;
+  checkpointKey: { keyId: string; publicKeyPem: string };
+  /** this process among the replicas sharing the store */
+  replica: string;
   metrics: BrokerMetrics;
   app: FastifyInstance;
   close(): Promise<void>;
+  /**
+   * Graceful shutdown (SIGTERM): /readyz turns 503, the gateways stop accepting and wait up to
+   * `graceMs` for their clients to finish, then everything closes (connections still open get the
+   * gateway's shutdown error, recorded as closed by "broker shutdown").
+   */
+  shutdown(graceMs: number): Promise<void>;
 }
 
 export interface StartOptions {
@@ -78,7 +104,9 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
   }
 
   const closers: (() => Promise<void> | void)[] = [];
-  const close = async () => {
+  let closing: Promise<void> | null = null;
+  const close = () => (closing ??= closeAll());
+  const closeAll = async () => {
     for (const fn of closers.reverse()) {
       try {
         await fn();
@@ -98,12 +126,70 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       ? { ...tlsLoaded.tls, caPem: tlsLoaded.tls.caPem ?? undefined }
       : await ensureBrokerTls(config.data_dir, brokerHostnames(config), new Date());
 
+    // Replicas on one store must hand out the same CA (or certificate): a session opened on one replica
+    // is used against any other's gateway. The first replica records the fingerprint; the others compare.
+    if (store.kind === 'postgres') {
+      const fingerprint = createHash('sha256')
+        .update(tls.caPem ?? tls.certPem)
+        .digest('hex');
+      const shared = await store.settleSetting('tls.ca_fingerprint', fingerprint);
+      if (shared !== fingerprint)
+        throw new BrokerStartError(
+          `tls: the replicas sharing this store hand out CA ${shared.slice(0, 16)}…, this one ${fingerprint.slice(0, 16)}…: ` +
+            'give every replica the same certificate by reference (tls.cert_file, key_file, ca_file from one Secret)',
+        );
+    }
+
     const verifier = createVerifier(config.issuers, {
       maxTokenBytes: config.limits.max_token_bytes,
       clockSkewSeconds: Math.round(config.limits.clock_skew_ms / 1000),
     });
     const recorder = new TranscriptRecorder(store, logger);
     closers.push(() => recorder.close());
+
+    const replica = replicaName();
+    const checkpointKeyPem = secrets.get('audit.checkpoint.key');
+    const checkpointKey = checkpointKeyPem
+      ? checkpointKeyFromPem(checkpointKeyPem)
+      : await dataDirCheckpointKey(config.data_dir);
+    const checkpointer = new Checkpointer({
+      store,
+      key: checkpointKey,
+      logger: logger.child({ component: 'checkpoint' }),
+      holder: replica,
+      intervalMs: parseDuration(config.audit?.checkpoint?.interval ?? '5m') ?? 300_000,
+      registry: metrics.registry,
+    });
+    checkpointer.start();
+    closers.push(() => checkpointer.close());
+
+    const exportSinks = await openAuditSinks(config, secrets, logger);
+    const exporter = new AuditExporter({
+      holder: replica,
+      store,
+      sinks: exportSinks,
+      logger: logger.child({ component: 'audit-export' }),
+      registry: metrics.registry,
+      ...(config.audit?.export_interval
+        ? { intervalMs: parseDuration(config.audit.export_interval) ?? 1000 }
+        : {}),
+    });
+    exporter.start();
+    closers.push(() => exporter.close());
+
+    let retention: RetentionPruner | null = null;
+    if (config.retention) {
+      retention = new RetentionPruner({
+        store,
+        retentionMs: parseRetention(config.retention)!,
+        sinks: (config.audit?.export ?? []).map((s) => s.name),
+        logger: logger.child({ component: 'retention' }),
+        registry: metrics.registry,
+      });
+      retention.start();
+      const r = retention;
+      closers.push(() => r.close());
+    }
 
     // Every kind's gateway (gateways/registry.ts); a session's answer says how to reach each target
     // through the gateway of its kind (none: the broker runs no gateway of that kind).
@@ -131,6 +217,22 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     sessions.startSweeper();
     closers.push(() => sessions.close());
 
+    const replicas = new ReplicaCoordinator({
+      store,
+      replica,
+      logger: logger.child({ component: 'replicas' }),
+      events: sessions.events,
+      record: (sessionId, event) => recorder.record(sessionId, event),
+      listenUrl: store.kind === 'postgres' ? storeUrl : undefined,
+      ...(config.replicas?.heartbeat ? { heartbeatMs: parseDuration(config.replicas.heartbeat)! } : {}),
+      ...(config.replicas?.revocation_sweep
+        ? { sweepMs: parseDuration(config.replicas.revocation_sweep)! }
+        : {}),
+      registry: metrics.registry,
+    });
+    await replicas.start();
+    closers.push(() => replicas.close());
+
     const gatewayContext: GatewayContext = {
       config,
       logger,
@@ -143,7 +245,17 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
         now: () => sessions.now,
         events: sessions.events,
       },
-      recorder,
+      // every gateway event passes the replica coordinator, which notes connections opening and closing
+      recorder: {
+        record: (sessionId, event, opts) => {
+          replicas.track(sessionId, event);
+          return recorder.record(sessionId, event, opts);
+        },
+        recordBackground: (sessionId, event, done) => {
+          replicas.track(sessionId, event);
+          recorder.recordBackground(sessionId, event, done);
+        },
+      },
       recordings: { append: (sessionId, chunks) => store.appendRecordingChunks(sessionId, chunks) },
       metrics,
     };
@@ -159,9 +271,14 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     const sshPort = gateways.get('ssh')?.port() ?? null;
     const k8sPort = gateways.get('kubernetes')?.port() ?? null;
 
+    let draining = false;
     const app = await buildApp({
+      draining: () => draining,
+      githubWebhookSecret: secrets.get('github_app.webhook_secret'),
       sessions,
       store,
+      rateLimitStore: store.kind === 'postgres' ? storeRateLimit(store) : undefined,
+      checkpointKey: { keyId: checkpointKey.keyId, publicKeyPem: checkpointKey.publicKeyPem },
       metrics,
       logger,
       rateLimitPerMinute: config.limits.session_rate_per_minute,
@@ -180,12 +297,39 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       pgPort,
       sshPort,
       k8sPort,
+      pgHost: config.listen.postgres?.public_host ?? gatewayHost(config),
+      caFile: tlsLoaded.tls ? (config.tls?.ca_file ?? null) : join(config.data_dir, 'tls', 'ca.pem'),
       caPem: tls.caPem,
       store,
       sessions,
+      exporter,
+      checkpointer,
+      retention,
+      checkpointKey: { keyId: checkpointKey.keyId, publicKeyPem: checkpointKey.publicKeyPem },
+      replica,
       metrics,
       app,
       close,
+      shutdown: async (graceMs: number) => {
+        draining = true;
+        const deadline = Date.now() + graceMs;
+        const open = () => {
+          let n = 0;
+          for (const g of gateways.values())
+            n += (g as { connectionCount?: () => number }).connectionCount?.() ?? 0;
+          return n;
+        };
+        logger.info(
+          { grace_ms: graceMs },
+          'shutting down: not accepting connections, waiting for clients to finish',
+        );
+        await Promise.all([...gateways.values()].map((g) => g.drain?.(deadline)));
+        logger.info(
+          { waited_ms: graceMs - Math.max(0, deadline - Date.now()), still_open: open() },
+          'shutting down: closing',
+        );
+        await close();
+      },
     };
   } catch (err) {
     await close();

@@ -1,16 +1,116 @@
 #!/usr/bin/env node
-// hoop-broker serve | check-config | explain | sessions | audit
-import { createHash } from 'node:crypto';
+// hoop-broker serve | check-config | explain | sessions | audit | dev
+import { createHash, createPublicKey } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ExplainResult, Recordings, SessionView, Transcript } from './api/schemas.js';
 import { mergeRecordings } from './audit/asciicast.js';
+import { keyIdOf, verifyCheckpointSequence, verifyHeadsAgainstTranscripts } from './audit/checkpoint.js';
 import { verifyChain } from './audit/event.js';
-import { BrokerStartError, startBroker } from './broker.js';
+import { type Broker, BrokerStartError, startBroker } from './broker.js';
+import { parseDuration } from './config/duration.js';
 import { loadConfigFile } from './config/load.js';
 import { formatConfigErrors } from './config/report.js';
 import { resolveAllSecrets } from './config/secrets.js';
+import { parseClaimsArgument } from './dev/claims.js';
+import { requestDevToken, startDevIssuer } from './dev/issuer.js';
 import { createLogger } from './log.js';
+
+const DEV_ISSUER_PORT = 8091;
+
+const COMMANDS = {
+  serve: `hoop-broker serve --config FILE
+
+Run the broker: the HTTP API and the gateways the config's listen section names. The config may also
+come from HOOP_CONFIG. On start it prints where the API, the gateways and the CA file are, and what
+to run next. SIGINT/SIGTERM shut it down gracefully.
+
+Options:
+  -c, --config FILE   the YAML config (see README, "Configuration")
+  -h, --help          this text`,
+  'check-config': `hoop-broker check-config FILE [--secrets]
+
+Validate a config without starting anything; every error is printed as FILE:LINE:COL path: message.
+
+Options:
+  --secrets           also resolve every {env}/{file} secret reference (in this environment)
+  -h, --help          this text`,
+  explain: `hoop-broker explain --token FILE (--url URL | --config FILE) [--json]
+
+Which policy an OIDC token matches, and for every other policy the condition that failed.
+
+Options:
+  --token FILE        a file holding the token (e.g. from \`hoop-broker dev token\`)
+  --url URL           ask a running broker (POST /v1/explain)
+  -c, --config FILE   evaluate locally against this config (fetches the issuer's keys)
+  --json              the result as JSON
+  -h, --help          this text`,
+  sessions: `hoop-broker sessions list [--active] [--json] --url URL
+hoop-broker sessions revoke ID --url URL
+
+List sessions (newest first) or revoke one (its live connections are closed).
+
+Options:
+  --url URL                 the broker's API
+  --active                  only sessions neither ended nor expired
+  --json                    the sessions as JSON
+  --admin-token-file FILE   the admin token (default: the HOOP_ADMIN_TOKEN variable)
+  -h, --help                this text`,
+  audit: `hoop-broker audit verify ID --url URL
+hoop-broker audit verify --url URL [--public-key FILE]
+hoop-broker audit denials --url URL
+hoop-broker audit export --url URL [--since T] [--until T] [--format jsonl|ocsf]
+hoop-broker audit replay ID --url URL [--out FILE] [--recording RID]
+
+verify ID: fetch a session's transcript and verify its hash chain locally.
+verify: check the signed checkpoints (signatures, links, no session vanished unless retention pruned
+        it) and that every session's transcript still reaches the head the latest one signed: a
+        session deleted or truncated in the store shows here.
+denials: recent refused session requests.
+replay ID: the session's terminal recordings (ssh) as one asciicast file for \`asciinema play\`
+        (default ID.cast), each checked against the SHA-256 in its chain-verified transcript event.
+export: every audit record (transcript events with their session's identity, refused session
+        requests) as JSON lines on stdout, for backfilling a SIEM; the count goes to stderr.
+
+Options:
+  --url URL                 the broker's API
+  --since T, --until T      export: records at or after / before T (ISO-8601, or an age: 24h, 7d, 30m)
+  --format jsonl|ocsf       export: the broker's records (default) or OCSF 1.1 events
+  --public-key FILE         verify: the checkpoint key (PEM) to trust, kept apart from the broker
+                            (default: the key GET /v1/audit/checkpoint-key serves)
+  --admin-token-file FILE   the admin token (default: the HOOP_ADMIN_TOKEN variable)
+  -h, --help                this text`,
+  healthcheck: `hoop-broker healthcheck [--url URL]
+
+Exit 0 when the broker answers GET URL with 200 within 4 s, else 1: the container image's
+HEALTHCHECK (slim images have no curl).
+
+Options:
+  --url URL           default http://127.0.0.1:8080/healthz (/readyz also checks the store)
+  -h, --help          this text`,
+  dev: `hoop-broker dev issuer [--port N] [--audience AUD]
+hoop-broker dev token --claims CLAIMS [--issuer URL] [--audience AUD]
+
+FOR LOCAL USE ONLY. A development OIDC issuer that mints tokens shaped like GitHub Actions' job
+tokens, to try the broker without GitHub. A broker accepts them only when its config lists the
+issuer's URL (http://127.0.0.1:PORT) under issuers:; a config naming only GitHub's issuer refuses
+them. Tokens carry the claim "hoop_dev_token": true.
+
+  dev issuer   run the issuer on 127.0.0.1 (loopback only); prints its URL
+  dev token    ask a running issuer for a token and print it
+
+Options:
+  --port N            dev issuer: port to listen on (default 8091)
+  --claims CLAIMS     dev token: claims to set over the GitHub-shaped defaults, as a JSON object
+                      or name=value pairs: --claims event_name=push,ref=refs/heads/main
+                      (a JSON null removes a claim)
+  --issuer URL        dev token: the issuer (default http://127.0.0.1:8091)
+  --audience AUD      the token's aud (default https://hoop.example.com)
+  -h, --help          this text`,
+} as const;
+type CommandName = keyof typeof COMMANDS;
 
 const USAGE = `hoop-broker — CI credential broker
 
@@ -22,11 +122,13 @@ Usage:
   hoop-broker sessions list [--active] --url URL
   hoop-broker sessions revoke ID --url URL
   hoop-broker audit verify ID --url URL       fetch a transcript and verify its hash chain locally
+  hoop-broker audit verify --url URL          check the signed checkpoints: deleted/truncated sessions
   hoop-broker audit denials --url URL         recent refused session requests
-  hoop-broker audit replay ID --url URL [--out FILE] [--recording RID]
-                                              the session's terminal recordings (ssh) as one
-                                              asciicast file for \`asciinema play\`, each checked
-                                              against the SHA-256 in its transcript event
+  hoop-broker audit export --url URL [--since T] [--format jsonl|ocsf]
+                                              audit records as JSON lines (SIEM backfill)
+  hoop-broker dev issuer | dev token          a LOCAL development OIDC issuer and its tokens
+  hoop-broker healthcheck [--url URL]         exit 0 when the broker is healthy (container HEALTHCHECK)
+  hoop-broker COMMAND --help                  the options of one command
 
 Admin commands read the admin token from HOOP_ADMIN_TOKEN (or --admin-token-file FILE).
 Exit codes: 0 ok, 1 refused/invalid, 2 usage error.`;
@@ -34,29 +136,57 @@ Exit codes: 0 ok, 1 refused/invalid, 2 usage error.`;
 type Out = { out: (s: string) => void; err: (s: string) => void };
 const io: Out = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) };
 
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  token: { type: 'string' },
+  url: { type: 'string' },
+  active: { type: 'boolean' },
+  secrets: { type: 'boolean' },
+  json: { type: 'boolean' },
+  'admin-token-file': { type: 'string' },
+  port: { type: 'string' },
+  claims: { type: 'string' },
+  issuer: { type: 'string' },
+  audience: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  format: { type: 'string' },
+  'public-key': { type: 'string' },
+  out: { type: 'string', short: 'o' },
+  recording: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const isCommand = (c: string): c is CommandName => Object.hasOwn(COMMANDS, c);
+
 export async function main(argv: string[], o: Out = io): Promise<number> {
   const [command, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      token: { type: 'string' },
-      url: { type: 'string' },
-      active: { type: 'boolean' },
-      secrets: { type: 'boolean' },
-      json: { type: 'boolean' },
-      'admin-token-file': { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      recording: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (!command || command === 'help' || values.help) {
-    o.out(USAGE);
-    return command ? 0 : 2;
+  if (!command) {
+    o.err(USAGE);
+    return 2;
   }
+  if (command === 'help' || command === '--help' || command === '-h') {
+    const topic = rest[0];
+    if (topic && isCommand(topic)) o.out(COMMANDS[topic]);
+    else o.out(USAGE);
+    return 0;
+  }
+  if (!isCommand(command)) {
+    o.err(`unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    o.out(COMMANDS[command]);
+    return 0;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, allowPositionals: true, strict: true, options: OPTIONS });
+  } catch (err) {
+    o.err(`${(err as Error).message}\n\n${COMMANDS[command]}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
   switch (command) {
     case 'serve':
       return serve(values.config ?? process.env.HOOP_CONFIG, o);
@@ -68,9 +198,10 @@ export async function main(argv: string[], o: Out = io): Promise<number> {
       return sessionsCommand(positionals, values, o);
     case 'audit':
       return auditCommand(positionals, values, o);
-    default:
-      o.err(`unknown command "${command}"\n\n${USAGE}`);
-      return 2;
+    case 'dev':
+      return devCommand(positionals, values, o);
+    case 'healthcheck':
+      return healthcheck(values.url ?? 'http://127.0.0.1:8080/healthz', o);
   }
 }
 
@@ -95,16 +226,23 @@ async function serve(path: string | undefined, o: Out): Promise<number> {
     }
     throw err;
   }
-  o.out(
-    `hoop-broker listening: api ${broker.url}${broker.pgPort !== null ? `, postgres :${broker.pgPort}` : ''}${broker.sshPort !== null ? `, ssh :${broker.sshPort}` : ''}`,
-  );
+  o.out(startupText(broker, path));
+  const graceMs = parseDuration(loaded.config.shutdown_grace ?? '25s') ?? 25_000;
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      if (stopping) {
+        // a second signal: do not wait for the clients any longer
+        logger.warn({ signal }, 'shutting down now');
+        broker.close().then(resolve, resolve);
+        return;
+      }
+      stopping = true;
       logger.info({ signal }, 'shutting down');
-      broker.close().then(resolve, resolve);
+      broker.shutdown(graceMs).then(resolve, resolve);
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
   });
   return 0;
 }
@@ -272,16 +410,21 @@ async function auditCommand(
     url?: string | undefined;
     json?: boolean | undefined;
     'admin-token-file'?: string | undefined;
+    since?: string | undefined;
+    until?: string | undefined;
+    format?: string | undefined;
+    'public-key'?: string | undefined;
     out?: string | undefined;
     recording?: string | undefined;
   },
   o: Out,
 ): Promise<number> {
   const [sub, id] = positionals;
-  if (!values.url || !(((sub === 'verify' || sub === 'replay') && id) || sub === 'denials')) {
-    o.err(
-      'usage: hoop-broker audit verify ID --url URL | audit denials --url URL | audit replay ID --url URL [--out FILE]',
-    );
+  if (
+    !values.url ||
+    !(sub === 'verify' || sub === 'denials' || sub === 'export' || (sub === 'replay' && id))
+  ) {
+    o.err(COMMANDS.audit);
     return 2;
   }
   const token = await adminToken(values);
@@ -289,6 +432,8 @@ async function auditCommand(
     o.err('set HOOP_ADMIN_TOKEN or --admin-token-file');
     return 2;
   }
+  if (sub === 'export') return auditExport(values.url, token, values, o);
+  if (sub === 'verify' && !id) return verifyCheckpoints(values.url, token, values['public-key'], o);
   if (sub === 'denials') {
     const res = await api<{ denials: { at: string; kind: string; reasons: string[] }[] }>(
       values.url,
@@ -364,11 +509,255 @@ async function replay(
   return 0;
 }
 
-// Run when executed directly (not when imported by tests).
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli.js')) {
+/** What a person starting the broker needs to know: where everything is, and what to run next. */
+export function startupText(broker: Broker, configPath: string): string {
+  const c = broker.config;
+  const lines = [
+    'hoop-broker is running',
+    `  API          ${broker.url}   (OpenAPI ${broker.url}/docs/json)`,
+  ];
+  if (broker.pgPort !== null) {
+    const pgTargets = c.targets.filter((t) => t.kind === 'postgres').map((t) => t.name);
+    lines.push(
+      `  PostgreSQL   ${broker.pgHost}:${broker.pgPort}   (targets: ${pgTargets.join(', ') || 'none'}; TLS + SCRAM, user = session id)`,
+    );
+  }
+  if (broker.sshPort !== null) {
+    const sshTargets = c.targets.filter((t) => t.kind === 'ssh').map((t) => t.name);
+    lines.push(
+      `  SSH          :${broker.sshPort}   (targets: ${sshTargets.join(', ') || 'none'}; the session's key)`,
+    );
+  }
+  if (broker.k8sPort !== null) {
+    const k8sTargets = c.targets.filter((t) => t.kind === 'kubernetes').map((t) => t.name);
+    lines.push(
+      `  Kubernetes   https://…:${broker.k8sPort}/k8s/<target>   (targets: ${k8sTargets.join(', ') || 'none'}; bearer = session secret)`,
+    );
+  }
+  lines.push(
+    broker.caFile
+      ? `  CA file      ${broker.caFile}   (clients verify the broker with it: PGSSLROOTCERT)`
+      : '  CA file      none: the configured certificate is publicly trusted',
+  );
+  lines.push(
+    `  store        ${broker.store.kind === 'embedded' ? `embedded, in ${c.data_dir}` : 'PostgreSQL (store.url)'}`,
+  );
+  const isLocal = (issuer: string) => /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:|\/|$)/.test(issuer);
+  for (const i of c.issuers)
+    lines.push(
+      `  issuer       ${i.name}: ${i.issuer} (audience ${i.audience})${isLocal(i.issuer) ? '  LOCAL development issuer' : ''}`,
+    );
+  const dev = c.issuers.find((i) => isLocal(i.issuer));
+  lines.push('', 'Next:');
+  if (dev) {
+    lines.push(
+      `  hoop-broker dev token --issuer ${dev.issuer} --audience ${dev.audience} --claims event_name=pull_request > token.jwt`,
+      `  hoop-broker explain --token token.jwt --url ${broker.url}`,
+    );
+  } else {
+    lines.push(
+      `  in a workflow: uses: <owner>/hoop-action@v1 with broker-url: ${broker.url} (permissions: id-token: write)`,
+      `  check a token: hoop-broker explain --token FILE --url ${broker.url}`,
+    );
+  }
+  lines.push(`  validate edits: hoop-broker check-config ${configPath}`);
+  return lines.join('\n');
+}
+
+/** A time given as ISO-8601 or as an age ("24h", "7d", "30m" ago). */
+export function parseSince(text: string, now: Date): Date | null {
+  const age = /^(\d+)([dhm])$/.exec(text);
+  if (age)
+    return new Date(
+      now.getTime() - Number(age[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[age[2] as 'd' | 'h' | 'm'],
+    );
+  const t = Date.parse(text);
+  return Number.isNaN(t) ? null : new Date(t);
+}
+
+async function auditExport(
+  url: string,
+  token: string,
+  values: { since?: string | undefined; until?: string | undefined; format?: string | undefined },
+  o: Out,
+): Promise<number> {
+  const format = values.format ?? 'jsonl';
+  if (format !== 'jsonl' && format !== 'ocsf') {
+    o.err('--format must be jsonl or ocsf');
+    return 2;
+  }
+  const now = new Date();
+  const since = values.since ? parseSince(values.since, now) : null;
+  const until = values.until ? parseSince(values.until, now) : null;
+  if ((values.since && !since) || (values.until && !until)) {
+    o.err('--since/--until take an ISO-8601 time or an age like 24h, 7d');
+    return 2;
+  }
+  let after = '';
+  let count = 0;
+  for (;;) {
+    const res = await api<{ records: Record<string, unknown>[]; next: string; drained: boolean }>(
+      url,
+      'GET',
+      `/v1/audit/export?limit=500&format=${format}${after ? `&after=${after}` : ''}`,
+      token,
+    );
+    if (res.status !== 200) return printError(o, res.status, res.body);
+    for (const r of res.body.records) {
+      const at = format === 'ocsf' ? Number(r.time) : Date.parse(String(r.at));
+      if (since && at < since.getTime()) continue;
+      if (until && at >= until.getTime()) continue;
+      o.out(JSON.stringify(r));
+      count++;
+    }
+    after = res.body.next;
+    if (res.body.drained) break;
+  }
+  o.err(`${count} record(s)`);
+  return 0;
+}
+
+async function verifyCheckpoints(
+  url: string,
+  token: string,
+  publicKeyFile: string | undefined,
+  o: Out,
+): Promise<number> {
+  let pem: string;
+  if (publicKeyFile) pem = await readFile(publicKeyFile, 'utf8');
+  else {
+    const k = await api<{ public_key_pem: string }>(url, 'GET', '/v1/audit/checkpoint-key');
+    if (k.status !== 200) return printError(o, k.status, k.body);
+    pem = k.body.public_key_pem;
+    o.err(
+      '(trusting the key the broker serves; pass --public-key FILE to check against a copy kept elsewhere)',
+    );
+  }
+  const key = createPublicKey(pem);
+  const rows: { seq: number; body: string; signature: string; key_id: string }[] = [];
+  for (let after = 0; ;) {
+    const page = await api<{ checkpoints: typeof rows }>(
+      url,
+      'GET',
+      `/v1/audit/checkpoints?after=${after}&limit=500`,
+      token,
+    );
+    if (page.status !== 200) return printError(o, page.status, page.body);
+    rows.push(...page.body.checkpoints);
+    if (page.body.checkpoints.length < 500) break;
+    after = rows.at(-1)!.seq;
+  }
+  if (rows.length === 0) {
+    o.err('no checkpoints yet (the broker writes one per audit.checkpoint.interval when anything changed)');
+    return 1;
+  }
+  const seq = verifyCheckpointSequence(rows, new Map([[keyIdOf(key), key]]));
+  const heads = seq.latest?.sessions ?? [];
+  const transcripts = await verifyHeadsAgainstTranscripts(heads, async (id) => {
+    const t = await api<Transcript>(url, 'GET', `/v1/sessions/${encodeURIComponent(id)}/transcript`, token);
+    if (t.status === 404) return null;
+    if (t.status !== 200) throw new Error(`transcript of ${id}: HTTP ${t.status}`);
+    return t.body.events;
+  });
+  const problems = [...seq.problems, ...transcripts];
+  for (const p of problems)
+    o.err(
+      `✗ ${p.checkpoint !== undefined ? `checkpoint ${p.checkpoint}` : ''}${p.session ? ` session ${p.session}` : ''}: ${p.problem}`,
+    );
+  if (problems.length > 0) {
+    o.err(`${problems.length} problem(s) in ${rows.length} checkpoint(s)`);
+    return 1;
+  }
+  o.out(
+    `${rows.length} checkpoint(s) verified (${rows[0]!.seq}..${rows.at(-1)!.seq}); the latest signs ${heads.length} session head(s), every transcript reaches its head`,
+  );
+  return 0;
+}
+
+async function healthcheck(url: string, o: Out): Promise<number> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(4000) });
+    await res.body?.cancel();
+    if (res.status === 200) return 0;
+    o.err(`${url}: HTTP ${res.status}`);
+  } catch (err) {
+    o.err(`${url}: ${(err as Error).message}`);
+  }
+  return 1;
+}
+
+async function devCommand(
+  positionals: string[],
+  values: {
+    port?: string | undefined;
+    claims?: string | undefined;
+    issuer?: string | undefined;
+    audience?: string | undefined;
+  },
+  o: Out,
+): Promise<number> {
+  const [sub] = positionals;
+  if (sub === 'issuer') {
+    const port = values.port === undefined ? DEV_ISSUER_PORT : Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      o.err('--port must be a port number');
+      return 2;
+    }
+    const issuer = await startDevIssuer({ port, ...(values.audience ? { audience: values.audience } : {}) });
+    o.out(
+      [
+        `LOCAL DEVELOPMENT issuer at ${issuer.issuer} (loopback only; never trust it in production)`,
+        'A broker accepts its tokens only when its config lists it:',
+        `  issuers: [{ name: dev, issuer: ${issuer.issuer}, audience: ${values.audience ?? 'https://hoop.example.com'} }]`,
+        `Mint a token: hoop-broker dev token --issuer ${issuer.issuer} --claims event_name=pull_request`,
+      ].join('\n'),
+    );
+    await new Promise<void>((resolve) => {
+      const stop = () => issuer.close().then(resolve, resolve);
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    return 0;
+  }
+  if (sub === 'token') {
+    let claims: Record<string, unknown>;
+    try {
+      claims = values.claims ? parseClaimsArgument(values.claims) : {};
+    } catch (err) {
+      o.err((err as Error).message);
+      return 2;
+    }
+    const issuerUrl = values.issuer ?? `http://127.0.0.1:${DEV_ISSUER_PORT}`;
+    try {
+      o.out(await requestDevToken(issuerUrl, claims, values.audience));
+    } catch (err) {
+      o.err(`could not get a token from the development issuer at ${issuerUrl}: ${(err as Error).message}`);
+      o.err('(start one with: hoop-broker dev issuer)');
+      return 1;
+    }
+    return 0;
+  }
+  o.err(COMMANDS.dev);
+  return 2;
+}
+
+/** Run when executed directly, also through a symlink (node_modules/.bin, npx); not when imported by tests. */
+function invokedDirectly(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
   main(process.argv.slice(2)).then(
     (code) => {
-      if (process.argv[2] !== 'serve') process.exit(code);
+      // serve and dev issuer keep running until a signal; everything else exits with its code
+      if (process.argv[2] !== 'serve' && !(process.argv[2] === 'dev' && process.argv[3] === 'issuer'))
+        process.exit(code);
       else process.exitCode = code;
     },
     (err: unknown) => {

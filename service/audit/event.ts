@@ -73,6 +73,18 @@ export type ConnectionClosedRecord = {
   reason: string;
 };
 
+/**
+ * {gateway}.connection.lost: the replica that held this connection died (its heartbeat stopped) with the
+ * connection open; `last_seq` is the connection's last recorded event, so a reader knows the statements
+ * after it (up to the group-commit window) may be missing.
+ */
+export type ConnectionLostRecord = {
+  conn_id: string;
+  last_seq: number;
+  opened_at: string;
+  replica: string;
+};
+
 /** pg.statement: an allowed statement (or FunctionCall, or COPY) that ran; `error`: its SQLSTATE if it failed. */
 export type PgStatementRecord = {
   conn_id: string;
@@ -166,10 +178,12 @@ export interface EventOperations {
   'pg.connection.opened': ConnectionOpenedRecord;
   'pg.connection.closed': ConnectionClosedRecord;
   'pg.connection.desync': ConnectionDesyncRecord;
+  'pg.connection.lost': ConnectionLostRecord;
   'pg.statement': PgStatementRecord;
   'pg.denied': PgDeniedRecord;
   'ssh.connection.opened': ConnectionOpenedRecord;
   'ssh.connection.closed': ConnectionClosedRecord;
+  'ssh.connection.lost': ConnectionLostRecord;
   'ssh.exec': SshOperationRecord;
   'ssh.shell': SshOperationRecord;
   'ssh.sftp': SshOperationRecord;

@@ -150,6 +150,50 @@ export const Policy = Type.Object(
 );
 export type Policy = Static<typeof Policy>;
 
+/** "90d", "36h": how long audit records are kept (days or hours). */
+export const RetentionDuration = Type.String({ pattern: '^[1-9][0-9]*[dh]$' });
+
+const ExportFormat = Type.Union([Type.Literal('jsonl'), Type.Literal('ocsf')], {
+  description: "jsonl: the broker's own records (default); ocsf: OCSF 1.1 events",
+});
+const SinkName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9_-]*$' });
+export const ExportSink = Type.Union([
+  Type.Object(
+    { name: SinkName, kind: Type.Literal('stdout'), format: Type.Optional(ExportFormat) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      name: SinkName,
+      kind: Type.Literal('file'),
+      path: Type.String({ minLength: 1 }),
+      format: Type.Optional(ExportFormat),
+      /** rotate when the file would grow past this many bytes (default 100 MiB) */
+      max_bytes: Type.Optional(Type.Integer({ minimum: 4096 })),
+      /** rotated files kept beside it: path.1 (newest) … path.N (default 5) */
+      keep: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      name: SinkName,
+      kind: Type.Literal('webhook'),
+      /** https (plain http only for loopback) */
+      url: Type.String({ minLength: 1 }),
+      /** HMAC-SHA256 key the receiver verifies X-Hoop-Signature with */
+      secret: SecretRef,
+      format: Type.Optional(ExportFormat),
+      /** records per POST at most (default 500) */
+      batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+      /** extra CA (PEM file) to trust for the receiver's certificate */
+      ca_file: Type.Optional(Type.String({ minLength: 1 })),
+    },
+    { additionalProperties: false },
+  ),
+]);
+export type ExportSink = Static<typeof ExportSink>;
+
 export const Config = Type.Object(
   {
     listen: Type.Object(
@@ -239,6 +283,55 @@ export const Config = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    audit: Type.Optional(
+      Type.Object(
+        {
+          /** where audit records go as they are recorded (at least once; positions kept in the store) */
+          export: Type.Optional(Type.Array(ExportSink)),
+          /** how often the exporter looks for new records (default 1s) */
+          export_interval: Type.Optional(Duration),
+          /** signed checkpoints over every session's chain head */
+          checkpoint: Type.Optional(
+            Type.Object(
+              {
+                /** how often (default 5m); a checkpoint is written only when a head changed */
+                interval: Type.Optional(Duration),
+                /** Ed25519 private key (PEM) by reference; default: data_dir/checkpoint/signing-key.pem, generated */
+                key: Type.Optional(SecretRef),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** the broker as a GitHub App: its webhooks (POST /v1/github/webhook) */
+    github_app: Type.Optional(
+      Type.Object(
+        {
+          /** the App's webhook secret: every delivery's X-Hub-Signature-256 is checked against it */
+          webhook_secret: SecretRef,
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** on SIGTERM, how long clients get to finish before their connections are closed (default 25s) */
+    shutdown_grace: Type.Optional(Duration),
+    /** several broker processes on one PostgreSQL store */
+    replicas: Type.Optional(
+      Type.Object(
+        {
+          /** how often each replica says it is alive (default 5s); silent for 3 of these = dead */
+          heartbeat: Type.Optional(Duration),
+          /** how often sessions ended on other replicas are looked for, besides LISTEN (default 2s) */
+          revocation_sweep: Type.Optional(Duration),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** keep sessions, transcripts and denials this long (e.g. 90d); default: forever */
+    retention: Type.Optional(RetentionDuration),
     log: Type.Optional(
       Type.Object(
         {

@@ -71,7 +71,7 @@ function isSecretRef(value: unknown): value is SecretRef {
   return keys.length === 1 && (keys[0] === 'env' || keys[0] === 'file');
 }
 
-/** Every secret reference in a config, with its path: target credentials, admin tokens, store.url, the ssh host key. */
+/** Every secret reference in a config, with its path: target credentials, admin tokens, store.url, the ssh host key, webhook secrets, the checkpoint key. */
 export function secretReferences(config: Config): { path: ConfigPathSegment[]; ref: SecretRef }[] {
   const refs: { path: ConfigPathSegment[]; ref: SecretRef }[] = [];
   if (config.store && typeof config.store.url !== 'string')
@@ -89,6 +89,13 @@ export function secretReferences(config: Config): { path: ConfigPathSegment[]; r
   });
   if (config.listen.ssh?.host_key)
     refs.push({ path: ['listen', 'ssh', 'host_key'], ref: config.listen.ssh.host_key });
+  if (config.github_app)
+    refs.push({ path: ['github_app', 'webhook_secret'], ref: config.github_app.webhook_secret });
+  if (config.audit?.checkpoint?.key)
+    refs.push({ path: ['audit', 'checkpoint', 'key'], ref: config.audit.checkpoint.key });
+  (config.audit?.export ?? []).forEach((sink, index) => {
+    if (sink.kind === 'webhook') refs.push({ path: ['audit', 'export', index, 'secret'], ref: sink.secret });
+  });
   return refs;
 }
 

@@ -65,6 +65,14 @@ export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
     }
   }
 
+  const sinks = config.audit?.export ?? [];
+  checkUnique(sinks, ['audit', 'export'], 'export sink name', lineOf, report);
+  sinks.forEach((sink, index) => {
+    if (sink.kind !== 'webhook') return;
+    const problem = urlProblem(sink.url, ['https:'], true);
+    if (problem) report(['audit', 'export', index, 'url'], problem);
+  });
+
   const seenIssuerUrls = new Map<string, number>();
   config.issuers.forEach((issuer, index) => {
     const problem = urlProblem(issuer.issuer, ['https:'], true);

@@ -19,6 +19,11 @@ export interface Gateway<K extends TargetKind = TargetKind> {
   port(): number | null;
   /** how a session reaches `target` through this gateway (the API's SessionTarget.connection) */
   connectionInfo(target: TargetOf<K>, session: SessionRecord): ConnectionOf<K>;
+  /**
+   * Graceful shutdown: stop accepting, then wait for the clients to finish until `deadline` (ms since
+   * the epoch); close() follows. Optional: a gateway without it is closed at once.
+   */
+  drain?(deadline: number): Promise<void>;
   /** stop listening and close every connection */
   close(): Promise<void>;
 }

@@ -123,6 +123,88 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 5,
+    name: 'audit export positions',
+    sql: `
+      -- The audit exporter reads chunks and denials in the order their transactions are known to be over:
+      -- each row keeps the id of the transaction that wrote it, and a reader takes only rows whose
+      -- transaction is older than its snapshot's xmin (every transaction before it has committed or rolled
+      -- back, so no row can later appear behind the reader's position). xid8 does not wrap around.
+      ALTER TABLE event_chunks ADD COLUMN export_xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+      CREATE INDEX event_chunks_export_idx ON event_chunks (export_xid, session_id, first_seq);
+      ALTER TABLE denials ADD COLUMN export_xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+      CREATE INDEX denials_export_idx ON denials (export_xid, id);
+      -- One row per configured sink: where it has delivered up to, and which replica holds its lease.
+      CREATE TABLE export_cursors (
+        sink         text PRIMARY KEY,
+        position     json NOT NULL,
+        holder       text NOT NULL,
+        lease_until  timestamptz NOT NULL,
+        updated_at   timestamptz NOT NULL
+      );
+    `,
+  },
+  {
+    version: 6,
+    name: 'signed checkpoints, pruned sessions',
+    sql: `
+      -- A checkpoint is a signed list of every session's chain head (audit/checkpoint.ts). seq is the
+      -- primary key and each body names its predecessor, so two writers cannot fork the sequence.
+      CREATE TABLE checkpoints (
+        seq        integer PRIMARY KEY CHECK (seq >= 1),
+        at         timestamptz NOT NULL,
+        body       text NOT NULL,
+        signature  text NOT NULL,
+        key_id     text NOT NULL
+      );
+      -- Sessions retention removed, with the head they had: the next checkpoint names them as pruned
+      -- rather than missing, so a verifier can tell retention from deletion.
+      CREATE TABLE pruned_sessions (
+        id         text PRIMARY KEY,
+        pruned_at  timestamptz NOT NULL,
+        head_seq   integer NOT NULL,
+        head_hash  text NOT NULL
+      );
+      CREATE INDEX pruned_sessions_at_idx ON pruned_sessions (pruned_at);
+    `,
+  },
+  {
+    version: 7,
+    name: 'replicas, live connections, broker settings, rate windows',
+    sql: `
+      -- Each broker process sharing the store, with a heartbeat (replicas.ts). A replica whose heartbeat
+      -- stopped died: its connections are marked lost in their transcripts.
+      CREATE TABLE replicas (
+        id            text PRIMARY KEY,
+        started_at    timestamptz NOT NULL,
+        heartbeat_at  timestamptz NOT NULL
+      );
+      -- Gateway connections open right now, and the replica that holds each.
+      CREATE TABLE live_connections (
+        conn_id     text PRIMARY KEY,
+        session_id  text NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        replica     text NOT NULL,
+        target      text,
+        opened_at   timestamptz NOT NULL
+      );
+      CREATE INDEX live_connections_replica_idx ON live_connections (replica);
+      -- What replicas must agree on (e.g. the CA fingerprint the sessions hand out).
+      CREATE TABLE broker_settings (
+        key    text PRIMARY KEY,
+        value  text NOT NULL
+      );
+      -- Fixed one-minute windows of requests per client key, counted across replicas.
+      CREATE TABLE rate_windows (
+        key           text NOT NULL,
+        window_start  timestamptz NOT NULL,
+        count         integer NOT NULL,
+        PRIMARY KEY (key, window_start)
+      );
+      -- the revocation backstop reads sessions ended since its last look
+      CREATE INDEX sessions_ended_at_idx ON sessions (ended_at) WHERE ended_at IS NOT NULL;
+    `,
+  },
+  {
+    version: 8,
     name: 'session recordings',
     sql: `
       -- Terminal recordings (asciicast v2 text of ssh shells and commands), beside the transcript: one

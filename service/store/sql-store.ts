@@ -28,9 +28,15 @@ import {
   sessionParams,
 } from './sql.js';
 import type {
+  LiveConnectionRow,
+  ChainHead,
+  CheckpointRow,
   DenialRecord,
   RecordingChunk,
   EventBatch,
+  ExportBatch,
+  ExportCursorRow,
+  ExportPosition,
   EventBatchResult,
   EventTextBatch,
   OpenSessionResult,
@@ -141,6 +147,8 @@ export class SqlStore implements Store {
       const head = (await tx.query<HeadRow>(SQL.endSession, [id, at, reason])).rows[0];
       if (!head) return null;
       const [last] = await appendAfter(tx, id, head, [final], at);
+      // delivered to the other replicas' LISTEN when this commits (replicas.ts)
+      await tx.query(SQL.notifySessionEnded, [JSON.stringify({ id, reason })]);
       return last!;
     });
   }
@@ -362,6 +370,218 @@ export class SqlStore implements Store {
     return rowCount;
   }
 
+  async readExport(after: ExportPosition, limit: number): Promise<ExportBatch> {
+    this.#checkOpen();
+    const max = checkedLimit(limit, null, 'readExport limit') ?? 1000;
+    const [cx, cs, cq] = after.chunks;
+    const [dx, di] = after.denials;
+    // two statements, not one transaction: each reads only rows older than its own snapshot's xmin
+    const chunks = await this.#db.query<ExportChunkRow>(SQL.exportChunks, [cx, cs, cq, max]);
+    const denials = await this.#db.query<ExportDenialRow>(SQL.exportDenials, [dx, di, max]);
+    const events: ExportBatch['events'] = [];
+    for (const row of chunks.rows) {
+      const session = { id: row.session_id, issuer: row.issuer, policy: row.policy, identity: row.identity };
+      for (const event of parseChunk(row.session_id, row, this.#bodies)) events.push({ session, event });
+    }
+    const lastChunk = chunks.rows.at(-1);
+    const lastDenial = denials.rows.at(-1);
+    return {
+      events,
+      denials: denials.rows.map((d) => ({ id: d.id, ...denialFromRow(d) })),
+      position: {
+        chunks: lastChunk ? [lastChunk.xid, lastChunk.session_id, lastChunk.first_seq] : after.chunks,
+        denials: lastDenial ? [lastDenial.xid, lastDenial.id] : after.denials,
+      },
+      drained: chunks.rows.length < max && denials.rows.length < max,
+    };
+  }
+
+  async claimExportLease(
+    sink: string,
+    holder: string,
+    now: Date,
+    until: Date,
+    start: ExportPosition,
+  ): Promise<ExportPosition | null> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<{ position: string }>(SQL.claimExportLease, [
+      sink,
+      JSON.stringify(start),
+      holder,
+      checkedDate(until, 'until'),
+      checkedDate(now, 'now'),
+    ]);
+    return rows[0] ? (JSON.parse(rows[0].position) as ExportPosition) : null;
+  }
+
+  async saveExportPosition(
+    sink: string,
+    holder: string,
+    position: ExportPosition,
+    now: Date,
+    until: Date,
+  ): Promise<boolean> {
+    this.#checkOpen();
+    const { rowCount } = await this.#db.query(SQL.saveExportPosition, [
+      sink,
+      holder,
+      JSON.stringify(position),
+      checkedDate(until, 'until'),
+      checkedDate(now, 'now'),
+    ]);
+    return rowCount === 1;
+  }
+
+  async releaseExportLease(sink: string, holder: string, now: Date): Promise<void> {
+    this.#checkOpen();
+    await this.#db.query(SQL.releaseExportLease, [sink, holder, checkedDate(now, 'now')]);
+  }
+
+  async listExportPositions(): Promise<ExportCursorRow[]> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<Omit<ExportCursorRow, 'position'> & { position: string }>(
+      SQL.listExportPositions,
+      [],
+    );
+    return rows.map((r) => ({ ...r, position: JSON.parse(r.position) as ExportPosition }));
+  }
+
+  async listChainHeads(): Promise<ChainHead[]> {
+    this.#checkOpen();
+    return (await this.#db.query<ChainHead>(SQL.listChainHeads, [])).rows;
+  }
+
+  async listPrunedSince(since: Date): Promise<ChainHead[]> {
+    this.#checkOpen();
+    return (await this.#db.query<ChainHead>(SQL.listPrunedSince, [checkedDate(since, 'since')])).rows;
+  }
+
+  async insertCheckpoint(cp: CheckpointRow): Promise<boolean> {
+    this.#checkOpen();
+    const { rowCount } = await this.#db.query(SQL.insertCheckpoint, [
+      cp.seq,
+      checkedDate(cp.at, 'checkpoint at'),
+      cp.body,
+      cp.signature,
+      cp.key_id,
+    ]);
+    return rowCount === 1;
+  }
+
+  async latestCheckpoint(): Promise<CheckpointRow | null> {
+    this.#checkOpen();
+    return (await this.#db.query<CheckpointRow>(SQL.latestCheckpoint, [])).rows[0] ?? null;
+  }
+
+  async listCheckpoints(afterSeq: number, limit: number): Promise<CheckpointRow[]> {
+    this.#checkOpen();
+    const max = checkedLimit(limit, null, 'listCheckpoints limit') ?? 100;
+    return (await this.#db.query<CheckpointRow>(SQL.listCheckpoints, [afterSeq, max])).rows;
+  }
+
+  async pruneBefore(
+    cutoff: Date,
+    now: Date,
+    sinks: readonly string[],
+    limit: number,
+  ): Promise<{ sessions: number; denials: number; checkpoints: number }> {
+    this.#checkOpen();
+    checkedDate(cutoff, 'cutoff');
+    const max = checkedLimit(limit, null, 'pruneBefore limit') ?? 1000;
+    const names = [...sinks];
+    const sessions = (await this.#db.query(SQL.pruneSessions, [cutoff, checkedDate(now, 'now'), names, max]))
+      .rowCount;
+    const denials = (await this.#db.query(SQL.pruneDenials, [cutoff, names, max])).rowCount;
+    const checkpoints = (await this.#db.query(SQL.pruneCheckpoints, [cutoff])).rowCount;
+    return { sessions, denials, checkpoints };
+  }
+
+  async heartbeat(replica: string, now: Date): Promise<void> {
+    this.#checkOpen();
+    await this.#db.query(SQL.heartbeat, [replica, checkedDate(now, 'now')]);
+  }
+
+  async removeReplica(replica: string): Promise<void> {
+    this.#checkOpen();
+    await this.#db.query(SQL.removeReplica, [replica]);
+  }
+
+  async addLiveConnection(row: LiveConnectionRow): Promise<void> {
+    this.#checkOpen();
+    await this.#db.query(SQL.addLiveConnection, [
+      row.conn_id,
+      row.session_id,
+      row.replica,
+      row.target,
+      checkedDate(row.opened_at, 'opened_at'),
+    ]);
+  }
+
+  async removeLiveConnection(connId: string): Promise<void> {
+    this.#checkOpen();
+    await this.#db.query(SQL.removeLiveConnection, [connId]);
+  }
+
+  async claimLostConnections(staleBefore: Date, self: string, limit: number): Promise<LiveConnectionRow[]> {
+    this.#checkOpen();
+    const max = checkedLimit(limit, null, 'claimLostConnections limit') ?? 100;
+    return (
+      await this.#db.query<LiveConnectionRow>(SQL.claimLostConnections, [
+        checkedDate(staleBefore, 'staleBefore'),
+        self,
+        max,
+      ])
+    ).rows;
+  }
+
+  async pruneReplicas(before: Date): Promise<number> {
+    this.#checkOpen();
+    return (await this.#db.query(SQL.pruneReplicas, [checkedDate(before, 'before')])).rowCount;
+  }
+
+  async listEndedSince(since: Date): Promise<{ id: string; end_reason: string }[]> {
+    this.#checkOpen();
+    return (
+      await this.#db.query<{ id: string; end_reason: string }>(SQL.endedSince, [checkedDate(since, 'since')])
+    ).rows;
+  }
+
+  async settleSetting(key: string, value: string): Promise<string> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<{ value: string }>(SQL.putSettingIfAbsent, [key, value]);
+    return rows[0]!.value;
+  }
+
+  async countRate(key: string, windowStart: Date): Promise<number> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<{ count: number }>(SQL.countRate, [
+      key,
+      checkedDate(windowStart, 'windowStart'),
+    ]);
+    return rows[0]!.count;
+  }
+
+  async pruneRates(before: Date): Promise<number> {
+    this.#checkOpen();
+    return (await this.#db.query(SQL.pruneRates, [checkedDate(before, 'before')])).rowCount;
+  }
+
+  async listActiveByRun(
+    repositoryId: string,
+    runId: string,
+    runAttempt: string | null,
+    now: Date,
+  ): Promise<string[]> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<{ id: string }>(SQL.listActiveByRun, [
+      repositoryId,
+      runId,
+      runAttempt,
+      checkedDate(now, 'now'),
+    ]);
+    return rows.map((r) => r.id);
+  }
+
   async ping(): Promise<void> {
     this.#checkOpen();
     await this.#db.query(SQL.ping, []);
@@ -383,6 +603,20 @@ export class SqlStore implements Store {
   #checkOpen(): void {
     if (this.#closing) throw new StoreClosedError();
   }
+}
+
+interface ExportChunkRow extends EventChunkRow {
+  xid: string;
+  session_id: string;
+  last_seq: number;
+  issuer: string;
+  policy: string;
+  identity: Record<string, unknown>;
+}
+
+interface ExportDenialRow extends DenialRow {
+  xid: string;
+  id: string;
 }
 
 /** A chunk chained after `head`, and where its body was written (transcript files) or null (in the row). */

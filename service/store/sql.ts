@@ -159,6 +159,170 @@ export const SQL = {
     `SELECT recording, seq, body FROM recording_chunks WHERE session_id = $1
      ORDER BY recording, seq`,
   ),
+  // Audit export (migration 5): chunks and denials after a position, only those whose transaction is
+  // older than every transaction still running. Row comparison keeps the order total.
+  exportChunks: statement(
+    'export_chunks',
+    `SELECT c.export_xid::text AS xid, c.session_id, c.first_seq, c.last_seq, c.events, c.prev_hash,
+            c.body_segment, c.body_offset, c.body_length, s.issuer, s.policy, s.identity
+     FROM event_chunks c JOIN sessions s ON s.id = c.session_id
+     WHERE c.export_xid < pg_snapshot_xmin(pg_current_snapshot())
+       AND (c.export_xid, c.session_id, c.first_seq) > ($1::xid8, $2::text, $3::integer)
+     ORDER BY c.export_xid, c.session_id, c.first_seq
+     LIMIT $4`,
+  ),
+  exportDenials: statement(
+    'export_denials',
+    `SELECT export_xid::text AS xid, id::text AS id, at, kind, reasons, detail
+     FROM denials
+     WHERE export_xid < pg_snapshot_xmin(pg_current_snapshot())
+       AND (export_xid, id) > ($1::xid8, $2::bigint)
+     ORDER BY export_xid, id
+     LIMIT $3`,
+  ),
+  // Take (or keep) a sink's lease: a new sink starts at $2; a held lease moves only to its holder or
+  // once it has run out. No row returned: another replica holds it.
+  claimExportLease: statement(
+    'claim_export_lease',
+    `INSERT INTO export_cursors (sink, position, holder, lease_until, updated_at)
+     VALUES ($1, $2::json, $3, $4, $5)
+     ON CONFLICT (sink) DO UPDATE SET holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until
+       WHERE export_cursors.holder = EXCLUDED.holder OR export_cursors.lease_until < EXCLUDED.updated_at
+     RETURNING position::text AS position`,
+  ),
+  saveExportPosition: statement(
+    'save_export_position',
+    `UPDATE export_cursors SET position = $3::json, lease_until = $4, updated_at = $5
+     WHERE sink = $1 AND holder = $2`,
+  ),
+  releaseExportLease: statement(
+    'release_export_lease',
+    'UPDATE export_cursors SET lease_until = $3 WHERE sink = $1 AND holder = $2',
+  ),
+  listExportPositions: statement(
+    'list_export_positions',
+    'SELECT sink, position::text AS position, holder, lease_until, updated_at FROM export_cursors ORDER BY sink',
+  ),
+
+  // Signed checkpoints (migration 6)
+  listChainHeads: statement('list_chain_heads', 'SELECT id, head_seq, head_hash FROM sessions ORDER BY id'),
+  listPrunedSince: statement(
+    'list_pruned_since',
+    'SELECT id, head_seq, head_hash FROM pruned_sessions WHERE pruned_at > $1 ORDER BY id',
+  ),
+  insertCheckpoint: statement(
+    'insert_checkpoint',
+    `INSERT INTO checkpoints (seq, at, body, signature, key_id) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (seq) DO NOTHING`,
+  ),
+  latestCheckpoint: statement(
+    'latest_checkpoint',
+    'SELECT seq, at, body, signature, key_id FROM checkpoints ORDER BY seq DESC LIMIT 1',
+  ),
+  listCheckpoints: statement(
+    'list_checkpoints',
+    'SELECT seq, at, body, signature, key_id FROM checkpoints WHERE seq > $1 ORDER BY seq LIMIT $2',
+  ),
+
+  // Retention: sessions ended (or expired) before $1 whose every chunk each of the named sinks ($3) has
+  // exported, recorded as pruned (for the next checkpoint) and deleted with their chunks (cascade).
+  // Nothing is pruned while one of the sinks has no position yet.
+  pruneSessions: statement(
+    'prune_sessions',
+    `WITH cursors AS (
+       SELECT (position->'chunks'->>0)::xid8 AS x, position->'chunks'->>1 AS s, (position->'chunks'->>2)::integer AS q
+       FROM export_cursors WHERE sink = ANY($3::text[])
+     ), doomed AS (
+       SELECT id, head_seq, head_hash FROM sessions ss
+       WHERE COALESCE(ended_at, expires_at) < $1
+         AND (SELECT count(*) FROM cursors) = cardinality($3::text[])
+         AND NOT EXISTS (
+           SELECT 1 FROM event_chunks c, cursors k
+           WHERE c.session_id = ss.id AND (c.export_xid, c.session_id, c.first_seq) > (k.x, k.s, k.q))
+       ORDER BY id LIMIT $4
+     ), recorded AS (
+       INSERT INTO pruned_sessions (id, pruned_at, head_seq, head_hash)
+       SELECT id, $2, head_seq, head_hash FROM doomed
+       ON CONFLICT (id) DO NOTHING
+     )
+     DELETE FROM sessions WHERE id IN (SELECT id FROM doomed)`,
+  ),
+  pruneDenials: statement(
+    'prune_denials',
+    `WITH cursors AS (
+       SELECT (position->'denials'->>0)::xid8 AS x, (position->'denials'->>1)::bigint AS i
+       FROM export_cursors WHERE sink = ANY($2::text[])
+     )
+     DELETE FROM denials d
+     WHERE d.id IN (
+       SELECT id FROM denials dd
+       WHERE dd.at < $1
+         AND (SELECT count(*) FROM cursors) = cardinality($2::text[])
+         AND NOT EXISTS (SELECT 1 FROM cursors k WHERE (dd.export_xid, dd.id) > (k.x, k.i))
+       ORDER BY id LIMIT $3)`,
+  ),
+  // checkpoints older than $1, always keeping the latest (the next one links to it)
+  pruneCheckpoints: statement(
+    'prune_checkpoints',
+    `DELETE FROM checkpoints WHERE at < $1 AND seq < (SELECT max(seq) FROM checkpoints)`,
+  ),
+
+  // Replicas (migration 7)
+  heartbeat: statement(
+    'heartbeat',
+    `INSERT INTO replicas (id, started_at, heartbeat_at) VALUES ($1, $2, $2)
+     ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at`,
+  ),
+  removeReplica: statement('remove_replica', 'DELETE FROM replicas WHERE id = $1'),
+  addLiveConnection: statement(
+    'add_live_connection',
+    `INSERT INTO live_connections (conn_id, session_id, replica, target, opened_at)
+     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM sessions WHERE id = $2)
+     ON CONFLICT (conn_id) DO NOTHING`,
+  ),
+  removeLiveConnection: statement(
+    'remove_live_connection',
+    'DELETE FROM live_connections WHERE conn_id = $1',
+  ),
+  // Claim the connections of replicas whose heartbeat is older than $1 (or that are gone): each is
+  // handed to exactly one claimer, which marks it lost.
+  claimLostConnections: statement(
+    'claim_lost_connections',
+    `DELETE FROM live_connections WHERE conn_id IN (
+       SELECT lc.conn_id FROM live_connections lc LEFT JOIN replicas r ON r.id = lc.replica
+       WHERE (r.id IS NULL OR r.heartbeat_at < $1) AND lc.replica <> $2
+       ORDER BY lc.conn_id LIMIT $3 FOR UPDATE OF lc SKIP LOCKED)
+     RETURNING conn_id, session_id, replica, target, opened_at`,
+  ),
+  pruneReplicas: statement('prune_replicas', 'DELETE FROM replicas WHERE heartbeat_at < $1'),
+  endedSince: statement(
+    'ended_since',
+    `SELECT id, end_reason FROM sessions WHERE ended_at IS NOT NULL AND ended_at > $1 ORDER BY ended_at LIMIT 1000`,
+  ),
+  notifySessionEnded: statement('notify_session_ended', "SELECT pg_notify('hoop_session_ended', $1)"),
+  getSetting: statement('get_setting', 'SELECT value FROM broker_settings WHERE key = $1'),
+  // first writer wins; everyone reads back the value that is stored
+  putSettingIfAbsent: statement(
+    'put_setting_if_absent',
+    `WITH ins AS (INSERT INTO broker_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING value)
+     SELECT value FROM ins UNION ALL SELECT value FROM broker_settings WHERE key = $1 LIMIT 1`,
+  ),
+  countRate: statement(
+    'count_rate',
+    `INSERT INTO rate_windows (key, window_start, count) VALUES ($1, $2, 1)
+     ON CONFLICT (key, window_start) DO UPDATE SET count = rate_windows.count + 1
+     RETURNING count`,
+  ),
+  pruneRates: statement('prune_rates', 'DELETE FROM rate_windows WHERE window_start < $1'),
+  // the sessions of one workflow run (a GitHub App webhook revokes them)
+  listActiveByRun: statement(
+    'list_active_by_run',
+    `SELECT id FROM sessions
+     WHERE ended_at IS NULL AND expires_at > $4
+       AND identity->>'repository_id' = $1 AND identity->>'run_id' = $2
+       AND ($3::text IS NULL OR identity->>'run_attempt' = $3)
+     ORDER BY id LIMIT 1000`,
+  ),
 } as const;
 
 /** A sessions row is the SessionRecord itself (json columns parse back to the same shapes). */

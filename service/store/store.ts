@@ -45,6 +45,71 @@ export interface RecordingChunk {
   body: string;
 }
 
+/**
+ * Where an audit export has delivered up to: the last chunk (its transaction id, session, first seq) and
+ * the last denial (transaction id, row id) it took. Opaque to everyone but the store; JSON-safe.
+ */
+export interface ExportPosition {
+  chunks: [xid: string, sessionId: string, firstSeq: number];
+  denials: [xid: string, id: string];
+}
+
+/** The start of everything: a new sink's position. */
+export const EXPORT_START: ExportPosition = { chunks: ['0', '', 0], denials: ['0', '0'] };
+
+/** The session an exported event belongs to, as a SIEM needs it without a join. */
+export interface ExportSession {
+  id: string;
+  issuer: string;
+  policy: string;
+  /** the token's reader-facing claims (repository, workflow, run_id, actor, sha, …) */
+  identity: Record<string, unknown>;
+}
+
+export interface ExportBatch {
+  events: { session: ExportSession; event: TranscriptEvent }[];
+  denials: (DenialRecord & { id: string })[];
+  /** the position after this batch (unchanged when it is empty) */
+  position: ExportPosition;
+  /** fewer rows than the limit: nothing more is ready to export right now */
+  drained: boolean;
+}
+
+export interface ExportCursorRow {
+  sink: string;
+  position: ExportPosition;
+  holder: string;
+  lease_until: Date;
+  updated_at: Date;
+}
+
+/** A session's transcript head, as a checkpoint lists it. */
+export interface ChainHead {
+  id: string;
+  head_seq: number;
+  head_hash: string;
+}
+
+/** A signed checkpoint as stored (audit/checkpoint.ts makes and checks them). */
+export interface CheckpointRow {
+  seq: number;
+  at: Date;
+  /** the signed text (canonical JSON) */
+  body: string;
+  /** base64 Ed25519 signature over body */
+  signature: string;
+  key_id: string;
+}
+
+/** A gateway connection held by a replica (replicas.ts). */
+export interface LiveConnectionRow {
+  conn_id: string;
+  session_id: string;
+  replica: string;
+  target: string | null;
+  opened_at: Date;
+}
+
 export interface Store {
   readonly kind: 'embedded' | 'postgres';
   /** Apply the shared migrations (idempotent). */
@@ -97,6 +162,82 @@ export interface Store {
   listDenials(limit?: number): Promise<DenialRecord[]>;
   /** Delete token-use rows whose tokens expired before `now`. */
   pruneTokenUses(now: Date): Promise<number>;
+  /**
+   * Audit export: up to `limit` chunks (their events, each with its session) and up to `limit` denials
+   * after `after`, in the order their transactions are known to be over, so a reader that saves the
+   * returned position never skips a row that commits later.
+   */
+  readExport(after: ExportPosition, limit: number): Promise<ExportBatch>;
+  /**
+   * Take or renew a sink's lease until `until` (one replica exports each sink); a sink seen for the first
+   * time starts at `start`. Returns the sink's saved position, or null while another holder's lease runs.
+   */
+  claimExportLease(
+    sink: string,
+    holder: string,
+    now: Date,
+    until: Date,
+    start: ExportPosition,
+  ): Promise<ExportPosition | null>;
+  /** Save a sink's position (and renew its lease) if `holder` still holds it; false when it does not. */
+  saveExportPosition(
+    sink: string,
+    holder: string,
+    position: ExportPosition,
+    now: Date,
+    until: Date,
+  ): Promise<boolean>;
+  /** Give a held lease up (a replica shutting down), so another replica need not wait for it to run out. */
+  releaseExportLease(sink: string, holder: string, now: Date): Promise<void>;
+  listExportPositions(): Promise<ExportCursorRow[]>;
+  /** Every session's transcript head, by id. */
+  listChainHeads(): Promise<ChainHead[]>;
+  /** Sessions retention removed after `since` (with their last head). */
+  listPrunedSince(since: Date): Promise<ChainHead[]>;
+  /** Store a checkpoint; false when one with its seq exists already (another writer was first). */
+  insertCheckpoint(cp: CheckpointRow): Promise<boolean>;
+  latestCheckpoint(): Promise<CheckpointRow | null>;
+  /** Ascending by seq. */
+  listCheckpoints(afterSeq: number, limit: number): Promise<CheckpointRow[]>;
+  /**
+   * Retention: delete up to `limit` sessions (with their transcripts) that ended before `cutoff` and up
+   * to `limit` denials recorded before it, in each case only what every sink named in `sinks` has already
+   * exported; and checkpoints older than `cutoff` but the latest. Pruned sessions are noted (with their
+   * last head) for the next checkpoint.
+   */
+  pruneBefore(
+    cutoff: Date,
+    now: Date,
+    sinks: readonly string[],
+    limit: number,
+  ): Promise<{ sessions: number; denials: number; checkpoints: number }>;
+  /** A replica is alive (insert or refresh its heartbeat). */
+  heartbeat(replica: string, now: Date): Promise<void>;
+  /** A replica leaves cleanly. */
+  removeReplica(replica: string): Promise<void>;
+  addLiveConnection(row: LiveConnectionRow): Promise<void>;
+  removeLiveConnection(connId: string): Promise<void>;
+  /**
+   * Take (and remove) up to `limit` connections held by replicas other than `self` whose heartbeat is
+   * older than `staleBefore` or that are gone; each connection goes to one caller only.
+   */
+  claimLostConnections(staleBefore: Date, self: string, limit: number): Promise<LiveConnectionRow[]>;
+  /** Forget replicas silent since before `before`. */
+  pruneReplicas(before: Date): Promise<number>;
+  /** Sessions ended after `since` (the cross-replica revocation backstop). */
+  listEndedSince(since: Date): Promise<{ id: string; end_reason: string }[]>;
+  /** Store `value` under `key` unless a value is there; returns the value stored (the first writer's). */
+  settleSetting(key: string, value: string): Promise<string>;
+  /** Count one request of `key` in the window starting at `windowStart`; returns the count so far. */
+  countRate(key: string, windowStart: Date): Promise<number>;
+  pruneRates(before: Date): Promise<number>;
+  /** Ids of the live sessions of one workflow run (attempt null: any attempt), by their token's claims. */
+  listActiveByRun(
+    repositoryId: string,
+    runId: string,
+    runAttempt: string | null,
+    now: Date,
+  ): Promise<string[]>;
   /** Cheap round trip, for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;

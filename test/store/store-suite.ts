@@ -12,7 +12,7 @@ import type { SessionRecord } from '../../service/sessions/types.js';
 import { SessionEndedError, StoreClosedError, UnknownSessionError } from '../../service/store/errors.js';
 import { MIGRATIONS } from '../../service/store/migrations.js';
 import type { SqlStore } from '../../service/store/sql-store.js';
-import type { TokenUse } from '../../service/store/store.js';
+import { EXPORT_START, type ExportPosition, type TokenUse } from '../../service/store/store.js';
 
 export interface StoreHarness {
   /** the store under test; may be a new object after query() (on-disk embedded reopens) */
@@ -573,6 +573,141 @@ export function registerStoreSuite(
         }
       },
     );
+
+    it('readExport hands out every event once, in order, each with its session, and the denials', async () => {
+      // start from where everything written so far ends
+      let pos = EXPORT_START;
+      for (;;) {
+        const b = await h.store.readExport(pos, 1000);
+        pos = b.position;
+        if (b.drained) break;
+      }
+      const a = makeSession({ identity: { repository: 'octo/a', run_id: '1', actor: 'mona', sha: 'abc' } });
+      const b = makeSession({ identity: { repository: 'octo/b', run_id: '2', actor: 'hubot', sha: 'def' } });
+      await openSessionOk(h.store, a);
+      await openSessionOk(h.store, b);
+      await h.store.appendEventBatches([
+        { sessionId: a.id, events: [statementEvent('select 1'), statementEvent('select 2')] },
+        { sessionId: b.id, events: [statementEvent('select 3')] },
+      ]);
+      await h.store.recordDenial({
+        at: new Date(),
+        kind: 'token.replayed',
+        reasons: ['used'],
+        detail: { run_id: '9' },
+      });
+      await h.store.appendEvents(a.id, [statementEvent('select 4')]);
+      const seen: { sid: string; seq: number; repo: unknown }[] = [];
+      const denials: string[] = [];
+      for (let round = 0; round < 10; round++) {
+        const batch = await h.store.readExport(pos, 2);
+        for (const e of batch.events)
+          seen.push({ sid: e.session.id, seq: e.event.seq, repo: e.session.identity.repository });
+        denials.push(...batch.denials.map((d) => d.kind));
+        pos = batch.position;
+        if (batch.drained) break;
+      }
+      const ofA = seen.filter((x) => x.sid === a.id);
+      expect(ofA.map((x) => x.seq)).toEqual([1, 2, 3, 4]);
+      expect(ofA.every((x) => x.repo === 'octo/a')).toBe(true);
+      expect(seen.filter((x) => x.sid === b.id).map((x) => x.seq)).toEqual([1, 2]);
+      expect(seen).toHaveLength(6);
+      expect(denials).toEqual(['token.replayed']);
+      // nothing more after the saved position
+      const after = await h.store.readExport(pos, 100);
+      expect(after.events).toEqual([]);
+      expect(after.denials).toEqual([]);
+      expect(after.position).toEqual(pos);
+    });
+
+    it('export leases: one holder at a time, taken over when it runs out; positions saved only by the holder', async () => {
+      const sink = `sink-${Math.random()}`;
+      const t0 = new Date();
+      const later = (ms: number) => new Date(t0.getTime() + ms);
+      expect(await h.store.claimExportLease(sink, 'r1', t0, later(30_000), EXPORT_START)).toEqual(
+        EXPORT_START,
+      );
+      expect(await h.store.claimExportLease(sink, 'r2', later(1000), later(31_000), EXPORT_START)).toBeNull();
+      const moved = { chunks: ['5', 'ses_x', 3], denials: ['4', '7'] } as ExportPosition;
+      expect(await h.store.saveExportPosition(sink, 'r1', moved, later(2000), later(32_000))).toBe(true);
+      // r1's lease runs out: r2 takes over at r1's saved position, and r1 can no longer save
+      expect(await h.store.claimExportLease(sink, 'r2', later(40_000), later(70_000), EXPORT_START)).toEqual(
+        moved,
+      );
+      expect(await h.store.saveExportPosition(sink, 'r1', EXPORT_START, later(41_000), later(71_000))).toBe(
+        false,
+      );
+      expect((await h.store.listExportPositions()).find((r) => r.sink === sink)).toMatchObject({
+        holder: 'r2',
+        position: moved,
+      });
+    });
+
+    it.runIf(opts.replicas)(
+      'a transaction still open holds the export back, so a row it commits later is never skipped',
+      async () => {
+        let pos = EXPORT_START;
+        for (;;) {
+          const b = await h.store.readExport(pos, 1000);
+          pos = b.position;
+          if (b.drained) break;
+        }
+        await h.query('BEGIN');
+        await h.query(
+          "INSERT INTO denials (at, kind, reasons, detail) VALUES (now(), 'slow.tx', '[]', '{}')",
+        );
+        // a later transaction commits first
+        await h.store.recordDenial({ at: new Date(), kind: 'fast.tx', reasons: [], detail: {} });
+        const held = await h.store.readExport(pos, 100);
+        expect(held.denials).toEqual([]);
+        await h.query('COMMIT');
+        const both = await h.store.readExport(pos, 100);
+        expect(both.denials.map((d) => d.kind)).toEqual(['slow.tx', 'fast.tx']);
+      },
+    );
+
+    it('pruneBefore removes ended sessions and denials past the cutoff only once every named sink exported them', async () => {
+      const T = Date.parse('1970-01-02T00:00:00.000Z');
+      const old = makeSession({ created_at: new Date(T), expires_at: new Date(T + MINUTE) });
+      const live = makeSession({ created_at: new Date(T), expires_at: new Date(Date.now() + 60 * MINUTE) });
+      await openSessionOk(h.store, old);
+      await openSessionOk(h.store, live);
+      await h.store.appendEvents(old.id, [statementEvent('select 1')]);
+      await h.store.endSession(old.id, new Date(T + 2 * MINUTE), 'revoked', revokedEvent);
+      await h.store.recordDenial({ at: new Date(T), kind: 'prune.me', reasons: [], detail: {} });
+      const cutoff = new Date(T + 60 * MINUTE);
+      const sink = `prune-sink-${Math.random()}`;
+      // a sink with no position yet: nothing goes
+      expect(await h.store.pruneBefore(cutoff, new Date(), [sink], 100)).toMatchObject({
+        sessions: 0,
+        denials: 0,
+      });
+      // the sink starts, but has not read anything: still nothing
+      const now = new Date();
+      await h.store.claimExportLease(sink, 'r', now, new Date(now.getTime() + MINUTE), EXPORT_START);
+      expect(await h.store.pruneBefore(cutoff, new Date(), [sink], 100)).toMatchObject({
+        sessions: 0,
+        denials: 0,
+      });
+      expect(await h.store.getSession(old.id)).not.toBeNull();
+      // once the sink has exported everything, the old session and denial go; the live session stays
+      let pos = EXPORT_START;
+      for (;;) {
+        const b = await h.store.readExport(pos, 1000);
+        pos = b.position;
+        if (b.drained) break;
+      }
+      await h.store.saveExportPosition(sink, 'r', pos, new Date(), new Date(Date.now() + MINUTE));
+      const pruned = await h.store.pruneBefore(cutoff, new Date(), [sink], 100_000);
+      expect(pruned.sessions).toBeGreaterThanOrEqual(1);
+      expect(pruned.denials).toBeGreaterThanOrEqual(1);
+      expect(await h.store.getSession(old.id)).toBeNull();
+      expect(await h.store.listEvents(old.id)).toEqual([]);
+      expect(await h.store.getSession(live.id)).not.toBeNull();
+      expect((await h.store.listDenials(100_000)).find((d) => d.kind === 'prune.me')).toBeUndefined();
+      const noted = await h.store.listPrunedSince(new Date(now.getTime() - MINUTE));
+      expect(noted.find((p) => p.id === old.id)).toMatchObject({ head_seq: 3 });
+    });
 
     it('close waits for calls in flight, is idempotent, and later calls fail', async () => {
       const s = makeSession();

@@ -60,6 +60,10 @@ export const postgresGateway: GatewayFactory<'postgres'> = (ctx) => {
         url: `postgres://${session.id}@${hostForUrl(publicHost)}:${port}/${db}?sslmode=verify-full`,
       };
     },
+    connectionCount: () => running?.connectionCount() ?? 0,
+    async drain(deadline: number): Promise<void> {
+      await running?.drain(deadline);
+    },
     async close(): Promise<void> {
       await running?.close();
     },

@@ -86,4 +86,9 @@ export interface PostgresGateway {
   close(): Promise<void>;
   /** live client connections (any state) */
   connectionCount(): number;
+  /**
+   * Graceful shutdown, first half: stop accepting connections, then wait until the clients have
+   * finished and gone or `deadline` (ms since the epoch) has passed. close() then ends what is left.
+   */
+  drain(deadline: number): Promise<void>;
 }

@@ -188,11 +188,18 @@ export async function startPostgresGateway(
   return {
     port,
     connectionCount: () => connections.size,
+    async drain(deadline: number): Promise<void> {
+      if (server.listening) server.close();
+      while (connections.size > 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
+    },
     async close(): Promise<void> {
       if (roleSweep) clearInterval(roleSweep);
       for (const roles of sessionRoles.values()) roles.close();
       deps.sessionEvents.off('ended', onEnded);
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) =>
+        server.listening ? server.close(() => resolve()) : resolve(),
+      );
       const shutdown = {
         reason: 'shutdown',
         message: 'hoop: the broker is shutting down',

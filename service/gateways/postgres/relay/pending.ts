@@ -76,6 +76,3 @@ export type Pending =
       /** called once the plan is known (null: the columns could not be described) */
       done: (plan: MaskPlan | typeof REFUSED_BY_SERVER | null) => void;
     };
-
-/** a COPY's describe that the server answered with an error */
-export const REFUSED_BY_SERVER: unique symbol = Symbol('refused by the server');

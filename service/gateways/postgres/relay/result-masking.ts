@@ -35,7 +35,6 @@ import {
 } from '../backend-messages.js';
 import { CATALOG_TTL_MS, type CatalogResolver } from '../catalog/resolver.js';
 import { copyDataFrame } from './frames.js';
-import { REFUSED_BY_SERVER } from './pending.js';
 import {
   type CopyOutState,
   DROP,
