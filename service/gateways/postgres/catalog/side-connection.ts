@@ -20,8 +20,19 @@ const CATALOG_PARAMETERS: ReadonlyArray<[string, string]> = [
   ['options', '-c default_transaction_read_only=on -c statement_timeout=10000 -c lock_timeout=2000'],
 ];
 
+/**
+ * The connection failed under an exchange (it timed out, or closed), as opposed to the server
+ * answering with an error. The exchanges are read-only, so such a failure is retried once on a new
+ * connection: under heavy CPU load a single slow answer used to deny every other session's
+ * statements that waited on this target's catalog.
+ */
+export class CatalogTransportError extends Error {}
+
 /** Runs simple queries, one at a time, on a broker-owned connection to the target. */
 export class SideConnection {
+  /** exchanges retried on a new connection after a transport failure (for tests and metrics) */
+  retries = 0;
+
   private conn: UpstreamConnection | null = null;
   private connecting: Promise<UpstreamConnection> | null = null;
   private chain: Promise<unknown> = Promise.resolve();
@@ -70,7 +81,16 @@ export class SideConnection {
   private serialised<T>(exchangeOn: (conn: UpstreamConnection) => Promise<T>): Promise<T> {
     const run = async (): Promise<T> => {
       if (this.closed) throw new Error('catalog connection closed');
-      return exchangeOn(await this.open());
+      try {
+        return await exchangeOn(await this.open());
+      } catch (err) {
+        if (!(err instanceof CatalogTransportError) || this.closed) throw err;
+        // read-only, so safe to ask again; once, on a new connection (the old one is destroyed)
+        this.conn?.socket.destroy();
+        this.conn = null;
+        this.retries++;
+        return exchangeOn(await this.open());
+      }
     };
     const p = this.chain.then(run, run);
     this.chain = p.catch(() => {});
@@ -107,7 +127,7 @@ function exchangeEach(
     const timer = setTimeout(() => {
       cleanup();
       socket.destroy();
-      reject(new Error('catalog query timed out'));
+      reject(new CatalogTransportError(`catalog query timed out after ${timeoutMs} ms`));
     }, timeoutMs);
     const cleanup = (): void => {
       clearTimeout(timer);
@@ -117,7 +137,7 @@ function exchangeEach(
     };
     const onClose = (): void => {
       cleanup();
-      reject(new Error('catalog connection closed'));
+      reject(new CatalogTransportError('catalog connection closed'));
     };
     const onData = (chunk: Buffer): void => {
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
