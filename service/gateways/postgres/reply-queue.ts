@@ -20,7 +20,16 @@
 //   during COPY FROM STDIN             the server reads on: CopyData, CopyDone (the COPY ends: CommandComplete
 //                                      or ErrorResponse), CopyFail (ErrorResponse); Flush and Sync are ignored;
 //                                      any other message fails the COPY and ends the connection (ERROR, then
-//                                      FATAL "protocol synchronization was lost": it stopped mid-message)
+//                                      FATAL "protocol synchronization was lost": it stopped mid-message).
+//                                      It reads lazily: a CopyData whose rows fail (bad input) ends the COPY
+//                                      with an ErrorResponse before the messages behind it are read, and those
+//                                      are then handled as outside a COPY (a Sync answers ReadyForQuery, a
+//                                      Query runs). So a message other than COPY data, Flush or Sync stays
+//                                      queued (a non-FATAL error means the data failed first; had the server
+//                                      read it, FATAL follows), and a Sync that came after COPY data is
+//                                      answered if the COPY fails. A Sync with COPY data on both sides is
+//                                      read before or after the failing row, which the broker cannot know:
+//                                      such a COPY failing is a disagreement (the connection is closed)
 //   COPY TO STDOUT                     CopyOutResponse, CopyData…, CopyDone, then CommandComplete
 //   any time                           NoticeResponse, ParameterStatus, NotificationResponse; a FATAL
 //                                      ErrorResponse ends the connection
@@ -104,6 +113,14 @@ export class ReplyQueue<E extends Expected> {
   private copyInReading = false;
   /** the head's COPY FROM STDIN ended on the client's side (CopyDone/CopyFail read, or a message that fails it) */
   private copyInFinished = false;
+  /** the head's COPY FROM STDIN met a message other than COPY data, Flush or Sync (it stays queued) */
+  private copyInBlocked = false;
+  /** the head's COPY FROM STDIN has read COPY data */
+  private copyDataSeen = false;
+  /** Syncs read during the COPY after its data, with no data after them: answered if the COPY fails */
+  private trailingSyncs: E[] = [];
+  /** a Sync read during the COPY had data on both sides: if the COPY fails, the model cannot follow */
+  private ambiguousSyncs = false;
   /** the head is in COPY TO STDOUT (CopyOutResponse seen, CopyDone not yet) */
   private copyOut = false;
   /** the head (a Query) has sent the current statement's RowDescription: DataRows may follow */
@@ -127,6 +144,7 @@ export class ReplyQueue<E extends Expected> {
   copyMessage(ends: boolean): void {
     if (this.copyInReading && this.slots.length === this.headIndex + 1) {
       // the common case, a COPY FROM STDIN streaming: nothing to queue
+      this.copyRead();
       if (ends) this.endCopyIn();
       return;
     }
@@ -266,8 +284,11 @@ export class ReplyQueue<E extends Expected> {
       return this.disagree(type, 'Execute in COPY TO');
     }
     if (this.copyInReading || this.copyInFinished) {
-      if (type === BackendType.errorResponse) return this.failExtended(h);
-      if (type === BackendType.commandComplete && this.copyInFinished) {
+      if (type === BackendType.errorResponse) {
+        const d = this.copyInFailed();
+        return d ?? this.failExtended(h);
+      }
+      if (type === BackendType.commandComplete && this.copyInFinished && !this.copyInBlocked) {
         this.endCopy();
         return this.pop(h);
       }
@@ -308,10 +329,12 @@ export class ReplyQueue<E extends Expected> {
     }
     if (this.copyInReading || this.copyInFinished) {
       if (type === BackendType.errorResponse) {
+        const d = this.copyInFailed();
+        if (d) return d;
         this.endCopy();
         return h;
       }
-      if (type === BackendType.commandComplete && this.copyInFinished) {
+      if (type === BackendType.commandComplete && this.copyInFinished && !this.copyInBlocked) {
         this.endCopy();
         return h;
       }
@@ -345,7 +368,38 @@ export class ReplyQueue<E extends Expected> {
   private startCopyIn(): void {
     this.copyInReading = true;
     this.copyInFinished = false;
+    this.copyInBlocked = false;
+    this.copyDataSeen = false;
+    this.trailingSyncs = [];
+    this.ambiguousSyncs = false;
     this.absorbCopy();
+  }
+
+  /** The COPY read data (CopyData, CopyDone or CopyFail): a Sync read before it had data before it too. */
+  private copyRead(): void {
+    if (this.trailingSyncs.length > 0) {
+      this.ambiguousSyncs = true;
+      this.trailingSyncs = [];
+    }
+    this.copyDataSeen = true;
+  }
+
+  /**
+   * The head's COPY FROM STDIN failed (a non-FATAL ErrorResponse): the Syncs it read after its data
+   * were not read yet when the failing row was, so they are answered; null, or a Disagreement when a
+   * Sync had data on both sides (read before or after the failing row: unknowable).
+   */
+  private copyInFailed(): Disagreement | null {
+    if (this.ambiguousSyncs)
+      return {
+        disagreement:
+          'a COPY FROM STDIN failed after the client sent Sync between its rows: whether the database read that Sync cannot be known',
+      };
+    if (this.trailingSyncs.length > 0) {
+      this.slots.splice(this.headIndex + 1, 0, ...this.trailingSyncs);
+      this.trailingSyncs = [];
+    }
+    return null;
   }
 
   private endCopyIn(): void {
@@ -356,6 +410,10 @@ export class ReplyQueue<E extends Expected> {
   private endCopy(): void {
     this.copyInReading = false;
     this.copyInFinished = false;
+    this.copyInBlocked = false;
+    this.copyDataSeen = false;
+    this.trailingSyncs = [];
+    this.ambiguousSyncs = false;
     this.copyOut = false;
   }
 
@@ -364,13 +422,19 @@ export class ReplyQueue<E extends Expected> {
     const at = this.headIndex + 1;
     while (this.copyInReading && at < this.slots.length) {
       const next = this.slots[at]!;
+      if (next.kind !== 'copy' && next.kind !== 'sync') {
+        // anything but COPY messages, Flush and Sync fails the COPY if the server reads it (it then
+        // ends the connection); it stays queued, for the COPY may fail on its data first
+        this.copyInBlocked = true;
+        this.endCopyIn();
+        return;
+      }
       this.slots.splice(at, 1);
       if (next.kind === 'copy') {
+        this.copyRead();
         if (next.ended) this.endCopyIn();
-      } else if (next.kind !== 'sync') {
-        // anything but COPY messages, Flush and Sync fails the COPY (and the server then closes)
-        this.discarded(next);
-        this.endCopyIn();
+      } else if (this.copyDataSeen) {
+        this.trailingSyncs.push(next);
       }
     }
   }

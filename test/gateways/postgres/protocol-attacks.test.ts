@@ -253,6 +253,38 @@ describe('the expected-reply queue keeps up with the server', () => {
     expect(frames.filter((f) => f.type === 'D')).toHaveLength(3);
     expect(count.frames.filter((f) => f.type === 'D').map((f) => cells(f)[0])).toEqual(['2']);
   });
+
+  it('COPY data that fails before the messages pipelined behind it: they run as the server runs them', async () => {
+    // found by `npm run fuzz:pg` (seed 783442663): the queue counted the Parse as read by the COPY,
+    // the server never read it during the COPY (the bad row failed first) and answered it after, and
+    // the broker closed the connection over a disagreement the server never had
+    const s = h.createSession({ access: 'write', mask: [{ column: 'customers.email' }] });
+    const w = await viaBroker(s);
+    w.send(msg.query('CREATE TEMP TABLE copy_bad (x int)'));
+    await w.readyAfter(1);
+    w.send(
+      msg.query('COPY copy_bad FROM STDIN'),
+      msg.copyData('bad row\n'),
+      msg.parse('', 'SELECT email FROM customers ORDER BY id'),
+      msg.bind('', ''),
+      msg.execute(''),
+      msg.sync(),
+    );
+    const r = await w.readyAfter(2);
+    expect(r.closed).toBe(false);
+    expect(r.frames.map((f) => f.type)).toEqual(['G', 'E', 'Z', '1', '2', 'D', 'D', 'D', 'C', 'Z']);
+    expect(fields(r.frames[1]!).C).toBe('22P02');
+    expect(rawEmails(r.frames)).toEqual([]);
+    // and a Sync after the failing data is answered, as the server answers it
+    w.send(msg.query('COPY copy_bad FROM STDIN'), msg.copyData('worse\n'), msg.sync());
+    const r2 = await w.readyAfter(2);
+    expect(r2.frames.map((f) => f.type)).toEqual(['G', 'E', 'Z', 'Z']);
+    w.send(msg.query('SELECT email FROM customers ORDER BY id'));
+    const r3 = await w.readyAfter(1);
+    w.close();
+    expect(r3.frames.filter((f) => f.type === 'D')).toHaveLength(3);
+    expect(rawEmails(r3.frames)).toEqual([]);
+  });
 });
 
 describe('mask rules name columns the way PostgreSQL reads identifiers', () => {
