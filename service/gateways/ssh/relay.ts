@@ -15,6 +15,50 @@ function pump(from: Readable, to: Writable, count: (n: number) => void, tap?: (d
   from.resume(); // it may have been paused while the channel's start was decided
 }
 
+/** What the upstream said about its command's end: an exit status, or the signal that ended it. */
+export interface UpstreamExit {
+  code?: number;
+  /** as ssh2 names it: "SIGTERM" */
+  signal?: string;
+  coreDumped?: boolean;
+  message?: string;
+}
+
+/**
+ * Call `then` with the upstream channel's exit once it closed. The exit is read from the 'close'
+ * event's arguments (ssh2 passes the channel's recorded exit-status or exit-signal), never from a
+ * separate 'exit' listener: when the server's whole answer (data, EOF, exit-status, close) comes in
+ * one read, ssh2 parses it in one go, right after the exec's reply, and emits 'exit' before the code
+ * awaiting that reply could listen; the status was lost and OpenSSH then reported 255. 'close' waits
+ * for the channel's data to be read, so it always comes after a listener is there.
+ */
+export function onUpstreamClose(upstream: ClientChannel, then: (exit: UpstreamExit) => void): void {
+  upstream.once('close', (...args: unknown[]) => {
+    const [code, signal, coreDumped, message] = args;
+    const exit: UpstreamExit = {};
+    if (typeof code === 'number') exit.code = code;
+    else if (typeof signal === 'string' && signal !== '') {
+      exit.signal = signal;
+      exit.coreDumped = coreDumped === true;
+      if (typeof message === 'string') exit.message = message;
+    }
+    then(exit);
+  });
+}
+
+/** Relay an upstream's exit to the client's channel (nothing when the upstream said nothing). */
+export function sendExit(client: ServerChannel, exit: UpstreamExit): void {
+  if (exit.code !== undefined) client.exit(exit.code);
+  else if (exit.signal !== undefined) {
+    try {
+      client.exit(exit.signal, exit.coreDumped === true, exit.message ?? '');
+    } catch {
+      // a signal name ssh2 does not know (the protocol allows "name@domain" ones): no status, as OpenSSH's
+      // own clients report an unknown end
+    }
+  }
+}
+
 /** How a command or shell ended, as the upstream said. */
 export interface ChannelExit {
   exit_code?: number;
@@ -68,10 +112,6 @@ export function relaySession(
     taps.input,
   );
   client.on('end', () => upstream.end());
-  upstream.on('exit', (code: number | null, signal?: string) => {
-    if (typeof code === 'number') result.exit_code = code;
-    else if (signal) result.signal = signal;
-  });
   return new Promise<ChannelExit>((resolve) => {
     let settled = false;
     const finish = () => {
@@ -79,12 +119,14 @@ export function relaySession(
       settled = true;
       resolve(result);
     };
-    upstream.on('close', () => {
+    onUpstreamClose(upstream, (status) => {
+      if (status.code !== undefined) result.exit_code = status.code;
+      else if (status.signal !== undefined) result.signal = status.signal;
       afterQueued(client, () =>
         afterQueued(client.stderr, () => {
+          // exit-status (or exit-signal), then EOF and close (end() sends both): the client's order
           if (client.writable) {
-            if (result.exit_code !== undefined) client.exit(result.exit_code);
-            else if (result.signal !== undefined) client.exit(result.signal, false, '');
+            sendExit(client, status);
             client.end();
           }
           finish();

@@ -24,7 +24,7 @@ import {
   X11_REFUSED,
 } from '../../policy/ssh/decide.js';
 import { parseCommand } from '../../policy/ssh/command.js';
-import { afterQueued, relaySession } from './relay.js';
+import { afterQueued, onUpstreamClose, relaySession, sendExit } from './relay.js';
 import { type SftpOutcome, SftpProxy } from './sftp-proxy.js';
 import type { ConnectionScope } from './connection-scope.js';
 
@@ -334,15 +334,11 @@ export class SessionChannel {
       up.close();
     });
     // the server's exit status goes to the client after the last reply (scp checks it)
-    let exitCode: number | null = null;
-    up.on('exit', (code: number | null) => {
-      exitCode = code;
-    });
-    up.on('close', () => {
+    onUpstreamClose(up, (exit) => {
       proxy.finish();
       afterQueued(ch, () => {
         if (ch.writable) {
-          if (exitCode !== null) ch.exit(exitCode);
+          sendExit(ch, exit);
           ch.end();
         }
       });

@@ -72,6 +72,38 @@ describe('exec through the ssh gateway', () => {
     expect(received).toBeGreaterThan(100_000_000);
   });
 
+  it('streams 256 MB each way through one exec (`head | ssh host cat`) with the broker RSS flat', async () => {
+    const job = await h.open('push');
+    await job.ssh(['build-host', 'cat'], { input: Buffer.alloc(4 * 1024 * 1024) }); // warm up
+    const baseline = process.memoryUsage().rss;
+    let peak = baseline;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 25);
+    const MB256 = 256 * 1024 * 1024;
+    let r;
+    try {
+      r = await job.run(
+        'sh',
+        ['-c', `head -c ${MB256} /dev/zero | ssh -F ${job.configFile} build-host cat | wc -c`],
+        { timeoutMs: 240_000 },
+      );
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(r.stdout.trim()).toBe(String(MB256));
+    // a broker that buffered the stream would grow by hundreds of MB; windows and garbage are far less
+    expect(peak - baseline).toBeLessThan(128 * 1024 * 1024);
+    const t = await job.transcriptWhen((x) =>
+      x.events.some((e) => e.kind === 'ssh.exec' && e.operation.bytes_in === MB256),
+    );
+    expect(t.events.find((e) => e.operation.bytes_in === MB256)?.operation).toMatchObject({
+      command: 'cat',
+      exit_code: 0,
+      bytes_out: MB256,
+    });
+  }, 300_000);
+
   it('refuses commands outside the allow-list, and deny matches, with the reason on stderr and exit 126', async () => {
     const job = await h.open('push');
     const marker = `${h.home}/should-not-exist`;

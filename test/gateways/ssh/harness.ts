@@ -72,6 +72,10 @@ export interface HarnessOptions {
   ) => { targets: Config['targets']; grants: Record<string, Grant[]> };
   /** extra sshd_config lines */
   sshdConfig?: string[];
+  /** listen.ssh.host_key (the broker's host key by reference); absent: generated in data_dir */
+  brokerHostKey?: NonNullable<Config['listen']['ssh']>['host_key'];
+  /** the broker's data_dir (kept: the caller removes it); absent: a fresh one */
+  dataDir?: string;
 }
 
 export async function startSshHarness(opts: HarnessOptions): Promise<SshHarness> {
@@ -105,7 +109,11 @@ export async function startSshHarness(opts: HarnessOptions): Promise<SshHarness>
   for (const [event, grants] of Object.entries(extra?.grants ?? {}))
     if (!byEvent[event]) policies.push({ name: `on-${event}`, when: { event_name: event }, grants });
   const config: Config = {
-    listen: { http: { port: 0, host: '127.0.0.1' }, ssh: { port: 0, host: '127.0.0.1' } },
+    listen: {
+      http: { port: 0, host: '127.0.0.1' },
+      ssh: { port: 0, host: '127.0.0.1', ...(opts.brokerHostKey ? { host_key: opts.brokerHostKey } : {}) },
+    },
+    ...(opts.dataDir ? { data_dir: opts.dataDir } : {}),
     issuers: [{ name: 'github', issuer: issuer.issuer, audience: AUDIENCE }],
     targets: [
       {

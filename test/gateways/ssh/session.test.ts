@@ -291,6 +291,39 @@ describe('forwards, agent, env', () => {
   });
 });
 
+describe('logins and X11', () => {
+  it('refuses X11 forwarding, saying why, and runs the command without it', async () => {
+    const job = await h.open('push');
+    const x = await job.ssh(
+      ['-o', 'ForwardX11=yes', '-o', 'ForwardX11Trusted=yes', 'build-host', 'printenv DISPLAY'],
+      { env: { DISPLAY: 'localhost:0', XAUTHORITY: join(job.dir, 'no-xauthority') } },
+    );
+    // printenv's own status: the command ran, with no DISPLAY (no X11 channel was set up)
+    expect(x.code).toBe(1);
+    expect(x.stdout).toBe('');
+    expect(x.stderr).toContain('hoop: X11 forwarding is not allowed through the broker');
+    const t = await job.transcriptWhen((tr) => tr.events.some((e) => e.operation.rule === 'ssh.x11'));
+    expect(t.events.find((e) => e.operation.rule === 'ssh.x11')?.kind).toBe('ssh.denied');
+  });
+
+  it('offers publickey only: a password or keyboard-interactive login is never possible', async () => {
+    const job = await h.open('push');
+    const r = await job.ssh([
+      '-o',
+      'PubkeyAuthentication=no',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'PreferredAuthentications=password,keyboard-interactive',
+      'build-host',
+      'echo logged in',
+    ]);
+    expect(r.code).toBe(255);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/Permission denied \(publickey\)/);
+  });
+});
+
 describe('the session and the upstream', () => {
   it('revoking the session closes its live connection within a second, saying why', async () => {
     const job = await h.open('push');

@@ -88,6 +88,52 @@ describe('sftp through the ssh gateway', () => {
     ]);
   });
 
+  it('setstat (chmod), symlink and mkdir are writes: allowed under the write globs, refused elsewhere', async () => {
+    const job = await h.open('push');
+    writeFileSync(join(uploads, 'mode.txt'), 'm\n');
+    writeFileSync(join(pub, 'mode.txt'), 'm\n');
+    h.sshd.own(h.home);
+    const batch = join(job.dir, 'batch-writes');
+    writeFileSync(
+      batch,
+      [
+        `chmod 600 ${uploads}/mode.txt`,
+        `symlink ${uploads}/mode.txt ${uploads}/link`,
+        `-chmod 600 ${pub}/mode.txt`,
+        `-symlink ${uploads}/mode.txt ${pub}/link`,
+        // a link to a path the grant cannot write would be a second name for it: refused too
+        `-symlink ${pub}/readme.txt ${uploads}/alias`,
+        `-mkdir ${pub}/newdir`,
+      ].join('\n'),
+    );
+    const r = await job.run('sftp', ['-F', job.configFile, '-b', batch, 'build-host']);
+    expect(r.code, r.stderr).toBe(0);
+    const { lstatSync, readlinkSync, statSync } = await import('node:fs');
+    expect(statSync(join(uploads, 'mode.txt')).mode & 0o777).toBe(0o600);
+    expect(readlinkSync(join(uploads, 'link'))).toBe(`${uploads}/mode.txt`);
+    expect(() => lstatSync(join(uploads, 'alias'))).toThrow();
+    expect(statSync(join(pub, 'mode.txt')).mode & 0o777).not.toBe(0o600);
+    expect(() => lstatSync(join(pub, 'link'))).toThrow();
+    expect(existsSync(join(pub, 'newdir'))).toBe(false);
+    expect(r.stderr).toContain(`hoop: changing attributes of "${pub}/mode.txt" refused: no sftp.write rule`);
+    expect(r.stderr).toContain(`hoop: creating symlink "${pub}/readme.txt" refused`);
+    const t = await job.transcriptWhen((x) => x.events.filter((e) => e.kind === 'ssh.denied').length >= 4);
+    const denied = t.events.filter((e) => e.kind === 'ssh.denied');
+    expect(denied.map((e) => [e.operation.op, e.operation.path, e.operation.rule])).toEqual([
+      ['setstat', `${pub}/mode.txt`, 'sftp.write'],
+      ['symlink', `${pub}/link`, 'sftp.write'],
+      ['symlink', `${uploads}/alias`, 'sftp.write'],
+      ['mkdir', `${pub}/newdir`, 'sftp.write'],
+    ]);
+    const done = t.events.filter((e) => e.kind === 'ssh.sftp').map((e) => [e.operation.op, e.operation.path]);
+    expect(done).toEqual(
+      expect.arrayContaining([
+        ['setstat', `${uploads}/mode.txt`],
+        ['symlink', `${uploads}/link`],
+      ]),
+    );
+  });
+
   it('scp in SFTP mode (the default) and legacy mode (-O), both ways, judged by the same paths', async () => {
     const job = await h.open('push');
     const local = join(job.dir, 'payload.bin');
