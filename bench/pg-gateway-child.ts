@@ -27,7 +27,8 @@ export interface GatewayChild {
  * every socket write.
  */
 export async function buildGatewayServer(): Promise<string> {
-  const outdir = join(here, '..', 'node_modules', '.cache', 'hoop-bench');
+  // in this checkout's build/ (not node_modules/.cache: node_modules may be another checkout's, shared)
+  const outdir = join(here, '..', 'build', 'bench');
   const { build } = await import('esbuild');
   await build({
     entryPoints: [

@@ -6,6 +6,8 @@
 //   npm run bench:pg   (BENCH_SECONDS=10 BENCH_REPEAT=3 BENCH_RECORDING=store|memory|worker|none|null-store BENCH_PASSTHROUGH=0
 //                       BENCH_ONLY=prepared:8 BENCH_RATE=5000)
 //   recording defaults to `store`: the real durable embedded store on its worker thread, as the broker runs.
+//   BENCH_PG_RECORDING=background|before_forward|both: the target's `recording` mode (default background);
+//   `both` runs one gateway process per mode, alternating in each repeat, and prints their ratio.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -25,6 +27,12 @@ const _here = dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const RECORDING = (process.env.BENCH_RECORDING ?? 'store') as GatewayServerConfig['recording'];
+const PG_RECORDING = process.env.BENCH_PG_RECORDING ?? 'background';
+if (!['background', 'before_forward', 'both'].includes(PG_RECORDING))
+  throw new Error('BENCH_PG_RECORDING must be background, before_forward or both');
+const MODES = (PG_RECORDING === 'both' ? ['background', 'before_forward'] : [PG_RECORDING]) as Array<
+  'background' | 'before_forward'
+>;
 const STREAM_ROWS = Number(process.env.BENCH_STREAM_ROWS ?? 1_000_000);
 const PGBOUNCER = '/usr/sbin/pgbouncer';
 const DB = 'bench';
@@ -252,11 +260,11 @@ const best = (xs: Result[]): Result => [...xs].sort((a, b) => b.tps - a.tps)[0]!
 
 async function main(): Promise<void> {
   console.log(
-    `PostgreSQL gateway benchmark: pgbench -S, ${SECONDS}s per run, recording=${RECORDING}, repeat=${REPEAT}`,
+    `PostgreSQL gateway benchmark: pgbench -S, ${SECONDS}s per run, recording=${RECORDING}, target recording=${MODES.join(' vs ')}, repeat=${REPEAT}`,
   );
   const pg = await startPostgres({ settings: { shared_buffers: '128MB' } });
   let bouncer: Awaited<ReturnType<typeof startPgbouncer>> = null;
-  let gateway: GatewayChild | null = null;
+  const gateways: Array<{ mode: 'background' | 'before_forward'; gw: GatewayChild }> = [];
   try {
     await pg.psql(`CREATE ROLE ${ROLE} LOGIN PASSWORD '${PASSWORD}'`);
     await pg.psql(`CREATE DATABASE ${DB} OWNER ${ROLE}`);
@@ -276,21 +284,26 @@ async function main(): Promise<void> {
     const cert = await issueServerCert(ca, ['localhost', '127.0.0.1'], new Date());
     const sessionId = newSessionId();
     const secret = newSessionSecret();
-    gateway = await startGatewayChild({
-      target: {
-        name: DB,
-        kind: 'postgres',
-        host: '127.0.0.1',
-        port: pg.port,
-        database: DB,
-        user: ROLE,
-        password: { env: 'UNUSED' },
-      },
-      password: PASSWORD,
-      tls: { certPem: cert.certPem, keyPem: cert.keyPem },
-      sessions: [{ id: sessionId, secret, grant: GRANT }],
-      recording: RECORDING,
-    });
+    const startFor = (recording: 'background' | 'before_forward') =>
+      startGatewayChild({
+        target: {
+          name: DB,
+          kind: 'postgres',
+          host: '127.0.0.1',
+          port: pg.port,
+          database: DB,
+          user: ROLE,
+          password: { env: 'UNUSED' },
+          recording,
+        },
+        password: PASSWORD,
+        tls: { certPem: cert.certPem, keyPem: cert.keyPem },
+        sessions: [{ id: sessionId, secret, grant: GRANT }],
+        recording: RECORDING,
+      });
+    for (const m of MODES) gateways.push({ mode: m, gw: await startFor(m) });
+    const gateway = gateways[0]!.gw;
+
     const brokerEnv = { PGUSER: sessionId, PGPASSWORD: secret, PGDATABASE: DB };
 
     const passthrough = process.env.BENCH_PASSTHROUGH === '0' ? null : await startPassthrough(pg.port);
@@ -300,6 +313,8 @@ async function main(): Promise<void> {
       direct: Result;
       bouncer?: Result;
       broker: Result;
+      /** BENCH_PG_RECORDING=both: the before_forward gateway, measured beside the default */
+      beforeForward?: Result;
       passthrough?: Result;
     }> = [];
     const only = process.env.BENCH_ONLY; // e.g. "prepared:1"
@@ -310,6 +325,7 @@ async function main(): Promise<void> {
         const b: Result[] = [];
         const g: Result[] = [];
         const p: Result[] = [];
+        const f: Result[] = [];
         for (let i = 0; i < REPEAT; i++) {
           d.push(await pgbench(pg.port, directEnv, mode, clients));
           if (bouncer)
@@ -318,22 +334,23 @@ async function main(): Promise<void> {
             p.push(
               await measured(passthrough.pid, () => pgbench(passthrough.port, directEnv, mode, clients)),
             );
-          const gw = gateway;
-          // A run is over when its transcript is durable: the time (and CPU) the store needs to catch
-          // up counts, and the next run (direct, pgbouncer) must not share the machine with it.
-          g.push(
-            await measured(gw.child.pid, async () => {
+          for (const { mode: recording, gw } of gateways) {
+            // A run is over when its transcript is durable: the time (and CPU) the store needs to catch
+            // up counts, and the next run (direct, pgbouncer) must not share the machine with it.
+            const r = await measured(gw.child.pid, async () => {
               const r = await pgbench(gw.port, brokerEnv, mode, clients);
               const lagMs = await recordingCaughtUp(gw);
               return { ...r, lagMs, tps: (r.tps * SECONDS * 1000) / (SECONDS * 1000 + lagMs) };
-            }),
-          );
+            });
+            (recording === 'before_forward' && gateways.length > 1 ? f : g).push(r);
+          }
         }
         const row = {
           mode,
           clients,
           direct: best(d),
           broker: best(g),
+          ...(f.length > 0 ? { beforeForward: best(f) } : {}),
           ...(bouncer ? { bouncer: best(b) } : {}),
           ...(passthrough ? { passthrough: best(p) } : {}),
         };
@@ -347,6 +364,13 @@ async function main(): Promise<void> {
             `${row.passthrough ? `node relay ${fmt(row.passthrough)} | ` : ''}broker ${fmt(row.broker)} | broker/pgbouncer ${ratio}` +
             `${floor ? ` (node relay/pgbouncer ${floor})` : ''}`,
         );
+        if (row.beforeForward)
+          console.log(
+            `${''.padEnd(14)} before_forward ${fmt(row.beforeForward)} | before_forward/background tps ${(row.beforeForward.tps / row.broker.tps).toFixed(2)}` +
+              (row.beforeForward.cpuMicrosPerTx !== undefined && row.broker.cpuMicrosPerTx
+                ? `, CPU/tx ${(row.beforeForward.cpuMicrosPerTx / row.broker.cpuMicrosPerTx).toFixed(2)}`
+                : ''),
+          );
       }
     }
 
@@ -373,12 +397,17 @@ async function main(): Promise<void> {
     const summary = {
       seconds: SECONDS,
       recording: RECORDING,
+      target_recording: MODES,
       results: rows.map((r) => ({
         mode: r.mode,
         clients: r.clients,
         direct: r.direct,
         pgbouncer: r.bouncer ?? null,
         broker: r.broker,
+        before_forward: r.beforeForward ?? null,
+        before_forward_over_background: r.beforeForward
+          ? Number((r.beforeForward.tps / r.broker.tps).toFixed(3))
+          : null,
         broker_over_pgbouncer: r.bouncer ? Number((r.broker.tps / r.bouncer.tps).toFixed(3)) : null,
         node_relay: r.passthrough ?? null,
         node_relay_over_pgbouncer:
@@ -396,7 +425,7 @@ async function main(): Promise<void> {
     };
     console.log(JSON.stringify(summary));
   } finally {
-    await gateway?.stop();
+    for (const { gw } of gateways) await gw.stop();
     bouncer?.stop();
     await pg.stop();
   }

@@ -149,6 +149,7 @@ async function run(mode: 'simple' | 'prepared'): Promise<number> {
       connId: 'pgc_0123456789ab',
       catalog,
       limits: DEFAULT_LIMITS,
+      recordBeforeForward: false,
       flow: new OperationFlow({
         sessionId: 'ses_bench',
         target: 'bench',

@@ -8,10 +8,17 @@ import { join } from 'node:path';
 import type { NewEvent } from '../service/audit/event.js';
 import { eventText } from '../service/audit/event-text.js';
 import { openEmbeddedStore } from '../service/store/embedded.js';
+import { openPostgresStore } from '../service/store/postgres.js';
+import type { Store } from '../service/store/store.js';
+import { type PgServer, startPostgres } from '../test/fixtures/postgres.js';
 
 const BATCH = Number(process.env.BENCH_BATCH ?? 70);
 const BATCHES = Number(process.env.BENCH_BATCHES ?? 300);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1);
+const STORES =
+  (process.env.BENCH_STORE ?? 'embedded') === 'both'
+    ? ['embedded', 'postgres']
+    : [process.env.BENCH_STORE ?? 'embedded'];
 
 function statementEvent(i: number): NewEvent {
   return {
@@ -34,8 +41,22 @@ function statementEvent(i: number): NewEvent {
 }
 
 async function main(): Promise<void> {
+  for (const kind of STORES) await bench(kind);
+}
+
+async function bench(kind: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'hoop-bench-append-'));
-  const store = await openEmbeddedStore(process.env.BENCH_MEMORY === '1' ? null : dir);
+  let server: PgServer | null = null;
+  let store: Store;
+  if (kind === 'postgres') {
+    server = await startPostgres({
+      settings: { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on' },
+    });
+    await server.psql('CREATE DATABASE hoop_store');
+    store = await openPostgresStore(server.url('hoop_store'));
+  } else {
+    store = await openEmbeddedStore(process.env.BENCH_MEMORY === '1' ? null : dir);
+  }
   try {
     await store.migrate();
     const now = new Date();
@@ -76,19 +97,20 @@ async function main(): Promise<void> {
       );
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
-      for (const batch of batches) await store.appendEventTexts(batch);
+      for (const batch of batches) await store.appendEventTexts!(batch);
       const ms = performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
       const events = n * ids.length * Math.ceil(BATCH / SESSIONS);
       if (!warm)
         console.log(
-          `${events} events in batches of ${BATCH} over ${SESSIONS} sessions: ${((ms * 1000) / events).toFixed(1)} µs wall/event, ` +
+          `${kind} store: ${events} events in batches of ${BATCH} over ${SESSIONS} sessions: ${Math.round((events * 1000) / ms)} events/s, ${((ms * 1000) / events).toFixed(1)} µs wall/event, ` +
             `${((cpu.user + cpu.system) / events).toFixed(1)} µs CPU/event (user ${(cpu.user / events).toFixed(1)}, sys ${(cpu.system / events).toFixed(1)}), ` +
             `${((ms * 1000) / n).toFixed(0)} µs/commit`,
         );
     }
   } finally {
     await store.close();
+    await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

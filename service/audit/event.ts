@@ -93,6 +93,17 @@ export type PgStatementRecord = {
   statement: string;
   statement_kind: string;
 };
+/**
+ * pg.statement.result: the outcome of a statement recorded before it was forwarded (target `recording:
+ * before_forward`), the next result of that connection (its statements complete in the order they were
+ * forwarded); rows, bytes, duration_ms and masked are on the event.
+ */
+export type PgStatementResultRecord = {
+  conn_id: string;
+  error?: string;
+  protocol: PgProtocol;
+  statement_kind: string;
+};
 /** pg.denied: a statement refused before it reached the database. */
 export type PgDeniedRecord = {
   conn_id: string;
@@ -180,6 +191,7 @@ export interface EventOperations {
   'pg.connection.desync': ConnectionDesyncRecord;
   'pg.connection.lost': ConnectionLostRecord;
   'pg.statement': PgStatementRecord;
+  'pg.statement.result': PgStatementResultRecord;
   'pg.denied': PgDeniedRecord;
   'ssh.connection.opened': ConnectionOpenedRecord;
   'ssh.connection.closed': ConnectionClosedRecord;

@@ -11,6 +11,7 @@ import type {
   K8sRequestRecord,
   PgDeniedRecord,
   PgStatementRecord,
+  PgStatementResultRecord,
   SshOperationRecord,
   SshRecordingRef,
 } from './event.js';
@@ -129,6 +130,30 @@ export function allowedEvent(
         outcome,
       );
   }
+}
+
+/**
+ * The outcome of a PostgreSQL operation whose pg.statement event was recorded before it was forwarded
+ * (recording: before_forward): what allowedEvent would have added, as its own event.
+ */
+export function pgResultEvent(
+  ctx: OperationContext,
+  op: PgOperation,
+  outcome: OperationOutcome,
+): BrokerEvent {
+  const operation: PgStatementResultRecord =
+    outcome.error !== undefined
+      ? {
+          conn_id: ctx.conn_id,
+          error: outcome.error,
+          protocol: pgProtocol(op),
+          statement_kind: op.statement?.kind ?? pgLabel(op),
+        }
+      : { conn_id: ctx.conn_id, protocol: pgProtocol(op), statement_kind: op.statement?.kind ?? pgLabel(op) };
+  return withCounts(
+    { target: ctx.target, kind: 'pg.statement.result', operation, decision: 'info', reasons: [] },
+    outcome,
+  );
 }
 
 /** A refused operation's event (recorded before the client hears of it). */

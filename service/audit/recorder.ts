@@ -22,6 +22,8 @@ interface Pending {
   event: NewEvent | string;
   /** someone waits for it (not `background`) */
   urgent: boolean;
+  /** it holds a statement back (`immediate`): its commit starts without waiting for company */
+  immediate: boolean;
   /** called once: (null, seq) when the event is durable, (error, 0) when it will not be */
   settle: Settle;
 }
@@ -51,6 +53,12 @@ export const DEFAULT_BACKGROUND_DELAY_MS = 50;
 export interface RecordOptions {
   /** nobody waits for this event: it may wait for the background window (DEFAULT_BACKGROUND_DELAY_MS) */
   background?: boolean;
+  /**
+   * a statement waits for this event before it is forwarded (a PostgreSQL target's `recording:
+   * before_forward`): its commit starts at once, or right after the one running, without the flush
+   * delay; what arrives meanwhile shares the next commit (group commit without a timer)
+   */
+  immediate?: boolean;
 }
 
 export class TranscriptRecorder {
@@ -60,6 +68,8 @@ export class TranscriptRecorder {
   #queued = 0;
   /** queued events someone waits for */
   #urgent = 0;
+  /** queued events whose commit must start at once (RecordOptions.immediate) */
+  #immediate = 0;
   #flushing: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
   /** when #timer fires (performance.now()) */
@@ -84,7 +94,7 @@ export class TranscriptRecorder {
   /** Append one event to a session's transcript; resolves when it is durable. */
   record(sessionId: string, event: NewEvent, opts: RecordOptions = {}): Promise<RecordedEvent> {
     return new Promise((resolve, reject) => {
-      this.#enqueue(sessionId, event, opts.background !== true, (err, seq) => {
+      this.#enqueue(sessionId, event, opts.background !== true, opts.immediate === true, (err, seq) => {
         if (err === null) resolve({ session_id: sessionId, seq });
         else reject(err);
       });
@@ -97,10 +107,10 @@ export class TranscriptRecorder {
    * durable, `done(error, 0)` when it will not be. Never calls `done` before returning.
    */
   recordBackground(sessionId: string, event: NewEvent, done: Settle): void {
-    this.#enqueue(sessionId, event, false, done);
+    this.#enqueue(sessionId, event, false, false, done);
   }
 
-  #enqueue(sessionId: string, event: NewEvent, urgent: boolean, settle: Settle): void {
+  #enqueue(sessionId: string, event: NewEvent, urgent: boolean, immediate: boolean, settle: Settle): void {
     if (this.#closed) {
       queueMicrotask(() => settle(new Error('recorder is closed'), 0));
       return;
@@ -119,9 +129,10 @@ export class TranscriptRecorder {
       q = [];
       this.#queues.set(sessionId, q);
     }
-    q.push({ event: queued, urgent, settle });
+    q.push({ event: queued, urgent, immediate, settle });
     this.#queued++;
     if (urgent) this.#urgent++;
+    if (immediate) this.#immediate++;
     this.#schedule();
   }
 
@@ -137,7 +148,7 @@ export class TranscriptRecorder {
 
   #schedule(): void {
     if (this.#flushing) return; // the running flush loop picks it up
-    const delay = this.#urgent > 0 ? this.#delayMs : this.#backgroundDelayMs;
+    const delay = this.#immediate > 0 ? 0 : this.#urgent > 0 ? this.#delayMs : this.#backgroundDelayMs;
     if (this.#queued >= MAX_BATCH_EVENTS || delay <= 0) {
       this.#startFlush();
       return;
@@ -169,7 +180,10 @@ export class TranscriptRecorder {
         if (q.length === 0) this.#queues.delete(sessionId);
         taken.push({ sessionId, pending });
         count += pending.length;
-        for (const p of pending) if (p.urgent) this.#urgent--;
+        for (const p of pending) {
+          if (p.urgent) this.#urgent--;
+          if (p.immediate) this.#immediate--;
+        }
       }
       this.#queued -= count;
       try {

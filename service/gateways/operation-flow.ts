@@ -6,6 +6,10 @@
 //   store), with a bounded backlog: above HIGH events not yet durable the gateway stops reading its
 //   client until LOW (memory stays bounded when the store is slow); a recording failure ends the
 //   connection (no unrecorded work).
+// - with `recording: before_forward` (PostgreSQL targets), an allowed statement's event is recorded
+//   durably BEFORE it is forwarded (`forwarding`), like a refusal, and its outcome follows in the
+//   background (`resulted`: pg.statement.result); a failure to record it ends the connection with the
+//   statement unsent.
 // Events are built by audit/operation-events.ts, typed by operation kind. One flow per connection.
 import type { Settle } from '../audit/recorder.js';
 import type { BrokerEvent, ConnectionClosedRecord, ConnectionOpenedRecord } from '../audit/event.js';
@@ -16,16 +20,17 @@ import {
   connectionOpenedEvent,
   deniedEvent,
   type GatewayName,
+  pgResultEvent,
   type OperationContext,
   type OperationOutcome,
 } from '../audit/operation-events.js';
 import type { AllowDecision, Decision, DenyDecision, HoldDecision } from '../policy/decision.js';
-import type { Operation } from '../policy/operation.js';
+import type { Operation, PgOperation } from '../policy/operation.js';
 
 /** Where a flow's events go (the session's transcript, through the recorder). */
 export interface EventSink {
-  /** resolves once durable */
-  record(event: BrokerEvent): Promise<void>;
+  /** resolves once durable; `immediate`: a statement waits for it (RecordOptions.immediate) */
+  record(event: BrokerEvent, opts?: { immediate?: boolean }): Promise<void>;
   /** nobody waits: `done(null, seq)` once durable, `done(err, 0)` if it will not be */
   recordBackground(event: BrokerEvent, done: Settle): void;
 }
@@ -173,6 +178,37 @@ export class OperationFlow {
   completed(op: Operation, reasons: string[], outcome: OperationOutcome): void {
     this.#o.count?.('allow');
     this.#queue.push(allowedEvent(this.#ctx, op, reasons, outcome));
+    if (!this.#batching && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  /**
+   * recording: before_forward — an allowed operation's event, durable before the gateway forwards it
+   * (events queued before it go to the recorder first, keeping the transcript in order). Several
+   * statements of one message are recorded together (one commit). false: recording failed,
+   * onRecordFailed was called, and nothing may be forwarded.
+   */
+  async forwarding(ops: readonly { op: Operation; reasons: string[] }[]): Promise<boolean> {
+    try {
+      this.flush();
+      const recorded: Promise<void>[] = [];
+      for (const { op, reasons } of ops) {
+        this.#o.count?.('allow');
+        recorded.push(this.#o.sink.record(allowedEvent(this.#ctx, op, reasons, {}), { immediate: true }));
+      }
+      await Promise.all(recorded);
+      return true;
+    } catch (err) {
+      this.#o.onRecordFailed(err);
+      return false;
+    }
+  }
+
+  /** The outcome of an operation recorded by forwarding(): queued like completed(). */
+  resulted(op: PgOperation, outcome: OperationOutcome): void {
+    this.#queue.push(pgResultEvent(this.#ctx, op, outcome));
     if (!this.#batching && !this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(this.flush);

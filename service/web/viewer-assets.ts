@@ -1,6 +1,8 @@
 // The audit viewer's page, script and style: static text served by web/routes.ts. The page holds no
 // data; the script asks the JSON API with the admin token the reader types in (kept in this tab's
-// sessionStorage only), and writes every value with textContent, never as HTML.
+// sessionStorage only), and writes every value with textContent, never as HTML. Terminal recordings
+// are handed to asciinema-player (AsciinemaPlayer, served from the installed package by routes.ts) as
+// data, after checking each stored one's SHA-256 against its transcript event.
 
 export const VIEWER_HTML = `<!doctype html>
 <html lang="en">
@@ -8,7 +10,9 @@ export const VIEWER_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>hoop audit</title>
+<link rel="stylesheet" href="/ui/vendor/asciinema-player.css">
 <link rel="stylesheet" href="/ui/app.css">
+<script src="/ui/vendor/asciinema-player.min.js" defer></script>
 <script src="/ui/app.js" defer></script>
 </head>
 <body>
@@ -36,6 +40,7 @@ export const VIEWER_HTML = `<!doctype html>
   <dl id="session-identity"></dl>
   <p id="chain" class="chain"></p>
   <p id="summary"></p>
+  <div id="recordings" hidden><h3>Recordings</h3><div id="recordings-list"></div></div>
   <table id="events-table"><thead><tr><th>#</th><th>Time (UTC)</th><th>Target</th><th>Kind</th><th>Decision</th><th>Operation</th><th>Rows</th><th>Masked</th><th>Reasons</th></tr></thead><tbody></tbody></table>
 </section>
 </main>
@@ -69,6 +74,12 @@ td code, .op { font-family: ui-monospace, monospace; font-size: 12px; white-spac
 .error { color: #82071e; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
 dt { color: #57606a; }
+#recordings { margin: 1rem 0; }
+.recording { margin-bottom: 1rem; max-width: 900px; }
+.recording h4 { margin: .3rem 0; font-weight: 600; }
+.recording .sum { font-family: ui-monospace, monospace; font-size: 12px; }
+.recording .sum.ok { color: #116329; }
+.recording .sum.bad { color: #82071e; font-weight: 600; }
 `;
 
 export const VIEWER_JS = `'use strict';
@@ -165,6 +176,60 @@ export const VIEWER_JS = `'use strict';
       tr.append(el('td', ev.seq), el('td', ev.at.slice(11, 23)), el('td', ev.target ?? ''), el('td', ev.kind), el('td', ev.decision), op,
         el('td', ev.rows ?? ''), el('td', ev.masked ?? ''), el('td', (ev.reasons || []).join('; ')));
       body.append(tr);
+    }
+    await loadRecordings(s.id, t.events);
+  }
+  async function sha256Hex(text) {
+    const d = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+    return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+  let players = [];
+  // SSH shells and commands (their recordings beside the transcript, each named and hashed by its event)
+  // and Kubernetes exec/attach (the asciicast in the event itself), replayed with asciinema-player.
+  async function loadRecordings(id, events) {
+    const box = $('recordings');
+    const list = $('recordings-list');
+    for (const p of players) p.dispose();
+    players = [];
+    list.replaceChildren();
+    const found = [];
+    for (const ev of events) {
+      const op = ev.operation || {};
+      if (op.recording && typeof op.recording.id === 'string') found.push({ ev, ref: op.recording });
+      else if (typeof op.asciicast === 'string' && op.asciicast) found.push({ ev, cast: op.asciicast });
+    }
+    box.hidden = found.length === 0;
+    if (found.length === 0) return;
+    let stored = new Map();
+    if (found.some((f) => f.ref)) {
+      const r = await api('/v1/sessions/' + encodeURIComponent(id) + '/recordings');
+      stored = new Map(r.recordings.map((x) => [x.id, x.cast]));
+    }
+    for (const f of found) {
+      const op = f.ev.operation;
+      const div = el('div', undefined, 'recording');
+      div.dataset.seq = String(f.ev.seq);
+      const what = op.command ? (Array.isArray(op.command) ? op.command.join(' ') : op.command) : (op.term ? 'shell (' + op.term + ')' : f.ev.kind);
+      div.append(el('h4', '#' + f.ev.seq + ' ' + f.ev.kind + ' · ' + (f.ev.target ?? '') + ' · ' + what));
+      const cast = f.ref ? stored.get(f.ref.id) : f.cast;
+      const sum = el('p', '', 'sum');
+      const screen = el('div', undefined, 'screen');
+      div.append(sum, screen);
+      list.append(div);
+      if (cast === undefined) {
+        sum.textContent = '✗ recording ' + f.ref.id + ' is missing from the store';
+        sum.className = 'sum bad';
+        continue;
+      }
+      if (f.ref) {
+        const hex = await sha256Hex(cast);
+        const ok = hex === f.ref.sha256;
+        sum.textContent = (ok ? '✓ sha256 matches the transcript: ' : '✗ sha256 does NOT match the transcript: ') + hex + (f.ref.truncated ? ' (truncated)' : '');
+        sum.className = 'sum ' + (ok ? 'ok' : 'bad');
+      } else {
+        sum.textContent = 'recorded in the transcript event' + (op.asciicast_truncated ? ' (truncated)' : '');
+      }
+      players.push(AsciinemaPlayer.create({ data: cast }, screen, { fit: 'width', idleTimeLimit: 2, poster: 'npt:9999' }));
     }
   }
   async function route() {

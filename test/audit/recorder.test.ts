@@ -109,6 +109,31 @@ describe('TranscriptRecorder', () => {
     await recorder.close();
   });
 
+  it('commits an immediate event (before_forward) without the flush delay, taking the queue along', async () => {
+    const s = makeSession();
+    expect((await store.openSession(s, openedEvent(s), tokenFor())).ok).toBe(true);
+    const recorder = new TranscriptRecorder(store, createLogger('silent'), {
+      flushDelayMs: 1000,
+      backgroundDelayMs: 2000,
+    });
+    batches.length = 0;
+    const t0 = performance.now();
+    const background = recorder.record(s.id, stmt('select 1'), { background: true });
+    const first = await recorder.record(s.id, stmt('insert 1'), { immediate: true });
+    expect(performance.now() - t0).toBeLessThan(800); // not the 1 s flush delay (generous: loaded machine)
+    expect(first.seq).toBe(3);
+    expect((await background).seq).toBe(2);
+    // several at once share a commit (what arrives during a commit goes in the next one, at once)
+    const t1 = performance.now();
+    const many = await Promise.all(
+      [1, 2, 3, 4].map((i) => recorder.record(s.id, stmt(`insert ${i + 1}`), { immediate: true })),
+    );
+    expect(performance.now() - t1).toBeLessThan(800);
+    expect(many.map((e) => e.seq)).toEqual([4, 5, 6, 7]);
+    expect(batches.length).toBeLessThanOrEqual(3);
+    await recorder.close();
+  });
+
   it('hands a store without appendEventTexts the events themselves', async () => {
     const local = storeOnPGlite(await PGlite.create());
     try {

@@ -19,8 +19,8 @@ function harness(opts: { approver?: Approver; failDurable?: boolean; high?: numb
     connId: 'c1',
     gateway: 'ssh',
     sink: {
-      record: async (ev) => {
-        order.push(`durable ${ev.kind}`);
+      record: async (ev, o) => {
+        order.push(`durable ${ev.kind}${o?.immediate ? ' (immediate)' : ''}`);
         if (opts.failDurable) throw new Error('store down');
         durable.push(ev);
       },
@@ -52,6 +52,41 @@ describe('OperationFlow', () => {
       reasons: ['no'],
     });
     expect(h.counts).toEqual(['allow', 'deny']);
+  });
+
+  it('forwarding: records allowed statements durably (immediate) after what was queued; result events follow', async () => {
+    const h = harness();
+    const pgOp: Operation = { kind: 'pg.statement', protocol: 'simple', statement: null, text: 'select 1' };
+    h.flow.completed(EXEC, [], { exit_code: 0 });
+    expect(await h.flow.forwarding([{ op: pgOp, reasons: [] }])).toBe(true);
+    h.flow.resulted(pgOp as Extract<Operation, { kind: 'pg.statement' }>, { rows: 1, duration_ms: 2 });
+    h.flow.flush();
+    expect(h.order).toEqual([
+      'background ssh.exec',
+      'durable pg.statement (immediate)',
+      'background pg.statement.result',
+    ]);
+    expect(h.durable[0]!.operation).toEqual({
+      conn_id: 'c1',
+      protocol: 'simple',
+      statement: 'select 1',
+      statement_kind: 'UNKNOWN',
+    });
+    expect(h.background[1]!.ev).toMatchObject({
+      kind: 'pg.statement.result',
+      decision: 'info',
+      rows: 1,
+      duration_ms: 2,
+      operation: { conn_id: 'c1', protocol: 'simple', statement_kind: 'UNKNOWN' },
+    });
+    expect(h.counts).toEqual(['allow', 'allow']);
+  });
+
+  it('forwarding: a recording failure says so and nothing may be forwarded', async () => {
+    const h = harness({ failDurable: true });
+    const pgOp: Operation = { kind: 'pg.statement', protocol: 'simple', statement: null, text: 'delete' };
+    expect(await h.flow.forwarding([{ op: pgOp, reasons: [] }])).toBe(false);
+    expect(h.failures).toHaveLength(1);
   });
 
   it('says when a refusal could not be recorded', async () => {

@@ -21,6 +21,15 @@ export const PostgresTarget = Type.Object(
     user: Type.String({ minLength: 1 }),
     password: SecretRef,
     tls: Type.Optional(TargetTls),
+    /**
+     * When an allowed statement's transcript event becomes durable. `background` (default): after the
+     * statement completed, with its rows and duration, group-committed within 50 ms (a crash of the
+     * broker can lose the newest ones; `pg.connection.lost` marks the gap). `before_forward`: the
+     * statement's event is durable before the statement reaches the database, as a denial's is (nothing
+     * runs unrecorded; a store that refuses the append closes the connection with the statement unsent),
+     * and its outcome follows as `pg.statement.result`. Cost: README "Recording modes".
+     */
+    recording: Type.Optional(Type.Union([Type.Literal('background'), Type.Literal('before_forward')])),
     /** Upstream connections per session are capped; a job rarely needs more. */
     max_connections_per_session: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
     /**

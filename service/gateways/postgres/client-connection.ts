@@ -450,7 +450,7 @@ export class ClientConnection implements LiveConnection {
       connId: this.connId,
       gateway: 'pg',
       sink: {
-        record: (ev) => deps.record(sessionId, ev),
+        record: (ev, opts) => deps.record(sessionId, ev, opts),
         recordBackground: (ev, done) => {
           if (deps.recordBackground) deps.recordBackground(sessionId, ev, done);
           else
@@ -589,6 +589,7 @@ export class ClientConnection implements LiveConnection {
         catalog: this.host.catalogFor(gt.target.name, gt),
         limits: this.host.limits,
         flow: this.flow!,
+        recordBeforeForward: gt.target.recording === 'before_forward',
         classifier: this.host.classifier,
         buffers: this.host.buffers,
         countLimit: (limit) => this.host.deps.metrics?.limitRefusals.inc({ limit }),

@@ -73,6 +73,11 @@ export interface RelayContext {
    * resumeClient)
    */
   flow: OperationFlow;
+  /**
+   * the target's `recording: before_forward`: every statement's event is durable before the statement
+   * is forwarded (the flow's forwarding); its outcome follows as pg.statement.result
+   */
+  recordBeforeForward: boolean;
   /** classification with a cache for repeated read statements (shared by the gateway's connections) */
   classifier: ClassificationCache;
   /** bytes of unfinished messages held across the gateway's connections */
@@ -417,9 +422,10 @@ export class Relay {
         ) {
           this.forgetNamedPortals(e.portal);
         }
-        this.forward(msg);
-        this.push({ kind: 'execute', portal, run: this.newRun(stmt, 'extended', []), copyOut: null });
-        return;
+        return this.gate.recordThenForward([statementOp(stmt, 'extended')], () => {
+          this.forward(msg);
+          this.push({ kind: 'execute', portal, run: this.newRun(stmt, 'extended', []), copyOut: null });
+        });
       }
       case FrontendType.close: {
         if (this.skippingUntilSync) return;
@@ -501,6 +507,7 @@ export class Relay {
       stmt,
       protocol: op.kind === 'pg.function_call' ? 'function-call' : protocol,
       reasons,
+      recorded: this.ctx.recordBeforeForward,
       startedAt: performance.now(),
       bytes: 0,
       masked: 0,
@@ -889,12 +896,14 @@ export class Relay {
     // Not awaited and not even started here: the response goes to the client first, then the event
     // goes to the recorder (when processUpstream ends, or else right after this I/O round). A failure
     // closes the connection.
-    this.ctx.flow.completed(run.op, run.reasons, {
+    const outcome = {
       rows,
       bytes: run.bytes,
       duration_ms: durationMs,
       masked: run.masked,
       error: sqlstate || undefined,
-    });
+    };
+    if (run.recorded) this.ctx.flow.resulted(run.op, outcome);
+    else this.ctx.flow.completed(run.op, run.reasons, outcome);
   }
 }

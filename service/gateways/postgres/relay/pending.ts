@@ -36,6 +36,8 @@ export interface StatementRun {
   stmt: ClassifiedStatement | null;
   protocol: 'simple' | 'extended' | 'function-call';
   reasons: string[];
+  /** its pg.statement event was recorded before it was forwarded (recording: before_forward) */
+  recorded: boolean;
   startedAt: number;
   bytes: number;
   masked: number;

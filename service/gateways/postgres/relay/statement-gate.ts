@@ -154,10 +154,7 @@ export class StatementGate {
     const copies = this.results.active
       ? cls.statements.flatMap((s, i) => (s.copy?.direction === 'to' ? [i] : []))
       : [];
-    if (copies.length === 0) {
-      this.forwardQuery(msg, cls.statements, new Map());
-      return;
-    }
+    if (copies.length === 0) return this.forwardQuery(msg, cls.statements, new Map());
     return this.describeCopiesThenForward(msg, cls.statements, copies);
   }
 
@@ -165,17 +162,35 @@ export class StatementGate {
     msg: FrontendMessage,
     statements: ClassifiedStatement[],
     copyPlans: Map<number, MaskPlan>,
-  ): void {
-    for (const s of statements) trackPrepared(this.port.prepared, s);
-    this.port.forward(msg);
-    this.port.push({
-      kind: 'simple',
-      statements,
-      index: 0,
-      run: this.port.newRun(statements[0] ?? null, 'simple', []),
-      masker: null,
-      copyPlans,
-      copyOut: null,
+  ): Promise<void> | undefined {
+    const ops = this.ctx.recordBeforeForward ? statements.map((s) => statementOp(s, 'simple')) : [];
+    return this.recordThenForward(ops, () => {
+      for (const s of statements) trackPrepared(this.port.prepared, s);
+      this.port.forward(msg);
+      this.port.push({
+        kind: 'simple',
+        statements,
+        index: 0,
+        run: this.port.newRun(statements[0] ?? null, 'simple', []),
+        masker: null,
+        copyPlans,
+        copyOut: null,
+      });
+    });
+  }
+
+  /**
+   * Forward an allowed message: at once (recording: background, the default: its statements are
+   * recorded when they complete), or once the events of the statements it runs are durable
+   * (before_forward); when they cannot be recorded the flow has ended the connection and nothing is sent.
+   */
+  recordThenForward(ops: readonly PgOperation[], forward: () => void): Promise<void> | undefined {
+    if (!this.ctx.recordBeforeForward || ops.length === 0) {
+      forward();
+      return undefined;
+    }
+    return this.ctx.flow.forwarding(ops.map((op) => ({ op, reasons: [] }))).then((ok) => {
+      if (ok && !this.port.isClosed()) forward();
     });
   }
 
@@ -239,7 +254,7 @@ export class StatementGate {
       plans.set(i, plan);
     }
     if (this.port.isClosed()) return;
-    this.forwardQuery(msg, statements, plans);
+    return this.forwardQuery(msg, statements, plans);
   }
 
   private injectCopyDescribe(info: CopyInfo): Promise<MaskPlan | typeof REFUSED_BY_SERVER | null> {
@@ -331,9 +346,10 @@ export class StatementGate {
     const bypass = functionCallBypass(info, this.outOfSight);
     if (bypass) return this.refuse(msg, op, bypass, true, SQLSTATE.insufficientPrivilege);
     const result = this.results.functionResult(info.name, info.returnType, fc.resultFormat);
-    this.port.forward(msg);
-    this.port.push({ kind: 'function-call', run: this.port.newRun(stmt, 'simple', [], op), result });
-    return;
+    return this.recordThenForward([op], () => {
+      this.port.forward(msg);
+      this.port.push({ kind: 'function-call', run: this.port.newRun(stmt, 'simple', [], op), result });
+    });
   }
 
   private denyFunctionCall(oid: number, text: string, reason: string): Promise<void> {
