@@ -2,6 +2,7 @@
 // stream a large result through it with a deliberately slow reader. Used by bench/pg.ts and by the
 // streaming test (test/gateways/postgres/streaming.test.ts).
 import { type ChildProcess, fork } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PostgresTarget } from '../service/config/schema.js';
@@ -27,7 +28,11 @@ export interface GatewayChild {
  * every socket write.
  */
 export async function buildGatewayServer(): Promise<string> {
-  const outdir = join(here, '..', 'node_modules', '.cache', 'hoop-bench');
+  // node_modules is shared between checkouts (worktrees link the lead's): one bundle directory per
+  // checkout, so a bench or test in another checkout cannot replace this one's bundle (or the store
+  // process' entry beside it) while it runs
+  const checkout = createHash('sha256').update(here).digest('hex').slice(0, 12);
+  const outdir = join(here, '..', 'node_modules', '.cache', `hoop-bench-${checkout}`);
   const { build } = await import('esbuild');
   await build({
     entryPoints: [
