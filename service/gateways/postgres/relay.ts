@@ -656,6 +656,10 @@ export class Relay {
   private send(outs: Buffer[]): void {
     if (outs.length === 1) {
       this.client.write(outs[0]!);
+    } else if (outs.length > 4) {
+      // a chunk of masked rows: hundreds of pieces, each a stream write of its own when corked;
+      // one copy into one buffer costs far less than that
+      this.client.write(Buffer.concat(outs));
     } else if (outs.length > 1) {
       this.client.cork();
       for (const b of outs) this.client.write(b);
