@@ -612,6 +612,23 @@ export class Relay {
           continue;
         }
         if (end > len) break;
+        if (type === BackendType.copyData && this.queue.copyOutActive) {
+          // a masked COPY TO: every whole CopyData of this chunk at once, into one buffer
+          const copyOut = this.currentCopyOut();
+          if (copyOut?.masker) {
+            const r = this.results.maskCopyRun(copyOut, this.currentRun(), buf, pos, len);
+            if (this.closed) return;
+            if (r.end > pos) {
+              if (r.out !== null) {
+                if (pos > runStart) outs.push(buf.subarray(runStart, pos));
+                outs.push(r.out as Buffer);
+                runStart = r.end;
+              }
+              pos = r.end;
+              continue;
+            }
+          }
+        }
         const out = this.handleBackend(type, buf, pos, end);
         if (this.closed) return;
         if (out !== FORWARD) {

@@ -68,23 +68,23 @@ function validJson(text: string): boolean {
   }
 }
 
-/** Masks that are the same for every value are encoded once. */
-const encodedMasks = new Map<string, Buffer>();
-function encodedMask(text: string): Buffer {
-  let b = encodedMasks.get(text);
-  if (b === undefined) {
-    b = Buffer.from(text, 'utf8');
-    // card, key and IBAN masks keep a few characters of the value: bounded, so not kept forever
-    if (encodedMasks.size < 4096) encodedMasks.set(text, b);
-  }
-  return b;
-}
-
 /** A masked cell: its new value (null: send NULL). */
 export interface CellReplacement {
   value: Buffer | null;
 }
 const TO_NULL: CellReplacement = Object.freeze({ value: null });
+
+/** Masks that are the same for every value are encoded once. */
+const encodedMasks = new Map<string, CellReplacement>();
+function encodedMask(text: string): CellReplacement {
+  let r = encodedMasks.get(text);
+  if (r === undefined) {
+    r = Object.freeze({ value: Buffer.from(text, 'utf8') });
+    // card, key and IBAN masks keep a few characters of the value: bounded, so not kept forever
+    if (encodedMasks.size < 4096) encodedMasks.set(text, r);
+  }
+  return r;
+}
 
 /**
  * The cell `buf[start, end)` under its action: null when it goes out unchanged, else what replaces
@@ -103,7 +103,7 @@ export function maskCellAt(
     case 'null':
       return TO_NULL;
     case 'mask':
-      return { value: encodedMask(maskWholeValue(buf.toString('utf8', start, end))) };
+      return encodedMask(maskWholeValue(buf.toString('utf8', start, end)));
     case 'detect': {
       if (detectors.length === 0 || !detectorsMayMatch(buf, start, end, detectors)) return null;
       const { text, count } = maskText(buf.toString('utf8', start, end), detectors);

@@ -6,6 +6,10 @@
 // CSV format (psql `\copy … csv`): quoted fields may hold delimiters and newlines; masked fields are
 // written quoted. Binary format cannot be masked here: the gateway refuses a binary COPY whose plan is
 // active (see copyMaskSupport).
+//
+// Longer than most files here (~770 lines) on purpose: the text format's decoding, escaping, row
+// splitting and the stream masker's fast paths share private helpers and invariants (one row per
+// newline, escapes decoded before the detectors look) that are easier to check read together.
 import type { Detector } from '../../config/schema.js';
 import type { CellAction, CopyInfo, MaskPlan } from '../sql/types.js';
 import { type CellReplacement, maskCell, maskCellAt } from './cell.js';
@@ -219,9 +223,18 @@ class OutBuffer {
   }
 
   range(src: Buffer, start: number, end: number): void {
-    if (end <= start) return;
-    this.ensure(end - start);
-    this.len += src.copy(this.buf, this.len, start, end);
+    const n = end - start;
+    if (n <= 0) return;
+    this.ensure(n);
+    if (n > 48) {
+      this.len += src.copy(this.buf, this.len, start, end);
+      return;
+    }
+    // a few bytes (a field, a terminator): a loop costs less than Buffer#copy's own overhead
+    const dst = this.buf;
+    let at = this.len;
+    for (let i = start; i < end; i++) dst[at++] = src[i]!;
+    this.len = at;
   }
 
   bytes(b: Buffer): void {
@@ -286,6 +299,46 @@ class TextRowMasker {
    * Throws CopyFormatError when the row does not have one field per action.
    */
   mask(buf: Buffer, start: number, end: number): number {
+    const bs = this.nextBackslash(buf, start);
+    if (bs === -1 || bs >= end) this.splitPlain(buf, start, end);
+    else this.splitEscaped(buf, start, end);
+    return this.maskFields(buf);
+  }
+
+  /** where the next backslash at or after `from` is in buf (-1: none); one search serves many rows */
+  private bsBuf: Buffer | null = null;
+  private bsFrom = 0;
+  private bsAt = -1;
+  private nextBackslash(buf: Buffer, from: number): number {
+    if (buf !== this.bsBuf || from < this.bsFrom || (this.bsAt !== -1 && this.bsAt < from)) {
+      this.bsBuf = buf;
+      this.bsFrom = from;
+      this.bsAt = buf.indexOf(BACKSLASH, from);
+    }
+    return this.bsAt;
+  }
+
+  /** a row without escapes: its fields found with the native search for the delimiter */
+  private splitPlain(buf: Buffer, start: number, end: number): void {
+    const n = this.actions.length;
+    let fieldStart = start;
+    for (let field = 0; ; field++) {
+      let d = buf.indexOf(this.delimiter, fieldStart);
+      if (d === -1 || d > end) d = end;
+      if (d === end) {
+        if (field !== n - 1) throw new CopyFormatError(`COPY row has ${field + 1} fields, expected ${n}`);
+      } else if (field >= n - 1) {
+        throw new CopyFormatError(`COPY row has more than ${n} fields`);
+      }
+      this.starts[field] = fieldStart;
+      this.ends[field] = d;
+      this.escaped[field] = 0;
+      if (d === end) return;
+      fieldStart = d + 1;
+    }
+  }
+
+  private splitEscaped(buf: Buffer, start: number, end: number): void {
     const n = this.actions.length;
     const delimiter = this.delimiter;
     let field = 0;
@@ -312,6 +365,10 @@ class TextRowMasker {
     this.starts[field] = fieldStart;
     this.ends[field] = end;
     this.escaped[field] = escaped;
+  }
+
+  private maskFields(buf: Buffer): number {
+    const n = this.actions.length;
     let masked = 0;
     for (let k = 0; k < n; k++) {
       const action = this.actions[k]!;
@@ -334,8 +391,11 @@ class TextRowMasker {
     return masked;
   }
 
-  /** After mask() returned non-zero: the masked row body into `out` (then forgets the replacements). */
-  write(buf: Buffer, out: OutBuffer): void {
+  /**
+   * After mask() returned non-zero: the masked row body into `out` (then forgets the replacements),
+   * and what follows the body up to `tailEnd` (its terminator) as it came.
+   */
+  write(buf: Buffer, out: OutBuffer, tailEnd = this.ends[this.actions.length - 1]!): void {
     const n = this.actions.length;
     let copyFrom = this.starts[0]!;
     for (let k = 0; k < n; k++) {
@@ -347,7 +407,7 @@ class TextRowMasker {
       else out.textField(r.value, this.delimiter);
       copyFrom = this.ends[k]!;
     }
-    out.range(buf, copyFrom, this.ends[n - 1]!);
+    out.range(buf, copyFrom, tailEnd);
   }
 }
 
@@ -365,8 +425,7 @@ export function maskCopyTextRow(
   const masked = rows.mask(body, 0, body.length);
   if (masked === 0) return { line, masked };
   const out = new OutBuffer();
-  rows.write(body, out);
-  out.bytes(terminator);
+  rows.write(line, out, body.length + terminator.length);
   return { line: out.take(), masked };
 }
 
@@ -570,8 +629,7 @@ export class CopyOutMasker {
       const n = this.textRow(rows, data, pos, bodyEnd);
       if (n > 0) {
         out.range(data, clean, pos);
-        rows.write(data, out);
-        out.range(data, bodyEnd, nl + 1);
+        rows.write(data, out, nl + 1);
         clean = nl + 1;
         masked += n;
         changed = true;
@@ -585,6 +643,59 @@ export class CopyOutMasker {
     }
     out.range(data, clean, pos);
     return this.framed(masked);
+  }
+
+  /**
+   * The fast path for a chunk from the server: consecutive whole CopyData messages of text format,
+   * starting at `pos` in `buf` (up to `limit`), each ending with a newline (complete rows). Masks
+   * them as push() would, into one buffer of CopyData messages, one per message in. Returns where it
+   * stopped (pos: nothing taken, call push for that message) and that buffer, or null when every
+   * message taken is unchanged (then they go out as they came).
+   */
+  pushRun(buf: Buffer, pos: number, limit: number): { end: number; out: Buffer | null; masked: number } {
+    const rows = this.text;
+    if (!rows || this.pending.length !== 0) return { end: pos, out: null, masked: 0 };
+    const out = this.out;
+    out.len = 0;
+    let clean = pos; // bytes from here are unchanged messages (or rows) not yet copied to out
+    let masked = 0;
+    let changed = false;
+    let p = pos;
+    while (limit - p >= 5 && buf[p] === COPY_DATA) {
+      const fe = p + 1 + buf.readInt32BE(p + 1);
+      if (fe > limit || fe - p < 6 || buf[fe - 1] !== NEWLINE) break;
+      let frameStart = -1; // where this message's header is in out, once it changed
+      let rowStart = p + 5;
+      while (rowStart < fe) {
+        const nl = buf.indexOf(NEWLINE, rowStart);
+        let bodyEnd = nl;
+        if (bodyEnd > rowStart && buf[bodyEnd - 1] === CR) bodyEnd--;
+        const n = this.textRow(rows, buf, rowStart, bodyEnd);
+        if (n > 0) {
+          if (frameStart === -1) {
+            out.range(buf, clean, p);
+            frameStart = out.len;
+            out.range(buf, p, p + 5); // the header; its length is set below
+            clean = p + 5;
+          }
+          out.range(buf, clean, rowStart);
+          rows.write(buf, out, nl + 1);
+          clean = nl + 1;
+          masked += n;
+        }
+        rowStart = nl + 1;
+      }
+      if (frameStart !== -1) {
+        out.range(buf, clean, fe);
+        clean = fe;
+        out.buf.writeInt32BE(out.len - frameStart - 1, frameStart + 1);
+        changed = true;
+      }
+      p = fe;
+    }
+    if (!changed) return { end: p, out: null, masked: 0 };
+    out.range(buf, clean, p);
+    return { end: p, out: out.take(), masked };
   }
 
   /** the rows in the output buffer, framed as one CopyData */
@@ -646,8 +757,7 @@ export class CopyOutMasker {
     const n = this.textRow(this.text, body, 0, body.length);
     if (n === 0) return { line: last, masked: 0 };
     this.out.len = 0;
-    this.text.write(body, this.out);
-    this.out.range(last, body.length, last.length);
+    this.text.write(last, this.out, last.length);
     return { line: this.out.take(), masked: n };
   }
 

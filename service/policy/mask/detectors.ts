@@ -60,11 +60,22 @@ function findEmails(text: string, out: Finding[]): void {
     let end = at + 1;
     while (end < text.length && isDomain(text.charCodeAt(end))) end++;
     while (end > at + 1 && (text.charCodeAt(end - 1) === 46 || text.charCodeAt(end - 1) === 45)) end--;
-    const domain = text.slice(at + 1, end);
-    const lastDot = domain.lastIndexOf('.');
-    if (lastDot <= 0) continue;
-    const tld = domain.slice(lastDot + 1);
-    if (tld.length < 2 || !/^[A-Za-z]+$/.test(tld) || domain.includes('..')) continue;
+    // the domain text[at + 1, end): a dot not first, no '..', and a last label of two or more ASCII
+    // letters (by index, without slicing: this runs for every address of a masked column)
+    let lastDot = -1;
+    let doubleDot = false;
+    for (let i = at + 1; i < end; i++) {
+      if (text.charCodeAt(i) !== 46) continue;
+      if (i > at + 1 && text.charCodeAt(i - 1) === 46) doubleDot = true;
+      lastDot = i;
+    }
+    if (lastDot <= at + 1 || doubleDot || end - lastDot - 1 < 2) continue;
+    let letters = true;
+    for (let i = lastDot + 1; i < end && letters; i++) {
+      const c = text.charCodeAt(i);
+      letters = (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+    }
+    if (!letters) continue;
     out.push({ start, end, detector: 'email', mask: EMAIL_MASK });
     floor = end;
   }
@@ -398,7 +409,10 @@ function mayFind(d: Detector, f: ReturnType<typeof textFacts>): boolean {
 export function findSensitive(text: string, detectors: readonly Detector[]): Finding[] {
   const all: Finding[] = [];
   const facts = textFacts(text);
-  for (const d of new Set(detectors)) if (mayFind(d, facts)) FINDERS[d](text, all);
+  for (let i = 0; i < detectors.length; i++) {
+    const d = detectors[i]!;
+    if (detectors.indexOf(d) === i && mayFind(d, facts)) FINDERS[d](text, all);
+  }
   return ordered(all);
 }
 

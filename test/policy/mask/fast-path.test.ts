@@ -181,3 +181,57 @@ describe('text COPY fast path', () => {
     expect(() => n.push(Buffer.from('1\t\\N\tx\tsmuggled@example.com\n'))).toThrow(CopyFormatError);
   });
 });
+
+describe('text COPY: a chunk of CopyData messages at once (pushRun)', () => {
+  const frame = (payload: string): Buffer => {
+    const body = Buffer.from(payload);
+    const out = Buffer.alloc(5 + body.length);
+    out[0] = 0x64;
+    out.writeInt32BE(4 + body.length, 1);
+    body.copy(out, 5);
+    return out;
+  };
+  /** the CopyData payloads in a buffer of messages */
+  const payloads = (buf: Buffer): string[] => {
+    const out: string[] = [];
+    for (let p = 0; p < buf.length;) {
+      expect(buf[p]).toBe(0x64);
+      const end = p + 1 + buf.readInt32BE(p + 1);
+      out.push(buf.toString('utf8', p + 5, end));
+      p = end;
+    }
+    return out;
+  };
+
+  it('masks each message as push would, one message out per message in, and stops where it must', () => {
+    const rows = [
+      '1\t\\N\tplain\n',
+      '2\talice@example.com\tx\n',
+      '3\t\\N\tcard 4111111111111111\n',
+      '4\t\\N\tnothing\n',
+    ];
+    const partial = frame('5\tbob@exa');
+    const chunk = Buffer.concat([...rows.map(frame), partial, Buffer.from([0x63, 0, 0, 0, 4])]);
+    const m = new CopyOutMasker(TEXT_COPY, ROW_ACTIONS, DETECT);
+    const r = m.pushRun(chunk, 0, chunk.length);
+    expect(r.end).toBe(chunk.length - partial.length - 5); // not the partial row, not the CopyDone
+    expect(r.masked).toBe(2);
+    expect(payloads(r.out!)).toEqual([
+      '1\t\\N\tplain\n',
+      '2\t***@***.***\tx\n',
+      '3\t\\N\tcard ****-****-****-1111\n',
+      '4\t\\N\tnothing\n',
+    ]);
+    // the rest the usual way
+    expect(m.push(partial.subarray(5)).line.length).toBe(0);
+    expect(m.push(Buffer.from('ample.com\tz\n')).line.toString()).toBe('5\t***@***.***\tz\n');
+  });
+
+  it('passes a run of unchanged messages without copying them, and refuses a bad row', () => {
+    const chunk = Buffer.concat([frame('1\t\\N\tplain\n'), frame('2\t\\N\tplain\n')]);
+    const m = new CopyOutMasker(TEXT_COPY, ROW_ACTIONS, DETECT);
+    expect(m.pushRun(chunk, 0, chunk.length)).toEqual({ end: chunk.length, out: null, masked: 0 });
+    const bad = frame('1\talice@example.com\n');
+    expect(() => m.pushRun(bad, 0, bad.length)).toThrow(CopyFormatError);
+  });
+});

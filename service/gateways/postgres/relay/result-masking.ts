@@ -387,6 +387,33 @@ export class ResultMasking {
     return out;
   }
 
+  /**
+   * The CopyData messages of a masked text COPY TO starting at `pos`, as many as are whole in this
+   * chunk (CopyOutMasker.pushRun): where they end, and what replaces them (null: they pass as they
+   * came; DROP: the connection was closed). end === pos: take the next message the usual way.
+   */
+  maskCopyRun(
+    state: CopyOutState,
+    run: StatementRun | null,
+    buf: Buffer,
+    pos: number,
+    limit: number,
+  ): { end: number; out: Buffer | null | typeof DROP } {
+    const masker = state.masker;
+    if (!masker) return { end: pos, out: null };
+    let r: { end: number; out: Buffer | null; masked: number };
+    try {
+      r = masker.pushRun(buf, pos, limit);
+    } catch (err) {
+      return { end: pos, out: this.copyMaskFailed(err) as typeof DROP };
+    }
+    if (run) {
+      run.bytes += r.out ? r.out.length : r.end - pos;
+      run.masked += r.masked;
+    }
+    return r;
+  }
+
   /** End of COPY data: a last row without a newline (PostgreSQL never sends one) is masked too. */
   copyDone(
     state: CopyOutState | null,
