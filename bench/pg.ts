@@ -255,12 +255,16 @@ async function recordingCaughtUp(gw: GatewayChild): Promise<number> {
   }
 }
 
+/** The load average now (the machine is shared: say how busy it was). */
+const load = (): string =>
+  `load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`;
+
 /** Best of the repeats: this machine is shared, and interference only ever slows a run down. */
 const best = (xs: Result[]): Result => [...xs].sort((a, b) => b.tps - a.tps)[0]!;
 
 async function main(): Promise<void> {
   console.log(
-    `PostgreSQL gateway benchmark: pgbench -S, ${SECONDS}s per run, recording=${RECORDING}, target recording=${MODES.join(' vs ')}, repeat=${REPEAT}`,
+    `PostgreSQL gateway benchmark: pgbench -S, ${SECONDS}s per run, recording=${RECORDING}, target recording=${MODES.join(' vs ')}, repeat=${REPEAT}; ${load()}`,
   );
   const pg = await startPostgres({ settings: { shared_buffers: '128MB' } });
   let bouncer: Awaited<ReturnType<typeof startPgbouncer>> = null;
@@ -375,6 +379,22 @@ async function main(): Promise<void> {
     }
 
     passthrough?.stop();
+    // the summary: throughput ratios and CPU per transaction side by side (broker: its own process
+    // plus the embedded store's, which is in the figure and also given apart)
+    const cpu = (r: Result | undefined): string =>
+      r?.cpuMicrosPerTx === undefined
+        ? 'n/a'
+        : `${r.cpuMicrosPerTx}${r.childMicrosPerTx !== undefined ? ` (store ${r.childMicrosPerTx})` : ''}`;
+    const ratio = (a: Result | undefined, b: Result | undefined): string =>
+      a && b ? (a.tps / b.tps).toFixed(2) : 'n/a';
+    console.log(
+      `\n${load()}\n| mode | broker/pgbouncer | node relay/pgbouncer | CPU µs/tx pgbouncer | node relay | broker (store process) |\n|---|---|---|---|---|---|`,
+    );
+    for (const r of rows)
+      console.log(
+        `| ${r.mode} c=${r.clients} | ${ratio(r.broker, r.bouncer)} | ${ratio(r.passthrough, r.bouncer)} | ` +
+          `${cpu(r.bouncer)} | ${cpu(r.passthrough)} | ${cpu(r.broker)} |`,
+      );
     if (process.env.BENCH_STREAM === '0') return;
     const before = await gateway.stats();
     gateway.resetPeak();

@@ -619,6 +619,23 @@ export class Relay {
           continue;
         }
         if (end > len) break;
+        if (type === BackendType.copyData && this.queue.copyOutActive) {
+          // a masked COPY TO: every whole CopyData of this chunk at once, into one buffer
+          const copyOut = this.currentCopyOut();
+          if (copyOut?.masker) {
+            const r = this.results.maskCopyRun(copyOut, this.currentRun(), buf, pos, len);
+            if (this.closed) return;
+            if (r.end > pos) {
+              if (r.out !== null) {
+                if (pos > runStart) outs.push(buf.subarray(runStart, pos));
+                outs.push(r.out as Buffer);
+                runStart = r.end;
+              }
+              pos = r.end;
+              continue;
+            }
+          }
+        }
         const out = this.handleBackend(type, buf, pos, end);
         if (this.closed) return;
         if (out !== FORWARD) {
@@ -663,6 +680,10 @@ export class Relay {
   private send(outs: Buffer[]): void {
     if (outs.length === 1) {
       this.client.write(outs[0]!);
+    } else if (outs.length > 4) {
+      // a chunk of masked rows: hundreds of pieces, each a stream write of its own when corked;
+      // one copy into one buffer costs far less than that
+      this.client.write(Buffer.concat(outs));
     } else if (outs.length > 1) {
       this.client.cork();
       for (const b of outs) this.client.write(b);

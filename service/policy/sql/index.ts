@@ -1,6 +1,6 @@
 // The SQL policy and masking the PostgreSQL gateway calls: classification (real parser), decisions,
 // redaction, and result masking. Everything here is pure except the one-time parser load.
-export { maskCell } from '../mask/cell.js';
+export { maskCell, maskCellAt } from '../mask/cell.js';
 export {
   CopyFormatError,
   type CopyMaskSupport,
@@ -9,6 +9,7 @@ export {
   decodeCopyCsvRow,
   decodeCopyTextRow,
   encodeCopyTextRow,
+  type MaskedCopyData,
   type MaskedRow,
   maskCopyCsvRow,
   maskCopyTextRow,

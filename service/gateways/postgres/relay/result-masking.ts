@@ -10,8 +10,10 @@ import type { TargetViews } from '../../../policy/pg/facts.js';
 import {
   columnMaskRules,
   CopyOutMasker,
+  type MaskedCopyData,
   guardEchoedValues,
   maskCell,
+  maskCellAt,
   maskNoticeText,
   planMask,
   tableIsRule,
@@ -26,10 +28,8 @@ import type {
 import { type BackendError, fatal, SQLSTATE } from '../backend-error.js';
 import {
   BackendType,
-  dataRow,
   fieldsMessage,
   type RowField,
-  readDataRow,
   readNoticeFields,
   readRowDescription,
 } from '../backend-messages.js';
@@ -75,6 +75,9 @@ export class ResultMasking {
   private lastRowMasker: RowMasker | null = null;
   private planCacheGeneration = -1;
   private planCacheSince = 0;
+  /** maskDataRow's scratch: per changed cell its index, start and end; and its new value */
+  private rowReplaced = new Int32Array(3 * 64);
+  private readonly rowValues: Array<Buffer | null> = [];
 
   constructor(
     rules: readonly MaskRule[],
@@ -234,35 +237,75 @@ export class ResultMasking {
       if (run) run.bytes += end - pos;
       return FORWARD;
     }
-    const cells = readDataRow(buf, pos + 5, end);
-    if (!cells) {
-      this.deps.fail(
-        fatal(SQLSTATE.protocolViolation, 'hoop: malformed DataRow from the database'),
-        'bad DataRow',
-      );
-      return DROP;
-    }
+    // The cells are walked by offset; a cell whose action is pass is not looked at, and a row
+    // with no changed cell goes out as it came (no copy).
     const actions = m.plan.actions;
+    if (end - pos < 7) return this.badDataRow();
+    const count = buf.readInt16BE(pos + 5);
+    if (count * 3 > this.rowReplaced.length) this.rowReplaced = new Int32Array(count * 3);
+    const replaced = this.rowReplaced;
     let changed = 0;
-    for (let i = 0; i < cells.length; i++) {
+    let p = pos + 7;
+    for (let i = 0; i < count; i++) {
+      if (p + 4 > end) return this.badDataRow(changed);
+      const len = buf.readInt32BE(p);
+      p += 4;
+      if (len < 0) continue; // NULL stays NULL
+      if (p + len > end) return this.badDataRow(changed);
       const action: CellAction | undefined = actions[i];
-      if (!action || action.kind === 'pass') continue;
-      const r = maskCell(action, cells[i] ?? null, this.detectors);
-      if (r.masked) {
-        cells[i] = r.value;
-        changed++;
+      if (action !== undefined && action.kind !== 'pass') {
+        const r = maskCellAt(action, buf, p, p + len, this.detectors);
+        if (r !== null) {
+          replaced[changed * 3] = i;
+          replaced[changed * 3 + 1] = p;
+          replaced[changed * 3 + 2] = p + len;
+          this.rowValues[changed] = r.value;
+          changed++;
+        }
       }
+      p += len;
     }
     if (changed === 0) {
       if (run) run.bytes += end - pos;
       return FORWARD;
     }
-    const out = dataRow(cells);
+    // the row as it came up to its last cell, each changed cell (its Int32 length and value) replaced
+    const rowEnd = p;
+    let size = rowEnd - pos;
+    for (let k = 0; k < changed; k++) {
+      size -= replaced[k * 3 + 2]! - replaced[k * 3 + 1]!;
+      size += this.rowValues[k]?.length ?? 0;
+    }
+    const out = Buffer.allocUnsafe(size);
+    out[0] = BackendType.dataRow;
+    out.writeInt32BE(size - 1, 1);
+    let at = 5;
+    let from = pos + 5;
+    for (let k = 0; k < changed; k++) {
+      const cellStart = replaced[k * 3 + 1]!;
+      at += buf.copy(out, at, from, cellStart - 4);
+      const v = this.rowValues[k] ?? null;
+      this.rowValues[k] = null;
+      out.writeInt32BE(v === null ? -1 : v.length, at);
+      at += 4;
+      if (v !== null) at += v.copy(out, at);
+      from = replaced[k * 3 + 2]!;
+    }
+    buf.copy(out, at, from, rowEnd);
     if (run) {
       run.bytes += out.length;
       run.masked += changed;
     }
     return out;
+  }
+
+  private badDataRow(pendingValues = 0): FrameAction {
+    for (let k = 0; k < pendingValues; k++) this.rowValues[k] = null;
+    this.deps.fail(
+      fatal(SQLSTATE.protocolViolation, 'hoop: malformed DataRow from the database'),
+      'bad DataRow',
+    );
+    return DROP;
   }
 
   /** How a FunctionCall's one value is masked: like a computed column of its result type. */
@@ -325,19 +368,50 @@ export class ResultMasking {
       if (run) run.bytes += end - pos;
       return FORWARD;
     }
-    let r: { line: Buffer; masked: number };
+    let r: MaskedCopyData;
     try {
       r = masker.push(buf.subarray(pos + 5, end));
     } catch (err) {
       return this.copyMaskFailed(err);
     }
+    if (r.same) {
+      if (run) run.bytes += end - pos;
+      return FORWARD;
+    }
     if (r.line.length === 0) return DROP;
-    const out = copyDataFrame(r.line);
+    const out = r.frame ?? copyDataFrame(r.line);
     if (run) {
       run.bytes += out.length;
       run.masked += r.masked;
     }
     return out;
+  }
+
+  /**
+   * The CopyData messages of a masked text COPY TO starting at `pos`, as many as are whole in this
+   * chunk (CopyOutMasker.pushRun): where they end, and what replaces them (null: they pass as they
+   * came; DROP: the connection was closed). end === pos: take the next message the usual way.
+   */
+  maskCopyRun(
+    state: CopyOutState,
+    run: StatementRun | null,
+    buf: Buffer,
+    pos: number,
+    limit: number,
+  ): { end: number; out: Buffer | null | typeof DROP } {
+    const masker = state.masker;
+    if (!masker) return { end: pos, out: null };
+    let r: { end: number; out: Buffer | null; masked: number };
+    try {
+      r = masker.pushRun(buf, pos, limit);
+    } catch (err) {
+      return { end: pos, out: this.copyMaskFailed(err) as typeof DROP };
+    }
+    if (run) {
+      run.bytes += r.out ? r.out.length : r.end - pos;
+      run.masked += r.masked;
+    }
+    return r;
   }
 
   /** End of COPY data: a last row without a newline (PostgreSQL never sends one) is masked too. */
