@@ -29,8 +29,8 @@ export interface ApprovalServiceOptions {
   /** append an event to a session's transcript, durably */
   record(sessionId: string, event: BrokerEvent): Promise<unknown>;
   logger: Logger;
-  /** the broker's public URL (links in notices and notifications) */
-  publicUrl: string;
+  /** the broker's public URL (links in notices and notifications); known once the API listens */
+  publicUrl: () => string;
   channels?: ApprovalChannel[];
   now?: () => Date;
   /** how often waiting approvals are read again, besides NOTIFY (default 1 s) */
@@ -63,7 +63,7 @@ export class ApprovalService implements Approver, ApprovalDecider {
   }
 
   links(id: string): ApprovalLinks {
-    const base = this.#o.publicUrl.replace(/\/+$/, '');
+    const base = this.#o.publicUrl().replace(/\/+$/, '');
     return {
       api: `${base}/v1/approvals/${id}`,
       cli: `hoop-broker approvals approve ${id} --url ${base}`,

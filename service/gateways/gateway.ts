@@ -1,5 +1,6 @@
 // What the broker knows of a gateway: its kind, how to start and stop it, and the connection settings
 // a session's answer carries for each of its targets. The broker loops over gateways/registry.ts.
+import type { Approver } from './operation-flow.js';
 import type { Logger } from 'pino';
 import type { ConnectionOf } from '../api/schemas.js';
 import type { BrokerEvent } from '../audit/event.js';
@@ -57,6 +58,8 @@ export interface GatewayContext {
     append(sessionId: string, chunks: RecordingChunk[]): Promise<void>;
   };
   metrics: BrokerMetrics;
+  /** decides held operations (service/approvals/service.ts); absent: holds are refused */
+  approver?: Approver;
 }
 
 /** Makes a kind's gateway from the broker's context; null when the config does not enable it (no listener). */

@@ -303,7 +303,6 @@ export const SQL = {
     'insert_approval',
     `INSERT INTO approvals (id, session_id, state, requested_at, expires_at, version, body)
      VALUES ($1, $2, $3, $4, $5, 1, $6)`,
-    { rowless: true },
   ),
   getApproval: statement('get_approval', `SELECT version, body::text AS body FROM approvals WHERE id = $1`),
   listApprovals: statement(

@@ -71,7 +71,7 @@ export const sshGateway: GatewayFactory<'ssh'> = (ctx) => {
             recordBackground: (event, done) => ctx.recorder.recordBackground(sessionId, event, done),
           }),
           recordings: ctx.recordings,
-          approver: holdsUnsupported('the ssh gateway'),
+          approver: ctx.approver ?? holdsUnsupported('the ssh gateway'),
           now: () => ctx.sessions.now(),
           onConnection: (delta) => ctx.metrics.gatewayConnections.inc({ gateway: 'ssh' }, delta),
           count: (decision) => ctx.metrics.statements.inc({ gateway: 'ssh', decision }),
