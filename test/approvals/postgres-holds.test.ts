@@ -434,3 +434,31 @@ describe('a held statement, refused', () => {
     }
   });
 });
+
+describe('latency', () => {
+  it('measures the time from the approving POST to the statement having run (p50 over 20 holds)', async () => {
+    const s = await openSession();
+    const c = client(s);
+    await c.connect();
+    const waits: number[] = [];
+    try {
+      for (let i = 0; i < 20; i++) {
+        const q = c.query('UPDATE accounts SET balance = balance WHERE id = 3');
+        const [a] = await pending(s.id);
+        const t0 = performance.now();
+        expect((await api('POST', `/v1/approvals/${a!.id}`, ALICE, { decision: 'approve' })).status).toBe(
+          200,
+        );
+        await q;
+        waits.push(performance.now() - t0);
+      }
+    } finally {
+      await c.end();
+    }
+    const sorted = [...waits].sort((x, y) => x - y);
+    console.log(
+      `approval → statement done (one broker, embedded store): p50 ${sorted[10]!.toFixed(1)} ms, max ${sorted.at(-1)!.toFixed(1)} ms over 20`,
+    );
+    expect(sorted[10]!).toBeLessThan(2000);
+  }, 120_000);
+});
