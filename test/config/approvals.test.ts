@@ -84,3 +84,11 @@ describe('approve rules in the config', () => {
     expect(byPath['policies[0].grants[0].approve[1].timeout']).toMatch(/duration greater than zero/);
   });
 });
+
+describe('examples/approvals.yaml', () => {
+  it('is a valid config', async () => {
+    const { readFileSync } = await import('node:fs');
+    const loaded = loadConfigText(readFileSync('examples/approvals.yaml', 'utf8'), 'examples/approvals.yaml');
+    expect(loaded.ok ? [] : loaded.errors).toEqual([]);
+  });
+});
