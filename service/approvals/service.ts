@@ -139,7 +139,15 @@ export class ApprovalService implements Approver, ApprovalDecider {
     };
     if (hold.signal.aborted) return { decision: 'deny', reason: 'the client left before the hold began' };
     await store.insertApproval(approval);
-    await this.#o.record(hold.session_id, approvalEvent(approval, 'approval.requested', now));
+    try {
+      await this.#o.record(hold.session_id, approvalEvent(approval, 'approval.requested', now));
+    } catch (err) {
+      // not recorded, not held: the operation is refused (the flow), and nobody may decide the approval
+      await store
+        .updateApproval({ ...approval, state: 'abandoned', decided_at: this.#now().toISOString() }, 1)
+        .catch(() => undefined);
+      throw err;
+    }
     const links = this.links(approval.id);
     try {
       hold.onHeld?.(approval, links);

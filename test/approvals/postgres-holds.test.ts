@@ -20,6 +20,7 @@ const AUD = 'https://hoop.approvals.test';
 const ADMIN = 'approvals-admin-token-0123456789abcdef';
 const ALICE = 'alice-approver-token-0123456789abcdef';
 const OCTO = 'octocat-approver-token-0123456789abcd';
+const EVE = 'eve-not-an-approver-token-0123456789ab';
 const DB_PASSWORD = 'approvals-upstream-pw-1a2b3c';
 
 let issuer: OidcIssuer;
@@ -89,6 +90,8 @@ beforeAll(async () => {
         { name: 'alice', token: { env: 'APPROVALS_ALICE' }, github_login: 'alice' },
         // the job's own actor: must never approve its own hold
         { name: 'octo', token: { env: 'APPROVALS_OCTO' }, github_login: 'octocat' },
+        // a valid approver token whose login no hold lists
+        { name: 'eve', token: { env: 'APPROVALS_EVE' }, github_login: 'eve' },
       ],
     },
   };
@@ -99,6 +102,7 @@ beforeAll(async () => {
       APPROVALS_ADMIN: ADMIN,
       APPROVALS_ALICE: ALICE,
       APPROVALS_OCTO: OCTO,
+      APPROVALS_EVE: EVE,
     },
   });
 }, 120_000);
@@ -211,7 +215,12 @@ describe('a held statement, approved', () => {
     expect(r.stderr).toContain('waiting up to 10m');
     expect(await tableExists('doomed_a')).toBe(false);
     expect(ms).toBeLessThan(5000);
-    const events = await transcriptKinds(s.id);
+    // the statement's own event is recorded in the background, just after the client is answered
+    let events = await transcriptKinds(s.id);
+    for (let i = 0; i < 50 && events.length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      events = await transcriptKinds(s.id);
+    }
     expect(events.map((e) => e.kind)).toEqual(['approval.requested', 'approval.granted', 'pg.statement']);
     expect(events[1]!.operation).toMatchObject({ approval_id: a!.id, by: 'alice', channel: 'api' });
     expect(typeof events[1]!.operation.waited_ms).toBe('number');
@@ -414,6 +423,13 @@ describe('a held statement, refused', () => {
       expect(self.body.error).toBe('self_approval');
       expect(
         (await api('POST', `/v1/approvals/${dropHold.id}`, 'not-a-token', { decision: 'approve' })).status,
+      ).toBe(401);
+      const eve = await api('POST', `/v1/approvals/${dropHold.id}`, EVE, { decision: 'approve' });
+      expect(eve.status).toBe(403);
+      expect(eve.body.error).toBe('not_permitted');
+      // a session secret is not an approver credential either
+      expect(
+        (await api('POST', `/v1/approvals/${dropHold.id}`, s.secret, { decision: 'approve' })).status,
       ).toBe(401);
       expect((await api('POST', `/v1/approvals/${dropHold.id}`, ALICE, { decision: 'approve' })).status).toBe(
         200,
