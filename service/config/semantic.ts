@@ -73,6 +73,19 @@ export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
     if (problem) report(['audit', 'export', index, 'url'], problem);
   });
 
+  (config.approvals?.notify ?? []).forEach((n, index) => {
+    if (n.kind !== 'webhook') return;
+    const problem = urlProblem(n.url, ['https:'], true);
+    if (problem) report(['approvals', 'notify', index, 'url'], problem);
+  });
+  checkUnique(
+    config.approvals?.approver_tokens ?? [],
+    ['approvals', 'approver_tokens'],
+    'approver token name',
+    lineOf,
+    report,
+  );
+
   const seenIssuerUrls = new Map<string, number>();
   config.issuers.forEach((issuer, index) => {
     const problem = urlProblem(issuer.issuer, ['https:'], true);

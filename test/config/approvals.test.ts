@@ -82,6 +82,23 @@ describe('approve rules in the config', () => {
       /no hold could ever be approved/,
     );
     expect(byPath['policies[0].grants[0].approve[1].timeout']).toMatch(/duration greater than zero/);
+    const urls = loadConfigText(
+      config(
+        ['      - { target: db, access: write }'],
+        [
+          'approvals:',
+          '  approver_tokens:',
+          '    - { name: a, token: { env: A } }',
+          '    - { name: a, token: { env: B } }',
+          '  notify:',
+          '    - { kind: webhook, url: http://hooks.example.com/x, secret: { env: S } }',
+        ],
+      ),
+      'hoop.yaml',
+    );
+    const urlErrors = Object.fromEntries((urls.ok ? [] : urls.errors).map((e) => [e.path, e.message]));
+    expect(urlErrors['approvals.notify[0].url']).toMatch(/https/);
+    expect(Object.keys(urlErrors).some((k) => k.startsWith('approvals.approver_tokens'))).toBe(true);
   });
 });
 

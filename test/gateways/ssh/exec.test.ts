@@ -95,6 +95,7 @@ describe('exec through the ssh gateway', () => {
     expect(held.code).toBe(126);
     expect(held.stderr).toContain('needs approval');
     expect(held.stderr).toContain(`approval ${a.id} denied by admin:test: not today`);
+    expect(held.stderr).toContain(`hoop: held for approval ${a.id} until`);
     const t = await job.transcript();
     const denials = t.events.filter((e) => e.kind === 'ssh.denied');
     expect(denials.map((e) => e.operation.command)).toEqual([
