@@ -478,3 +478,65 @@ describe('latency', () => {
     expect(sorted[10]!).toBeLessThan(2000);
   }, 120_000);
 });
+
+describe('pipelining (raw protocol: several messages in one write)', () => {
+  async function raw(s: { id: string; secret: string }) {
+    const { connectUpstream } = await import('../../service/gateways/postgres/upstream.js');
+    const r = await connectUpstream(
+      {
+        target: {
+          name: 'gateway',
+          kind: 'postgres',
+          host: '127.0.0.1',
+          port: b.pgPort,
+          database: 'orders-db',
+          user: s.id,
+          password: { env: 'UNUSED' },
+          tls: { mode: 'require' },
+        },
+        password: s.secret,
+      },
+      { parameters: new Map([['application_name', 'raw-approvals']]), timeoutMs: 10_000 },
+    );
+    if (!r.ok) throw new Error(r.message);
+    r.conn.socket.resume();
+    return r.conn;
+  }
+
+  it('messages behind a held one wait, in order, simple and extended; the notice comes at once', async () => {
+    const { serialize } = await import('pg-protocol');
+    const { collectFrames, errorFields } = await import('../gateways/postgres/helpers.js');
+    const s = await openSession();
+    const conn = await raw(s);
+    const socket = conn.socket;
+    try {
+      await db.psql('SET ROLE ci_migrator; CREATE TABLE IF NOT EXISTS pipe_log (n int)', 'orders');
+      // a held ALTER, then an INSERT that only succeeds if the ALTER ran first; then an extended batch
+      const writes = Buffer.concat([
+        serialize.query('ALTER TABLE pipe_log ADD COLUMN note text'),
+        serialize.query("INSERT INTO pipe_log VALUES (1, 'after the alter')"),
+        serialize.parse({ text: "INSERT INTO pipe_log VALUES (2, 'extended')", types: [] }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.sync(),
+      ]);
+      let readyCount = 0;
+      const collecting = collectFrames(socket as never, (f) => f.type === 'Z' && ++readyCount === 3, 30_000);
+      socket.write(writes);
+      const [a] = await pending(s.id);
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await db.psql('SELECT count(*) FROM pipe_log', 'orders')).trim()).toBe('0');
+      expect((await api('POST', `/v1/approvals/${a!.id}`, ALICE, { decision: 'approve' })).status).toBe(200);
+      const { frames } = await collecting;
+      const types = frames.map((f) => f.type).join('');
+      // Notice; ALTER: CommandComplete, Ready; INSERT: CommandComplete, Ready; Parse/Bind/Execute/Sync
+      expect(types).toBe('NCZCZ12CZ');
+      expect(errorFields(frames[0]!).M).toContain(`held for approval ${a!.id}`);
+      expect((await db.psql('SELECT n, note FROM pipe_log ORDER BY n', 'orders')).trim()).toBe(
+        '1|after the alter\n2|extended',
+      );
+    } finally {
+      socket.destroy();
+    }
+  });
+});
