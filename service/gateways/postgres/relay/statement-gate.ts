@@ -3,6 +3,12 @@
 // database; an allowed one is forwarded with what its answers need (its run for the transcript, its
 // COPY plans), a refused one is recorded (the flow) and answered by letting the database fail a
 // sentinel in its place (see relay.ts), so the server goes through the states a real error causes.
+// A held one goes to the flow's approver (the NoticeResponse, the message's SHA-256) and, approved, is
+// handled again with its hold passing once (an approved Parse: one Bind).
+//
+// Size (over 600 lines): judging, refusing and releasing a held message share the gate's per-message
+// state (approvedFor, the traced-for markers, the prepared statements); the pure judgements are in
+// policy/pg/, the approvals themselves in approvals/.
 import { createHash } from 'node:crypto';
 import { serialize } from 'pg-protocol';
 import { describeApprovers } from '../../../approvals/rules.js';
