@@ -8,6 +8,8 @@ import { auditRoutes } from './api/audit-routes.js';
 import { githubWebhookRoutes } from './api/github-webhook.js';
 import { viewerRoutes } from './web/routes.js';
 import { sessionRoutes } from './api/routes.js';
+import { approvalRoutes } from './api/approval-routes.js';
+import type { ApprovalService } from './approvals/service.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { SessionService } from './sessions/service.js';
 import type { Store } from './store/store.js';
@@ -22,6 +24,9 @@ export interface AppDeps {
   rateLimitStore?: FastifyRateLimitStoreCtor | undefined;
   /** github_app.webhook_secret: serve POST /v1/github/webhook */
   githubWebhookSecret?: string | undefined;
+  /** held operations: GET/POST /v1/approvals (absent: not served) */
+  approvals?: ApprovalService;
+  approverTokens?: readonly { name: string; token: string; github_login?: string }[];
   /** true while the broker shuts down gracefully: /readyz answers 503 so traffic moves elsewhere */
   draining?: () => boolean;
   /** the public half of the checkpoint signing key, served at /v1/audit/checkpoint-key */
@@ -117,6 +122,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(async (scope) => sessionRoutes(scope, deps));
   await app.register(async (scope) => auditRoutes(scope, deps));
+  const approvals = deps.approvals;
+  if (approvals)
+    await app.register(async (scope) =>
+      approvalRoutes(scope, {
+        sessions: deps.sessions,
+        approvals,
+        approverTokens: deps.approverTokens ?? [],
+      }),
+    );
   await app.register(async (scope) => viewerRoutes(scope));
   const webhookSecret = deps.githubWebhookSecret;
   if (webhookSecret)

@@ -26,6 +26,8 @@ import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 import { storeRateLimit } from './api/rate-store.js';
 import { ReplicaCoordinator } from './replicas.js';
+import { ApprovalService } from './approvals/service.js';
+import { notificationChannels } from './approvals/notify.js';
 import { ensureBrokerTls } from './tls/ca.js';
 import { loadConfiguredTls } from './tls/configured.js';
 import { brokerHostnames } from './tls/hostnames.js';
@@ -56,6 +58,7 @@ export interface Broker {
   caPem: string | undefined;
   store: Store;
   sessions: SessionService;
+  approvals: ApprovalService;
   exporter: AuditExporter;
   checkpointer: Checkpointer;
   /** null without `retention` in the config */
@@ -217,7 +220,19 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     sessions.startSweeper();
     closers.push(() => sessions.close());
 
+    // Holds of every gateway wait here; links point at the API once it listens (url below).
+    let brokerUrl = config.public_url ?? '';
+    const approvals = new ApprovalService({
+      store,
+      record: (sessionId, event) => recorder.record(sessionId, event),
+      logger: logger.child({ component: 'approvals' }),
+      publicUrl: () => brokerUrl,
+      channels: notificationChannels(config, secrets, logger.child({ component: 'approvals-notify' })),
+    });
+    closers.push(() => approvals.close());
+
     const replicas = new ReplicaCoordinator({
+      onApprovalChanged: (id) => approvals.changed(id),
       store,
       replica,
       logger: logger.child({ component: 'replicas' }),
@@ -258,6 +273,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       },
       recordings: { append: (sessionId, chunks) => store.appendRecordingChunks(sessionId, chunks) },
       metrics,
+      approver: approvals,
     };
     for (const kind of Object.keys(GATEWAYS) as TargetKind[]) {
       const gateway = GATEWAYS[kind](gatewayContext);
@@ -277,6 +293,8 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       githubWebhookSecret: secrets.get('github_app.webhook_secret'),
       sessions,
       store,
+      approvals,
+      approverTokens: approverTokens(config, secrets),
       rateLimitStore: store.kind === 'postgres' ? storeRateLimit(store) : undefined,
       checkpointKey: { keyId: checkpointKey.keyId, publicKeyPem: checkpointKey.publicKeyPem },
       metrics,
@@ -289,6 +307,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     const httpPort = (app.server.address() as AddressInfo).port;
     const url =
       config.public_url ?? `${config.http_tls ? 'https' : 'http'}://${hostForUrl(publicHost)}:${httpPort}`;
+    brokerUrl = url;
     logger.info({ url, postgres: pgPort, ssh: sshPort, store: store.kind }, 'broker listening');
     return {
       config,
@@ -302,6 +321,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       caPem: tls.caPem,
       store,
       sessions,
+      approvals,
       exporter,
       checkpointer,
       retention,
@@ -350,4 +370,16 @@ function gatewayHost(config: ResolvedConfig): string {
   if (config.public_url) return new URL(config.public_url).hostname.replace(/^\[|\]$/g, '');
   const h = config.listen.http.host;
   return h === '0.0.0.0' || h === '::' ? '127.0.0.1' : h;
+}
+
+/** approvals.approver_tokens with their resolved values (the API keeps only their hashes). */
+function approverTokens(
+  config: ResolvedConfig,
+  secrets: ReadonlyMap<string, string>,
+): { name: string; token: string; github_login?: string }[] {
+  return (config.approvals?.approver_tokens ?? []).map((t, i) => ({
+    name: t.name,
+    token: secrets.get(`approvals.approver_tokens[${i}].token`)!,
+    ...(t.github_login ? { github_login: t.github_login } : {}),
+  }));
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// hoop-broker serve | check-config | explain | sessions | audit | dev
+// hoop-broker serve | check-config | explain | sessions | approvals | audit | dev
 import { createHash, createPublicKey } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ExplainResult, Recordings, SessionView, Transcript } from './api/schemas.js';
+import { APPROVALS_HELP, approvalsCommand } from './approvals/cli.js';
 import { mergeRecordings } from './audit/asciicast.js';
 import { keyIdOf, verifyCheckpointSequence, verifyHeadsAgainstTranscripts } from './audit/checkpoint.js';
 import { verifyChain } from './audit/event.js';
@@ -58,6 +59,7 @@ Options:
   --json                    the sessions as JSON
   --admin-token-file FILE   the admin token (default: the HOOP_ADMIN_TOKEN variable)
   -h, --help                this text`,
+  approvals: APPROVALS_HELP,
   audit: `hoop-broker audit verify ID --url URL
 hoop-broker audit verify --url URL [--public-key FILE]
 hoop-broker audit denials --url URL
@@ -121,6 +123,8 @@ Usage:
                                               which policy a token matches, and why the others do not
   hoop-broker sessions list [--active] --url URL
   hoop-broker sessions revoke ID --url URL
+  hoop-broker approvals list|show|approve|deny [ID] --url URL
+                                              held operations; decide one (approver or admin token)
   hoop-broker audit verify ID --url URL       fetch a transcript and verify its hash chain locally
   hoop-broker audit verify --url URL          check the signed checkpoints: deleted/truncated sessions
   hoop-broker audit denials --url URL         recent refused session requests
@@ -154,6 +158,11 @@ const OPTIONS = {
   'public-key': { type: 'string' },
   out: { type: 'string', short: 'o' },
   recording: { type: 'string' },
+  state: { type: 'string' },
+  session: { type: 'string' },
+  reason: { type: 'string' },
+  sha256: { type: 'string' },
+  'token-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -196,6 +205,8 @@ export async function main(argv: string[], o: Out = io): Promise<number> {
       return explain(values, o);
     case 'sessions':
       return sessionsCommand(positionals, values, o);
+    case 'approvals':
+      return approvalsCommand(positionals, values, o);
     case 'audit':
       return auditCommand(positionals, values, o);
     case 'dev':

@@ -35,9 +35,12 @@ export interface ReplicaOptions {
   /** the revocation backstop's period (default 2 s) */
   sweepMs?: number;
   registry?: Registry;
+  /** an approval changed on some replica (NOTIFY hoop_approval_changed): the approvals service reads it again */
+  onApprovalChanged?: (id: string) => void;
 }
 
 const CHANNEL = 'hoop_session_ended';
+const APPROVALS_CHANNEL = 'hoop_approval_changed';
 
 export class ReplicaCoordinator {
   readonly #o: ReplicaOptions;
@@ -209,6 +212,10 @@ export class ReplicaCoordinator {
     const connect = async (): Promise<void> => {
       const client = new pg.Client({ connectionString: url, application_name: 'hoop-broker listen' });
       client.on('notification', (msg) => {
+        if (msg.channel === APPROVALS_CHANNEL && msg.payload) {
+          this.#o.onApprovalChanged?.(msg.payload);
+          return;
+        }
         if (msg.channel !== CHANNEL || !msg.payload) return;
         try {
           const { id, reason } = JSON.parse(msg.payload) as { id: string; reason: string };
@@ -234,6 +241,7 @@ export class ReplicaCoordinator {
       });
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
+      if (this.#o.onApprovalChanged) await client.query(`LISTEN ${APPROVALS_CHANNEL}`);
       if (this.#closed) {
         await client.end();
         return;

@@ -115,3 +115,80 @@ export const Recordings = Type.Object({
 export type Recordings = Static<typeof Recordings>;
 
 export { ErrorBody, ExplainResult, Identity, PolicyExplanation, Reason };
+
+// ── Approvals (service/approvals/types.ts PendingApproval is the shape; checked against it below)
+
+const ApprovalVoteView = Type.Object({
+  by: Type.String(),
+  decision: Type.Union([Type.Literal('approve'), Type.Literal('deny')]),
+  channel: Type.Union([
+    Type.Literal('github_check'),
+    Type.Literal('github_comment'),
+    Type.Literal('api'),
+    Type.Literal('cli'),
+  ]),
+  reason: Type.Optional(Type.String()),
+  at: Type.String(),
+});
+
+export const ApprovalView = Type.Object({
+  id: Type.String(),
+  session_id: Type.String(),
+  target: Type.String(),
+  conn_id: Type.String(),
+  operation_kind: Type.String(),
+  summary: Type.String({ description: 'what is held, redacted as the transcript records it' }),
+  operation_sha256: Type.String({
+    description: 'SHA-256 of the exact operation; an approval releases only it',
+  }),
+  rule: Type.String(),
+  reasons: Type.Array(Type.String()),
+  policy: Type.String(),
+  approvers: Type.Object({
+    users: Type.Array(Type.String()),
+    teams: Type.Array(Type.String()),
+    min: Type.Integer(),
+  }),
+  job: Type.Object(
+    {
+      repository: Type.String(),
+      repository_id: Type.Optional(Type.String()),
+      repository_owner: Type.Optional(Type.String()),
+      sha: Type.Optional(Type.String()),
+      ref: Type.Optional(Type.String()),
+      actor: Type.Optional(Type.String()),
+      workflow: Type.Optional(Type.String()),
+      run_id: Type.Optional(Type.String()),
+      run_attempt: Type.Optional(Type.String()),
+      event_name: Type.Optional(Type.String()),
+      environment: Type.Optional(Type.String()),
+      pull_request: Type.Optional(Type.Integer()),
+      pull_request_author: Type.Optional(Type.String()),
+    },
+    { additionalProperties: true },
+  ),
+  state: Type.Union([
+    Type.Literal('pending'),
+    Type.Literal('approved'),
+    Type.Literal('denied'),
+    Type.Literal('expired'),
+    Type.Literal('abandoned'),
+  ]),
+  votes: Type.Array(ApprovalVoteView),
+  requested_at: Type.String(),
+  expires_at: Type.String(),
+  decided_at: Type.Optional(Type.String()),
+  github_check_run_id: Type.Optional(Type.Integer()),
+});
+export type ApprovalView = Static<typeof ApprovalView>;
+
+export const DecideApprovalBody = Type.Object(
+  {
+    decision: Type.Union([Type.Literal('approve'), Type.Literal('deny')]),
+    reason: Type.Optional(Type.String({ maxLength: 500 })),
+    /** the operation you reviewed: refused (409) when the hold is of another */
+    operation_sha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })),
+  },
+  { additionalProperties: false },
+);
+export type DecideApprovalBody = Static<typeof DecideApprovalBody>;

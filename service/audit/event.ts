@@ -181,6 +181,28 @@ export type K8sRequestRecord = {
   verb?: string;
 };
 
+/**
+ * approval.requested / .granted / .denied / .expired / .abandoned: an operation held for a human's
+ * approval (service/approvals/), and how its wait ended: who decided, through which channel, how long
+ * the operation waited. The operation itself is recorded by its gateway's own event after this one.
+ */
+export type ApprovalRecord = {
+  approval_id: string;
+  approvers?: { min: number; teams: string[]; users: string[] };
+  /** the decider (granted: the approvers, comma-separated, in order) */
+  by?: string;
+  channel?: string;
+  conn_id: string;
+  expires_at?: string;
+  operation_kind: string;
+  operation_sha256: string;
+  reason?: string;
+  rule: string;
+  summary: string;
+  votes?: { at: string; by: string; channel: string; decision: string; reason?: string }[];
+  waited_ms?: number;
+};
+
 /** Every kind of event the broker writes, with the shape of its `operation`. */
 export interface EventOperations {
   'session.opened': SessionOpenedRecord;
@@ -204,6 +226,11 @@ export interface EventOperations {
   'ssh.denied': SshOperationRecord;
   'k8s.request': K8sRequestRecord;
   'k8s.denied': K8sRequestRecord;
+  'approval.requested': ApprovalRecord;
+  'approval.granted': ApprovalRecord;
+  'approval.denied': ApprovalRecord;
+  'approval.expired': ApprovalRecord;
+  'approval.abandoned': ApprovalRecord;
 }
 export type BrokerEventKind = keyof EventOperations;
 

@@ -5,7 +5,7 @@ import type { TSchema } from 'typebox';
 import { Settings } from 'typebox/system';
 import Value from 'typebox/value';
 import type { ConfigPathSegment } from './path.js';
-import { ConditionValue, Config, DenyRule, MaskRule, Policy, SecretRef } from './schema.js';
+import { ApproveRule, ConditionValue, Config, DenyRule, MaskRule, Policy, SecretRef } from './schema.js';
 import { CommandPattern, ForwardDestination, PinnedHostKey, SshEnvName } from './targets/ssh.js';
 import type { LocateMode } from './source-map.js';
 
@@ -43,6 +43,10 @@ const UNION_DESCRIPTIONS = new Map<unknown, string>([
   [MaskRule, 'a mask rule: {column: "table.column"} or {detector: email|credit_card|api_key|iban}'],
   [ConditionValue, 'a string, number or boolean'],
   [DenyRule, 'a deny rule: {statement: [KIND, …]}, {table: [NAME, …]} or {function: [NAME, …]}'],
+  [
+    ApproveRule,
+    'an approve rule: {statement: [KIND, …]}, {table: [NAME, …]} or {function: [NAME, …]}, with optional approvers: {users, teams, min} and timeout',
+  ],
   [CommandPattern, 'a command pattern: "glob", "/regex/", {exact: …}, {glob: …} or {regex: …}'],
 ]);
 {

@@ -113,6 +113,39 @@ export const DenyRule = Type.Union([
 ]);
 export type DenyRule = Static<typeof DenyRule>;
 
+/** Who may approve a held operation: GitHub logins, `org/team` slugs, how many must agree (default 1). */
+export const Approvers = Type.Object(
+  {
+    users: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 100 }))),
+    teams: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$' })),
+    ),
+    min: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
+  },
+  { additionalProperties: false },
+);
+export type Approvers = Static<typeof Approvers>;
+
+const ApproveFields = {
+  /** who may approve (default: the grant's `approvers`) */
+  approvers: Type.Optional(Approvers),
+  /** how long the statement waits (default: the grant's `approval_timeout`, else 10m); a timeout denies */
+  timeout: Type.Optional(Duration),
+};
+/** Statements held for a human's approval: the same matchers as deny rules, with who approves and how long. */
+export const ApproveRule = Type.Union([
+  Type.Object({ statement: UpperWords, ...ApproveFields }, { additionalProperties: false }),
+  Type.Object(
+    { table: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }), ...ApproveFields },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    { function: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }), ...ApproveFields },
+    { additionalProperties: false },
+  ),
+]);
+export type ApproveRule = Static<typeof ApproveRule>;
+
 export const Access = Type.Union([Type.Literal('read'), Type.Literal('write'), Type.Literal('admin')]);
 export type Access = Static<typeof Access>;
 
@@ -123,6 +156,12 @@ export const Grant = Type.Object(
     /** postgres targets */
     mask: Type.Optional(Type.Array(MaskRule)),
     deny: Type.Optional(Type.Array(DenyRule)),
+    /** postgres targets: statements held until a human approves (after deny rules; README "Approvals") */
+    approve: Type.Optional(Type.Array(ApproveRule)),
+    /** who approves this grant's holds (postgres approve rules without their own, ssh commands.approve, kubernetes.approve) */
+    approvers: Type.Optional(Approvers),
+    /** how long a hold waits for a decision (default 10m); a timeout is a denial */
+    approval_timeout: Type.Optional(Duration),
     /** ssh targets: commands, sftp paths, git repositories, forwards, shell, pty, env (README "SSH") */
     ssh: Type.Optional(SshGrant),
     /** rules of a kubernetes target's grant (service/config/targets/kubernetes.ts) */
@@ -193,6 +232,29 @@ export const ExportSink = Type.Union([
   ),
 ]);
 export type ExportSink = Static<typeof ExportSink>;
+
+/** A hold's announcement: a Slack-compatible incoming webhook, or a JSON webhook signed with HMAC-SHA256. */
+export const ApprovalNotify = Type.Union([
+  Type.Object(
+    {
+      kind: Type.Literal('slack'),
+      /** the incoming-webhook URL (it is the credential: by reference) */
+      url: SecretRef,
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      kind: Type.Literal('webhook'),
+      /** https (plain http only for loopback) */
+      url: Type.String({ minLength: 1 }),
+      /** HMAC-SHA256 key: X-Hoop-Signature: t=<unix seconds>,v1=<hex HMAC of "t.body"> */
+      secret: SecretRef,
+    },
+    { additionalProperties: false },
+  ),
+]);
+export type ApprovalNotify = Static<typeof ApprovalNotify>;
 
 export const Config = Type.Object(
   {
@@ -312,6 +374,30 @@ export const Config = Type.Object(
         {
           /** the App's webhook secret: every delivery's X-Hub-Signature-256 is checked against it */
           webhook_secret: SecretRef,
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** approvals of held operations: who decides through the API/CLI, who is notified (README "Approvals") */
+    approvals: Type.Optional(
+      Type.Object(
+        {
+          /** bearer tokens of people (or bots) who may decide holds through POST /v1/approvals/:id */
+          approver_tokens: Type.Optional(
+            Type.Array(
+              Type.Object(
+                {
+                  name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }),
+                  token: SecretRef,
+                  /** the GitHub login this token decides as (matched against approvers.users; never the job's actor) */
+                  github_login: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+                },
+                { additionalProperties: false },
+              ),
+            ),
+          ),
+          /** where a hold is announced */
+          notify: Type.Optional(Type.Array(ApprovalNotify)),
         },
         { additionalProperties: false },
       ),

@@ -96,6 +96,13 @@ export function secretReferences(config: Config): { path: ConfigPathSegment[]; r
   (config.audit?.export ?? []).forEach((sink, index) => {
     if (sink.kind === 'webhook') refs.push({ path: ['audit', 'export', index, 'secret'], ref: sink.secret });
   });
+  (config.approvals?.approver_tokens ?? []).forEach((t, index) => {
+    refs.push({ path: ['approvals', 'approver_tokens', index, 'token'], ref: t.token });
+  });
+  (config.approvals?.notify ?? []).forEach((n, index) => {
+    if (n.kind === 'slack') refs.push({ path: ['approvals', 'notify', index, 'url'], ref: n.url });
+    else refs.push({ path: ['approvals', 'notify', index, 'secret'], ref: n.secret });
+  });
   return refs;
 }
 

@@ -73,6 +73,19 @@ export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
     if (problem) report(['audit', 'export', index, 'url'], problem);
   });
 
+  (config.approvals?.notify ?? []).forEach((n, index) => {
+    if (n.kind !== 'webhook') return;
+    const problem = urlProblem(n.url, ['https:'], true);
+    if (problem) report(['approvals', 'notify', index, 'url'], problem);
+  });
+  checkUnique(
+    config.approvals?.approver_tokens ?? [],
+    ['approvals', 'approver_tokens'],
+    'approver token name',
+    lineOf,
+    report,
+  );
+
   const seenIssuerUrls = new Map<string, number>();
   config.issuers.forEach((issuer, index) => {
     const problem = urlProblem(issuer.issuer, ['https:'], true);
@@ -214,6 +227,35 @@ export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
             `must be "table.column" or "schema.table.column" in SQL identifiers (quote mixed-case or unusual names: customers."Email")${parsed.ok ? '' : `: ${parsed.error}`}`,
           );
         }
+      });
+      if (grant.approve !== undefined && kind !== undefined && kind !== 'postgres')
+        report(
+          at('grants', g, 'approve'),
+          `approve rules here are SQL rules for postgres targets; for ${kind} use ${kind === 'ssh' ? 'ssh.commands.approve' : 'kubernetes.approve'} (with the grant's approvers and approval_timeout)`,
+        );
+      const approverIssue = (a: { users?: string[]; teams?: string[]; min?: number } | undefined) => {
+        if (!a) return null;
+        const named = new Set([...(a.users ?? []).map((u) => u.toLowerCase()), ...(a.teams ?? [])]).size;
+        if (a.min !== undefined && (a.teams ?? []).length === 0 && a.min > named)
+          return `min ${a.min} is more than the ${named} approver(s) listed: no hold could ever be approved`;
+        return null;
+      };
+      const grantApprovers = approverIssue(grant.approvers);
+      if (grantApprovers) report(at('grants', g, 'approvers', 'min'), grantApprovers);
+      checkDuration(grant.approval_timeout, at('grants', g, 'approval_timeout'), report);
+      (grant.approve ?? []).forEach((rule, r) => {
+        const issue = approverIssue(rule.approvers);
+        if (issue) report(at('grants', g, 'approve', r, 'approvers', 'min'), issue);
+        checkDuration(rule.timeout, at('grants', g, 'approve', r, 'timeout'), report);
+        if ('table' in rule)
+          rule.table.forEach((name, k) => {
+            const parsed = parseQualifiedName(name);
+            if (!parsed.ok || parsed.parts.length > 2)
+              report(
+                at('grants', g, 'approve', r, 'table', k),
+                `must be "table" or "schema.table" in SQL identifiers${parsed.ok ? '' : `: ${parsed.error}`}`,
+              );
+          });
       });
       (grant.deny ?? []).forEach((rule, d) => {
         if (!('table' in rule)) return;

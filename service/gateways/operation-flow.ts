@@ -24,6 +24,7 @@ import {
   type OperationContext,
   type OperationOutcome,
 } from '../audit/operation-events.js';
+import type { PendingApproval } from '../approvals/types.js';
 import type { AllowDecision, Decision, DenyDecision, HoldDecision } from '../policy/decision.js';
 import type { Operation, PgOperation } from '../policy/operation.js';
 
@@ -44,13 +45,32 @@ export interface HoldRequest {
   decision: HoldDecision;
   /** aborted when the wait must end without an answer (the session was revoked, the client left) */
   signal: AbortSignal;
+  /** SHA-256 (hex) of the exact operation as the client sent it (pg: the message body); default: of its summary */
+  operation_sha256?: string;
+  /** what is held, as the transcript shows it (redacted); default: from the operation */
+  summary?: string;
+  /** the hold began (it is stored, and channels were told): the gateway may tell its client where to approve */
+  onHeld?(approval: PendingApproval, links: ApprovalLinks): void;
 }
+
+/** Where a hold can be decided. */
+export interface ApprovalLinks {
+  /** POST here with {decision, reason} */
+  api: string;
+  /** the CLI command that approves it */
+  cli: string;
+}
+
+/** What a gateway adds to a hold it passes to settle(). */
+export type HoldExtras = Pick<HoldRequest, 'operation_sha256' | 'summary' | 'onHeld'>;
 
 export interface ApprovalOutcome {
   decision: 'approve' | 'deny' | 'timeout';
   /** who decided (absent for the built-in refusal and for timeouts) */
   by?: string;
   reason?: string;
+  /** the approval that decided it (absent for the built-in refusal) */
+  approval_id?: string;
 }
 
 /** Decides held operations (the approvals work implements it: GitHub App, API/CLI). */
@@ -119,12 +139,17 @@ export class OperationFlow {
   settle(
     op: Operation,
     decision: Decision,
+    extras?: HoldExtras,
   ): AllowDecision | DenyDecision | Promise<AllowDecision | DenyDecision> {
     if (decision.effect !== 'hold') return decision;
-    return this.#askApprover(op, decision);
+    return this.#askApprover(op, decision, extras);
   }
 
-  async #askApprover(op: Operation, hold: HoldDecision): Promise<AllowDecision | DenyDecision> {
+  async #askApprover(
+    op: Operation,
+    hold: HoldDecision,
+    extras?: HoldExtras,
+  ): Promise<AllowDecision | DenyDecision> {
     const signal = this.#o.signal ?? new AbortController().signal;
     let outcome: ApprovalOutcome;
     try {
@@ -135,6 +160,7 @@ export class OperationFlow {
         operation: op,
         decision: hold,
         signal,
+        ...extras,
       });
     } catch (err) {
       outcome = { decision: 'deny', reason: `the approval could not be obtained: ${(err as Error).message}` };

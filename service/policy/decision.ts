@@ -1,5 +1,6 @@
 // What every gateway asks the policy, and what it gets back. Denials are values, not exceptions.
 import type { MaskRule } from '../config/schema.js';
+import type { HoldApproval } from './approval.js';
 import type { MaskPlan } from './sql/types.js';
 
 export type Effect = 'allow' | 'deny' | 'hold';
@@ -33,6 +34,8 @@ export interface DenyDecision extends Judged {
 /** Held for a human's approval (gateways/operation-flow.ts asks an Approver). */
 export interface HoldDecision extends Judged {
   effect: 'hold';
+  /** who approves and how long it waits (absent: the grant's approvers and approval_timeout) */
+  approval?: HoldApproval;
 }
 
 export type Decision = AllowDecision | DenyDecision | HoldDecision;

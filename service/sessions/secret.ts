@@ -79,7 +79,7 @@ export function parseScramVerifier(text: string): ScramVerifier | null {
 }
 
 const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
-function base32(buf: Buffer): string {
+export function base32(buf: Buffer): string {
   let bits = 0;
   let value = 0;
   let out = '';

@@ -219,6 +219,26 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    name: 'approvals',
+    sql: `
+      -- Operations held for a human's approval (service/approvals/): the PendingApproval document, with
+      -- the columns it is found by. version increases on every change: a decision is written only over
+      -- the version it was taken on (compare and set), so two replicas deciding at once cannot both win.
+      CREATE TABLE approvals (
+        id            text PRIMARY KEY,
+        session_id    text NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        state         text NOT NULL,
+        requested_at  timestamptz NOT NULL,
+        expires_at    timestamptz NOT NULL,
+        version       integer NOT NULL CHECK (version >= 1),
+        body          json NOT NULL
+      );
+      CREATE INDEX approvals_session_idx ON approvals (session_id);
+      CREATE INDEX approvals_pending_idx ON approvals (requested_at) WHERE state = 'pending';
+    `,
+  },
 ];
 
 /** Key of the transaction-scoped advisory lock that makes replicas starting together migrate once. */

@@ -2,6 +2,7 @@
 // class with different drivers, so they run the same SQL and behave the same.
 import { chainEvent, type NewEvent, type TranscriptEvent } from '../audit/event.js';
 import { chainEventText, eventText } from '../audit/event-text.js';
+import type { ApprovalState, PendingApproval } from '../approvals/types.js';
 import type { SessionRecord } from '../sessions/types.js';
 import type { ChunkFile } from './chunk-file.js';
 import { SessionEndedError, StoreClosedError, UnknownSessionError } from './errors.js';
@@ -544,6 +545,43 @@ export class SqlStore implements Store {
     return (
       await this.#db.query<{ id: string; end_reason: string }>(SQL.endedSince, [checkedDate(since, 'since')])
     ).rows;
+  }
+
+  async insertApproval(a: PendingApproval): Promise<void> {
+    this.#checkOpen();
+    await this.#db.query(SQL.insertApproval, [
+      a.id,
+      a.session_id,
+      a.state,
+      checkedDate(new Date(a.requested_at), 'requested_at'),
+      checkedDate(new Date(a.expires_at), 'expires_at'),
+      JSON.stringify(a),
+    ]);
+  }
+
+  async getApproval(id: string): Promise<{ approval: PendingApproval; version: number } | null> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<{ version: number; body: string }>(SQL.getApproval, [id]);
+    const row = rows[0];
+    return row ? { approval: JSON.parse(row.body) as PendingApproval, version: row.version } : null;
+  }
+
+  async listApprovals(
+    filter: { state?: ApprovalState; session_id?: string; limit?: number } = {},
+  ): Promise<PendingApproval[]> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query<{ body: string }>(SQL.listApprovals, [
+      filter.state ?? null,
+      filter.session_id ?? null,
+      Math.min(checkedLimit(filter.limit, 100, 'limit') ?? 100, 1000),
+    ]);
+    return rows.map((r) => JSON.parse(r.body) as PendingApproval);
+  }
+
+  async updateApproval(a: PendingApproval, version: number): Promise<boolean> {
+    this.#checkOpen();
+    const { rows } = await this.#db.query(SQL.updateApproval, [a.id, version, a.state, JSON.stringify(a)]);
+    return rows.length === 1;
   }
 
   async settleSetting(key: string, value: string): Promise<string> {

@@ -299,6 +299,27 @@ export const SQL = {
     'ended_since',
     `SELECT id, end_reason FROM sessions WHERE ended_at IS NOT NULL AND ended_at > $1 ORDER BY ended_at LIMIT 1000`,
   ),
+  insertApproval: statement(
+    'insert_approval',
+    `INSERT INTO approvals (id, session_id, state, requested_at, expires_at, version, body)
+     VALUES ($1, $2, $3, $4, $5, 1, $6)`,
+  ),
+  getApproval: statement('get_approval', `SELECT version, body::text AS body FROM approvals WHERE id = $1`),
+  listApprovals: statement(
+    'list_approvals',
+    `SELECT version, body::text AS body FROM approvals
+      WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR session_id = $2)
+      ORDER BY requested_at DESC LIMIT $3`,
+  ),
+  // written only over the version the change was made on; the replicas hear of it (LISTEN)
+  updateApproval: statement(
+    'update_approval',
+    `WITH u AS (
+       UPDATE approvals SET state = $3, version = version + 1, body = $4
+        WHERE id = $1 AND version = $2 RETURNING id
+     )
+     SELECT pg_notify('hoop_approval_changed', id) AS notified FROM u`,
+  ),
   notifySessionEnded: statement('notify_session_ended', "SELECT pg_notify('hoop_session_ended', $1)"),
   getSetting: statement('get_setting', 'SELECT value FROM broker_settings WHERE key = $1'),
   // first writer wins; everyone reads back the value that is stored

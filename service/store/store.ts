@@ -1,5 +1,6 @@
 // One Store interface; two implementations (embedded PGlite, PostgreSQL via pg) share the SQL migrations.
 import type { NewEvent, TranscriptEvent } from '../audit/event.js';
+import type { ApprovalState, PendingApproval } from '../approvals/types.js';
 import type { SessionRecord } from '../sessions/types.js';
 
 export interface TokenUse {
@@ -238,6 +239,21 @@ export interface Store {
     runAttempt: string | null,
     now: Date,
   ): Promise<string[]>;
+  /** A held operation (service/approvals/), at version 1. */
+  insertApproval(approval: PendingApproval): Promise<void>;
+  /** An approval and the version it is at (null: unknown). */
+  getApproval(id: string): Promise<{ approval: PendingApproval; version: number } | null>;
+  /** Newest first. */
+  listApprovals(filter?: {
+    state?: ApprovalState;
+    session_id?: string;
+    limit?: number;
+  }): Promise<PendingApproval[]>;
+  /**
+   * Write `approval` if the stored one is still at `version` (compare and set); false when another
+   * writer was first. A change is announced to every replica (NOTIFY hoop_approval_changed, payload: id).
+   */
+  updateApproval(approval: PendingApproval, version: number): Promise<boolean>;
   /** Cheap round trip, for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -65,7 +65,7 @@ export function checkRunRequest(
   const budget = 'the check run’s 65,535-character limit';
   const summary = fitToBudget(CHECK_RUN_LIMITS, (l) => {
     const p = renderParts(input, l, budget);
-    return joinParts([p.header, p.problem, p.highlights, p.evidence]);
+    return joinParts([p.header, p.problem, p.approvals, p.highlights, p.evidence]);
   });
   const text = input.transcript
     ? fitToBudget(CHECK_RUN_LIMITS, (l) => {

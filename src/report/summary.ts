@@ -49,6 +49,12 @@ export function transcriptStats(events: readonly TranscriptEvent[]): TranscriptS
     masked: 0,
   };
   for (const e of events) {
+    // a hold's steps: held once (requested); how it ended is told by the operation's own event
+    if (e.kind.startsWith('approval.')) {
+      if (e.kind === 'approval.requested') s.held++;
+      else s.info++;
+      continue;
+    }
     if (e.decision === 'allow') s.allowed++;
     else if (e.decision === 'deny') s.denied++;
     else if (e.decision === 'hold') s.held++;
@@ -87,7 +93,7 @@ export const JOB_SUMMARY_LIMITS: SummaryLimits = {
 /** The operation's text as a reader knows it: SQL, a request line, a command. */
 export function operationText(e: TranscriptEvent): string {
   const op = e.operation;
-  for (const key of ['statement', 'sql', 'query', 'command', 'text']) {
+  for (const key of ['statement', 'sql', 'query', 'command', 'text', 'summary']) {
     const v = op[key];
     if (typeof v === 'string' && v !== '') return v;
   }
@@ -202,6 +208,60 @@ function highlightsSection(
       ? [`- … and ${plural(all.length - limit, 'more denied/held event')} (not listed)`]
       : [];
   return [`### Denied and held (${formatCount(all.length)})`, [...shown, ...more].join('\n')].join('\n\n');
+}
+
+const APPROVAL_OUTCOME: Record<string, string> = {
+  'approval.granted': '✅ approved',
+  'approval.denied': '⛔ denied',
+  'approval.expired': '⌛ timed out (denied)',
+  'approval.abandoned': 'abandoned',
+};
+
+/** Held operations: what, who may approve, who decided through which channel, how long it waited. */
+function approvalsSection(
+  events: readonly TranscriptEvent[],
+  limit: number,
+  statementChars: number,
+): string | null {
+  const requested = events.filter((e) => e.kind === 'approval.requested');
+  if (requested.length === 0) return null;
+  const ended = new Map<string, TranscriptEvent>();
+  for (const e of events)
+    if (e.kind.startsWith('approval.') && e.kind !== 'approval.requested')
+      ended.set(str(e.operation.approval_id), e);
+  const rows = requested.slice(0, limit).map((e) => {
+    const op = e.operation;
+    const id = str(op.approval_id);
+    const end = ended.get(id);
+    const approvers = op.approvers as { users?: unknown[]; teams?: unknown[]; min?: unknown } | undefined;
+    const who = [...(approvers?.users ?? []), ...(approvers?.teams ?? [])].map((x) => str(x)).filter(Boolean);
+    const min = typeof approvers?.min === 'number' && approvers.min > 1 ? `${approvers.min} of ` : '';
+    const waited = end && typeof end.operation.waited_ms === 'number' ? end.operation.waited_ms : undefined;
+    return [
+      code(id, 40),
+      e.target ? code(e.target, 60) : '',
+      code(str(op.summary), statementChars),
+      cell(`${min}${who.join(', ') || 'approver tokens, admins'}`, 200),
+      end ? cell(APPROVAL_OUTCOME[end.kind] ?? end.kind, 40) : '⏳ pending',
+      end ? cell(str(end.operation.by), 100) : '',
+      end ? cell(str(end.operation.channel), 20) : '',
+      formatDuration(waited),
+      end && str(end.operation.reason) ? cell(str(end.operation.reason), 200) : '',
+    ];
+  });
+  const more =
+    requested.length > limit
+      ? `
+
+_… and ${plural(requested.length - limit, 'more held operation')}_`
+      : '';
+  return [
+    `### Held for approval (${formatCount(requested.length)})`,
+    table(
+      ['Approval', 'Target', 'Operation', 'Approvers', 'Outcome', 'By', 'Channel', 'Waited', 'Reason'],
+      rows,
+    ) + more,
+  ].join('\n\n');
 }
 
 interface Selection {
@@ -338,6 +398,7 @@ export interface ReportParts {
   header: string;
   problem: string | null;
   highlights: string | null;
+  approvals: string | null;
   table: string | null;
   note: string | null;
   evidence: string;
@@ -351,6 +412,7 @@ export function renderParts(input: ReportInput, limits: SummaryLimits, budgetNam
     header: headerSection(input, stats),
     problem: problemSection(input),
     highlights: highlightsSection(events, limits.highlights, limits.statementChars),
+    approvals: approvalsSection(events, limits.highlights, limits.statementChars),
     table: tablePart?.text ?? null,
     note: tablePart ? cutNote(events, tablePart.selection, limits, budgetName) : null,
     evidence: evidenceSection(input),
@@ -385,6 +447,6 @@ export function fitToBudget(limits: SummaryLimits, render: (l: SummaryLimits) =>
 export function renderJobSummary(input: ReportInput, limits: SummaryLimits = JOB_SUMMARY_LIMITS): string {
   return fitToBudget(limits, (l) => {
     const p = renderParts(input, l, "GitHub's 1 MiB job-summary limit");
-    return joinParts([p.header, p.problem, p.highlights, p.note, p.table, p.evidence]);
+    return joinParts([p.header, p.problem, p.approvals, p.highlights, p.note, p.table, p.evidence]);
   });
 }

@@ -136,6 +136,50 @@ export function registerStoreSuite(
       expect(rows).toEqual(MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
     });
 
+    it('approvals: stored, found by state and session, changed only over the version read (compare and set)', async () => {
+      const s = makeSession();
+      await openSessionOk(h.store, s);
+      const a = {
+        id: `apr_${s.id.slice(4, 14)}`,
+        session_id: s.id,
+        target: 'orders-db',
+        conn_id: 'pgc_1',
+        operation_kind: 'pg.statement',
+        summary: 'DROP TABLE t \u0000 ünïcode',
+        operation_sha256: 'ab'.repeat(32),
+        rule: 'approve[0].statement: DROP',
+        reasons: ['DROP TABLE needs approval'],
+        policy: 'main-write',
+        approvers: { users: ['alice'], teams: [], min: 1 },
+        job: { repository: 'octo/app', actor: 'mona' },
+        state: 'pending' as const,
+        votes: [],
+        requested_at: new Date().toISOString(),
+        expires_at: new Date(Date.now() + 10 * MINUTE).toISOString(),
+      };
+      await h.store.insertApproval(a);
+      expect(await h.store.getApproval(a.id)).toEqual({ approval: a, version: 1 });
+      expect(await h.store.getApproval('apr_unknown')).toBeNull();
+      expect((await h.store.listApprovals({ state: 'pending', session_id: s.id })).map((x) => x.id)).toEqual([
+        a.id,
+      ]);
+      const approved = {
+        ...a,
+        state: 'approved' as const,
+        votes: [{ by: 'alice', decision: 'approve' as const, channel: 'api' as const, at: a.requested_at }],
+      };
+      // two writers over version 1: one wins
+      const [first, second] = await Promise.all([
+        h.store.updateApproval(approved, 1),
+        h.store.updateApproval({ ...a, state: 'expired' }, 1),
+      ]);
+      expect([first, second].filter(Boolean)).toHaveLength(1);
+      const now = await h.store.getApproval(a.id);
+      expect(now?.version).toBe(2);
+      expect(await h.store.updateApproval(approved, 1)).toBe(false);
+      expect(await h.store.listApprovals({ state: 'pending', session_id: s.id })).toEqual([]);
+    });
+
     it('ping answers', async () => {
       await expect(h.store.ping()).resolves.toBeUndefined();
     });

@@ -52,6 +52,7 @@ export const kubernetesGateway: GatewayFactory<'kubernetes'> = (ctx) => {
           sessionEvents: ctx.sessions.events,
           record: (sessionId, event) => ctx.recorder.record(sessionId, event),
           recordBackground: (sessionId, event, done) => ctx.recorder.recordBackground(sessionId, event, done),
+          ...(ctx.approver ? { approver: ctx.approver } : {}),
         },
         { host: listen.host, port: listen.port },
       );

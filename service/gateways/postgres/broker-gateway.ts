@@ -38,6 +38,7 @@ export const postgresGateway: GatewayFactory<'postgres'> = (ctx) => {
           recordBackground: (sessionId, event, done) => ctx.recorder.recordBackground(sessionId, event, done),
           allowCleartextPassword: listen.allow_cleartext_password,
           metrics: ctx.metrics,
+          ...(ctx.approver ? { approver: ctx.approver } : {}),
           limits: {
             midMessageTimeoutMs: ctx.config.limits.message_timeout_ms,
             maxUpstreamConnectionsPerTarget: ctx.config.limits.upstream_connections_per_target,

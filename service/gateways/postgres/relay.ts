@@ -145,6 +145,7 @@ export class Relay {
       skipUntilSync: () => {
         this.skippingUntilSync = true;
       },
+      notifyClient: (data) => this.notifyClient(data),
     });
   }
 
@@ -254,6 +255,8 @@ export class Relay {
         if (wait) {
           this.clientBusy = true;
           this.client.pause();
+          // the client is not stalled while the broker waits (an approval may take minutes)
+          this.clearMidMessageTimer();
           wait.then(
             () => {
               this.clientBusy = false;
@@ -381,6 +384,7 @@ export class Relay {
         if (this.skippingUntilSync) return;
         const b = decodeBind(msg.body);
         if (!b) return this.gate.malformed('invalid Bind message format', false);
+        if (!this.gate.bindAllowed(b.statement)) return this.gate.refuseRebind(b.statement);
         const portal: PortalInfo = {
           name: b.portal,
           statement: this.prepared.get(b.statement) ?? null,
@@ -431,8 +435,10 @@ export class Relay {
         if (this.skippingUntilSync) return;
         const c = decodeDescribeOrClose(msg.body);
         if (!c) return this.gate.malformed('invalid Close message format', false);
-        if (c.target === 'S') this.prepared.delete(c.name);
-        else this.portals.delete(c.name);
+        if (c.target === 'S') {
+          this.prepared.delete(c.name);
+          this.gate.forgetStatement(c.name);
+        } else this.portals.delete(c.name);
         this.forward(msg);
         this.push({ kind: 'close' });
         return;
@@ -598,6 +604,11 @@ export class Relay {
           outs.push(buf.subarray(runStart, pos));
           return;
         }
+        if (this.notices.length > 0) {
+          outs.push(buf.subarray(runStart, pos), ...this.notices);
+          this.notices = [];
+          runStart = pos;
+        }
       }
       const len = buf.length;
       while (len - pos >= 5) {
@@ -675,6 +686,16 @@ export class Relay {
     }
     if (this.upstreamGone && !this.upstreamBusy) this.endAfterUpstream();
     else if (this.client.writableNeedDrain) this.upstream.pause();
+  }
+
+  /** Messages of the broker's own for the client, waiting for the end of a frame being passed through. */
+  private notices: Buffer[] = [];
+
+  /** A NoticeResponse now, or after the server message being passed through, never inside one. */
+  private notifyClient(data: Buffer): void {
+    if (this.closed) return;
+    if (this.passRemaining > 0) this.notices.push(data);
+    else this.client.write(data);
   }
 
   private send(outs: Buffer[]): void {

@@ -71,7 +71,6 @@ export const sshGateway: GatewayFactory<'ssh'> = (ctx) => {
             recordBackground: (event, done) => ctx.recorder.recordBackground(sessionId, event, done),
           }),
           recordings: ctx.recordings,
-          // the broker's approver once approvals are wired in (ctx.approver); until then holds are refused
           approver: ctx.approver ?? holdsUnsupported('the ssh gateway'),
           now: () => ctx.sessions.now(),
           onConnection: (delta) => ctx.metrics.gatewayConnections.inc({ gateway: 'ssh' }, delta),

@@ -148,8 +148,18 @@ export class SessionChannel {
   }
 
   /** Settle a decision (a hold goes to the approver) and record a refusal; the allow, or null. */
-  async #settle(op: SshOperation, decision: Decision): Promise<AllowDecision | { refused: Decision }> {
-    const settled = await this.#scope.flow.settle(op, decision);
+  async #settle(
+    op: SshOperation,
+    decision: Decision,
+    ch?: ServerChannel | null,
+  ): Promise<AllowDecision | { refused: Decision }> {
+    // a hold: the client hears at once (on stderr) where to approve and until when
+    const settled = await this.#scope.flow.settle(op, decision, {
+      onHeld: (a, links) =>
+        ch?.stderr.write(
+          `hoop: held for approval ${a.id} until ${a.expires_at} (then denied); approve with: ${links.cli}\r\n`,
+        ),
+    });
     if (settled.effect === 'allow') return settled;
     await this.#scope.flow.refuse(op, settled);
     return { refused: settled };
@@ -184,7 +194,7 @@ export class SessionChannel {
     const ch = this.#claimStart(accept, reject);
     if (!ch) return;
     const op: SshOperation = { kind: 'ssh.exec', command };
-    const settled = await this.#settle(op, decideExec(this.#scope.rules, command));
+    const settled = await this.#settle(op, decideExec(this.#scope.rules, command), ch);
     if ('refused' in settled) return this.#refuseStart(ch, settled.refused);
     const startedAt = performance.now();
     let up: ClientChannel;
@@ -224,7 +234,7 @@ export class SessionChannel {
     const ch = this.#claimStart(accept, reject);
     if (!ch) return;
     const op: SshOperation = { kind: 'ssh.shell', ...(this.#pty ? { term: this.#pty.term } : {}) };
-    const settled = await this.#settle(op, decideShell(this.#scope.rules, this.#pty !== null));
+    const settled = await this.#settle(op, decideShell(this.#scope.rules, this.#pty !== null), ch);
     if ('refused' in settled) return this.#refuseStart(ch, settled.refused);
     const startedAt = performance.now();
     let up: ClientChannel;

@@ -65,13 +65,18 @@ export function gateStatements(
   }
   const view = refusedView(statements, facts.access, tv?.notReadOnly ?? [], facts.unnameable);
   if (view) return { kind: 'refuse', ...view, unsupported: false };
+  // A denial anywhere in the message wins over a hold (nobody waits for an approval of a message that
+  // would be refused anyway); a hold holds the whole message, and its approval releases the whole message.
+  let held: { stmt: ClassifiedStatement; decision: Decision } | null = null;
   for (const stmt of statements) {
     const d = facts.decide(stmt);
-    if (d.effect !== 'allow' && !(d.effect === 'hold' && facts.approved))
-      return { kind: 'refuse', stmt, decision: d, unsupported: false };
+    if (d.effect === 'hold') {
+      if (!facts.approved) held ??= { stmt, decision: d };
+    } else if (d.effect !== 'allow') return { kind: 'refuse', stmt, decision: d, unsupported: false };
     if (protocol === 'extended' && facts.masking && stmt.copy?.direction === 'to')
       return { kind: 'refuse', stmt, decision: COPY_TO_EXTENDED, unsupported: true };
   }
+  if (held) return { kind: 'refuse', ...held, unsupported: false };
   const code = userCodeCheck(
     statements,
     facts.access,

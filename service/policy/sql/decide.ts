@@ -23,7 +23,8 @@
 //   Statements that read tables out of sight of the classifier (DO, CALL, table_to_xml, query_to_xml,
 //   dblink…) are refused whenever the grant has column masks or table deny rules (`mask: bypass`).
 import { parseQualifiedName } from './names.js';
-import type { DenyRule, Grant, MaskRule } from '../../config/schema.js';
+import type { ApproveRule, DenyRule, Grant, MaskRule } from '../../config/schema.js';
+import { holdApproval } from '../approval.js';
 import { allow, type Decision, deny } from '../decision.js';
 import type { ClassifiedStatement, ColumnRef } from './types.js';
 
@@ -88,14 +89,41 @@ export function decideStatement(grant: Grant, stmt: ClassifiedStatement): Decisi
     );
   }
 
-  if (denials.length === 0) return allow();
-  return deny(denials[0]!.rule, ...denials.map((d) => d.reason));
+  if (denials.length > 0) return deny(denials[0]!.rule, ...denials.map((d) => d.reason));
+  return approveRules(grant, stmt) ?? allow();
+}
+
+// ---- approve rules -------------------------------------------------------------------------------
+
+/**
+ * A statement nothing denies but an approve rule matches is held for a human (the first matching
+ * rule's approvers and timeout apply; the reasons name every match). Matching is that of deny rules.
+ */
+function approveRules(grant: Grant, stmt: ClassifiedStatement): Decision | null {
+  const hits: { rule: string; reason: string }[] = [];
+  let first: ApproveRule | null = null;
+  (grant.approve ?? []).forEach((rule, i) => {
+    const before = hits.length;
+    applyDenyRule(rule, stmt, (r, reason) => {
+      const label = r.replace(/^deny\./, `approve[${i}].`);
+      const text = reason.replace(/^deny\./, `approve[${i}].`);
+      if (!hits.some((h) => h.reason === text)) hits.push({ rule: label, reason: text });
+    });
+    if (hits.length > before) first ??= rule;
+  });
+  if (first === null) return null;
+  return {
+    effect: 'hold',
+    rule: hits[0]!.rule,
+    reasons: hits.map((h) => `${stmt.kind} needs approval (${h.reason})`),
+    approval: holdApproval(grant, first),
+  };
 }
 
 // ---- deny rules ----------------------------------------------------------------------------------
 
 function applyDenyRule(
-  rule: DenyRule,
+  rule: DenyRule | ApproveRule,
   stmt: ClassifiedStatement,
   add: (rule: string, reason: string) => void,
 ): void {

@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decideAsAdmin, pendingApproval } from '../../fixtures/approvals.js';
 import { type Harness, startHarness, UPSTREAM_TOKEN } from './harness.js';
 
 let h: Harness;
@@ -203,7 +204,7 @@ describe('kubectl through the broker', () => {
   });
 
   it('apply (client-side and server-side), scale, wait, delete', async () => {
-    const { kubeconfig } = await deploy();
+    const { s, kubeconfig } = await deploy();
     const file = join(h.dir, 'app.yaml');
     const manifest = (image: string) => `apiVersion: apps/v1
 kind: Deployment
@@ -243,10 +244,15 @@ spec:
     const del = await h.kubectl(kubeconfig, ['delete', 'deployment', 'api']);
     expect(del.stdout).toContain('deleted');
     expect(h.api.getObject('deployments', 'default', 'api', 'apps')).toBeUndefined();
-    // an approve rule holds; without approvals that is a denial saying so
-    const held = await h.kubectl(kubeconfig, ['delete', 'pod', 'x', '-n', 'kube-system']);
+    // an approve rule holds the request for the approvals service; denied, kubectl hears who and why
+    const holding = h.kubectl(kubeconfig, ['delete', 'pod', 'x', '-n', 'kube-system']);
+    const a = await pendingApproval(h.broker.broker, s.id);
+    expect(a).toMatchObject({ operation_kind: 'k8s.request' });
+    expect(a.summary).toContain('delete pods x in kube-system');
+    await decideAsAdmin(h.broker.broker, a.id, 'deny', 'not in kube-system');
+    const held = await holding;
     expect(held.stderr).toContain('needs approval');
-    expect(held.stderr).toContain('approval holds are not supported by the Kubernetes gateway');
+    expect(held.stderr).toContain(`approval ${a.id} denied by admin:test: not in kube-system`);
   });
 
   it('logs -f streams as lines arrive', async () => {

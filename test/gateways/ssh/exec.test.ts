@@ -1,6 +1,7 @@
 // ssh HOST COMMAND through the broker: exit codes, stdin, large output, refusals, the transcript.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decideAsAdmin, pendingApproval } from '../../fixtures/approvals.js';
 import { type SshHarness, startSshHarness } from './harness.js';
 
 let h: SshHarness;
@@ -113,10 +114,20 @@ describe('exec through the ssh gateway', () => {
     const denied = await job.ssh(['build-host', `touch ${h.home}/forbidden`]);
     expect(denied.code).toBe(126);
     expect(denied.stderr).toContain('commands.deny');
-    const held = await job.ssh(['build-host', 'echo deploy now']);
+    // an approve rule holds the command for the approvals service; denied, it is refused with who and why
+    const holding = job.ssh(['build-host', 'echo deploy now']);
+    const a = await pendingApproval(h.broker.broker, job.created.id);
+    expect(a).toMatchObject({
+      operation_kind: 'ssh.exec',
+      summary: 'echo deploy now',
+      rule: 'commands.approve',
+    });
+    await decideAsAdmin(h.broker.broker, a.id, 'deny', 'not today');
+    const held = await holding;
     expect(held.code).toBe(126);
     expect(held.stderr).toContain('needs approval');
-    expect(held.stderr).toContain('approval holds are not supported');
+    expect(held.stderr).toContain(`approval ${a.id} denied by admin:test: not today`);
+    expect(held.stderr).toContain(`hoop: held for approval ${a.id} until`);
     const t = await job.transcript();
     const denials = t.events.filter((e) => e.kind === 'ssh.denied');
     expect(denials.map((e) => e.operation.command)).toEqual([
@@ -132,6 +143,11 @@ describe('exec through the ssh gateway', () => {
     // nothing reached the server: no session was started for them
     const { existsSync } = await import('node:fs');
     expect(existsSync(marker)).toBe(false);
+    // approved, the held command runs
+    const approving = job.ssh(['build-host', 'echo deploy approved']);
+    const b = await pendingApproval(h.broker.broker, job.created.id);
+    await decideAsAdmin(h.broker.broker, b.id, 'approve');
+    expect(await approving).toMatchObject({ code: 0, stdout: 'deploy approved\n' });
   });
 
   it('records each command with exit status and bytes each way, and its output as a recording', async () => {

@@ -3,7 +3,16 @@
 // database; an allowed one is forwarded with what its answers need (its run for the transcript, its
 // COPY plans), a refused one is recorded (the flow) and answered by letting the database fail a
 // sentinel in its place (see relay.ts), so the server goes through the states a real error causes.
+// A held one goes to the flow's approver (the NoticeResponse, the message's SHA-256) and, approved, is
+// handled again with its hold passing once (an approved Parse: one Bind).
+//
+// Size (over 600 lines): judging, refusing and releasing a held message share the gate's per-message
+// state (approvedFor, the traced-for markers, the prepared statements); the pure judgements are in
+// policy/pg/, the approvals themselves in approvals/.
+import { createHash } from 'node:crypto';
 import { serialize } from 'pg-protocol';
+import { describeApprovers } from '../../../approvals/rules.js';
+import { formatDuration } from '../../../config/duration.js';
 import { pgDeniedKind, pgText } from '../../../audit/operation-events.js';
 import type { Grant } from '../../../config/schema.js';
 import type { Decision, DenyDecision } from '../../../policy/decision.js';
@@ -28,6 +37,8 @@ import {
   type FunctionCallMessage,
 } from '../frontend-messages.js';
 import type { FrontendMessage } from '../frontend-reader.js';
+import type { HoldExtras } from '../../operation-flow.js';
+import { noticeResponse } from '../backend-messages.js';
 import type { RelayContext } from '../relay.js';
 import { copyDescribeSql, quoteIdent, truncate } from './frames.js';
 import { type Pending, REFUSED_BY_SERVER, type StatementRun } from './pending.js';
@@ -62,6 +73,8 @@ export interface GatePort {
   handleAgain(msg: FrontendMessage): Promise<void> | undefined;
   /** a refused extended-protocol message: drop the client's messages until Sync, as PostgreSQL does */
   skipUntilSync(): void;
+  /** send the client a message of the broker's own (a NoticeResponse) between whole server messages */
+  notifyClient(data: Buffer): void;
 }
 
 /** The operation a statement is (COPY is one of its own); a null statement: an unreadable message. */
@@ -69,6 +82,8 @@ export function statementOp(stmt: ClassifiedStatement | null, protocol: 'simple'
   if (stmt?.copy) return { kind: 'pg.copy', protocol, statement: stmt, direction: stmt.copy.direction };
   return { kind: 'pg.statement', protocol, statement: stmt };
 }
+
+const PARSE_TYPE = 0x50; // 'P'
 
 export class StatementGate {
   /** the grant decisions are made under: the session's, with the derived view rules in its mask */
@@ -281,6 +296,7 @@ export class StatementGate {
     if (!cls.ok) return this.denyUnparsable(p.text, cls, false, p.name);
     const verdict = this.gate(cls.statements, entry, msg, 'extended');
     if (verdict) return this.onVerdict(verdict, msg, false, p.name);
+    this.approvedStatements.delete(p.name);
     const previous = this.port.prepared.get(p.name);
     const stmt = cls.statements[0];
     if (stmt) this.port.prepared.set(p.name, stmt);
@@ -556,13 +572,85 @@ export class StatementGate {
     parseName?: string,
   ): Promise<void> {
     if (d.effect !== 'hold') return this.denyOp(op, d, simple, code, parseName);
-    return Promise.resolve(this.ctx.flow.settle(op, d)).then((settled) => {
+    if (msg === null) return this.denyOp(op, { ...d, effect: 'deny' }, simple, code, parseName);
+    return Promise.resolve(this.ctx.flow.settle(op, d, this.holdExtras(msg, op))).then(async (settled) => {
       if (this.port.isClosed()) return undefined;
       if (settled.effect === 'deny') return this.denyOp(op, settled, simple, code, parseName);
-      if (msg === null) return this.denyOp(op, { ...settled, effect: 'deny' }, simple, code, parseName);
+      // Approved: the message is handled as if it had just arrived, its hold passing this once.
       this.approvedFor = msg;
-      return this.port.handleAgain(msg);
+      await this.port.handleAgain(msg);
+      // An approved Parse releases one execution: the first Bind of that statement (see bindAllowed).
+      if (msg.type === PARSE_TYPE && parseName !== undefined && this.port.prepared.has(parseName))
+        this.approvedStatements.set(parseName, 1);
+      return undefined;
     });
+  }
+
+  /**
+   * What the flow's approver gets from the PostgreSQL gateway: the exact message's SHA-256 (a simple
+   * Query's text with its literals; a Parse's name, text and parameter types), the redacted text, and
+   * the NoticeResponse the client gets at once (psql prints it while it waits).
+   */
+  private holdExtras(msg: FrontendMessage, op: PgOperation): HoldExtras {
+    return {
+      operation_sha256: createHash('sha256')
+        .update(Buffer.from([msg.type]))
+        .update(msg.body)
+        .digest('hex'),
+      summary: truncate(pgText(op), 2000),
+      onHeld: (a, links) => {
+        if (this.port.isClosed()) return;
+        const waitMs = Date.parse(a.expires_at) - Date.parse(a.requested_at);
+        this.port.notifyClient(
+          noticeResponse({
+            severity: 'NOTICE',
+            code: '00000',
+            message: `hoop: statement held for approval ${a.id}; waiting up to ${formatDuration(waitMs)} (until ${a.expires_at}), then it is denied`,
+            detail: `${a.reasons.join('; ')}; approvers: ${describeApprovers(a)}`,
+            hint: `approve with: ${links.cli} (or POST ${links.api} {"decision":"approve"}); deny with: hoop-broker approvals deny ${a.id}`,
+          }),
+        );
+      },
+    };
+  }
+
+  /** Statements whose Parse an approval released, and how many Binds they have left (one). */
+  private readonly approvedStatements = new Map<string, number>();
+
+  /**
+   * May this Bind run its statement? A statement that was held runs once per approval: its first Bind
+   * passes; a second one (another execution, other parameters) is refused until it is prepared again,
+   * which holds it again.
+   */
+  bindAllowed(statement: string): boolean {
+    const left = this.approvedStatements.get(statement);
+    if (left === undefined) return true;
+    if (left <= 0) return false;
+    this.approvedStatements.set(statement, left - 1);
+    return true;
+  }
+
+  /** The statement was closed or prepared again: its approval is spent. */
+  forgetStatement(name: string): void {
+    this.approvedStatements.delete(name);
+  }
+
+  /** Refuse a Bind of a held statement whose one approved execution is spent. */
+  refuseRebind(statement: string): Promise<void> {
+    const stmt = this.port.prepared.get(statement) ?? null;
+    return this.denyOp(
+      statementOp(stmt, 'extended'),
+      {
+        effect: 'deny',
+        rule: 'approval: one execution',
+        reasons: [
+          `prepared statement "${statement}" was approved for one execution, which has run; prepare it again to ask for another approval`,
+        ],
+      },
+      false,
+      SQLSTATE.insufficientPrivilege,
+      '',
+    );
   }
 
   private denyOp(
