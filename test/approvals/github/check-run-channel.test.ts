@@ -11,7 +11,7 @@ import {
   UPDATE_CHECK_RUN,
 } from '../../../service/approvals/github/check-run-channel.js';
 import { GitHubAppClient } from '../../../service/approvals/github/client.js';
-import { type GitHubApiStandIn, startGitHubApi } from '../../fixtures/github-api.js';
+import { type GitHubApiOptions, type GitHubApiStandIn, startGitHubApi } from '../../fixtures/github-api.js';
 import { APP_ID, APP_PRIVATE_KEY } from './app-key.js';
 import { MemoryDecider, pendingApproval } from './memory-decider.js';
 
@@ -22,7 +22,7 @@ afterEach(async () => {
   api = undefined;
 });
 
-async function setup(respond?: Parameters<typeof startGitHubApi>[0]['respond']) {
+async function setup(respond?: GitHubApiOptions['respond']) {
   api = await startGitHubApi({
     operations: [TOKENS, CREATE_CHECK_RUN, UPDATE_CHECK_RUN, LIST_CHECK_RUNS],
     respond,
