@@ -6,6 +6,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { auditRoutes } from './api/audit-routes.js';
 import { githubWebhookRoutes } from './api/github-webhook.js';
+import type { GitHubApprovalWebhooks } from './approvals/github/webhooks.js';
 import { viewerRoutes } from './web/routes.js';
 import { sessionRoutes } from './api/routes.js';
 import type { BrokerMetrics } from './metrics.js';
@@ -22,6 +23,8 @@ export interface AppDeps {
   rateLimitStore?: FastifyRateLimitStoreCtor | undefined;
   /** github_app.webhook_secret: serve POST /v1/github/webhook */
   githubWebhookSecret?: string | undefined;
+  /** check_run / issue_comment deliveries that decide approval holds (github_app with app_id and key) */
+  githubApprovals?: GitHubApprovalWebhooks | undefined;
   /** true while the broker shuts down gracefully: /readyz answers 503 so traffic moves elsewhere */
   draining?: () => boolean;
   /** the public half of the checkpoint signing key, served at /v1/audit/checkpoint-key */
@@ -121,7 +124,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const webhookSecret = deps.githubWebhookSecret;
   if (webhookSecret)
     await app.register(async (scope) =>
-      githubWebhookRoutes(scope, { ...deps, logger: deps.logger, secret: webhookSecret }),
+      githubWebhookRoutes(scope, {
+        ...deps,
+        logger: deps.logger,
+        secret: webhookSecret,
+        approvals: deps.githubApprovals,
+      }),
     );
   return app;
 }

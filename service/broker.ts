@@ -1,6 +1,9 @@
 // Assembles a running broker from a validated config: store, TLS, identity, sessions, HTTP API,
 // gateways. One owner for every long-lived resource; close() releases them in reverse order.
 
+import { GitHubAppClient } from './approvals/github/client.js';
+import { GitHubApprovalWebhooks } from './approvals/github/webhooks.js';
+import type { ApprovalDecider } from './approvals/types.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -80,6 +83,24 @@ export interface StartOptions {
   /** used to map secret-resolution errors to YAML lines */
   locate?: (path: string) => { line: number; column: number };
   now?: () => Date;
+  /** decides approval holds (the approvals service); with github_app's key, GitHub deliveries reach it */
+  approvalDecider?: ApprovalDecider;
+}
+
+/** The App's API client, when github_app has app_id and private_key (approvals, gates, migrations). */
+export function githubAppClient(
+  config: Config,
+  secrets: ReadonlyMap<string, string>,
+): GitHubAppClient | null {
+  const app = config.github_app;
+  const privateKey = secrets.get('github_app.private_key');
+  if (app?.app_id === undefined || privateKey === undefined) return null;
+  return new GitHubAppClient({
+    appId: app.app_id,
+    privateKey,
+    apiUrl: app.api_url,
+    installationId: app.installation_id,
+  });
 }
 
 export async function startBroker(raw: Config, opts: StartOptions = {}): Promise<Broker> {
@@ -271,8 +292,19 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     const sshPort = gateways.get('ssh')?.port() ?? null;
     const k8sPort = gateways.get('kubernetes')?.port() ?? null;
 
+    const github = githubAppClient(raw, secrets);
+    const githubApprovals =
+      github && opts.approvalDecider
+        ? new GitHubApprovalWebhooks({
+            client: github,
+            decider: opts.approvalDecider,
+            logger: logger.child({ component: 'github-approvals' }),
+          })
+        : undefined;
+
     let draining = false;
     const app = await buildApp({
+      githubApprovals,
       draining: () => draining,
       githubWebhookSecret: secrets.get('github_app.webhook_secret'),
       sessions,
