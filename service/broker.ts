@@ -2,6 +2,7 @@
 // gateways. One owner for every long-lived resource; close() releases them in reverse order.
 
 import { GitHubAppClient } from './approvals/github/client.js';
+import { checkGrantRequirements } from './approvals/github/gates.js';
 import { GitHubApprovalWebhooks } from './approvals/github/webhooks.js';
 import type { ApprovalDecider } from './approvals/types.js';
 import { createHash } from 'node:crypto';
@@ -222,7 +223,11 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       adminTokens.set(t.name, secrets.get(`admin.tokens[${i}].token`)!);
     });
 
+    const github = githubAppClient(raw, secrets);
     const sessions = new SessionService({
+      grantRequirements: github
+        ? (grants, claims) => checkGrantRequirements(github, grants, claims)
+        : undefined,
       config,
       store,
       recorder,
@@ -292,7 +297,6 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     const sshPort = gateways.get('ssh')?.port() ?? null;
     const k8sPort = gateways.get('kubernetes')?.port() ?? null;
 
-    const github = githubAppClient(raw, secrets);
     const githubApprovals =
       github && opts.approvalDecider
         ? new GitHubApprovalWebhooks({
