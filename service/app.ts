@@ -6,6 +6,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { auditRoutes } from './api/audit-routes.js';
 import { githubWebhookRoutes } from './api/github-webhook.js';
+import type { GitHubApprovalWebhooks } from './approvals/github/webhooks.js';
 import { viewerRoutes } from './web/routes.js';
 import { sessionRoutes } from './api/routes.js';
 import { approvalRoutes } from './api/approval-routes.js';
@@ -27,6 +28,8 @@ export interface AppDeps {
   /** held operations: GET/POST /v1/approvals (absent: not served) */
   approvals?: ApprovalService;
   approverTokens?: readonly { name: string; token: string; github_login?: string }[];
+  /** check_run / issue_comment deliveries that decide approval holds (github_app with app_id and key) */
+  githubApprovals?: GitHubApprovalWebhooks | undefined;
   /** true while the broker shuts down gracefully: /readyz answers 503 so traffic moves elsewhere */
   draining?: () => boolean;
   /** the public half of the checkpoint signing key, served at /v1/audit/checkpoint-key */
@@ -135,7 +138,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const webhookSecret = deps.githubWebhookSecret;
   if (webhookSecret)
     await app.register(async (scope) =>
-      githubWebhookRoutes(scope, { ...deps, logger: deps.logger, secret: webhookSecret }),
+      githubWebhookRoutes(scope, {
+        ...deps,
+        logger: deps.logger,
+        secret: webhookSecret,
+        approvals: deps.githubApprovals,
+      }),
     );
   return app;
 }

@@ -1,6 +1,10 @@
 // Assembles a running broker from a validated config: store, TLS, identity, sessions, HTTP API,
 // gateways. One owner for every long-lived resource; close() releases them in reverse order.
 
+import { GitHubAppClient } from './approvals/github/client.js';
+import { checkGrantRequirements } from './approvals/github/gates.js';
+import { githubApprovals } from './approvals/github/index.js';
+import type { ApprovalDecider } from './approvals/types.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -83,6 +87,24 @@ export interface StartOptions {
   /** used to map secret-resolution errors to YAML lines */
   locate?: (path: string) => { line: number; column: number };
   now?: () => Date;
+  /** decides approval holds (the approvals service); with github_app's key, GitHub deliveries reach it */
+  approvalDecider?: ApprovalDecider;
+}
+
+/** The App's API client, when github_app has app_id and private_key (approvals, gates, migrations). */
+export function githubAppClient(
+  config: Config,
+  secrets: ReadonlyMap<string, string>,
+): GitHubAppClient | null {
+  const app = config.github_app;
+  const privateKey = secrets.get('github_app.private_key');
+  if (app?.app_id === undefined || privateKey === undefined) return null;
+  return new GitHubAppClient({
+    appId: app.app_id,
+    privateKey,
+    apiUrl: app.api_url,
+    installationId: app.installation_id,
+  });
 }
 
 export async function startBroker(raw: Config, opts: StartOptions = {}): Promise<Broker> {
@@ -204,7 +226,11 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       adminTokens.set(t.name, secrets.get(`admin.tokens[${i}].token`)!);
     });
 
+    const github = githubAppClient(raw, secrets);
     const sessions = new SessionService({
+      grantRequirements: github
+        ? (grants, claims) => checkGrantRequirements(github, grants, claims)
+        : undefined,
       config,
       store,
       recorder,
@@ -230,6 +256,18 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       channels: notificationChannels(config, secrets, logger.child({ component: 'approvals-notify' })),
     });
     closers.push(() => approvals.close());
+    // with the GitHub App: check runs with Approve/Deny on the job's commit, their webhooks, and
+    // statements of the reviewed migration files passing without a human (an Approver decorator)
+    const gh = github
+      ? githubApprovals({
+          client: github,
+          decider: opts.approvalDecider ?? approvals,
+          approver: approvals,
+          store,
+          logger,
+        })
+      : null;
+    if (gh) approvals.addChannel(gh.channel);
 
     const replicas = new ReplicaCoordinator({
       onApprovalChanged: (id) => approvals.changed(id),
@@ -273,7 +311,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
       },
       recordings: { append: (sessionId, chunks) => store.appendRecordingChunks(sessionId, chunks) },
       metrics,
-      approver: approvals,
+      approver: gh?.approver ?? approvals,
     };
     for (const kind of Object.keys(GATEWAYS) as TargetKind[]) {
       const gateway = GATEWAYS[kind](gatewayContext);
@@ -287,8 +325,11 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     const sshPort = gateways.get('ssh')?.port() ?? null;
     const k8sPort = gateways.get('kubernetes')?.port() ?? null;
 
+    const githubApprovalWebhooks = gh?.webhooks;
+
     let draining = false;
     const app = await buildApp({
+      githubApprovals: githubApprovalWebhooks,
       draining: () => draining,
       githubWebhookSecret: secrets.get('github_app.webhook_secret'),
       sessions,

@@ -100,6 +100,8 @@ export type DecideResult =
 export interface ApprovalDecider {
   get(id: string): Promise<PendingApproval | null>;
   decide(decision: ApprovalDecision): Promise<DecideResult>;
+  /** optional: keep the check run the GitHub channel created for `id` (PendingApproval.github_check_run_id) */
+  recordCheckRun?(id: string, checkRunId: number): Promise<void>;
 }
 
 /** A way to tell humans about holds (GitHub check run, Slack, generic webhook). Failures are logged, never fatal. */

@@ -149,6 +149,41 @@ export type ApproveRule = Static<typeof ApproveRule>;
 export const Access = Type.Union([Type.Literal('read'), Type.Literal('write'), Type.Literal('admin')]);
 export type Access = Static<typeof Access>;
 
+/** Session-open gates: what GitHub must already show before a grant is given. */
+export const GrantRequirements = Type.Object(
+  {
+    /** the token's `environment` had its required reviewers approve this run (actions/runs/{id}/approvals) */
+    environment_approval: Type.Optional(Type.Boolean()),
+    /** the pull request of the token's sha has at least `min` approving reviews on that very commit */
+    pull_request_reviews: Type.Optional(
+      Type.Object(
+        {
+          min: Type.Integer({ minimum: 1, maximum: 20 }),
+          /** `org/team` slugs: only reviews by their active members count (default: any reviewer) */
+          teams: Type.Optional(
+            Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$' }), {
+              minItems: 1,
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type GrantRequirements = Static<typeof GrantRequirements>;
+
+/** PR-gated migrations: the repository's migration files, read at the token's sha through the App. */
+export const MigrationFiles = Type.Object(
+  {
+    /** repository paths with `*` / `?` in the file name only, e.g. db/migrations/*.sql */
+    paths: Type.Array(Type.String({ minLength: 1, pattern: '^[^/*?][^*?]*(?:/[^/]*)?$' }), { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+export type MigrationFiles = Static<typeof MigrationFiles>;
+
 export const Grant = Type.Object(
   {
     target: Type.String({ minLength: 1 }),
@@ -166,6 +201,10 @@ export const Grant = Type.Object(
     ssh: Type.Optional(SshGrant),
     /** rules of a kubernetes target's grant (service/config/targets/kubernetes.ts) */
     kubernetes: Type.Optional(KubernetesGrantRules),
+    /** evidence that humans approved before the session opens (needs github_app with app_id, private_key) */
+    require: Type.Optional(GrantRequirements),
+    /** postgres write grants: statements of these reviewed files, at the token's sha, pass an approval hold */
+    migrations: Type.Optional(MigrationFiles),
   },
   { additionalProperties: false },
 );
@@ -374,6 +413,16 @@ export const Config = Type.Object(
         {
           /** the App's webhook secret: every delivery's X-Hub-Signature-256 is checked against it */
           webhook_secret: SecretRef,
+          /** the App's id (its settings page): with private_key, the broker calls the API as the App */
+          app_id: Type.Optional(
+            Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: '^[1-9][0-9]*$' })]),
+          ),
+          /** the App's private key (PEM) by reference: signs the JWTs that buy installation tokens */
+          private_key: Type.Optional(SecretRef),
+          /** the REST API's base URL (default https://api.github.com; GHES: https://HOST/api/v3) */
+          api_url: Type.Optional(Type.String({ minLength: 1 })),
+          /** the installation to act as; default: looked up per repository (GET /repos/{owner}/{repo}/installation) */
+          installation_id: Type.Optional(Type.Integer({ minimum: 1 })),
         },
         { additionalProperties: false },
       ),

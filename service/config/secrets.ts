@@ -91,6 +91,8 @@ export function secretReferences(config: Config): { path: ConfigPathSegment[]; r
     refs.push({ path: ['listen', 'ssh', 'host_key'], ref: config.listen.ssh.host_key });
   if (config.github_app)
     refs.push({ path: ['github_app', 'webhook_secret'], ref: config.github_app.webhook_secret });
+  if (config.github_app?.private_key)
+    refs.push({ path: ['github_app', 'private_key'], ref: config.github_app.private_key });
   if (config.audit?.checkpoint?.key)
     refs.push({ path: ['audit', 'checkpoint', 'key'], ref: config.audit.checkpoint.key });
   (config.audit?.export ?? []).forEach((sink, index) => {

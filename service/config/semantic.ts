@@ -38,6 +38,42 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 /** Line of the value at a path, for messages like "first defined on line 12". */
 export type LineOf = (path: readonly ConfigPathSegment[]) => number;
 
+/** `require:` and `migrations:` read GitHub as the App: they need its id and key; migrations are SQL. */
+function githubGrantIssues(
+  config: Config,
+  grant: Config['policies'][number]['grants'][number],
+  kind: string | undefined,
+): { path: ConfigPathSegment[]; message: string }[] {
+  const issues: { path: ConfigPathSegment[]; message: string }[] = [];
+  const app = config.github_app;
+  const appMissing =
+    app?.app_id === undefined || app.private_key === undefined
+      ? 'needs github_app with app_id and private_key (the broker reads GitHub as the App)'
+      : null;
+  if (grant.require !== undefined) {
+    if (appMissing) issues.push({ path: ['require'], message: appMissing });
+    if (grant.require.environment_approval === undefined && grant.require.pull_request_reviews === undefined)
+      issues.push({
+        path: ['require'],
+        message: 'must name environment_approval and/or pull_request_reviews',
+      });
+  }
+  if (grant.migrations !== undefined) {
+    if (appMissing) issues.push({ path: ['migrations'], message: appMissing });
+    if (kind !== undefined && kind !== 'postgres')
+      issues.push({
+        path: ['migrations'],
+        message: `migration files apply to postgres targets only ('${grant.target}' is a ${kind} target)`,
+      });
+    else if (grant.access === 'read')
+      issues.push({
+        path: ['migrations'],
+        message: 'migrations need a write grant (access: write or admin)',
+      });
+  }
+  return issues;
+}
+
 export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const report = (path: ConfigPathSegment[], message: string): void => {
@@ -59,6 +95,12 @@ export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
     const problem = urlProblem(config.public_url, ['https:', 'http:'], false);
     if (problem) report(['public_url'], 'must be an http:// or https:// URL');
   }
+  if (config.github_app?.api_url !== undefined) {
+    const problem = urlProblem(config.github_app.api_url, ['https:'], true);
+    if (problem) report(['github_app', 'api_url'], problem);
+  }
+  if ((config.github_app?.app_id === undefined) !== (config.github_app?.private_key === undefined))
+    report(['github_app'], 'app_id and private_key go together (both, or neither for webhooks only)');
   if (config.store && typeof config.store.url === 'string') {
     if (!/^postgres(?:ql)?:\/\/[^\s]+$/.test(config.store.url)) {
       report(['store', 'url'], 'must be a postgres:// or postgresql:// URL');
@@ -201,6 +243,8 @@ export function semanticIssues(config: Config, lineOf: LineOf): ConfigIssue[] {
           `ssh rules are for ssh targets; '${grant.target}' is a ${kind} target`,
         );
       }
+      for (const issue of githubGrantIssues(config, grant, kind))
+        report(at('grants', g, ...issue.path), issue.message);
       if (grant.kubernetes !== undefined) {
         if (kind !== undefined && kind !== 'kubernetes')
           report(

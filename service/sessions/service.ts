@@ -59,7 +59,15 @@ export interface SessionServiceOptions {
   connectionInfo: ConnectionInfo;
   caPem?: string | undefined;
   now?: () => Date;
+  /** grants' `require:` gates (approvals/github/gates.ts); absent: a grant with `require:` is refused */
+  grantRequirements?: GrantRequirementCheck | undefined;
 }
+
+/** Evidence that humans approved (environment reviews, PR reviews), or why there is none. */
+export type GrantRequirementCheck = (
+  grants: readonly Grant[],
+  claims: Record<string, unknown>,
+) => Promise<{ ok: true; evidence: string[]; approvers: string[] } | { ok: false; reasons: Reason[] }>;
 
 /**
  * Why a request was refused, in the service's terms (api/routes.ts maps each to its HTTP status):
@@ -180,6 +188,33 @@ export class SessionService {
       );
     }
 
+    let evidence: { evidence: string[]; approvers: string[] } | null = null;
+    if (granted.grants.some((g) => g.require !== undefined)) {
+      const gate = this.#o.grantRequirements
+        ? await this.#o.grantRequirements(granted.grants, verified.claims)
+        : {
+            ok: false as const,
+            reasons: [
+              {
+                message: 'a grant requires approvals on GitHub, and github_app has no app_id and private_key',
+              },
+            ],
+          };
+      if (!gate.ok)
+        return this.#refuse(
+          'forbidden',
+          'required approvals are missing',
+          gate.reasons,
+          'policy.requirement',
+          {
+            ...who,
+            policy: policy.name,
+            client: req.client ?? null,
+          },
+        );
+      evidence = { evidence: gate.evidence, approvers: gate.approvers };
+    }
+
     const secret = newSessionSecret();
     const session: SessionRecord = {
       id: newSessionId(),
@@ -208,9 +243,10 @@ export class SessionService {
           grants: granted.grants,
           expires_at: session.expires_at.toISOString(),
           client: req.client ?? null,
+          ...(evidence ? { approved_by: evidence.approvers } : {}),
         },
         decision: 'allow',
-        reasons: [`policy ${policy.name} matched`],
+        reasons: [`policy ${policy.name} matched`, ...(evidence?.evidence ?? [])],
         at: now.toISOString(),
       },
       { key: verified.tokenKey, expires_at: verified.expiresAt },
@@ -295,7 +331,8 @@ export class SessionService {
       | 'token.replayed'
       | 'policy.no_match'
       | 'policy.target_not_granted'
-      | 'limit.sessions',
+      | 'limit.sessions'
+      | 'policy.requirement',
     detail: Record<string, unknown>,
   ): Promise<Outcome<T>> {
     this.#o.metrics.sessionsDenied.inc({ reason: kind });

@@ -152,6 +152,7 @@ export async function openEmbeddedStoreProcess(dataDir: string | null): Promise<
     appendRecordingChunks: (...a) => call('appendRecordingChunks', ...a),
     listRecordingChunks: (...a) => call('listRecordingChunks', ...a),
     pruneTokenUses: (...a) => call('pruneTokenUses', ...a),
+    claimOnce: (...a) => call('claimOnce', ...a),
     readExport: (...a) => call('readExport', ...a),
     claimExportLease: (...a) => call('claimExportLease', ...a),
     saveExportPosition: (...a) => call('saveExportPosition', ...a),

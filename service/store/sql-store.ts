@@ -371,6 +371,12 @@ export class SqlStore implements Store {
     return rowCount;
   }
 
+  async claimOnce(key: string, expires_at: Date): Promise<boolean> {
+    this.#checkOpen();
+    const { rowCount } = await this.#db.query(SQL.claimOnce, [key, checkedDate(expires_at, 'expires_at')]);
+    return rowCount === 1;
+  }
+
   async readExport(after: ExportPosition, limit: number): Promise<ExportBatch> {
     this.#checkOpen();
     const max = checkedLimit(limit, null, 'readExport limit') ?? 1000;

@@ -71,6 +71,10 @@ export const SQL = {
      FROM session`,
   ),
   pruneTokenUses: statement('prune_token_uses', 'DELETE FROM token_uses WHERE expires_at < $1'),
+  claimOnce: statement(
+    'claim_once',
+    'INSERT INTO token_uses (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING',
+  ),
 
   getSession: statement('get_session', `SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = $1`),
   listSessions: statement(

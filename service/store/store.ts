@@ -164,6 +164,11 @@ export interface Store {
   /** Delete token-use rows whose tokens expired before `now`. */
   pruneTokenUses(now: Date): Promise<number>;
   /**
+   * Claim a one-time key (a GitHub webhook's delivery id, `github-delivery:<id>`) in the token_uses table,
+   * shared by every replica: true the first time, false for a key already claimed. Pruned after expiry.
+   */
+  claimOnce(key: string, expires_at: Date): Promise<boolean>;
+  /**
    * Audit export: up to `limit` chunks (their events, each with its session) and up to `limit` denials
    * after `after`, in the order their transactions are known to be over, so a reader that saves the
    * returned position never skips a row that commits later.

@@ -557,6 +557,17 @@ export function registerStoreSuite(
       });
     });
 
+    it('claimOnce claims a key once (concurrent claims: exactly one wins), shared with token uses, pruned after expiry', async () => {
+      const T = Date.parse('1970-01-01T00:00:00.000Z');
+      const key = `github-delivery:${Math.random()}`;
+      const claims = await Promise.all([1, 2, 3, 4].map(() => h.store.claimOnce(key, new Date(T + 1000))));
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      expect(await h.store.claimOnce(key, new Date(T + 1000))).toBe(false);
+      expect(await h.store.claimOnce(`${key}-other`, new Date(T + 1000))).toBe(true);
+      await h.store.pruneTokenUses(new Date(T + 60_000));
+      expect(await h.store.claimOnce(key, new Date(T + 1000))).toBe(true);
+    });
+
     it.runIf(opts.replicas)(
       'two replicas appending to one session concurrently keep one contiguous chain',
       async () => {
