@@ -30,7 +30,7 @@ async function main() {
         issuers: [{ name: 'github', issuer: issuer.issuer, audience: 'https://hoop.bench' }],
         targets: [],
         policies: [{ name: 'bench', when: { repository: 'octo-org/octo-repo' }, grants: [] as never }],
-        limits: { session_rate_per_minute: 1_000_000 },
+        limits: { session_rate_per_minute: 1_000_000, sessions_per_repository: 1_000_000 },
       };
       // A policy needs at least one grant; the bench measures the exchange itself, so grant a target.
       config.targets = [
