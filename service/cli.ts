@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 // hoop-broker serve | check-config | explain | sessions | approvals | audit | dev
+// Size (over 600 lines): one dispatcher with each command's option table and help text beside its
+// handler, so `--help` and the README test read one list; the commands themselves are thin calls
+// into the broker, the API client and audit/ (approvals' own commands live in approvals/cli.ts).
 import { createHash, createPublicKey } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';

@@ -1,5 +1,9 @@
 // The Store, written once over a SqlDriver: the embedded (PGlite) and the PostgreSQL store are this
 // class with different drivers, so they run the same SQL and behave the same.
+// Size (over 600 lines, on purpose): it is the one implementation of the whole Store interface
+// (sessions, token uses, transcripts, recordings, checkpoints, exports, approvals), each method a
+// few lines over sql.ts's statements; splitting it by table would split the transactions that span
+// several tables (an append with its session check, an end with its NOTIFY).
 import { chainEvent, type NewEvent, type TranscriptEvent } from '../audit/event.js';
 import { chainEventText, eventText } from '../audit/event-text.js';
 import type { ApprovalState, PendingApproval } from '../approvals/types.js';
