@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { ApprovalChannel, ApprovalDecider, PendingApproval } from '../types.js';
 import type { GitHubClient } from './client.js';
+import { GET_PULL } from './permissions.js';
 
 export const CREATE_CHECK_RUN = 'POST /repos/{owner}/{repo}/check-runs';
 export const UPDATE_CHECK_RUN = 'PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}';
@@ -138,8 +139,31 @@ export class CheckRunChannel implements ApprovalChannel {
     return (this.#o.now?.() ?? new Date()).toISOString();
   }
 
+  /**
+   * The commit the check run goes on. For a pull_request job the token's `sha` is GitHub's merge
+   * commit, where a check run does not show on the PR: the PR's head is read instead (the job's sha
+   * when it cannot be).
+   */
+  async #commit(approval: PendingApproval): Promise<string | undefined> {
+    const { repository, sha, pull_request } = approval.job;
+    if (pull_request === undefined) return sha;
+    try {
+      const pr = await this.#o.client.request<{ head?: { sha?: string } }>(repository, GET_PULL, {
+        pull_number: pull_request,
+      });
+      return pr.head?.sha ?? sha;
+    } catch (err) {
+      this.#o.logger.warn(
+        { approval: approval.id, err: (err as Error).message },
+        "the pull request's head could not be read: the check run goes on the job's commit",
+      );
+      return sha;
+    }
+  }
+
   async requested(approval: PendingApproval, links: { api: string; viewer?: string }): Promise<void> {
-    const { repository, sha } = approval.job;
+    const { repository } = approval.job;
+    const sha = await this.#commit(approval);
     if (!sha) {
       this.#o.logger.warn({ approval: approval.id }, 'no commit sha on the job: no check run for this hold');
       return;
@@ -181,11 +205,12 @@ export class CheckRunChannel implements ApprovalChannel {
 
   /** The check run another replica created: by name on the commit, confirmed by external_id. */
   async #find(approval: PendingApproval): Promise<number | undefined> {
-    if (!approval.job.sha) return undefined;
+    const sha = await this.#commit(approval);
+    if (!sha) return undefined;
     const found = await this.#o.client.request<{
       check_runs?: { id: number; external_id?: string | null }[];
     }>(approval.job.repository, LIST_CHECK_RUNS, {
-      ref: approval.job.sha,
+      ref: sha,
       check_name: checkRunName(approval.id),
       filter: 'all',
     });

@@ -11,6 +11,7 @@ import {
   UPDATE_CHECK_RUN,
 } from '../../../service/approvals/github/check-run-channel.js';
 import { GitHubAppClient } from '../../../service/approvals/github/client.js';
+import { GET_PULL } from '../../../service/approvals/github/permissions.js';
 import { type GitHubApiOptions, type GitHubApiStandIn, startGitHubApi } from '../../fixtures/github-api.js';
 import { APP_ID, APP_PRIVATE_KEY } from './app-key.js';
 import { MemoryDecider, pendingApproval } from './memory-decider.js';
@@ -22,10 +23,14 @@ afterEach(async () => {
   api = undefined;
 });
 
-async function setup(respond?: GitHubApiOptions['respond']) {
+/** the PR's head is the job's own commit unless a test says otherwise */
+const samePrHead: NonNullable<GitHubApiOptions['respond']> = (r) =>
+  r.operation === GET_PULL ? { status: 200, body: { number: 7, head: { sha: 'a'.repeat(40) } } } : undefined;
+
+async function setup(respond?: GitHubApiOptions['respond'], extra: string[] = [GET_PULL]) {
   api = await startGitHubApi({
-    operations: [TOKENS, CREATE_CHECK_RUN, UPDATE_CHECK_RUN, LIST_CHECK_RUNS],
-    respond,
+    operations: [TOKENS, CREATE_CHECK_RUN, UPDATE_CHECK_RUN, LIST_CHECK_RUNS, ...extra],
+    respond: (r) => respond?.(r) ?? samePrHead(r),
   });
   const client = new GitHubAppClient({
     appId: APP_ID,
@@ -136,7 +141,38 @@ describe('CheckRunChannel', () => {
     const { api, channel } = await setup();
     const a = pendingApproval();
     delete a.job.sha;
+    delete a.job.pull_request;
     await channel.requested(a, { api: 'x' });
     expect(api.requests).toEqual([]);
+  });
+
+  it("a pull_request job's check run goes on the PR's head commit, not on the merge commit the token names", async () => {
+    const head = 'b'.repeat(40);
+    const { api, decider, channel } = await setup(
+      (r) => {
+        if (r.operation === TOKENS)
+          return {
+            status: 201,
+            body: { token: 'ghs_channel', expires_at: new Date(Date.now() + 3.6e6).toISOString() },
+          };
+        if (r.operation === GET_PULL)
+          return String(r.params.pull_number) === '7'
+            ? { status: 200, body: { number: 7, head: { sha: head } } }
+            : { status: 404, body: { message: 'Not Found' } };
+        return undefined;
+      },
+      [GET_PULL],
+    );
+    const base = pendingApproval();
+    const a = decider.add(pendingApproval({ job: { ...base.job, pull_request: 7 } }));
+    await channel.requested(a, { api: 'x' });
+    const [run] = api.checkRuns();
+    expect(run).toMatchObject({ head_sha: head, external_id: a.id });
+    expect(a.job.sha).not.toBe(head);
+    // a job without a pull request keeps its own commit
+    const b = decider.add(pendingApproval());
+    delete b.job.pull_request;
+    await channel.requested(b, { api: 'x' });
+    expect(api.checkRuns().find((r) => r.external_id === b.id)).toMatchObject({ head_sha: b.job.sha });
   });
 });
