@@ -325,11 +325,9 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     const sshPort = gateways.get('ssh')?.port() ?? null;
     const k8sPort = gateways.get('kubernetes')?.port() ?? null;
 
-    const githubApprovalWebhooks = gh?.webhooks;
-
     let draining = false;
     const app = await buildApp({
-      githubApprovals: githubApprovalWebhooks,
+      githubApprovals: gh?.webhooks,
       draining: () => draining,
       githubWebhookSecret: secrets.get('github_app.webhook_secret'),
       sessions,

@@ -30,9 +30,6 @@ export class CatalogTransportError extends Error {}
 
 /** Runs simple queries, one at a time, on a broker-owned connection to the target. */
 export class SideConnection {
-  /** exchanges retried on a new connection after a transport failure (for tests and metrics) */
-  retries = 0;
-
   private conn: UpstreamConnection | null = null;
   private connecting: Promise<UpstreamConnection> | null = null;
   private chain: Promise<unknown> = Promise.resolve();
@@ -88,7 +85,6 @@ export class SideConnection {
         // read-only, so safe to ask again; once, on a new connection (the old one is destroyed)
         this.conn?.socket.destroy();
         this.conn = null;
-        this.retries++;
         return exchangeOn(await this.open());
       }
     };
