@@ -172,21 +172,6 @@ export class SessionService {
       return fail('invalid', 'invalid ttl', [{ message: `ttl "${req.ttl}" is not a duration like 30m` }]);
 
     const repository = typeof identity.repository === 'string' ? identity.repository : null;
-    const limited = await this.#sessionLimit(repository, policy.name, now);
-    if (limited) {
-      metrics.limitRefusals.inc({ limit: limited.limit });
-      return this.#refuse(
-        'limited',
-        'session limit reached',
-        [{ message: limited.message }],
-        'limit.sessions',
-        {
-          ...who,
-          policy: policy.name,
-          client: req.client ?? null,
-        },
-      );
-    }
 
     let evidence: { evidence: string[]; approvers: string[] } | null = null;
     if (granted.grants.some((g) => g.require !== undefined)) {
@@ -250,7 +235,27 @@ export class SessionService {
         at: now.toISOString(),
       },
       { key: verified.tokenKey, expires_at: verified.expiresAt },
+      {
+        repository,
+        per_repository: config.limits.sessions_per_repository,
+        policy: policy.name,
+        per_policy: config.limits.sessions_per_policy,
+      },
     );
+    if (!result.ok && result.reason === 'limit') {
+      metrics.limitRefusals.inc({ limit: result.limit });
+      return this.#refuse(
+        'limited',
+        'session limit reached',
+        [{ message: limitMessage(result.limit, result.live, repository, policy.name, config.limits) }],
+        'limit.sessions',
+        {
+          ...who,
+          policy: policy.name,
+          client: req.client ?? null,
+        },
+      );
+    }
     if (!result.ok) {
       logger.warn({ ...who, client: req.client }, 'replayed OIDC token refused');
       return this.#refuse(
@@ -285,39 +290,6 @@ export class SessionService {
         ...(this.#o.caPem ? { ca_pem: this.#o.caPem } : {}),
       },
     };
-  }
-
-  /**
-   * limits.sessions_per_repository / sessions_per_policy, counted over live sessions in the store (so
-   * across replicas; two requests racing at the limit may both pass).
-   */
-  async #sessionLimit(
-    repository: string | null,
-    policy: string,
-    now: Date,
-  ): Promise<{ limit: string; message: string } | null> {
-    const { sessions_per_repository: perRepo, sessions_per_policy: perPolicy } = this.#o.config.limits;
-    const live = await this.#o.store.listSessions({
-      active_at: now,
-      limit: Math.max(perRepo, perPolicy ?? 0) * 4 + 1000,
-    });
-    if (repository !== null) {
-      const n = live.filter((s) => s.identity.repository === repository).length;
-      if (n >= perRepo)
-        return {
-          limit: 'sessions_per_repository',
-          message: `repository ${repository} already holds ${n} live sessions (limits.sessions_per_repository is ${perRepo}); end some (the action revokes its session when the job ends) or raise the limit`,
-        };
-    }
-    if (perPolicy !== null) {
-      const n = live.filter((s) => s.policy === policy).length;
-      if (n >= perPolicy)
-        return {
-          limit: 'sessions_per_policy',
-          message: `policy ${policy} already holds ${n} live sessions (limits.sessions_per_policy is ${perPolicy})`,
-        };
-    }
-    return null;
   }
 
   /** A refused session request: counted, recorded (non-secret detail only), answered with its reasons. */
@@ -541,4 +513,20 @@ export class SessionService {
       targets: this.#targetViews(s),
     };
   }
+}
+
+/**
+ * The refusal at limits.sessions_per_repository / sessions_per_policy. The store counts live sessions
+ * and refuses in the same transaction as the insert (Store.openSession), so the limit holds across replicas.
+ */
+function limitMessage(
+  limit: 'sessions_per_repository' | 'sessions_per_policy',
+  live: number,
+  repository: string | null,
+  policy: string,
+  limits: { sessions_per_repository: number; sessions_per_policy: number | null },
+): string {
+  return limit === 'sessions_per_repository'
+    ? `repository ${repository} already holds ${live} live sessions (limits.sessions_per_repository is ${limits.sessions_per_repository}); end some (the action revokes its session when the job ends) or raise the limit`
+    : `policy ${policy} already holds ${live} live sessions (limits.sessions_per_policy is ${limits.sessions_per_policy})`;
 }

@@ -45,6 +45,7 @@ import type {
   EventBatchResult,
   EventTextBatch,
   OpenSessionResult,
+  SessionLimits,
   Store,
   TokenUse,
 } from './store.js';
@@ -104,7 +105,12 @@ export class SqlStore implements Store {
     return runMigrations(this.#db);
   }
 
-  async openSession(session: SessionRecord, opened: NewEvent, token: TokenUse): Promise<OpenSessionResult> {
+  async openSession(
+    session: SessionRecord,
+    opened: NewEvent,
+    token: TokenUse,
+    limits?: SessionLimits,
+  ): Promise<OpenSessionResult> {
     this.#checkOpen();
     const tokenExpiry = checkedDate(token.expires_at, 'token.expires_at');
     checkedDate(session.created_at, 'session.created_at');
@@ -117,10 +123,34 @@ export class SqlStore implements Store {
       ...sessionParams(session, { head_seq: first.seq, head_hash: first.hash }),
       ...chunkParams(chunkOfEvents([first])),
     ];
-    const { rowCount } = await this.#db.query(SQL.openSession, params);
-    if (rowCount === 0) return { ok: false, reason: 'replay' };
-    this.#remember(session.id, first.seq, first.hash);
-    return { ok: true, opened: first };
+    if (!limits) {
+      const { rowCount } = await this.#db.query(SQL.openSession, params);
+      if (rowCount === 0) return { ok: false, reason: 'replay' };
+      this.#remember(session.id, first.seq, first.hash);
+      return { ok: true, opened: first };
+    }
+    const result = await this.#db.transaction(async (tx): Promise<OpenSessionResult> => {
+      const keys = [`policy|${limits.policy}`];
+      if (limits.repository !== null) keys.push(`repository|${limits.repository}`);
+      await tx.query(SQL.lockLimitKeys, [keys]);
+      // READ COMMITTED: this statement's snapshot starts after the lock, so it sees every session
+      // committed by an opening that held the lock before
+      const live = (
+        await tx.query<{ repository: number; policy: number }>(SQL.countLiveSessions, [
+          session.created_at,
+          limits.repository,
+          limits.policy,
+        ])
+      ).rows[0]!;
+      if (limits.repository !== null && live.repository >= limits.per_repository)
+        return { ok: false, reason: 'limit', limit: 'sessions_per_repository', live: live.repository };
+      if (limits.per_policy !== null && live.policy >= limits.per_policy)
+        return { ok: false, reason: 'limit', limit: 'sessions_per_policy', live: live.policy };
+      const { rowCount } = await tx.query(SQL.openSession, params);
+      return rowCount === 0 ? { ok: false, reason: 'replay' } : { ok: true, opened: first };
+    });
+    if (result.ok) this.#remember(session.id, first.seq, first.hash);
+    return result;
   }
 
   async getSession(id: string): Promise<SessionRecord | null> {

@@ -70,6 +70,22 @@ export const SQL = {
             $24::integer
      FROM session`,
   ),
+  // Serialises session openings that count against the same limits (repository, policy), across every
+  // connection and replica: transaction-level advisory locks, taken in one order (by key hash) so two
+  // openings never wait on each other crosswise. Released at COMMIT/ROLLBACK.
+  lockLimitKeys: statement(
+    'lock_limit_keys',
+    `SELECT count(pg_advisory_xact_lock(k))::int AS locked
+     FROM (SELECT DISTINCT hashtextextended(key, 0) AS k FROM unnest($1::text[]) AS key ORDER BY 1) AS keys`,
+  ),
+  // Live sessions (not ended, not expired at $1) of repository $2 and of policy $3. Not bounded by
+  // created_at, so a session opened by a replica whose clock runs ahead still counts.
+  countLiveSessions: statement(
+    'count_live_sessions',
+    `SELECT count(*) FILTER (WHERE $2::text IS NOT NULL AND identity->>'repository' = $2::text)::int AS repository,
+            count(*) FILTER (WHERE policy = $3::text)::int AS policy
+     FROM sessions WHERE ended_at IS NULL AND expires_at > $1`,
+  ),
   pruneTokenUses: statement('prune_token_uses', 'DELETE FROM token_uses WHERE expires_at < $1'),
   claimOnce: statement(
     'claim_once',

@@ -19,7 +19,24 @@ export interface DenialRecord {
   detail: Record<string, unknown>;
 }
 
-export type OpenSessionResult = { ok: true; opened: TranscriptEvent } | { ok: false; reason: 'replay' };
+/**
+ * limits.sessions_per_repository / sessions_per_policy, checked by openSession in the same transaction as
+ * the insert, under advisory locks on the repository's and the policy's keys: requests racing at the
+ * limit, on any replica sharing the store, are serialised, so the count of live sessions never exceeds it.
+ */
+export interface SessionLimits {
+  /** the session's repository claim; null: no per-repository limit applies */
+  repository: string | null;
+  per_repository: number;
+  policy: string;
+  /** null: no per-policy limit */
+  per_policy: number | null;
+}
+
+export type OpenSessionResult =
+  | { ok: true; opened: TranscriptEvent }
+  | { ok: false; reason: 'replay' }
+  | { ok: false; reason: 'limit'; limit: 'sessions_per_repository' | 'sessions_per_policy'; live: number };
 
 /** A session's events as eventText made them (audit/event-text.ts), in order. */
 export interface EventTextBatch {
@@ -120,7 +137,17 @@ export interface Store {
    * Durable when the promise resolves. A token key already claimed gives {ok:false, reason:'replay'}
    * and writes nothing else.
    */
-  openSession(session: SessionRecord, opened: NewEvent, token: TokenUse): Promise<OpenSessionResult>;
+  /**
+   * Claim the token, insert the session and its first event, atomically. With `limits`, first count the
+   * live (not ended, not expired) sessions of its repository and policy under advisory locks, and refuse
+   * (reason 'limit') at the limit.
+   */
+  openSession(
+    session: SessionRecord,
+    opened: NewEvent,
+    token: TokenUse,
+    limits?: SessionLimits,
+  ): Promise<OpenSessionResult>;
   getSession(id: string): Promise<SessionRecord | null>;
   /** Newest first. `active_at`: only sessions neither ended nor expired at that time. */
   listSessions(filter?: { active_at?: Date; limit?: number }): Promise<SessionRecord[]>;
