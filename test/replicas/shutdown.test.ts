@@ -1,6 +1,7 @@
 // Graceful shutdown of a broker process on SIGTERM: /readyz turns 503, new gateway connections are
 // refused, a statement already running finishes and its client gets the rows, a client still connected
-// at the end of shutdown_grace is closed (recorded as closed by "broker shutdown"), the process exits 0.
+// at the end of shutdown_grace is closed (recorded as closed by "broker shutdown", read back from the
+// data_dir by the next start), the process exits 0.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { freePort, type PgServer, startPostgres } from '../fixtures/postgres.js'
 
 const AUD = 'https://hoop.shutdown.test';
 const PW = 'shutdown-upstream-pw-1a2b3c';
+const ADMIN = 'shutdown-admin-token-0123456789abcdef';
 let issuer: OidcIssuer;
 let db: PgServer;
 let dir: string;
@@ -31,34 +33,32 @@ afterAll(async () => {
 
 it('SIGTERM: stops accepting, lets the running statement finish, closes the rest at the grace, exits 0', async () => {
   const pgPort = await freePort();
-  broker = await startBrokerProcess({
-    dir,
-    name: 'broker',
-    env: { SHUTDOWN_PW: PW },
-    config: {
-      listen: {
-        http: { port: await freePort(), host: '127.0.0.1' },
-        postgres: { port: pgPort, host: '127.0.0.1' },
-      },
-      data_dir: join(dir, 'data'),
-      shutdown_grace: '3s',
-      issuers: [{ name: 'github', issuer: issuer.issuer, audience: AUD }],
-      targets: [
-        {
-          name: 'app',
-          kind: 'postgres',
-          host: '127.0.0.1',
-          port: db.port,
-          database: 'app',
-          user: 'ci',
-          password: { env: 'SHUTDOWN_PW' },
-        },
-      ],
-      policies: [
-        { name: 'all', when: { event_name: 'pull_request' }, grants: [{ target: 'app', access: 'write' }] },
-      ],
+  const config = {
+    listen: {
+      http: { port: await freePort(), host: '127.0.0.1' },
+      postgres: { port: pgPort, host: '127.0.0.1' },
     },
-  });
+    data_dir: join(dir, 'data'),
+    shutdown_grace: '3s',
+    issuers: [{ name: 'github', issuer: issuer.issuer, audience: AUD }],
+    targets: [
+      {
+        name: 'app',
+        kind: 'postgres',
+        host: '127.0.0.1',
+        port: db.port,
+        database: 'app',
+        user: 'ci',
+        password: { env: 'SHUTDOWN_PW' },
+      },
+    ],
+    policies: [
+      { name: 'all', when: { event_name: 'pull_request' }, grants: [{ target: 'app', access: 'write' }] },
+    ],
+    admin: { tokens: [{ name: 'ops', token: { env: 'SHUTDOWN_ADMIN' } }] },
+  };
+  const env = { SHUTDOWN_PW: PW, SHUTDOWN_ADMIN: ADMIN };
+  broker = await startBrokerProcess({ dir, name: 'broker', env, config });
   const res = await fetch(`${broker.url}/v1/sessions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -106,4 +106,20 @@ it('SIGTERM: stops accepting, lets the running statement finish, closes the rest
   expect(msgs).toContain('shutting down: closing');
   const closing = broker.logs.find((l) => l.msg === 'shutting down: closing')!;
   expect(closing.still_open).toBe(1);
-}, 60_000);
+  // recorded: the statement that finished during the drain, the idle connection closed by the shutdown
+  // (read back from the same data_dir by the next start)
+  broker = await startBrokerProcess({ dir, name: 'broker', env, config });
+  const t = (await (
+    await fetch(`${broker.url}/v1/sessions/${s.id}/transcript`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    })
+  ).json()) as { events: { kind: string; operation: Record<string, unknown> }[]; chain_verified: boolean };
+  expect(t.chain_verified).toBe(true);
+  const stmt = t.events.find(
+    (e) => e.kind === 'pg.statement' && String(e.operation.statement).includes('pg_sleep'),
+  );
+  expect(stmt).toBeDefined();
+  const closes = t.events.filter((e) => e.kind === 'pg.connection.closed').map((e) => e.operation.reason);
+  expect(closes).toContain('broker shutdown');
+  expect(closes.filter((r) => r === 'broker shutdown')).toHaveLength(1);
+}, 90_000);
