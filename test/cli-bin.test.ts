@@ -8,10 +8,14 @@ import { describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const BIN = 'build/service/cli.js';
-const COMMANDS = ['serve', 'check-config', 'explain', 'sessions', 'audit', 'healthcheck', 'dev'];
+const COMMANDS = ['serve', 'check-config', 'explain', 'sessions', 'approvals', 'audit', 'healthcheck', 'dev'];
 const SUBCOMMANDS = [
   ['sessions', 'list'],
   ['sessions', 'revoke'],
+  ['approvals', 'list'],
+  ['approvals', 'show'],
+  ['approvals', 'approve'],
+  ['approvals', 'deny'],
   ['audit', 'verify'],
   ['audit', 'denials'],
   ['audit', 'export'],
