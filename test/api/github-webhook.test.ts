@@ -4,6 +4,7 @@ import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../service/config/schema.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
+import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 
 const AUD = 'https://hoop.webhook.test';
@@ -14,18 +15,9 @@ let broker: TestBroker;
 beforeAll(async () => {
   issuer = await startOidcIssuer({ audience: AUD });
   const config: Config = {
-    listen: { http: { port: 0, host: '127.0.0.1' } },
-    issuers: [{ name: 'github', issuer: issuer.issuer, audience: AUD }],
-    targets: [
-      {
-        name: 'db',
-        kind: 'postgres',
-        host: '127.0.0.1',
-        database: 'x',
-        user: 'x',
-        password: { env: 'WH_DB_PW' },
-      },
-    ],
+    listen: loopbackListen({ postgres: null }),
+    issuers: githubIssuer(issuer, AUD),
+    targets: [pgTarget({ name: 'db', database: 'x', user: 'x', passwordEnv: 'WH_DB_PW' })],
     policies: [
       { name: 'all', when: { event_name: 'pull_request' }, grants: [{ target: 'db', access: 'read' }] },
     ],

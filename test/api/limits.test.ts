@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionCreated } from '../../service/api/schemas.js';
 import type { Config } from '../../service/config/schema.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
+import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { fields, msg, openWire, type Wire, WireRefused } from '../fixtures/pg-wire.js';
 import { type PgServer, startPostgres } from '../fixtures/postgres.js';
@@ -17,19 +18,16 @@ let b: TestBroker;
 beforeAll(async () => {
   [issuer, pg] = await Promise.all([startOidcIssuer({ audience: AUD }), startPostgres()]);
   const config: Config = {
-    listen: { http: { port: 0, host: '127.0.0.1' }, postgres: { port: 0, host: '127.0.0.1' } },
-    issuers: [{ name: 'github', issuer: issuer.issuer, audience: AUD }],
+    listen: loopbackListen(),
+    issuers: githubIssuer(issuer, AUD),
     targets: [
-      {
+      pgTarget({
         name: 'db',
-        kind: 'postgres',
-        host: '127.0.0.1',
         port: pg.port,
         database: 'postgres',
         user: 'postgres',
-        password: { env: 'T_PG_PASSWORD' },
-        tls: { mode: 'disable' },
-      },
+        passwordEnv: 'T_PG_PASSWORD',
+      }),
     ],
     policies: [
       { name: 'any', when: { repository_id: '123456' }, grants: [{ target: 'db', access: 'read' }] },

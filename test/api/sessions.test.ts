@@ -12,6 +12,7 @@ import { verifyChain } from '../../service/audit/event.js';
 import type { Config } from '../../service/config/schema.js';
 import { createLogger } from '../../service/log.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
+import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { type PgServer, startPostgres } from '../fixtures/postgres.js';
 
@@ -20,29 +21,23 @@ const ADMIN = 'admin-token-for-tests-0123456789abcdef';
 
 function baseConfig(issuer: OidcIssuer, pg: PgServer): Config {
   return {
-    listen: { http: { port: 0, host: '127.0.0.1' }, postgres: { port: 0, host: '127.0.0.1' } },
-    issuers: [{ name: 'github', issuer: issuer.issuer, audience: AUD }],
+    listen: loopbackListen(),
+    issuers: githubIssuer(issuer, AUD),
     targets: [
-      {
+      pgTarget({
         name: 'orders-db',
-        kind: 'postgres',
-        host: '127.0.0.1',
         port: pg.port,
         database: 'postgres',
         user: 'postgres',
-        password: { env: 'T_PG_PASSWORD' },
-        tls: { mode: 'disable' },
-      },
-      {
+        passwordEnv: 'T_PG_PASSWORD',
+      }),
+      pgTarget({
         name: 'billing-db',
-        kind: 'postgres',
-        host: '127.0.0.1',
         port: pg.port,
         database: 'postgres',
         user: 'postgres',
-        password: { env: 'T_PG_PASSWORD' },
-        tls: { mode: 'disable' },
-      },
+        passwordEnv: 'T_PG_PASSWORD',
+      }),
     ],
     policies: [
       {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionCreated, Transcript } from '../../service/api/schemas.js';
 import type { Config } from '../../service/config/schema.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
+import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { type PgServer, startPostgres } from '../fixtures/postgres.js';
 
@@ -34,19 +35,16 @@ beforeAll(async () => {
     'orders',
   );
   const config: Config = {
-    listen: { http: { port: 0, host: '127.0.0.1' }, postgres: { port: 0, host: '127.0.0.1' } },
-    issuers: [{ name: 'github', issuer: issuer.issuer, audience: AUD }],
+    listen: loopbackListen(),
+    issuers: githubIssuer(issuer, AUD),
     targets: [
-      {
+      pgTarget({
         name: 'orders-db',
-        kind: 'postgres',
-        host: '127.0.0.1',
         port: db.port,
         database: 'orders',
         user: 'ci_migrator',
-        password: { env: 'E2E_DB_PASSWORD' },
-        tls: { mode: 'disable' },
-      },
+        passwordEnv: 'E2E_DB_PASSWORD',
+      }),
     ],
     policies: [
       {

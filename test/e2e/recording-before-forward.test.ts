@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BrokerProcess, startBrokerProcess } from '../fixtures/broker-process.js';
+import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { freePort, type PgServer, startPostgres } from '../fixtures/postgres.js';
 
@@ -23,17 +24,11 @@ let db: PgServer;
 let dir: string;
 let broker: BrokerProcess;
 
-const target = (name: string, extra: Record<string, unknown>) => ({
-  name,
-  kind: 'postgres',
-  host: '127.0.0.1',
-  port: db.port,
-  database: 'app',
-  user: 'app_writer',
-  password: { env: 'BF_DB_PASSWORD' },
-  tls: { mode: 'disable' },
-  ...extra,
-});
+const target = (name: string, extra: Record<string, unknown>) =>
+  pgTarget(
+    { name, port: db.port, database: 'app', user: 'app_writer', passwordEnv: 'BF_DB_PASSWORD' },
+    extra,
+  );
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'hoop-before-forward-'));
@@ -48,14 +43,11 @@ beforeAll(async () => {
     dir,
     name: 'broker',
     config: {
-      listen: {
-        http: { port: await freePort(), host: '127.0.0.1' },
-        postgres: { port: await freePort(), host: '127.0.0.1' },
-      },
+      listen: loopbackListen({ http: await freePort(), postgres: await freePort() }),
       data_dir: join(dir, 'data'),
       store: { url: { env: 'BF_STORE_URL' } },
       log: { level: 'info' },
-      issuers: [{ name: 'github', issuer: issuer.issuer, audience: AUD }],
+      issuers: githubIssuer(issuer, AUD),
       targets: [target('app-first', { recording: 'before_forward' }), target('app-background', {})],
       policies: [
         {
