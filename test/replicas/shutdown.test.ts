@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type BrokerProcess, startBrokerProcess } from '../fixtures/broker-process.js';
+import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { freePort, type PgServer, startPostgres } from '../fixtures/postgres.js';
 
@@ -34,23 +35,12 @@ afterAll(async () => {
 it('SIGTERM: stops accepting, lets the running statement finish, closes the rest at the grace, exits 0', async () => {
   const pgPort = await freePort();
   const config = {
-    listen: {
-      http: { port: await freePort(), host: '127.0.0.1' },
-      postgres: { port: pgPort, host: '127.0.0.1' },
-    },
+    listen: loopbackListen({ http: await freePort(), postgres: pgPort }),
     data_dir: join(dir, 'data'),
     shutdown_grace: '3s',
-    issuers: [{ name: 'github', issuer: issuer.issuer, audience: AUD }],
+    issuers: githubIssuer(issuer, AUD),
     targets: [
-      {
-        name: 'app',
-        kind: 'postgres',
-        host: '127.0.0.1',
-        port: db.port,
-        database: 'app',
-        user: 'ci',
-        password: { env: 'SHUTDOWN_PW' },
-      },
+      pgTarget({ name: 'app', port: db.port, database: 'app', user: 'ci', passwordEnv: 'SHUTDOWN_PW' }),
     ],
     policies: [
       { name: 'all', when: { event_name: 'pull_request' }, grants: [{ target: 'app', access: 'write' }] },
