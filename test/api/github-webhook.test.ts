@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../service/config/schema.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
 import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
+import { openSession } from '../fixtures/sessions.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 
 const AUD = 'https://hoop.webhook.test';
@@ -31,20 +32,12 @@ afterAll(async () => {
 });
 
 async function open(runId: string, attempt = '1'): Promise<{ id: string; secret: string }> {
-  const res = await fetch(`${broker.url}/v1/sessions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      oidc_token: await issuer.mint({
-        event_name: 'pull_request',
-        run_id: runId,
-        run_attempt: attempt,
-        repository_id: '123456',
-      }),
-    }),
+  return openSession(broker.url, issuer, {
+    event_name: 'pull_request',
+    run_id: runId,
+    run_attempt: attempt,
+    repository_id: '123456',
   });
-  expect(res.status).toBe(201);
-  return (await res.json()) as { id: string; secret: string };
 }
 
 async function state(s: { id: string; secret: string }): Promise<string> {

@@ -6,6 +6,7 @@ import type { SessionCreated } from '../../service/api/schemas.js';
 import type { Config } from '../../service/config/schema.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
 import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
+import { requestSession } from '../fixtures/sessions.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { fields, msg, openWire, type Wire, WireRefused } from '../fixtures/pg-wire.js';
 import { type PgServer, startPostgres } from '../fixtures/postgres.js';
@@ -43,16 +44,7 @@ afterAll(async () => {
 });
 
 async function open(repository: string) {
-  const token = await issuer.mint({ repository_id: '123456', repository });
-  const res = await fetch(`${b.url}/v1/sessions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ oidc_token: token }),
-  });
-  return {
-    status: res.status,
-    body: (await res.json()) as SessionCreated & { reasons?: { message: string }[] },
-  };
+  return requestSession(b.url, issuer, { repository_id: '123456', repository });
 }
 
 async function metric(name: string): Promise<string> {

@@ -11,6 +11,7 @@ import type { SessionCreated, Transcript } from '../../service/api/schemas.js';
 import type { Config } from '../../service/config/schema.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
 import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
+import { openSession as openSessionAt } from '../fixtures/sessions.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { type PgServer, startPostgres } from '../fixtures/postgres.js';
 
@@ -75,13 +76,7 @@ afterAll(async () => {
 });
 
 async function openSession(claims: Record<string, string>, ttl?: string): Promise<SessionCreated> {
-  const res = await fetch(`${broker.url}/v1/sessions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ oidc_token: await issuer.mint(claims), ...(ttl ? { ttl } : {}) }),
-  });
-  expect(res.status).toBe(201);
-  return (await res.json()) as SessionCreated;
+  return openSessionAt(broker.url, issuer, claims, ttl ? { ttl } : {});
 }
 
 function pgEnv(s: SessionCreated): NodeJS.ProcessEnv {

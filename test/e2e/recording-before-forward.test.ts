@@ -12,6 +12,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BrokerProcess, startBrokerProcess } from '../fixtures/broker-process.js';
 import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
+import { openSession as openSessionAt } from '../fixtures/sessions.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { freePort, type PgServer, startPostgres } from '../fixtures/postgres.js';
 
@@ -83,13 +84,7 @@ afterAll(async () => {
 });
 
 async function openSession(): Promise<{ id: string; secret: string }> {
-  const res = await fetch(`${broker.url}/v1/sessions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ oidc_token: await issuer.mint({ event_name: 'pull_request' }) }),
-  });
-  expect(res.status).toBe(201);
-  return (await res.json()) as { id: string; secret: string };
+  return openSessionAt(broker.url, issuer, { event_name: 'pull_request' });
 }
 
 async function connect(s: { id: string; secret: string }, database: string): Promise<pg.Client> {

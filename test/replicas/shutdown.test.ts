@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type BrokerProcess, startBrokerProcess } from '../fixtures/broker-process.js';
 import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
+import { openSession } from '../fixtures/sessions.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { freePort, type PgServer, startPostgres } from '../fixtures/postgres.js';
 
@@ -49,12 +50,7 @@ it('SIGTERM: stops accepting, lets the running statement finish, closes the rest
   };
   const env = { SHUTDOWN_PW: PW, SHUTDOWN_ADMIN: ADMIN };
   broker = await startBrokerProcess({ dir, name: 'broker', env, config });
-  const res = await fetch(`${broker.url}/v1/sessions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ oidc_token: await issuer.mint({ event_name: 'pull_request' }) }),
-  });
-  const s = (await res.json()) as { id: string; secret: string; ca_pem: string };
+  const s = await openSession(broker.url, issuer, { event_name: 'pull_request' });
   const client = () => {
     const c = new pg.Client({
       host: '127.0.0.1',
