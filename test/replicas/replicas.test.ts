@@ -1,10 +1,12 @@
 // Three broker processes on one real PostgreSQL store: a revocation on one replica closes a live
 // connection on another within a second (LISTEN/NOTIFY; p50/max over several trials), an expiry
 // likewise, a missed notification is caught by the periodic sweep within its period (and a killed
-// LISTEN connection reconnects and catches up), a replica killed
+// LISTEN connection reconnects and catches up), a signed workflow_job webhook on one replica closes
+// the run's connections on the others, a replica killed
 // mid-session leaves `pg.connection.lost` with the last recorded seq in the transcript, and replicas
 // with different CAs refuse to start. (Limits across replicas: limits.test.ts; approvals:
 // approvals.test.ts; SIGTERM: shutdown.test.ts.)
+import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BrokerProcess, startBrokerProcess } from '../fixtures/broker-process.js';
 import { freePort } from '../fixtures/postgres.js';
@@ -15,6 +17,7 @@ let A: BrokerProcess;
 let B: BrokerProcess;
 let C: BrokerProcess;
 const PR = { event_name: 'pull_request' };
+const WH_SECRET = 'replicas-webhook-secret-5e4d3c';
 
 beforeAll(async () => {
   cluster = await startReplicaCluster({
@@ -22,7 +25,9 @@ beforeAll(async () => {
     audience: 'https://hoop.replicas.test',
     role: 'ci_reader',
     seed: 'CREATE TABLE orders (id int); INSERT INTO orders SELECT generate_series(1, 10);',
+    env: { REPLICA_WH_SECRET: WH_SECRET },
     config: () => ({
+      github_app: { webhook_secret: { env: 'REPLICA_WH_SECRET' } },
       policies: [
         {
           name: 'prs',
@@ -96,6 +101,47 @@ describe('replicas on one PostgreSQL store', () => {
       expect(t.chain_verified).toBe(true);
     }
   }, 60_000);
+
+  it('a signed workflow_job completed webhook on one replica closes the run’s connections on the others', async () => {
+    const ours = await cluster.openSession(A, { ...PR, run_id: '5550001', run_attempt: '1' });
+    const other = await cluster.openSession(A, { ...PR, run_id: '5550002', run_attempt: '1' });
+    const onB = await cluster.connect(B, ours);
+    const onC = await cluster.connect(C, ours);
+    const otherOnB = await cluster.connect(B, other);
+    const body = JSON.stringify({
+      action: 'completed',
+      repository: { id: 123456, full_name: 'octo-org/octo-repo' },
+      workflow_job: { id: 7, run_id: 5550001, run_attempt: 1, name: 'db', conclusion: 'success' },
+    });
+    const deliver = (sig: string) =>
+      fetch(`${C.url}/v1/github/webhook`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'workflow_job',
+          'x-github-delivery': crypto.randomUUID(),
+          'x-hub-signature-256': sig,
+        },
+        body,
+      });
+    // a wrong signature revokes nothing
+    expect(
+      (await deliver(`sha256=${createHmac('sha256', 'not-the-secret').update(body).digest('hex')}`)).status,
+    ).toBe(401);
+    expect((await onB.query('SELECT 1 AS x')).rows[0]).toEqual({ x: 1 });
+    const closed = Promise.all([whenClosed(onB), whenClosed(onC)]);
+    const t0 = performance.now();
+    const res = await deliver(`sha256=${createHmac('sha256', WH_SECRET).update(body).digest('hex')}`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { revoked: string[] }).revoked).toEqual([ours.id]);
+    await closed;
+    const ms = performance.now() - t0;
+    console.log(`workflow_job webhook on C → connections on B and C closed after ${Math.round(ms)} ms`);
+    expect(ms).toBeLessThan(1000);
+    // another run's session goes on
+    expect((await otherOnB.query('SELECT 1 AS x')).rows[0]).toEqual({ x: 1 });
+    await otherOnB.end();
+  }, 30_000);
 
   it('a missed notification is caught by the periodic sweep within its period', async () => {
     // the session ended in the store with no NOTIFY at all (as if the notification were lost): only
