@@ -72,6 +72,14 @@ describe('broker-wide limits', () => {
     expect(await metric('hoop_limit_refusals_total')).toMatch(/limit="sessions_per_repository"} 1/);
   });
 
+  it('counts sessions_per_repository atomically: of 12 requests at once, exactly 2 open (embedded store)', async () => {
+    const answers = await Promise.all(Array.from({ length: 12 }, () => open('octo/racing')));
+    expect(answers.filter((a) => a.status === 201)).toHaveLength(2);
+    expect(answers.filter((a) => a.status === 429)).toHaveLength(10);
+    const live = await b.broker.store.listSessions({ active_at: new Date(), limit: 1000 });
+    expect(live.filter((x) => x.identity.repository === 'octo/racing')).toHaveLength(2);
+  });
+
   it('caps upstream connections per target across sessions; the refusal names the limit', async () => {
     const [s1, s2] = sessions;
     const wires: Wire[] = [];
