@@ -3,13 +3,19 @@
 //   - exec round trip: `ssh host true`, a new connection each time (what a CI step does), and over one
 //     multiplexed connection (ControlMaster: the command alone); added latency p50/p99
 //   - scp of BENCH_SSH_MB (default 256) MB up and down (SFTP mode, and legacy -O): throughput through
-//     the broker / direct (target >= 0.8), the broker's RSS during the copies and its CPU per MB
+//     the broker / direct (target >= 0.8), the broker's RSS during the copies and its CPU per MB.
+//     Three references, side by side in the same run: direct with OpenSSH's default algorithms
+//     (chacha20-poly1305, a post-quantum kex), direct with the algorithms the broker's legs use
+//     (curve25519, aes128-gcm: the fair comparison, "ratio"), and a bare ssh2 relay without any policy
+//     (bench/ssh-bare-relay.ts: the floor a two-leg ssh2 relay reaches on this machine, "of bare")
 //
 //   npm run bench:ssh   (BENCH_SSH_MB=256 BENCH_SSH_EXECS=40)
 import { execFileSync, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { runProcess, type SshHarness, startSshHarness } from '../test/gateways/ssh/harness.js';
+import { startBareRelay } from './ssh-bare-relay.js';
 
 const MB = Number(process.env.BENCH_SSH_MB ?? 256);
 const EXECS = Number(process.env.BENCH_SSH_EXECS ?? 40);
@@ -72,7 +78,11 @@ async function main(): Promise<void> {
       runProcess('ssh', [...h.sshd.directArgs(), ...args], env, job.dir, undefined, 120_000);
     const viaBroker = (args: string[]) => job.ssh(args, { timeoutMs: 120_000 });
 
-    console.log(`# ssh gateway benchmark (${MB} MB copies, ${EXECS} execs each)`);
+    console.log(
+      `# ssh gateway benchmark (${MB} MB copies, ${EXECS} execs each), load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
     // exec, new connection each time
     const dNew = await latencies(EXECS, () => direct(['127.0.0.1', 'true']));
     const bNew = await latencies(EXECS, () => viaBroker(['build-host', 'true']));
@@ -106,10 +116,32 @@ async function main(): Promise<void> {
     execFileSync('sh', ['-c', `head -c ${MB * 2 ** 20} /dev/urandom > ${local}`]);
     const remote = join(h.home, 'payload.bin');
     const back = join(job.dir, 'back.bin');
-    const scpDirect = (args: string[]) =>
-      runProcess('scp', [...h.sshd.directArgs(), ...args], env, job.dir, undefined, 600_000);
+    const matched = ['-o', 'Ciphers=aes128-gcm@openssh.com', '-o', 'KexAlgorithms=curve25519-sha256'];
+    const scpDirect = (args: string[], extra: string[] = []) =>
+      runProcess('scp', [...h.sshd.directArgs(), ...extra, ...args], env, job.dir, undefined, 600_000);
     const scpBroker = (args: string[]) =>
       job.run('scp', ['-F', job.configFile, ...args], { timeoutMs: 600_000 });
+    const bare = await startBareRelay({
+      host: h.sshd.host,
+      port: h.sshd.port,
+      user: h.sshd.user,
+      privateKey: readFileSync(h.sshd.clientKeyFile, 'utf8'),
+      hostKey: h.sshd.hostKey,
+    });
+    const bareArgs = [
+      ...h.sshd.directArgs(),
+      '-o',
+      `Port=${bare.port}`,
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      'LogLevel=ERROR',
+      ...matched,
+    ];
+    const scpBare = (args: string[]) =>
+      runProcess('scp', [...bareArgs, ...args], env, job.dir, undefined, 600_000);
     const rss0 = process.memoryUsage().rss / 2 ** 20;
     console.log(`broker process RSS before the copies: ${fmt(rss0)} MB`);
     for (const [mode, flags] of [
@@ -120,16 +152,18 @@ async function main(): Promise<void> {
         const dArgs = dir === 'upload' ? [local, `127.0.0.1:${remote}`] : [`127.0.0.1:${remote}`, back];
         const bArgs = dir === 'upload' ? [local, `build-host:${remote}`] : [`build-host:${remote}`, back];
         if (dir === 'download') await scpDirect([...flags, local, `127.0.0.1:${remote}`]);
-        const dMs = await timed(() => scpDirect([...flags, ...dArgs]));
+        const dDefaultMs = await timed(() => scpDirect([...flags, ...dArgs]));
+        const dMs = await timed(() => scpDirect([...flags, ...dArgs], matched));
+        const bareMs = await timed(() => scpBare([...flags, ...dArgs]));
         const b = await withRss(() => timed(() => scpBroker([...flags, ...bArgs])));
-        const dRate = MB / (dMs / 1000);
-        const bRate = MB / (b.value / 1000);
+        const rate = (ms: number) => MB / (ms / 1000);
         console.log(
-          `scp ${mode} ${dir}`.padEnd(34) +
-            ` direct ${fmt(dRate)} MB/s | broker ${fmt(bRate)} MB/s | ratio ${fmt(bRate / dRate, 2)} | broker peak RSS ${fmt(b.peakMb)} MB, CPU ${fmt(b.cpuMs / MB, 2)} ms/MB`,
+          `scp ${mode} ${dir}`.padEnd(24) +
+            ` direct ${fmt(rate(dDefaultMs))} (default algs) / ${fmt(rate(dMs))} (gcm) MB/s | bare relay ${fmt(rate(bareMs))} MB/s | broker ${fmt(rate(b.value))} MB/s | ratio ${fmt(dMs / b.value, 2)} (bare ${fmt(dMs / bareMs, 2)}, broker of bare ${fmt(bareMs / b.value, 2)}, vs default algs ${fmt(dDefaultMs / b.value, 2)}) | broker peak RSS ${fmt(b.peakMb)} MB, CPU ${fmt(b.cpuMs / MB, 2)} ms/MB`,
         );
       }
     }
+    await bare.close();
     rmSync(local, { force: true });
     rmSync(back, { force: true });
     rmSync(remote, { force: true });

@@ -4,6 +4,7 @@ import { formatDuration, parseDuration } from './duration.js';
 import type { ConfigPathSegment } from './path.js';
 import type { Config, SshGrant } from './schema.js';
 import { parseQualifiedName } from '../policy/sql/names.js';
+import { regexShapeProblem } from '../policy/match.js';
 import type { ConfigIssue } from './schema-errors.js';
 import { INLINE_SECRET_MESSAGE } from './schema-errors.js';
 
@@ -331,13 +332,8 @@ function sshGrantIssues(ssh: SshGrant): { path: ConfigPathSegment[]; message: st
             ? pattern.regex
             : null;
       if (source === null) return;
-      try {
-        new RegExp(source);
-      } catch (error) {
-        const reason =
-          error instanceof Error ? (error.message.split(': ').pop() ?? error.message) : 'invalid';
-        issues.push({ path: ['commands', list, i], message: `invalid regular expression: ${reason}` });
-      }
+      const problem = regexShapeProblem(source);
+      if (problem) issues.push({ path: ['commands', list, i], message: problem });
     });
   }
   for (const list of ['read', 'write'] as const) {
@@ -411,13 +407,7 @@ function regexProblem(value: string): string | undefined {
   if (value.length < 2 || !value.startsWith('/') || !value.endsWith('/')) return undefined;
   const body = value.slice(1, -1);
   if (body === '') return 'empty regular expression //';
-  try {
-    new RegExp(`^(?:${body})$`);
-    return undefined;
-  } catch (error) {
-    const reason = error instanceof Error ? (error.message.split(': ').pop() ?? error.message) : 'invalid';
-    return `invalid regular expression ${value}: ${reason}`;
-  }
+  return regexShapeProblem(body) ?? undefined;
 }
 
 /** OIDC issuers and JWKS must be https; plain http is tolerated on loopback only (tests). */

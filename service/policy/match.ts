@@ -14,9 +14,16 @@
 // match: claim values come from the token's subject (branch names, workflow names, actor), and a cap
 // bounds the work any pattern can be made to do.
 //
-// Regexes are the policy author's, but the text is the attacker's: a pattern like /(a+)+b/ can take
-// exponential time. Each regex runs in a node:vm context with a REGEX_TIMEOUT_MS budget; a timeout is
-// a non-match with a reason. Globs never use a regex engine: they use a linear two-pointer matcher.
+// Regexes are the policy author's, but the text is the attacker's: on a backtracking engine a pattern
+// like /(a+)+b/ takes exponential time. So regexes run on V8's linear-time engine (the `l` flag,
+// enabled below): an automaton, no backtracking, time proportional to text × pattern, whatever the
+// text and however loaded the machine; no time budget decides a match. What that engine cannot run
+// (backreferences, lookaround, counted repeats too large to unroll) is refused when the config loads,
+// with the pattern named (regexShapeProblem), and never matches at run time (fail closed). Texts are
+// bounded (MAX_MATCHED_VALUE_CHARS here, the ssh rules' own caps). Only if the engine were missing
+// (a Node without the flag) would regexes fall back to a node:vm run with a generous backstop budget,
+// REGEX_BACKSTOP_MS; a timeout there is a non-match with a reason. Globs never use a regex engine:
+// they use a linear two-pointer matcher.
 //
 // `sub` comes in two GitHub formats: `repo:OWNER/REPO:…` and the immutable `repo:OWNER@OWNER_ID/REPO@REPO_ID:…`.
 // A `sub` condition holds when it matches either form of the token's subject (see subjectForms): the
@@ -25,6 +32,7 @@
 //
 // Policies are considered in config order and the first that matches wins; every policy is still
 // evaluated so the explanation is complete.
+import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { Policy } from '../config/schema.js';
 import type { Reason } from '../reasons.js';
@@ -42,7 +50,54 @@ export interface PolicyEvaluation {
 }
 
 export const MAX_MATCHED_VALUE_CHARS = 1024;
-export const REGEX_TIMEOUT_MS = 25;
+/** The fallback path's budget (only without the linear engine): a backstop, not a judge of speed. */
+export const REGEX_BACKSTOP_MS = 1000;
+/** @deprecated the name the budget had; it is only a backstop now */
+export const REGEX_TIMEOUT_MS = REGEX_BACKSTOP_MS;
+
+// The flag only makes V8 accept the `l` flag; other regexes are untouched.
+v8.setFlagsFromString('--enable-experimental-regexp-engine');
+/** `l`: V8's linear-time engine (eslint's no-invalid-regexp does not know the flag) */
+const LINEAR_FLAG = 'l';
+const LINEAR_ENGINE = (() => {
+  try {
+    return new RegExp('a', LINEAR_FLAG).test('a');
+  } catch {
+    return false;
+  }
+})();
+
+/** Compiled anchored linear regexes by source (null: the engine cannot run it); bounded. */
+const linearCache = new Map<string, RegExp | null>();
+function linearRegex(source: string): RegExp | null {
+  let re = linearCache.get(source);
+  if (re !== undefined) return re;
+  try {
+    re = new RegExp(`^(?:${source})$`, LINEAR_FLAG);
+  } catch {
+    re = null;
+  }
+  if (linearCache.size >= 1000) linearCache.clear();
+  linearCache.set(source, re);
+  return re;
+}
+
+/**
+ * Why a regex source cannot be used as a rule, or null: not valid JavaScript, or not runnable in
+ * linear time (backreferences, lookahead/lookbehind, counted repeats too large to unroll such as
+ * (x{1,64}){0,20}). For config validation, so the author hears it at start-up, naming the pattern.
+ */
+export function regexShapeProblem(source: string): string | null {
+  try {
+    new RegExp(`^(?:${source})$`);
+  } catch (err) {
+    const reason = err instanceof Error ? (err.message.split(': ').pop() ?? err.message) : 'invalid';
+    return `invalid regular expression /${source}/: ${reason}`;
+  }
+  if (LINEAR_ENGINE && linearRegex(source) === null)
+    return `/${source}/ cannot be matched in linear time (backreferences, lookahead/lookbehind and large counted repeats like {1,64} nested in another repeat are refused, so no text can make a match run long); rewrite it, e.g. with + or * instead of large counts`;
+  return null;
+}
 const MAX_SHOWN_CHARS = 200;
 
 type Pattern =
@@ -107,6 +162,11 @@ const regexScript = new vm.Script('new RegExp(source).test(text)');
 
 export type RegexRun = 'match' | 'no-match' | 'timeout' | 'invalid';
 export function runRegex(source: string, text: string): RegexRun {
+  if (LINEAR_ENGINE) {
+    const re = linearRegex(source);
+    if (re === null) return 'invalid';
+    return re.test(text) ? 'match' : 'no-match';
+  }
   try {
     new RegExp(source);
   } catch {
@@ -116,7 +176,7 @@ export function runRegex(source: string, text: string): RegexRun {
   regexContext.source = `^(?:${source})$`;
   regexContext.text = text;
   try {
-    return regexScript.runInContext(regexContext, { timeout: REGEX_TIMEOUT_MS }) === true
+    return regexScript.runInContext(regexContext, { timeout: REGEX_BACKSTOP_MS }) === true
       ? 'match'
       : 'no-match';
   } catch {
@@ -181,11 +241,14 @@ function matchOne(pattern: Pattern, text: string): MatchOutcome {
       const run = runRegex(pattern.source, text);
       if (run === 'match') return { ok: true };
       if (run === 'invalid')
-        return { ok: false, message: `the policy's regex ${pattern.text} is not a valid regular expression` };
+        return {
+          ok: false,
+          message: `the policy's regex ${pattern.text} is not a valid regular expression, or cannot be matched in linear time`,
+        };
       if (run === 'timeout') {
         return {
           ok: false,
-          message: `regex ${pattern.text} took longer than ${REGEX_TIMEOUT_MS} ms on ${show(text)}; treated as no match`,
+          message: `regex ${pattern.text} took longer than ${REGEX_BACKSTOP_MS} ms on ${show(text)}; treated as no match`,
         };
       }
       return { ok: false, message: `${show(text)} does not match regex ${pattern.text}` };
@@ -235,6 +298,8 @@ export function conditionProblem(expected: Condition): string | null {
       } catch (err) {
         return `${value} is not a valid regular expression: ${(err as Error).message}`;
       }
+      const problem = regexShapeProblem(pattern.source);
+      if (problem) return problem;
     } else if (/^\/.+\/[a-z]+$/.test(value)) {
       return `${value} looks like a regex with flags; flags are not supported (it would be compared as exact text)`;
     }

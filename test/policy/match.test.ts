@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { Policy } from '../../service/config/schema.js';
 import {
@@ -7,7 +8,6 @@ import {
   evaluatePolicies,
   MAX_MATCHED_VALUE_CHARS,
   matchCondition,
-  REGEX_TIMEOUT_MS,
   subjectForms,
 } from '../../service/policy/match.js';
 
@@ -118,7 +118,8 @@ describe('matchCondition', () => {
     });
     expect(matchCondition('/(/', 'x')).toEqual({
       ok: false,
-      message: "the policy's regex /(/ is not a valid regular expression",
+      message:
+        "the policy's regex /(/ is not a valid regular expression, or cannot be matched in linear time",
     });
   });
 
@@ -131,18 +132,71 @@ describe('matchCondition', () => {
     expect(matchCondition('*', 'a'.repeat(MAX_MATCHED_VALUE_CHARS)).ok).toBe(true);
   });
 
-  it('stops a catastrophically backtracking regex within its time budget', () => {
-    const evil = `${'a'.repeat(40)}!`;
-    const started = performance.now();
-    const outcome = matchCondition('/(a+)+b/', evil);
-    const elapsed = performance.now() - started;
-    expect(outcome).toEqual({
-      ok: false,
-      message: `regex /(a+)+b/ took longer than ${REGEX_TIMEOUT_MS} ms on "${evil}"; treated as no match`,
-    });
-    expect(elapsed).toBeLessThan(1000);
-    // The sandbox stays usable afterwards.
-    expect(matchCondition('/a+/', 'aaa').ok).toBe(true);
+  // ReDoS corpus: classic catastrophic shapes. Each is either refused when the config loads (what a
+  // linear-time engine cannot run) or answered in linear time, never by a time budget.
+  const REDOS = [
+    '(a+)+b',
+    '(a|a)*b',
+    '(a|aa)+b',
+    '(\\w|\\d)+!',
+    '(.*a){12}',
+    '([a-z]+)*$x',
+    '(x+x+)+y',
+    '(.*)*z',
+  ];
+  const REFUSED = ['(a+)\\1', '(?=a+)+b', '(?<=a)b', '(?!x)y', '((a{1,64}){1,64}){1,64}'];
+
+  it('answers catastrophic-backtracking regexes in linear time, with no budget involved', () => {
+    for (const source of REDOS) {
+      expect(conditionProblem(`/${source}/`), source).toBeNull();
+      const evil = `${'a'.repeat(MAX_MATCHED_VALUE_CHARS - 1)}!`;
+      const started = performance.now();
+      const outcome = matchCondition(`/${source}/`, evil);
+      const elapsed = performance.now() - started;
+      // the right answer ((\\w|\\d)+! does match), not a budget's
+      expect(outcome.ok, source).toBe(source === '(\\w|\\d)+!');
+      if (!outcome.ok) expect(outcome.message, source).not.toMatch(/took longer/);
+      expect(elapsed, source).toBeLessThan(1000);
+    }
+    expect(matchCondition('/(a+)+b/', 'aaab').ok).toBe(true);
+  });
+
+  it('refuses at config load what cannot run in linear time, naming the pattern', () => {
+    for (const source of REFUSED) {
+      expect(conditionProblem(`/${source}/`), source).toContain(
+        `/${source}/ cannot be matched in linear time`,
+      );
+      // and at run time it never matches (fail closed)
+      expect(matchCondition(`/${source}/`, 'aab').ok, source).toBe(false);
+    }
+  });
+
+  it('never times out a benign regex while CPU hogs run beside it', async () => {
+    const hogs = [0, 1, 2].map(() => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const benign = [
+        'refs/heads/(main|release/v[0-9]+)',
+        '[a-z0-9._-]+(/[a-z0-9._-]+)*',
+        'v[0-9]+\\.[0-9]+\\.[0-9]+',
+      ];
+      const texts = [
+        'refs/heads/main',
+        'refs/heads/release/v12',
+        `${'ab/'.repeat(300)}c`,
+        'v1.22.333',
+        'nope!',
+      ];
+      for (let i = 0; i < 3000; i++) {
+        const source = benign[i % benign.length]!;
+        const text = texts[i % texts.length]!;
+        const outcome = matchCondition(`/${source}/`, text);
+        expect(new RegExp(`^(?:${source})$`).test(text)).toBe(outcome.ok);
+        if (!outcome.ok) expect(outcome.message).not.toMatch(/took longer/);
+      }
+    } finally {
+      for (const h of hogs) h.kill('SIGKILL');
+    }
   });
 
   it('matches adversarial globs in linear-ish time (no regex engine)', () => {

@@ -24,7 +24,7 @@ import {
   PacketReader,
   packetId,
   packetType,
-  SftpFramer,
+  SftpStreamFramer,
   statusCode,
   statusPacket,
 } from './sftp-packets.js';
@@ -70,8 +70,8 @@ export class SftpProxy {
   readonly #client: Duplex;
   readonly #upstream: Duplex;
   readonly #hooks: SftpHooks;
-  readonly #fromClient = new SftpFramer();
-  readonly #fromUpstream = new SftpFramer();
+  readonly #fromClient: SftpStreamFramer;
+  readonly #fromUpstream: SftpStreamFramer;
   readonly #handles = new Map<string, OpenHandle>();
   readonly #pending = new Map<number, Pending>();
   #failed = false;
@@ -81,6 +81,18 @@ export class SftpProxy {
     this.#client = client;
     this.#upstream = upstream;
     this.#hooks = hooks;
+    this.#fromClient = new SftpStreamFramer('client', {
+      head: (head) => this.#onRequest(head),
+      out: (bytes) => {
+        if (!this.#upstream.write(bytes)) this.#client.pause();
+      },
+    });
+    this.#fromUpstream = new SftpStreamFramer('server', {
+      head: (head) => this.#onResponse(head),
+      out: (bytes) => {
+        if (!this.#client.write(bytes)) this.#upstream.pause();
+      },
+    });
     client.on('data', (chunk: Buffer) => this.#onClient(chunk));
     upstream.on('data', (chunk: Buffer) => this.#onUpstream(chunk));
     client.on('drain', () => upstream.resume());
@@ -106,55 +118,56 @@ export class SftpProxy {
     this.#hooks.failed(message);
   }
 
-  #toUpstream(packet: Buffer): void {
-    if (!this.#upstream.write(packet)) this.#client.pause();
-  }
-
+  /** A packet of the broker's own to the client, between the server's packets. */
   #toClient(packet: Buffer): void {
-    if (!this.#client.write(packet)) this.#upstream.pause();
+    this.#fromUpstream.inject(packet);
   }
 
   #onClient(chunk: Buffer): void {
     if (this.#failed) return;
-    const packets = this.#fromClient.push(chunk);
-    if (packets instanceof Error)
-      return this.#fail(`client sent a malformed SFTP stream: ${packets.message}`);
-    for (const packet of packets) {
-      try {
-        this.#request(packet);
-      } catch (err) {
-        if (!(err instanceof PacketError)) throw err;
-        const id = packetId(packet);
-        // A request the rules cannot read is refused like a denied one, without going upstream.
-        if (id >= 0) this.#toClient(statusPacket(id, FX.BAD_MESSAGE, `${DENIED_PREFIX}${err.message}`));
-        else return this.#fail(`client sent a malformed SFTP packet: ${err.message}`);
-      }
+    const err = this.#fromClient.push(chunk);
+    if (err) this.#fail(`client sent a malformed SFTP stream: ${err.message}`);
+  }
+
+  /** A request's head (the whole request but for WRITE's data): whether it goes upstream. */
+  #onRequest(packet: Buffer): boolean {
+    if (this.#failed) return false;
+    try {
+      return this.#request(packet);
+    } catch (err) {
+      if (!(err instanceof PacketError)) throw err;
+      const id = packetId(packet);
+      // A request the rules cannot read is refused like a denied one, without going upstream.
+      if (id >= 0) this.#toClient(statusPacket(id, FX.BAD_MESSAGE, `${DENIED_PREFIX}${err.message}`));
+      else this.#fail(`client sent a malformed SFTP packet: ${err.message}`);
+      return false;
     }
   }
 
-  #request(packet: Buffer): void {
+  /** true: the request goes upstream as it came; false: answered (or refused) here. */
+  #request(packet: Buffer): boolean {
     const type = packetType(packet);
-    if (type === FXP.INIT) return this.#toUpstream(packet);
+    if (type === FXP.INIT) return true;
     const r = new PacketReader(packet, 5);
     const id = r.u32();
     switch (type) {
       case FXP.READ: {
         const handle = this.#handles.get(r.bytes().toString('hex'));
         this.#pending.set(id, { kind: 'read', handle });
-        return this.#toUpstream(packet);
+        return true;
       }
       case FXP.WRITE: {
         const handle = this.#handles.get(r.bytes().toString('hex'));
         r.u64();
         if (handle) handle.bytesWritten += r.u32();
-        return this.#toUpstream(packet);
+        return true;
       }
       case FXP.READDIR:
       case FXP.FSTAT:
-        return this.#toUpstream(packet);
+        return true;
       case FXP.CLOSE:
         this.#pending.set(id, { kind: 'close', handle: r.bytes().toString('hex') });
-        return this.#toUpstream(packet);
+        return true;
       case FXP.OPEN: {
         const path = r.text();
         const flags = r.u32();
@@ -181,7 +194,7 @@ export class SftpProxy {
         return this.#judged(id, packet, { op: 'setstat', path: r.text() }, 'change');
       case FXP.FSETSTAT: {
         const handle = this.#handles.get(r.bytes().toString('hex'));
-        if (!handle) return this.#toUpstream(packet); // the server answers: invalid handle
+        if (!handle) return true; // the server answers: invalid handle
         return this.#judged(id, packet, { op: 'setstat', path: handle.path }, 'change');
       }
       case FXP.REMOVE:
@@ -202,13 +215,14 @@ export class SftpProxy {
       case FXP.EXTENDED:
         return this.#extended(id, packet, r);
       default:
-        return this.#toClient(
+        this.#toClient(
           statusPacket(id, FX.OP_UNSUPPORTED, `${DENIED_PREFIX}SFTP request type ${type} is not supported`),
         );
+        return false;
     }
   }
 
-  #extended(id: number, packet: Buffer, r: PacketReader): void {
+  #extended(id: number, packet: Buffer, r: PacketReader): boolean {
     const name = r.bytes().toString('latin1');
     switch (name) {
       case 'posix-rename@openssh.com': {
@@ -228,7 +242,7 @@ export class SftpProxy {
       case 'fstatvfs@openssh.com':
       case 'fsync@openssh.com':
       case 'limits@openssh.com':
-        return this.#toUpstream(packet);
+        return true;
       default: {
         this.#toClient(
           statusPacket(
@@ -237,11 +251,12 @@ export class SftpProxy {
             `${DENIED_PREFIX}SFTP extension ${JSON.stringify(name)} is not supported`,
           ),
         );
+        return false;
       }
     }
   }
 
-  #judged(id: number, packet: Buffer, request: SftpRequest, what: 'open' | 'query' | 'change'): void {
+  #judged(id: number, _packet: Buffer, request: SftpRequest, what: 'open' | 'query' | 'change'): boolean {
     const decision = this.#hooks.judge(request);
     if (decision.effect !== 'allow') {
       const message = `${DENIED_PREFIX}${decision.reasons[0] ?? 'refused by policy'}`;
@@ -251,7 +266,7 @@ export class SftpProxy {
         },
         () => this.#fail('the refusal could not be recorded'),
       );
-      return;
+      return false;
     }
     const startedAt = performance.now();
     if (what === 'open')
@@ -261,32 +276,34 @@ export class SftpProxy {
         startedAt,
       });
     else if (what === 'change') this.#pending.set(id, { kind: 'change', request, startedAt });
-    this.#toUpstream(packet);
+    return true;
   }
 
   #onUpstream(chunk: Buffer): void {
     if (this.#failed) return;
-    const packets = this.#fromUpstream.push(chunk);
-    if (packets instanceof Error)
-      return this.#fail(`the server sent a malformed SFTP stream: ${packets.message}`);
-    for (const packet of packets) {
-      const type = packetType(packet);
-      if (type === FXP.VERSION) {
-        try {
-          this.#toClient(filterVersion(packet));
-        } catch {
-          return this.#fail('the server sent a malformed VERSION');
-        }
-        continue;
+    const err = this.#fromUpstream.push(chunk);
+    if (err) this.#fail(`the server sent a malformed SFTP stream: ${err.message}`);
+  }
+
+  /** A response's head (the whole response but for DATA's data): whether it goes on as it came. */
+  #onResponse(packet: Buffer): boolean {
+    if (this.#failed) return false;
+    const type = packetType(packet);
+    if (type === FXP.VERSION) {
+      try {
+        this.#toClient(filterVersion(packet));
+      } catch {
+        this.#fail('the server sent a malformed VERSION');
       }
-      const id = packetId(packet);
-      const pending = this.#pending.get(id);
-      if (pending) {
-        this.#pending.delete(id);
-        this.#reply(pending, type, packet);
-      }
-      this.#toClient(packet);
+      return false;
     }
+    const id = packetId(packet);
+    const pending = this.#pending.get(id);
+    if (pending) {
+      this.#pending.delete(id);
+      this.#reply(pending, type, packet);
+    }
+    return true;
   }
 
   #reply(pending: Pending, type: number, packet: Buffer): void {

@@ -76,6 +76,8 @@ export interface HarnessOptions {
   brokerHostKey?: NonNullable<Config['listen']['ssh']>['host_key'];
   /** the broker's data_dir (kept: the caller removes it); absent: a fresh one */
   dataDir?: string;
+  /** config.approvals (approver tokens by env reference) and the env they read */
+  approvals?: { config: NonNullable<Config['approvals']>; env: Record<string, string> };
 }
 
 export async function startSshHarness(opts: HarnessOptions): Promise<SshHarness> {
@@ -128,10 +130,11 @@ export async function startSshHarness(opts: HarnessOptions): Promise<SshHarness>
       ...(extra?.targets ?? []),
     ],
     policies,
+    ...(opts.approvals ? { approvals: opts.approvals.config } : {}),
   };
   let broker: TestBroker;
   try {
-    broker = await startBroker({ config });
+    broker = await startBroker({ config, ...(opts.approvals ? { env: opts.approvals.env } : {}) });
   } catch (err) {
     await Promise.all([sshd.stop(), issuer.close()]);
     rmSync(dir, { recursive: true, force: true });

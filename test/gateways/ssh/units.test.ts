@@ -9,7 +9,7 @@ import {
   FXP,
   filterVersion,
   PacketReader,
-  SftpFramer,
+  SftpStreamFramer,
   statusPacket,
 } from '../../../service/gateways/ssh/sftp-packets.js';
 import { pinnedHostKeys } from '../../../service/gateways/ssh/upstream.js';
@@ -34,31 +34,80 @@ const u32 = (n: number) => {
 };
 
 describe('SFTP framing', () => {
-  it('yields whole packets however the stream is cut', () => {
-    const packets = [
-      packet(FXP.OPEN, Buffer.concat([u32(1), str('/srv/app/a.txt'), u32(1), u32(0)])),
-      packet(FXP.WRITE, Buffer.concat([u32(2), str('h'), Buffer.alloc(8), str('x'.repeat(40_000))])),
-      packet(FXP.CLOSE, Buffer.concat([u32(3), str('h')])),
-    ];
-    const stream = Buffer.concat(packets);
+  const packets = [
+    packet(FXP.OPEN, Buffer.concat([u32(1), str('/srv/app/a.txt'), u32(1), u32(0)])),
+    packet(FXP.WRITE, Buffer.concat([u32(2), str('h'), Buffer.alloc(8), str('x'.repeat(40_000))])),
+    packet(FXP.CLOSE, Buffer.concat([u32(3), str('h')])),
+  ];
+  const stream = Buffer.concat(packets);
+  const run = (size: number, judge: (head: Buffer) => boolean, framer?: (f: SftpStreamFramer) => void) => {
+    const heads: string[] = [];
+    const out: Buffer[] = [];
+    const f = new SftpStreamFramer('client', {
+      head: (head) => {
+        heads.push(head.toString('hex'));
+        return judge(head);
+      },
+      out: (bytes) => out.push(bytes),
+    });
+    for (let i = 0; i < stream.length; i += size) {
+      const err = f.push(stream.subarray(i, i + size));
+      if (err) throw err;
+      framer?.(f);
+    }
+    return { heads, out, bytes: Buffer.concat(out) };
+  };
+
+  it('judges each packet by its head (WRITE: without its data) however the stream is cut', () => {
+    const writeHead = packets[1]!.subarray(0, 13 + 1 + 12);
     for (const size of [1, 2, 3, 5, 7, 4096, 32_768, stream.length]) {
-      const framer = new SftpFramer();
-      const out: Buffer[] = [];
-      for (let i = 0; i < stream.length; i += size) {
-        const got = framer.push(stream.subarray(i, i + size));
-        if (got instanceof Error) throw got;
-        out.push(...got);
-      }
-      expect(
-        out.map((p) => p.toString('hex')),
-        `chunks of ${size}`,
-      ).toEqual(packets.map((p) => p.toString('hex')));
+      const r = run(size, () => true);
+      expect(r.heads, `chunks of ${size}`).toEqual(
+        [packets[0]!, writeHead, packets[2]!].map((p) => p.toString('hex')),
+      );
+      expect(r.bytes.equals(stream), `chunks of ${size}`).toBe(true);
+    }
+    // a stream that passes whole goes on as the buffer it came as (no copy, one write)
+    const whole = run(stream.length, () => true);
+    expect(whole.out).toHaveLength(1);
+    expect(whole.out[0]!.buffer).toBe(stream.buffer);
+  });
+
+  it('drops a refused packet whole, data included', () => {
+    for (const size of [1, 7, 4096, stream.length]) {
+      const r = run(size, (head) => head[4] !== FXP.WRITE);
+      expect(r.bytes.equals(Buffer.concat([packets[0]!, packets[2]!])), `chunks of ${size}`).toBe(true);
+    }
+  });
+
+  it("puts the broker's own packets between packets, never inside one", () => {
+    const own = packet(FXP.STATUS, Buffer.concat([u32(9), u32(3), str('no'), str('en')]));
+    for (const size of [1000, 4096, 32_768]) {
+      let injected = false;
+      const r = run(
+        size,
+        () => true,
+        (f) => {
+          if (!injected) {
+            injected = true;
+            f.inject(own); // after the first chunk: mid-OPEN (1000) or mid-WRITE
+          }
+        },
+      );
+      const bytes = r.bytes.toString('hex');
+      const at = bytes.indexOf(own.toString('hex'));
+      const boundaries = [0, packets[0]!.length, packets[0]!.length + packets[1]!.length].map((n) => n * 2);
+      expect(boundaries, `chunks of ${size}`).toContain(at);
+      expect(r.bytes.length).toBe(stream.length + own.length);
     }
   });
 
   it('refuses a length beyond the limit or zero', () => {
-    expect(new SftpFramer().push(Buffer.from([0xff, 0xff, 0xff, 0xff, 1]))).toBeInstanceOf(Error);
-    expect(new SftpFramer().push(Buffer.from([0, 0, 0, 0]))).toBeInstanceOf(Error);
+    const sink = { head: () => true, out: () => undefined };
+    expect(
+      new SftpStreamFramer('client', sink).push(Buffer.from([0xff, 0xff, 0xff, 0xff, 1])),
+    ).toBeInstanceOf(Error);
+    expect(new SftpStreamFramer('server', sink).push(Buffer.from([0, 0, 0, 0]))).toBeInstanceOf(Error);
   });
 
   it('reads fields, refusing short packets and paths that are not UTF-8', () => {

@@ -49,7 +49,13 @@ describe('command patterns', () => {
     );
     expect(matchCommand({ regex: 'ls( -l)?' }, 'ls -l', true)).toBe('match');
     expect(matchCommand({ glob: '/usr/bin/*' }, '/usr/bin/id', true)).toBe('match');
-    expect(matchCommand('/(a+)+b/', `${'a'.repeat(40)}c`, true)).toBe('timeout');
+    // linear-time engine: a catastrophic shape on the longest command judged is answered, not timed out
+    const started = performance.now();
+    expect(matchCommand('/(a+)+b/', `${'a'.repeat(64 * 1024 - 1)}c`, true)).toBe('no-match');
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(matchCommand('/(a+)+b/', 'aaab', true)).toBe('match');
+    // what that engine cannot run never matches (the config load refuses it first)
+    expect(matchCommand('/(a)\\1/', 'aa', true)).toBe('no-match');
   });
 
   it('path globs: * within a segment, ** across, dir/** covers dir, .. resolved lexically', () => {

@@ -1,0 +1,96 @@
+// The floor for bench/ssh.ts: a minimal ssh2 server → ssh2 client relay with no policy, no framing,
+// no recording, no session lookup: any public key is accepted, each session channel's exec or
+// subsystem is opened upstream and the two channels are piped (Node's pipe: flow control by
+// write()/drain, as the gateway's relay does). The same ciphers as the gateway on both legs, so what
+// the gateway costs beyond this is the gateway's own work; what this costs is ssh2 and the second
+// leg's crypto. Benchmark-only: never started by the broker.
+import type { AddressInfo } from 'node:net';
+import ssh2, { type ClientChannel, type ServerChannel } from 'ssh2';
+import { FAST_CIPHERS } from '../service/gateways/ssh/upstream.js';
+
+export interface BareRelay {
+  port: number;
+  close(): Promise<void>;
+}
+
+function pipeBoth(client: ServerChannel, up: ClientChannel): void {
+  client.pipe(up);
+  up.pipe(client);
+  up.stderr.pipe(client.stderr);
+  up.once('close', (code: unknown) => {
+    if (typeof code === 'number') client.exit(code);
+    client.end();
+    client.close();
+  });
+  client.once('close', () => up.close());
+}
+
+export async function startBareRelay(upstream: {
+  host: string;
+  port: number;
+  user: string;
+  privateKey: string;
+  hostKey: string;
+}): Promise<BareRelay> {
+  const { utils } = ssh2;
+  const hostKey = utils.generateKeyPairSync('ed25519').private;
+  const pinned = (() => {
+    const k = utils.parseKey(upstream.hostKey);
+    if (k instanceof Error) throw k;
+    return (Array.isArray(k) ? k[0] : k).getPublicSSH();
+  })();
+  const server = new ssh2.Server(
+    { hostKeys: [hostKey], algorithms: { cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com'] } },
+    (conn) => {
+      (conn as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);
+      conn.on('authentication', (ctx) =>
+        ctx.method === 'publickey' ? ctx.accept() : ctx.reject(['publickey']),
+      );
+      conn.on('error', () => undefined);
+      conn.on('ready', () => {
+        const up = new ssh2.Client();
+        up.on('error', () => conn.end());
+        conn.on('close', () => up.end());
+        const ready = new Promise<void>((resolve) => up.once('ready', () => resolve()));
+        up.connect({
+          host: upstream.host,
+          port: upstream.port,
+          username: upstream.user,
+          privateKey: upstream.privateKey,
+          algorithms: { cipher: [...FAST_CIPHERS] },
+          hostVerifier: (key: Buffer) => pinned.equals(key),
+        });
+        up.setNoDelay(true);
+        conn.on('session', (accept) => {
+          const session = accept();
+          session.on('exec', (acc, _rej, info) => {
+            void ready.then(() =>
+              up.exec(info.command, (err, upCh) => {
+                const ch = acc();
+                if (err) return ch.close();
+                pipeBoth(ch, upCh);
+              }),
+            );
+          });
+          session.on('subsystem', (acc, _rej, info) => {
+            void ready.then(() =>
+              up.subsys(info.name, (err, upCh) => {
+                const ch = acc();
+                if (err) return ch.close();
+                pipeBoth(ch, upCh);
+              }),
+            );
+          });
+        });
+      });
+    },
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+      }),
+  };
+}
