@@ -4,10 +4,15 @@ import type { Policy } from '../config/schema.js';
 import { buildExplainResult } from '../policy/explain.js';
 import type { ExplainResult } from '../policy/explanation.js';
 import type { ErrorBody } from '../reasons.js';
-import { type IdentityConfig, IssuerRegistry, type IssuerRegistryOptions } from './verify.js';
+import {
+  type IdentityConfig,
+  IssuerRegistry,
+  type IssuerRegistryOptions,
+  type VerifyFailure,
+} from './verify.js';
 
 export type ExplainOutcome =
-  { ok: true; value: ExplainResult } | { ok: false; status: 401 | 503; body: ErrorBody };
+  { ok: true; value: ExplainResult } | { ok: false; failure: VerifyFailure; body: ErrorBody };
 
 /** The config parts explain needs: issuers, limits (raw or resolved form) and policies. */
 export interface ExplainConfig extends IdentityConfig {
@@ -24,6 +29,10 @@ export async function explainToken(
   const registry = IssuerRegistry.fromConfig(config, options);
   const verified = await registry.verifyToken(rawToken, now);
   if (!verified.ok)
-    return { ok: false, status: verified.status, body: { error: verified.error, reasons: verified.reasons } };
+    return {
+      ok: false,
+      failure: verified.failure,
+      body: { error: verified.error, reasons: verified.reasons },
+    };
   return { ok: true, value: buildExplainResult(verified, config.policies) };
 }

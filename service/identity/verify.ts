@@ -19,6 +19,9 @@ import {
   UnknownSigningKey,
 } from './issuer-keys.js';
 
+/** Why a token was not verified, as a domain outcome (api/ maps it to an HTTP status). */
+export type VerifyFailure = 'invalid' | 'unavailable';
+
 export type VerifyResult =
   | {
       ok: true;
@@ -31,8 +34,8 @@ export type VerifyResult =
     }
   | {
       ok: false;
-      /** 401: the token is refused; 503: the issuer's keys could not be fetched, the token is unproven */
-      status: 401 | 503;
+      /** invalid: the token is refused; unavailable: the issuer's keys could not be fetched, the token is unproven (the routes answer 401 / 503) */
+      failure: VerifyFailure;
       error: string;
       reasons: Reason[];
     };
@@ -316,7 +319,7 @@ function verificationFailure(
   modulusBits: number | undefined,
 ): VerifyResult {
   if (err instanceof IssuerKeysUnavailable) {
-    return { ok: false, status: 503, error: UNAVAILABLE, reasons: [{ message: err.message }] };
+    return { ok: false, failure: 'unavailable', error: UNAVAILABLE, reasons: [{ message: err.message }] };
   }
   if (err instanceof UnknownSigningKey) return refused([{ message: err.message, claim: 'kid' }]);
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
@@ -358,7 +361,7 @@ function verificationFailure(
 }
 
 function refused(reasons: Reason[]): VerifyResult {
-  return { ok: false, status: 401, error: INVALID, reasons };
+  return { ok: false, failure: 'invalid', error: INVALID, reasons };
 }
 
 /** The single-use key: the jti when the issuer set a sane one, else a hash of the whole token. */

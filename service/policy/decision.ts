@@ -10,6 +10,8 @@ interface Judged {
   reasons: string[];
   /** the rule that denied/held, e.g. "access: read", "deny.statement: DROP", "mask.strict: customers.email" */
   rule?: string;
+  /** pg: the index, in the message's statements (PgFacts.message), of the statement that decided */
+  statement?: number;
 }
 
 /**
@@ -29,6 +31,13 @@ export interface AllowDecision extends Judged {
 
 export interface DenyDecision extends Judged {
   effect: 'deny';
+  /** the broker cannot carry this out safely (pg: SQLSTATE 0A000), rather than the grant forbidding it */
+  unsupported?: boolean;
+  /**
+   * pg: denied for want of a catalog reading. The gateway may read it (`refresh`: in a reading that
+   * starts now) and ask again; one that does not keeps the denial (fail closed).
+   */
+  needs?: { facts: 'views' | 'user-objects'; refresh: boolean };
 }
 
 /** Held for a human's approval (gateways/operation-flow.ts asks an Approver). */

@@ -17,7 +17,7 @@ import type { TranscriptRecorder } from '../audit/recorder.js';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Grant, Target } from '../config/schema.js';
 import { pickIdentity } from '../identity/claims.js';
-import type { VerifyResult } from '../identity/verify.js';
+import type { VerifyFailure, VerifyResult } from '../identity/verify.js';
 import type { BrokerMetrics } from '../metrics.js';
 import { resolveGrants, sessionTtlMs } from '../policy/grants.js';
 import { evaluatePolicies } from '../policy/match.js';
@@ -97,7 +97,8 @@ const fail = <T>(refusal: Refusal, error: string, reasons: Reason[] = []): Outco
 });
 
 /** A token that did not verify: unproven while its issuer is unreachable, else bad. */
-const unverified = (status: 401 | 503): Refusal => (status === 503 ? 'unavailable' : 'unauthenticated');
+const unverified = (failure: VerifyFailure): Refusal =>
+  failure === 'unavailable' ? 'unavailable' : 'unauthenticated';
 
 export class SessionService {
   readonly events = new EventEmitter<{ ended: [SessionEnded] }>();
@@ -126,8 +127,8 @@ export class SessionService {
     const verified = await this.#o.verifier.verifyToken(req.oidc_token, now);
     if (!verified.ok) {
       // 503: the issuer's keys could not be fetched, so the token is unproven rather than bad
-      const kind = verified.status === 503 ? 'issuer.unavailable' : 'token.invalid';
-      return this.#refuse(unverified(verified.status), verified.error, verified.reasons, kind, {
+      const kind = verified.failure === 'unavailable' ? 'issuer.unavailable' : 'token.invalid';
+      return this.#refuse(unverified(verified.failure), verified.error, verified.reasons, kind, {
         client: req.client ?? null,
       });
     }
@@ -321,7 +322,7 @@ export class SessionService {
   async explain(rawToken: string): Promise<Outcome<ExplainResult>> {
     const now = this.#now();
     const verified = await this.#o.verifier.verifyToken(rawToken, now);
-    if (!verified.ok) return fail(unverified(verified.status), verified.error, verified.reasons);
+    if (!verified.ok) return fail(unverified(verified.failure), verified.error, verified.reasons);
     const evaluation = evaluatePolicies(this.#o.config.policies, verified.claims, verified.issuer);
     return {
       ok: true,

@@ -112,7 +112,7 @@ describe('explain', () => {
     const out = await explainToken(config(), token, new Date());
     expect(out).toEqual({
       ok: false,
-      status: 401,
+      failure: 'invalid',
       body: {
         error: 'invalid OIDC token',
         reasons: [

@@ -36,11 +36,14 @@ function registry(issuers: Issuer[] = [githubIssuer()], opts: IssuerRegistryOpti
   return new IssuerRegistry(issuers, opts);
 }
 
+/** The status the routes answer for each failure (a 401 refuses the token; a 503 leaves it unproven). */
+const HTTP = { invalid: 401, unavailable: 503 } as const;
+
 function refusal(result: VerifyResult): { status: number; messages: string } {
   if (result.ok) throw new Error(`expected a refusal, got a verified token from ${result.issuer}`);
   expect(result.error).toBeTypeOf('string');
   expect(result.reasons.length).toBeGreaterThan(0);
-  return { status: result.status, messages: result.reasons.map((r) => r.message).join('\n') };
+  return { status: HTTP[result.failure], messages: result.reasons.map((r) => r.message).join('\n') };
 }
 
 function payloadOf(token: string): Record<string, unknown> {
@@ -445,7 +448,7 @@ describe('JWKS: unknown kid, rotation, cooldown, outages', () => {
           ),
         );
       const firstFlood = await flood(50);
-      expect(firstFlood.every((r) => !r.ok && r.status === 401)).toBe(true);
+      expect(firstFlood.every((r) => !r.ok && r.failure === 'invalid')).toBe(true);
       expect(issuer.requestCount).toBe(2);
 
       // The next window: a concurrent flood causes exactly one refetch.
@@ -486,7 +489,7 @@ describe('JWKS: unknown kid, rotation, cooldown, outages', () => {
       clock += 2 * 60 * 60_000;
       const result = await reg.verifyToken(await issuer.mint(), new Date());
       expect(result.ok).toBe(false);
-      expect(!result.ok && result.status).toBe(503);
+      expect(!result.ok && HTTP[result.failure]).toBe(503);
       expect(!result.ok && result.reasons[0]?.message).toBe(
         `the signing keys of issuer "github" could not be fetched: ${issuer.jwksUri}: expected HTTP 200, got 500`,
       );
@@ -504,7 +507,7 @@ describe('JWKS: unknown kid, rotation, cooldown, outages', () => {
     issuer.failJwksWith(503);
     const token = await issuer.mint();
     const first = await reg.verifyToken(token, new Date());
-    expect(!first.ok && first.status).toBe(503);
+    expect(!first.ok && HTTP[first.failure]).toBe(503);
     expect(issuer.requestCount).toBe(1);
     await reg.verifyToken(token, new Date());
     expect(issuer.requestCount).toBe(1); // within retryAfterFailure: no new attempt
@@ -517,7 +520,7 @@ describe('JWKS: unknown kid, rotation, cooldown, outages', () => {
     // A dead issuer: connection refused, still a clean 503.
     const dead = registry([{ name: 'github', issuer: issuer.issuer, audience: AUDIENCE }]);
     const result = await dead.verifyToken(token, new Date());
-    expect(!result.ok && result.status).toBe(503);
+    expect(!result.ok && HTTP[result.failure]).toBe(503);
     expect(!result.ok && result.reasons[0]?.message).toContain(
       'the signing keys of issuer "github" could not be fetched',
     );
@@ -527,7 +530,7 @@ describe('JWKS: unknown kid, rotation, cooldown, outages', () => {
     const reg = registry([{ name: 'liar', issuer: `${github.issuer}/`, audience: AUDIENCE }]);
     const token = await github.mint({ iss: `${github.issuer}/` });
     const result = await reg.verifyToken(token, new Date());
-    expect(!result.ok && result.status).toBe(503);
+    expect(!result.ok && HTTP[result.failure]).toBe(503);
     expect(!result.ok && result.reasons[0]?.message).toContain(
       `discovery names issuer "${github.issuer}", expected "${github.issuer}/"`,
     );

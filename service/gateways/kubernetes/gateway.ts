@@ -32,13 +32,8 @@ import {
   policyVerb,
   resolveRequestInfo,
 } from '../../policy/kubernetes/request-info.js';
-import {
-  decideKubernetesRequest,
-  decidePorts,
-  describeRequest,
-  grantDetectors,
-  type KubernetesGrant,
-} from '../../policy/kubernetes/rules.js';
+import { decide } from '../../policy/decide.js';
+import { describeRequest, grantDetectors } from '../../policy/kubernetes/rules.js';
 import { maskText } from '../../policy/mask/detectors.js';
 import type { K8sRequestOperation } from '../../policy/operation.js';
 import type { SessionRecord } from '../../sessions/types.js';
@@ -94,7 +89,7 @@ export interface Admitted {
   apiPath: string;
   url: URL;
   session: SessionRecord;
-  grant: KubernetesGrant;
+  grant: Grant;
   maxStreams: number;
   upstream: KubernetesUpstream;
   info: KubernetesRequestInfo;
@@ -110,8 +105,19 @@ const bearerOf = (req: IncomingMessage): string | undefined => {
   return h && /^bearer /i.test(h) ? h.slice(7).trim() : undefined;
 };
 
-function asGrant(g: Grant): KubernetesGrant {
-  return { access: g.access, mask: g.mask, kubernetes: g.kubernetes };
+/** The operation a `kubectl auth can-i` review asks about (answered by the policy, never sent). */
+function reviewOperation(info: KubernetesRequestInfo): K8sRequestOperation {
+  if (!info.resourceRequest) return { kind: 'k8s.request', verb: info.verb, apiGroup: '', path: info.path };
+  return {
+    kind: 'k8s.request',
+    verb: policyVerb(info),
+    apiGroup: info.apiGroup,
+    resource: info.resource,
+    path: '',
+    ...(info.subresource ? { subresource: info.subresource } : {}),
+    ...(info.namespace ? { namespace: info.namespace } : {}),
+    ...(info.name ? { name: info.name } : {}),
+  };
 }
 
 export function operationOf(info: KubernetesRequestInfo, apiPath: string, url: URL): K8sRequestOperation {
@@ -235,7 +241,7 @@ export async function startKubernetesGateway(
     }
     const info = resolveRequestInfo(req.method ?? 'GET', apiPath, url.searchParams);
     const op = operationOf(info, apiPath, url);
-    const grant = asGrant(auth.grant);
+    const grant = auth.grant;
     const a: Admitted = {
       target,
       apiPath,
@@ -283,8 +289,7 @@ export async function startKubernetesGateway(
       if (!i.ok) return refuse('impersonate', i.message);
       a.imp = { user: i.user, groups: i.groups };
     }
-    let decision: Decision = decideKubernetesRequest(grant, info);
-    if (decision.effect === 'allow' && op.ports) decision = decidePorts(grant, op.ports);
+    const decision: Decision = decide(grant, op, { kind: 'k8s', info });
     const settled = await a.flow.settle(op, decision);
     if (settled.effect === 'deny') {
       await a.flow.refuse(op, settled);
@@ -330,7 +335,7 @@ export async function startKubernetesGateway(
       if (body === null) return sendStatus(res, 413, 'hoop: the access review is too large');
       const review = readAccessReview(body, String(req.headers['content-type'] ?? ''));
       if (!review) return sendStatus(res, 400, 'hoop: the access review could not be read');
-      const asked = decideKubernetesRequest(a.grant, review.info);
+      const asked = decide(a.grant, reviewOperation(review.info), { kind: 'k8s', info: review.info });
       if (asked.effect !== 'allow') {
         const reason =
           asked.effect === 'hold' ? `${refusalMessage(asked)} (held for approval)` : refusalMessage(asked);

@@ -13,7 +13,7 @@ import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { K8sStreamOutcome } from '../../audit/operation-events.js';
 import type { DenyDecision } from '../../policy/decision.js';
 import { policyVerb } from '../../policy/kubernetes/request-info.js';
-import { decidePorts } from '../../policy/kubernetes/rules.js';
+import { decide } from '../../policy/decide.js';
 import { CHANNEL, ExecRecording } from './exec-record.js';
 import type { Admitted } from './gateway.js';
 import { SpdyObserver } from './spdy-observer.js';
@@ -179,7 +179,10 @@ function passThrough(
   const checkPorts = policyVerb(a.info) === 'portforward' && !a.op.ports;
   const observer = new SpdyObserver({
     recording,
-    portPolicy: checkPorts ? (p: number) => decidePorts(a.grant, [p]) : null,
+    portPolicy: checkPorts
+      ? (p: number) =>
+          decide(a.grant, { ...a.op, ports: [p] }, { kind: 'k8s', info: a.info, portsOnly: true })
+      : null,
   });
   const finish = () => {
     if (finished) return;

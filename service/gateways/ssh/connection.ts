@@ -15,7 +15,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import ssh2, { type AuthContext, type Client, type Connection, type ServerChannel, type Session } from 'ssh2';
 import type { SessionRecord } from '../../sessions/types.js';
-import { decideForward, type SshRules } from '../../policy/ssh/decide.js';
+import { decide } from '../../policy/decide.js';
+import type { SshRules } from '../../policy/ssh/decide.js';
 import type { SshOperation } from '../../policy/operation.js';
 import { type Approver, type EventSink, OperationFlow } from '../operation-flow.js';
 import type {
@@ -245,17 +246,12 @@ export class SshConnection implements LiveConnection {
         host: bind.bindAddr ?? bind.socketPath ?? '',
         port: bind.bindPort ?? 0,
       };
-      const decision = decideForward(rules, { direction: 'remote', host: op.host, port: op.port });
+      const decision = decide(rules, op, { kind: 'ssh' });
       void flow.refuse(op, decision).then(() => reject?.());
     });
     client.on('openssh.streamlocal', (_accept, reject, info) => {
       const op: SshOperation = { kind: 'ssh.forward', direction: 'local', host: info.socketPath, port: 0 };
-      void flow
-        .refuse(op, {
-          rule: 'forwards',
-          reasons: ['forwarding to a unix socket is not allowed through the broker'],
-        })
-        .then(() => reject());
+      void flow.refuse(op, decide(rules, op, { kind: 'ssh', unixSocket: true })).then(() => reject());
     });
   }
 
@@ -269,7 +265,7 @@ export class SshConnection implements LiveConnection {
     srcPort: number,
   ): Promise<void> {
     const op: SshOperation = { kind: 'ssh.forward', direction: 'local', host, port };
-    const decision = decideForward(scope.rules, { direction: 'local', host, port });
+    const decision = decide(scope.rules, op, { kind: 'ssh' });
     const settled = await scope.flow.settle(op, decision);
     if (settled.effect !== 'allow') {
       await scope.flow.refuse(op, settled);

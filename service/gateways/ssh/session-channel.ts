@@ -12,17 +12,10 @@ import type { ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2'
 import { TerminalRecording } from '../../audit/asciicast.js';
 import type { AllowDecision, Decision } from '../../policy/decision.js';
 import type { SshOperation } from '../../policy/operation.js';
-import {
-  AGENT_FORWARDING_REFUSED,
-  decideEnv,
-  decideExec,
-  decidePty,
-  decideShell,
-  decideSftp,
-  decideSubsystem,
-  type SftpRequest,
-  X11_REFUSED,
-} from '../../policy/ssh/decide.js';
+import { decide, type SshFacts } from '../../policy/decide.js';
+import type { SftpRequest } from '../../policy/ssh/decide.js';
+
+const SSH: SshFacts = { kind: 'ssh' };
 import { parseCommand } from '../../policy/ssh/command.js';
 import { afterQueued, onUpstreamClose, relaySession, sendExit } from './relay.js';
 import { type SftpOutcome, SftpProxy } from './sftp-proxy.js';
@@ -61,9 +54,21 @@ export class SessionChannel {
     });
     session.on('env', (accept, reject, info) => this.#onEnv(accept, reject, info.key, info.val));
     session.on('auth-agent', (_accept, reject) =>
-      this.#refuseRequest(reject, 'agent-forwarding', undefined, AGENT_FORWARDING_REFUSED),
+      this.#refuseRequest(
+        reject,
+        'agent-forwarding',
+        undefined,
+        decide(this.#scope.rules, { kind: 'ssh.request', request: 'agent-forwarding' }, SSH),
+      ),
     );
-    session.on('x11', (_accept, reject) => this.#refuseRequest(reject, 'x11', undefined, X11_REFUSED));
+    session.on('x11', (_accept, reject) =>
+      this.#refuseRequest(
+        reject,
+        'x11',
+        undefined,
+        decide(this.#scope.rules, { kind: 'ssh.request', request: 'x11' }, SSH),
+      ),
+    );
     session.on('signal', (accept, _reject, info) => {
       accept?.();
       this.#upstream?.signal(info.name);
@@ -84,7 +89,7 @@ export class SessionChannel {
   }
 
   #onPty(accept: (() => void) | undefined, reject: (() => void) | undefined, info: PseudoTtyInfo): void {
-    const decision = decidePty(this.#scope.rules);
+    const decision = decide(this.#scope.rules, { kind: 'ssh.request', request: 'pty', name: info.term }, SSH);
     if (decision.effect === 'allow') {
       this.#pty = { ...info };
       accept?.();
@@ -99,7 +104,11 @@ export class SessionChannel {
     key: string,
     value: string,
   ): void {
-    const decision = decideEnv(this.#scope.rules, key, value);
+    const decision = decide(
+      this.#scope.rules,
+      { kind: 'ssh.request', request: 'env', name: key },
+      { kind: 'ssh', envValue: value },
+    );
     if (decision.effect === 'allow') {
       this.#env[key] = value;
       accept?.();
@@ -194,7 +203,7 @@ export class SessionChannel {
     const ch = this.#claimStart(accept, reject);
     if (!ch) return;
     const op: SshOperation = { kind: 'ssh.exec', command };
-    const settled = await this.#settle(op, decideExec(this.#scope.rules, command), ch);
+    const settled = await this.#settle(op, decide(this.#scope.rules, op, SSH), ch);
     if ('refused' in settled) return this.#refuseStart(ch, settled.refused);
     const startedAt = performance.now();
     let up: ClientChannel;
@@ -234,7 +243,7 @@ export class SessionChannel {
     const ch = this.#claimStart(accept, reject);
     if (!ch) return;
     const op: SshOperation = { kind: 'ssh.shell', ...(this.#pty ? { term: this.#pty.term } : {}) };
-    const settled = await this.#settle(op, decideShell(this.#scope.rules, this.#pty !== null), ch);
+    const settled = await this.#settle(op, decide(this.#scope.rules, op, SSH), ch);
     if ('refused' in settled) return this.#refuseStart(ch, settled.refused);
     const startedAt = performance.now();
     let up: ClientChannel;
@@ -292,7 +301,7 @@ export class SessionChannel {
   ): Promise<void> {
     const ch = this.#claimStart(accept, reject);
     if (!ch) return;
-    const decision = decideSubsystem(this.#scope.rules, name);
+    const decision = decide(this.#scope.rules, { kind: 'ssh.request', request: 'subsystem', name }, SSH);
     if (decision.effect !== 'allow') {
       await this.#scope.flow.refuse({ kind: 'ssh.request', request: 'subsystem', name }, decision);
       return this.#refuseStart(ch, decision);
@@ -315,7 +324,7 @@ export class SessionChannel {
     const flow = scope.flow;
     const toOperation = (r: SftpRequest): SshOperation => ({ kind: 'ssh.sftp', ...r });
     const proxy = new SftpProxy(ch, up, {
-      judge: (r) => decideSftp(scope.rules, r),
+      judge: (r) => decide(scope.rules, toOperation(r), SSH),
       refused: async (r, d) => {
         if (!(await flow.refuse(toOperation(r), d))) throw new Error('refusal not recorded');
         // sftp and scp show a status by its code's words only; the reason goes to stderr, which they show

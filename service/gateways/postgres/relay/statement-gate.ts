@@ -22,8 +22,7 @@ import type {
   PgStatementOperation,
 } from '../../../policy/operation.js';
 import type { TargetViews, ViewLineage } from '../../../policy/pg/facts.js';
-import { type GateFacts, type GateVerdict, gateStatements } from '../../../policy/pg/statement-gate.js';
-import { functionCallBypass } from '../../../policy/pg/user-code.js';
+import { catalogUnreadable, decide, type PgFacts } from '../../../policy/decide.js';
 import { effectiveGrant } from '../../../policy/pg/views.js';
 import { copyMaskSupport, redactSql, trackPrepared } from '../../../policy/sql/index.js';
 import type { ClassifiedStatement, ClassifyResult, CopyInfo, MaskPlan } from '../../../policy/sql/types.js';
@@ -119,17 +118,15 @@ export class StatementGate {
     this.tracesViews = this.outOfSight || ctx.grant.access === 'read';
     this.describeName = `hoop_describe_${ctx.connId}`;
     this.gateFacts = {
-      access: ctx.grant.access,
-      outOfSight: this.outOfSight,
-      tracesViews: this.tracesViews,
-      masking: results.active,
+      kind: 'pg',
+      message: [],
       views: null,
       unnameable: [],
       relationsSettled: false,
       userObjects: () => ctx.catalog.cachedUserObjects(),
       userObjectsFresh: false,
       approved: false,
-      decide: (stmt: ClassifiedStatement) => ctx.classifier.decide(this.gateEntry, this.grant, stmt),
+      memo: null,
     };
   }
 
@@ -149,10 +146,6 @@ export class StatementGate {
     return this.ctx.classifier.classify(text, this.port.prepared);
   }
 
-  private decide(entry: CacheEntry | null, stmt: ClassifiedStatement): Decision {
-    return this.ctx.classifier.decide(entry, this.grant, stmt);
-  }
-
   onQuery(msg: FrontendMessage): Promise<void> | undefined {
     const text = decodeQuery(msg.body);
     if (text === null)
@@ -165,7 +158,7 @@ export class StatementGate {
     const { result: cls, entry } = this.classify(text);
     if (!cls.ok) return this.denyUnparsable(text, cls, true);
     const verdict = this.gate(cls.statements, entry, msg, 'simple');
-    if (verdict) return this.onVerdict(verdict, msg, true);
+    if (verdict.effect !== 'allow') return this.onVerdict(verdict, cls.statements, msg, true);
     const copies = this.results.active
       ? cls.statements.flatMap((s, i) => (s.copy?.direction === 'to' ? [i] : []))
       : [];
@@ -295,7 +288,7 @@ export class StatementGate {
     const { result: cls, entry } = this.classify(p.text);
     if (!cls.ok) return this.denyUnparsable(p.text, cls, false, p.name);
     const verdict = this.gate(cls.statements, entry, msg, 'extended');
-    if (verdict) return this.onVerdict(verdict, msg, false, p.name);
+    if (verdict.effect !== 'allow') return this.onVerdict(verdict, cls.statements, msg, false, p.name);
     this.approvedStatements.delete(p.name);
     const previous = this.port.prepared.get(p.name);
     const stmt = cls.statements[0];
@@ -356,11 +349,12 @@ export class StatementGate {
       function: { schema: info.schema, name: info.name },
       statement: stmt,
     };
-    const d = this.decide(entry, stmt);
-    if (d.effect !== 'allow' && !(d.effect === 'hold' && this.approvedFor === msg))
-      return this.refuse(msg, op, d, true, SQLSTATE.insufficientPrivilege);
-    const bypass = functionCallBypass(info, this.outOfSight);
-    if (bypass) return this.refuse(msg, op, bypass, true, SQLSTATE.insufficientPrivilege);
+    const f = this.gateFacts;
+    f.approved = this.approvedFor === msg;
+    f.memo = entry;
+    f.message = undefined;
+    const d = decide(this.grant, op, f);
+    if (d.effect !== 'allow') return this.refuse(msg, op, d, true, SQLSTATE.insufficientPrivilege);
     const result = this.results.functionResult(info.name, info.returnType, fc.resultFormat);
     return this.recordThenForward([op], () => {
       this.port.forward(msg);
@@ -399,49 +393,51 @@ export class StatementGate {
   }
 
   /** The statement gate's facts (policy/pg/statement-gate.ts), kept on the relay and updated per message. */
-  private readonly gateFacts: GateFacts;
-  /** the classification cache entry of the message being judged (its decisions are cached per grant) */
-  private gateEntry: CacheEntry | null = null;
+  private readonly gateFacts: PgFacts;
 
-  /** Judge a message's statements (pure: policy/pg/statement-gate.ts); null: they may go upstream. */
+  /** Judge a message's statements (policy/decide.ts); allow: they may go upstream. */
   private gate(
     statements: ClassifiedStatement[],
     entry: CacheEntry | null,
     msg: FrontendMessage,
     protocol: 'simple' | 'extended',
-  ): GateVerdict | null {
+  ): Decision {
     const f = this.gateFacts;
+    f.message = statements;
+    f.memo = entry;
     f.views = this.appliedViews;
     f.unnameable = this.unnameableViews;
     f.relationsSettled = this.tracedFor === msg || this.port.ddlInTransaction();
     f.userObjectsFresh = this.userObjectsFor === msg;
     f.approved = this.approvedFor === msg;
-    this.gateEntry = entry;
-    return gateStatements(statements, protocol, f);
+    return decide(this.grant, statementOp(statements[0] ?? null, protocol), f);
   }
 
   /** Act on the gate's verdict: read the catalog and judge again, or refuse. */
   private onVerdict(
-    verdict: GateVerdict,
+    verdict: Decision,
+    statements: readonly ClassifiedStatement[],
     msg: FrontendMessage,
     simple: boolean,
     parseName?: string,
   ): Promise<void> {
-    switch (verdict.kind) {
-      case 'read-views':
-        return this.afterViews(msg, simple, true);
-      case 'read-user-objects':
-        return this.afterUserObjects(msg, simple, verdict.refresh);
-      case 'refuse':
-        return this.refuse(
-          msg,
-          statementOp(verdict.stmt, simple ? 'simple' : 'extended'),
-          verdict.decision,
-          simple,
-          verdict.unsupported ? SQLSTATE.featureNotSupported : SQLSTATE.insufficientPrivilege,
-          parseName,
-        );
+    if (verdict.effect === 'deny' && verdict.needs) {
+      const { facts, refresh } = verdict.needs;
+      return facts === 'views'
+        ? this.afterViews(msg, simple, refresh)
+        : this.afterUserObjects(msg, simple, refresh);
     }
+    const { statement: index, ...decision } = verdict;
+    const unsupported = decision.effect === 'deny' && decision.unsupported === true;
+    if (decision.effect === 'deny') delete decision.unsupported;
+    return this.refuse(
+      msg,
+      statementOp(statements[index ?? 0] ?? null, simple ? 'simple' : 'extended'),
+      decision,
+      simple,
+      unsupported ? SQLSTATE.featureNotSupported : SQLSTATE.insufficientPrivilege,
+      parseName,
+    );
   }
 
   /**
@@ -458,19 +454,13 @@ export class StatementGate {
         this.applyViews(tv);
         if (refresh) this.tracedFor = msg;
       },
-      this.columnMasking
-        ? { rule: 'mask', reason: 'mask: the catalog could not be read to trace views over masked columns' }
-        : {
-            rule: 'policy',
-            reason: 'policy: the catalog could not be read to trace the views statements may read',
-          },
+      catalogUnreadable(this.ctx.grant, 'views'),
       'pg relay: tracing views failed',
     );
   }
 
   /** Read what users defined in the catalog, then handle the message again (denied if unreadable). */
   private afterUserObjects(msg: FrontendMessage, simple: boolean, refresh = false): Promise<void> {
-    const read = this.ctx.grant.access === 'read';
     return this.afterCatalog(
       this.ctx.catalog.loadUserObjects(refresh),
       msg,
@@ -478,17 +468,7 @@ export class StatementGate {
       () => {
         if (refresh) this.userObjectsFor = msg;
       },
-      read
-        ? {
-            rule: 'access: read',
-            reason:
-              'access read: the catalog could not be read to check that the functions, operators and casts used are the built-ins',
-          }
-        : {
-            rule: 'mask: bypass',
-            reason:
-              "mask: the catalog could not be read to check that no function, operator or cast used is a user's",
-          },
+      catalogUnreadable(this.ctx.grant, 'user-objects'),
       'pg relay: reading user-defined functions, operators and casts failed',
     );
   }
@@ -502,7 +482,7 @@ export class StatementGate {
     msg: FrontendMessage,
     simple: boolean,
     loaded: (value: T) => void,
-    failure: { rule: string; reason: string },
+    failure: Decision,
     log: string,
   ): Promise<void> {
     return reading.then(
@@ -514,7 +494,7 @@ export class StatementGate {
       (err: unknown) => {
         this.ctx.logger.warn({ err: err instanceof Error ? err.message : String(err) }, log);
         if (this.port.isClosed()) return undefined;
-        const deny = { effect: 'deny' as const, rule: failure.rule, reasons: [failure.reason] };
+        const deny: Decision = { ...failure, effect: 'deny' };
         if (simple) return this.deny(null, deny, true, SQLSTATE.insufficientPrivilege, 'QUERY');
         const p = decodeParse(msg.body);
         return this.deny(null, deny, false, SQLSTATE.insufficientPrivilege, 'PARSE', p?.name);
