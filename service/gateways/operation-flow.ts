@@ -51,6 +51,8 @@ export interface HoldRequest {
   summary?: string;
   /** the hold began (it is stored, and channels were told): the gateway may tell its client where to approve */
   onHeld?(approval: PendingApproval, links: ApprovalLinks): void;
+  /** a channel showed the hold on a page (the GitHub check run): the gateway may tell its client that URL */
+  onShown?(approval: PendingApproval, shown: { channel: string; url: string }): void;
 }
 
 /** Where a hold can be decided. */
@@ -62,7 +64,7 @@ export interface ApprovalLinks {
 }
 
 /** What a gateway adds to a hold it passes to settle(). */
-export type HoldExtras = Pick<HoldRequest, 'operation_sha256' | 'summary' | 'onHeld'>;
+export type HoldExtras = Pick<HoldRequest, 'operation_sha256' | 'summary' | 'onHeld' | 'onShown'>;
 
 export interface ApprovalOutcome {
   decision: 'approve' | 'deny' | 'timeout';

@@ -611,6 +611,16 @@ export class StatementGate {
           }),
         );
       },
+      onShown: (a, shown) => {
+        if (this.port.isClosed()) return;
+        this.port.notifyClient(
+          noticeResponse({
+            severity: 'NOTICE',
+            code: '00000',
+            message: `hoop: approval ${a.id} can be decided on its GitHub check run: ${shown.url}`,
+          }),
+        );
+      },
     };
   }
 
