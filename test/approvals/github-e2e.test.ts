@@ -19,6 +19,8 @@ import { CREATE_CHECK_RUN, type GitHubApiStandIn, startGitHubApi } from '../fixt
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { type PgServer, startPostgres } from '../fixtures/postgres.js';
 import { tool } from '../gateways/postgres/helpers.js';
+import { GET_CONTENTS } from '../../service/approvals/reviewed-migrations.js';
+import { runner } from 'node-pg-migrate';
 import { APP_ID, APP_PRIVATE_KEY } from './github/app-key.js';
 import { delivery, example, post, sign } from './github/deliveries.js';
 
@@ -34,6 +36,21 @@ const TOKENS = 'POST /app/installations/{installation_id}/access_tokens';
 const UPDATE_CHECK_RUN = 'PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}';
 const LIST_CHECK_RUNS = 'GET /repos/{owner}/{repo}/commits/{ref}/check-runs';
 const CREATE_COMMENT = 'POST /repos/{owner}/{repo}/issues/{issue_number}/comments';
+/** The repository's reviewed migration files at MERGE_SHA (node-pg-migrate's SQL format: up and down). */
+const REVIEWED: Record<string, string> = {
+  'db/migrations/1700000000001_orders.sql': [
+    '-- Up Migration',
+    'CREATE TABLE orders (id int PRIMARY KEY, total int NOT NULL);',
+    'ALTER TABLE orders ADD COLUMN note text;',
+    '-- Down Migration',
+    'DROP TABLE orders;',
+    '',
+  ].join('\n'),
+  'db/migrations/1700000000002_backfill.sql':
+    "-- Up Migration\nALTER TABLE orders ALTER COLUMN note SET DEFAULT '';\nUPDATE orders SET note = '' WHERE note IS NULL;\n",
+  // golang-migrate style: a down file is never a reviewed up statement
+  'db/migrations/1700000000003_x.down.sql': 'DROP TABLE orders;\n',
+};
 const PERMISSIONS: Record<string, string> = {
   reviewer: 'write',
   teamie: 'write',
@@ -47,6 +64,7 @@ let db: PgServer;
 let gh: GitHubApiStandIn;
 let b: TestBroker;
 let dir: string;
+const contentReads: string[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'hoop-gh-e2e-'));
@@ -63,6 +81,7 @@ beforeAll(async () => {
         UPDATE_CHECK_RUN,
         LIST_CHECK_RUNS,
         CREATE_COMMENT,
+        GET_CONTENTS,
       ],
       respond: (r) => {
         if (r.operation === TOKENS)
@@ -84,6 +103,33 @@ beforeAll(async () => {
           return permission
             ? { status: 200, body: { permission, role_name: permission, user: { login: r.params.username } } }
             : { status: 404, body: { message: 'Not Found' } };
+        }
+        if (r.operation === GET_CONTENTS) {
+          contentReads.push(`${r.params.path}@${r.query.ref ?? ''}`);
+          const path = r.params.path!;
+          if (path === 'db/migrations')
+            return {
+              status: 200,
+              body: Object.keys(REVIEWED).map((p) => ({
+                type: 'file',
+                name: p.split('/').at(-1),
+                path: p,
+                size: REVIEWED[p]!.length,
+              })),
+            };
+          const text = REVIEWED[path];
+          return text === undefined
+            ? { status: 404, body: { message: 'Not Found' } }
+            : {
+                status: 200,
+                body: {
+                  type: 'file',
+                  name: path.split('/').at(-1),
+                  path,
+                  encoding: 'base64',
+                  content: Buffer.from(text).toString('base64'),
+                },
+              };
         }
         if (r.operation === GET_TEAM_MEMBERSHIP)
           return r.params.org === 'octo-org' && r.params.team_slug === 'dba' && r.params.username === 'teamie'
@@ -111,6 +157,23 @@ beforeAll(async () => {
       },
     ],
     policies: [
+      {
+        // as examples/pr-gated-migrations.yaml: DDL that changes or removes, and row changes, are held
+        // unless reviewed; node-pg-migrate's own bookkeeping (CREATE TABLE pgmigrations, SELECT, INSERT,
+        // advisory locks, BEGIN/COMMIT) passes
+        name: 'migrate-job',
+        when: { repository: REPO, workflow: 'migrate' },
+        grants: [
+          {
+            target: 'app-db',
+            access: 'write',
+            migrations: { paths: ['db/migrations/*.sql'] },
+            deny: [{ statement: ['TRUNCATE'] }],
+            approve: [{ statement: ['DROP', 'ALTER', 'DELETE', 'UPDATE'] }],
+            approvers: { teams: ['octo-org/dba'] },
+          },
+        ],
+      },
       {
         name: 'pr-migrations',
         when: { repository: REPO },
@@ -150,7 +213,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function openSession(): Promise<{ id: string; secret: string }> {
+async function openSession(workflow = 'ci'): Promise<{ id: string; secret: string }> {
   const res = await fetch(`${b.url}/v1/sessions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -163,6 +226,7 @@ async function openSession(): Promise<{ id: string; secret: string }> {
         ref: `refs/pull/${PR}/merge`,
         sha: MERGE_SHA,
         actor: 'octocat',
+        workflow,
       }),
     }),
   });
@@ -502,6 +566,104 @@ describe('deliveries that must release nothing', () => {
       await Promise.all([c1.end(), c2.end()]);
     }
     expect(gh.violations).toEqual([]);
+  });
+});
+
+describe('PR-gated migrations: node-pg-migrate with the reviewed files', () => {
+  const migrate = (s: { id: string; secret: string }, migrationsDir: string) =>
+    runner({
+      databaseUrl: {
+        connectionString: `postgres://${s.id}:${s.secret}@127.0.0.1:${b.pgPort}/app-db`,
+        ssl: { ca: b.caPem },
+      },
+      dir: migrationsDir,
+      direction: 'up',
+      migrationsTable: 'pgmigrations',
+      log: () => undefined,
+    } as Parameters<typeof runner>[0]);
+
+  it('the reviewed files run without a hold (the transcript names file and statements); an unreviewed ALTER is held', async () => {
+    const local = mkdtempSync(join(dir, 'migrations-'));
+    for (const [p, text] of Object.entries(REVIEWED))
+      if (!p.endsWith('.down.sql')) writeFileSync(join(local, p.split('/').at(-1)!), text);
+    const s = await openSession('migrate');
+    await migrate(s, local);
+    expect((await db.psql("SELECT string_agg(name, ',' ORDER BY id) FROM pgmigrations", 'app')).trim()).toBe(
+      '1700000000001_orders,1700000000002_backfill',
+    );
+    expect(
+      (
+        await db.psql(
+          "SELECT column_default FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'note'",
+          'app',
+        )
+      ).trim(),
+    ).toBe("''::text");
+    expect(await b.broker.approvals.list({ session_id: s.id })).toEqual([]); // nobody was asked
+    const events = await transcript(s.id);
+    const passed = events.filter(
+      (e) => e.kind === 'pg.statement' && JSON.stringify(e).includes('reviewed migration'),
+    );
+    // each file's up part is one message (node-pg-migrate sends it at once): all its statements matched
+    expect(passed.map((e) => e.operation.statement)).toEqual([
+      'CREATE TABLE orders (id int PRIMARY KEY, total int NOT NULL)',
+      'ALTER TABLE orders ADD COLUMN note text',
+      "ALTER TABLE orders ALTER COLUMN note SET DEFAULT ''",
+      "UPDATE orders SET note = '' WHERE note IS NULL",
+    ]);
+    const text = JSON.stringify(passed);
+    expect(text).toContain('statements 1, 2 of db/migrations/1700000000001_orders.sql at aaaaaaaaaaaa');
+    expect(text).toContain('statements 1, 2 of db/migrations/1700000000002_backfill.sql');
+    expect(contentReads.length).toBeGreaterThan(0);
+    expect(contentReads.every((r) => r.endsWith(`@${MERGE_SHA}`))).toBe(true); // at the token's sha
+
+    // a file nobody reviewed: its ALTER waits for a DBA (and is denied here)
+    writeFileSync(
+      join(local, '1700000000004_unreviewed.sql'),
+      '-- Up Migration\nALTER TABLE orders DROP COLUMN note;\n',
+    );
+    const s2 = await openSession('migrate');
+    const run = migrate(s2, local).catch((e: Error) => e);
+    const [a] = await heldWithCheckRun(s2.id);
+    expect(a!.summary).toContain('ALTER TABLE orders DROP COLUMN note');
+    expect((await post(b.url, delivery('check_run', button(a!, 'deny', 'teamie'), SECRET))).status).toBe(200);
+    expect(await run).toBeInstanceOf(Error);
+    expect(
+      (
+        await db.psql(
+          "SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'note'",
+          'app',
+        )
+      ).trim(),
+    ).toBe('1');
+  });
+
+  it('a reviewed statement does not carry an unreviewed one in the same message, and a down section is not reviewed', async () => {
+    const s = await openSession('migrate');
+    const c = client(s);
+    await c.connect();
+    try {
+      // the reviewed UPDATE first, an unreviewed DROP behind it, in one simple Query
+      const held = c
+        .query("UPDATE orders SET note = '' WHERE note IS NULL; DROP TABLE orders")
+        .catch((e: Error) => e);
+      const [a] = await heldWithCheckRun(s.id);
+      expect(a!.summary).toContain('DROP TABLE orders'); // the approver sees the whole message
+      expect((await post(b.url, delivery('check_run', button(a!, 'deny', 'teamie'), SECRET))).status).toBe(
+        200,
+      );
+      expect(await held).toMatchObject({ code: '42501' });
+      // the down section's DROP, and the .down.sql file's, alone: held as well
+      const drop = c.query('DROP TABLE orders').catch((e: Error) => e);
+      const [d] = await heldWithCheckRun(s.id);
+      expect((await post(b.url, delivery('check_run', button(d!, 'deny', 'teamie'), SECRET))).status).toBe(
+        200,
+      );
+      expect(await drop).toMatchObject({ code: '42501' });
+      expect(await tableExists('orders')).toBe(true);
+    } finally {
+      await c.end();
+    }
   });
 });
 

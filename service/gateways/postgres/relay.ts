@@ -851,7 +851,8 @@ export class Relay {
       h.index++;
       h.masker = null;
       h.copyOut = null;
-      h.run = h.index < h.statements.length ? this.newRun(h.statements[h.index]!, 'simple', []) : null;
+      h.run =
+        h.index < h.statements.length ? this.newRun(h.statements[h.index]!, 'simple', h.reasons ?? []) : null;
       return FORWARD;
     }
     if (h?.kind === 'execute') this.finishRun(h.run, rowsFromCommandTag(tag), null);

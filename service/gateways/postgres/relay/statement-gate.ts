@@ -182,14 +182,16 @@ export class StatementGate {
     return this.recordThenForward(ops, () => {
       for (const s of statements) trackPrepared(this.port.prepared, s);
       this.port.forward(msg);
+      const reasons = this.approvedFor === msg ? this.approvedReasons : [];
       this.port.push({
         kind: 'simple',
         statements,
         index: 0,
-        run: this.port.newRun(statements[0] ?? null, 'simple', []),
+        run: this.port.newRun(statements[0] ?? null, 'simple', reasons),
         masker: null,
         copyPlans,
         copyOut: null,
+        ...(reasons.length ? { reasons } : {}),
       });
     });
   }
@@ -403,6 +405,11 @@ export class StatementGate {
   /** the classification cache entry of the message being judged (its decisions are cached per grant) */
   private gateEntry: CacheEntry | null = null;
 
+  /** why the approved message runs (the approval's outcome), for its statements' events */
+  private approvedReasons: string[] = [];
+  /** the message last judged and its statements (a hold holds, and its approval releases, all of them) */
+  private judged: { msg: FrontendMessage; statements: ClassifiedStatement[] } | null = null;
+
   /** Judge a message's statements (pure: policy/pg/statement-gate.ts); null: they may go upstream. */
   private gate(
     statements: ClassifiedStatement[],
@@ -417,6 +424,7 @@ export class StatementGate {
     f.userObjectsFresh = this.userObjectsFor === msg;
     f.approved = this.approvedFor === msg;
     this.gateEntry = entry;
+    this.judged = { msg, statements };
     return gateStatements(statements, protocol, f);
   }
 
@@ -578,6 +586,7 @@ export class StatementGate {
       if (settled.effect === 'deny') return this.denyOp(op, settled, simple, code, parseName);
       // Approved: the message is handled as if it had just arrived, its hold passing this once.
       this.approvedFor = msg;
+      this.approvedReasons = settled.reasons;
       await this.port.handleAgain(msg);
       // An approved Parse releases one execution: the first Bind of that statement (see bindAllowed).
       if (msg.type === PARSE_TYPE && parseName !== undefined && this.port.prepared.has(parseName))
@@ -592,12 +601,16 @@ export class StatementGate {
    * the NoticeResponse the client gets at once (psql prints it while it waits).
    */
   private holdExtras(msg: FrontendMessage, op: PgOperation): HoldExtras {
+    const all = this.judged?.msg === msg ? this.judged.statements : null;
+    // a hold of a message of several statements shows, and binds, all of them: its approval releases them all
+    const several = all !== null && all.length > 1;
     return {
+      ...(all ? { statement_sources: all.map((s) => s.source) } : {}),
       operation_sha256: createHash('sha256')
         .update(Buffer.from([msg.type]))
         .update(msg.body)
         .digest('hex'),
-      summary: truncate(pgText(op), 2000),
+      summary: truncate(several ? all.map((s) => s.text).join(';\n') : pgText(op), 2000),
       onHeld: (a, links) => {
         if (this.port.isClosed()) return;
         const waitMs = Date.parse(a.expires_at) - Date.parse(a.requested_at);
