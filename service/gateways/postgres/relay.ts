@@ -384,7 +384,8 @@ export class Relay {
         if (this.skippingUntilSync) return;
         const b = decodeBind(msg.body);
         if (!b) return this.gate.malformed('invalid Bind message format', false);
-        if (!this.gate.bindAllowed(b.statement)) return this.gate.refuseRebind(b.statement);
+        const held = this.gate.bindHold(msg, b.statement);
+        if (held) return held;
         const portal: PortalInfo = {
           name: b.portal,
           statement: this.prepared.get(b.statement) ?? null,

@@ -298,7 +298,7 @@ export class StatementGate {
     if (!cls.ok) return this.denyUnparsable(p.text, cls, false, p.name);
     const verdict = this.gate(cls.statements, entry, msg, 'extended');
     if (verdict) return this.onVerdict(verdict, msg, false, p.name);
-    this.approvedStatements.delete(p.name);
+    this.heldStatements.delete(p.name);
     const previous = this.port.prepared.get(p.name);
     const stmt = cls.statements[0];
     if (stmt) this.port.prepared.set(p.name, stmt);
@@ -581,6 +581,16 @@ export class StatementGate {
   ): Promise<void> {
     if (d.effect !== 'hold') return this.denyOp(op, d, simple, code, parseName);
     if (msg === null) return this.denyOp(op, { ...d, effect: 'deny' }, simple, code, parseName);
+    if (msg.type === PARSE_TYPE && parseName !== undefined) {
+      // A Parse runs nothing: it is prepared now, and each Bind of it (one execution, with its
+      // parameter values) is held on its own (bindHold), so an approval binds text and values.
+      const held = { op, decision: d, parse: msg.body };
+      this.approvedFor = msg;
+      return Promise.resolve(this.port.handleAgain(msg)).then(() => {
+        if (!this.port.isClosed() && this.port.prepared.has(parseName))
+          this.heldStatements.set(parseName, held);
+      });
+    }
     return Promise.resolve(this.ctx.flow.settle(op, d, this.holdExtras(msg, op))).then(async (settled) => {
       if (this.port.isClosed()) return undefined;
       if (settled.effect === 'deny') return this.denyOp(op, settled, simple, code, parseName);
@@ -588,9 +598,6 @@ export class StatementGate {
       this.approvedFor = msg;
       this.approvedReasons = settled.reasons;
       await this.port.handleAgain(msg);
-      // An approved Parse releases one execution: the first Bind of that statement (see bindAllowed).
-      if (msg.type === PARSE_TYPE && parseName !== undefined && this.port.prepared.has(parseName))
-        this.approvedStatements.set(parseName, 1);
       return undefined;
     });
   }
@@ -637,43 +644,42 @@ export class StatementGate {
     };
   }
 
-  /** Statements whose Parse an approval released, and how many Binds they have left (one). */
-  private readonly approvedStatements = new Map<string, number>();
+  /** Prepared statements a rule holds: each of their Binds waits for its own approval. */
+  private readonly heldStatements = new Map<string, { op: PgOperation; decision: Decision; parse: Buffer }>();
 
   /**
-   * May this Bind run its statement? A statement that was held runs once per approval: its first Bind
-   * passes; a second one (another execution, other parameters) is refused until it is prepared again,
-   * which holds it again.
+   * A Bind of a held prepared statement: one execution, held for approval with the SHA-256 of the
+   * Parse (name, text, types) and of this Bind (portal, parameter values and formats). The values
+   * are hashed only, never shown. undefined: the Bind may go on (not held, or this one approved).
    */
-  bindAllowed(statement: string): boolean {
-    const left = this.approvedStatements.get(statement);
-    if (left === undefined) return true;
-    if (left <= 0) return false;
-    this.approvedStatements.set(statement, left - 1);
-    return true;
+  bindHold(msg: FrontendMessage, statement: string): Promise<void> | undefined {
+    const held = this.heldStatements.get(statement);
+    if (!held || this.approvedFor === msg) return undefined;
+    const { op, decision } = held;
+    const extras: HoldExtras = {
+      ...this.holdExtras(msg, op),
+      operation_sha256: createHash('sha256')
+        .update(Buffer.from([PARSE_TYPE]))
+        .update(held.parse)
+        .update(Buffer.from([msg.type]))
+        .update(msg.body)
+        .digest('hex'),
+    };
+    delete extras.statement_sources;
+    return Promise.resolve(this.ctx.flow.settle(op, decision, extras)).then(async (settled) => {
+      if (this.port.isClosed()) return undefined;
+      if (settled.effect === 'deny')
+        return this.denyOp(op, settled, false, SQLSTATE.insufficientPrivilege, '');
+      this.approvedFor = msg;
+      this.approvedReasons = settled.reasons;
+      await this.port.handleAgain(msg);
+      return undefined;
+    });
   }
 
-  /** The statement was closed or prepared again: its approval is spent. */
+  /** The statement was closed or prepared again: it is no longer held. */
   forgetStatement(name: string): void {
-    this.approvedStatements.delete(name);
-  }
-
-  /** Refuse a Bind of a held statement whose one approved execution is spent. */
-  refuseRebind(statement: string): Promise<void> {
-    const stmt = this.port.prepared.get(statement) ?? null;
-    return this.denyOp(
-      statementOp(stmt, 'extended'),
-      {
-        effect: 'deny',
-        rule: 'approval: one execution',
-        reasons: [
-          `prepared statement "${statement}" was approved for one execution, which has run; prepare it again to ask for another approval`,
-        ],
-      },
-      false,
-      SQLSTATE.insufficientPrivilege,
-      '',
-    );
+    this.heldStatements.delete(name);
   }
 
   private denyOp(
