@@ -8,8 +8,10 @@
 // not matter, every identifier and every constant does. (libpg-query's `fingerprint` is not used for this:
 // it deliberately ignores constant values, so `UPDATE users SET role = 'admin' WHERE id = 1` would match a
 // reviewed `… WHERE id = 2`.) A statement with parameters ($1) never matches: its values are not in the
-// reviewed text. Files are fetched once per repository, commit and paths (cached), on the first hold of a
-// session; a fetch or parse failure matches nothing (fail closed: the hold goes to a human).
+// reviewed text. Files are fetched once per repository, commit and paths (cached), when the session opens
+// (preload, called by the session-open gates: a failed fetch refuses the session); should a later read
+// fail (the cache was full), it matches nothing (fail closed: the hold goes to a human). Only up parts count:
+// dbmate's and node-pg-migrate's down sections and golang-migrate's *.down.sql files are not reviewed.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Grant } from '../config/schema.js';
@@ -195,6 +197,38 @@ export class ReviewedMigrations implements Approver {
 
   constructor(options: ReviewedMigrationsOptions) {
     this.#o = options;
+  }
+
+  /**
+   * Read (and cache) the grants' migration files for a session about to open. Throws when they cannot
+   * be read: the session is refused (fail closed); files skipped (too large, not SQL) are named.
+   */
+  async preload(
+    grants: readonly Grant[],
+    identity: Record<string, unknown>,
+  ): Promise<{ evidence: string[] }> {
+    const evidence: string[] = [];
+    for (const grant of grants) {
+      if (!grant.migrations) continue;
+      const { repository, sha } = identity;
+      if (typeof repository !== 'string' || typeof sha !== 'string' || !/^[0-9a-f]{40,64}$/.test(sha))
+        throw new Error(
+          `grant ${grant.target}: the token names no repository and commit sha to read migrations at`,
+        );
+      let set: ReviewedSet;
+      try {
+        set = await this.#reviewed(repository, sha, grant.migrations.paths);
+      } catch (err) {
+        throw new Error(
+          `grant ${grant.target}: the migration files (${grant.migrations.paths.join(', ')}) could not be read at ${sha.slice(0, 12)}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      evidence.push(
+        `grant ${grant.target}: ${set.statements.size} reviewed statement(s) read at ${sha.slice(0, 12)} from ${grant.migrations.paths.join(', ')}${set.skipped.length ? `; skipped: ${set.skipped.join('; ')}` : ''}`,
+      );
+    }
+    return { evidence };
   }
 
   async request(hold: HoldRequest): Promise<ApprovalOutcome> {

@@ -32,6 +32,8 @@ const REPO = 'octo-org/app';
 const PR = 7;
 const MERGE_SHA = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
 const HEAD_SHA = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
+/** a commit whose files the contents API fails to serve */
+const BROKEN_SHA = 'cccccccccccccccccccccccccccccccccccccccc';
 const TOKENS = 'POST /app/installations/{installation_id}/access_tokens';
 const UPDATE_CHECK_RUN = 'PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}';
 const LIST_CHECK_RUNS = 'GET /repos/{owner}/{repo}/commits/{ref}/check-runs';
@@ -106,6 +108,7 @@ beforeAll(async () => {
         }
         if (r.operation === GET_CONTENTS) {
           contentReads.push(`${r.params.path}@${r.query.ref ?? ''}`);
+          if (r.query.ref === BROKEN_SHA) return { status: 502, body: { message: 'Server Error' } };
           const path = r.params.path!;
           if (path === 'db/migrations')
             return {
@@ -213,8 +216,14 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function openSession(workflow = 'ci'): Promise<{ id: string; secret: string }> {
-  const res = await fetch(`${b.url}/v1/sessions`, {
+async function openSession(workflow = 'ci', sha = MERGE_SHA): Promise<{ id: string; secret: string }> {
+  const res = await requestSession(workflow, sha);
+  expect(res.status).toBe(201);
+  return (await res.json()) as { id: string; secret: string };
+}
+
+async function requestSession(workflow: string, sha: string): Promise<Response> {
+  return fetch(`${b.url}/v1/sessions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
@@ -224,14 +233,12 @@ async function openSession(workflow = 'ci'): Promise<{ id: string; secret: strin
         sub: `repo:${REPO}:pull_request`,
         event_name: 'pull_request',
         ref: `refs/pull/${PR}/merge`,
-        sha: MERGE_SHA,
+        sha,
         actor: 'octocat',
         workflow,
       }),
     }),
   });
-  expect(res.status).toBe(201);
-  return (await res.json()) as { id: string; secret: string };
 }
 
 function pgEnv(s: { id: string; secret: string }): Record<string, string> {
@@ -586,7 +593,10 @@ describe('PR-gated migrations: node-pg-migrate with the reviewed files', () => {
     const local = mkdtempSync(join(dir, 'migrations-'));
     for (const [p, text] of Object.entries(REVIEWED))
       if (!p.endsWith('.down.sql')) writeFileSync(join(local, p.split('/').at(-1)!), text);
+    const before = contentReads.length;
     const s = await openSession('migrate');
+    // read at session open, before any statement
+    expect(contentReads.length).toBeGreaterThan(before);
     await migrate(s, local);
     expect((await db.psql("SELECT string_agg(name, ',' ORDER BY id) FROM pgmigrations", 'app')).trim()).toBe(
       '1700000000001_orders,1700000000002_backfill',
@@ -636,6 +646,13 @@ describe('PR-gated migrations: node-pg-migrate with the reviewed files', () => {
         )
       ).trim(),
     ).toBe('1');
+  });
+
+  it('migration files that cannot be read refuse the session at open (fail closed)', async () => {
+    const res = await requestSession('migrate', BROKEN_SHA);
+    expect(res.status).toBe(403);
+    const body = (await res.json()) as { reasons: { message: string }[] };
+    expect(JSON.stringify(body.reasons)).toContain('could not be read at cccccccccccc');
   });
 
   it('a reviewed statement does not carry an unreviewed one in the same message, and a down section is not reviewed', async () => {
