@@ -523,6 +523,13 @@ describe('deliveries that must release nothing', () => {
       );
       expect(res.status).toBe(403);
       expect(await res.json()).toMatchObject({ error: 'not_permitted' });
+      // the refused comment gets a reply on the pull request saying why (the request checked by the stand-in)
+      const reply = gh.requests.find(
+        (r) => r.operation === CREATE_COMMENT && JSON.stringify(r.body).includes('@writer'),
+      );
+      expect(reply?.errors).toEqual([]);
+      expect(reply?.params).toMatchObject({ owner: 'octo-org', repo: 'app', issue_number: String(PR) });
+      expect((reply?.body as { body: string }).body).toContain('not among the approvers');
       await new Promise((r) => setTimeout(r, 300));
       expect((await b.broker.approvals.get(a!.id))!.state).toBe('pending');
       expect(await tableExists('gh_f')).toBe(true);
