@@ -227,9 +227,22 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     });
 
     const github = githubAppClient(raw, secrets);
+    // built below, once the approvals service exists; sessions open only after that
+    let gh: ReturnType<typeof githubApprovals> | null = null;
     const sessions = new SessionService({
       grantRequirements: github
-        ? (grants, claims) => checkGrantRequirements(github, grants, claims)
+        ? async (grants, claims) => {
+            const gate = await checkGrantRequirements(github, grants, claims);
+            if (!gate.ok || !grants.some((g) => g.migrations)) return gate;
+            if (!gh) return { ok: false, reasons: [{ message: 'the GitHub App is not ready yet' }] };
+            // the reviewed migration files, read now: a failed read refuses the session
+            try {
+              const read = await gh.migrations.preload(grants, claims);
+              return { ...gate, evidence: [...gate.evidence, ...read.evidence] };
+            } catch (err) {
+              return { ok: false, reasons: [{ message: (err as Error).message }] };
+            }
+          }
         : undefined,
       config,
       store,
@@ -258,7 +271,7 @@ export async function startBroker(raw: Config, opts: StartOptions = {}): Promise
     closers.push(() => approvals.close());
     // with the GitHub App: check runs with Approve/Deny on the job's commit, their webhooks, and
     // statements of the reviewed migration files passing without a human (an Approver decorator)
-    const gh = github
+    gh = github
       ? githubApprovals({
           client: github,
           decider: opts.approvalDecider ?? approvals,

@@ -8,8 +8,10 @@
 // not matter, every identifier and every constant does. (libpg-query's `fingerprint` is not used for this:
 // it deliberately ignores constant values, so `UPDATE users SET role = 'admin' WHERE id = 1` would match a
 // reviewed `… WHERE id = 2`.) A statement with parameters ($1) never matches: its values are not in the
-// reviewed text. Files are fetched once per repository, commit and paths (cached), on the first hold of a
-// session; a fetch or parse failure matches nothing (fail closed: the hold goes to a human).
+// reviewed text. Files are fetched once per repository, commit and paths (cached), when the session opens
+// (preload, called by the session-open gates: a failed fetch refuses the session); should a later read
+// fail (the cache was full), it matches nothing (fail closed: the hold goes to a human). Only up parts count:
+// dbmate's and node-pg-migrate's down sections and golang-migrate's *.down.sql files are not reviewed.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Grant } from '../config/schema.js';
@@ -136,7 +138,11 @@ export async function loadReviewedMigrations(
       skipped.push(`${path}: larger than 1 MB`);
       continue;
     }
-    const keys = statementKeys(text.toString('utf8'));
+    if (/\.down\.sql$/i.test(path)) {
+      skipped.push(`${path}: a down migration`);
+      continue;
+    }
+    const keys = statementKeys(upSection(text.toString('utf8')));
     if (!keys) {
       skipped.push(`${path}: does not parse as SQL`);
       continue;
@@ -146,6 +152,35 @@ export async function loadReviewedMigrations(
     });
   }
   return { sha, statements, skipped };
+}
+
+/** "matches statement 2 of a.sql", "matches statements 1, 2, 3 of a.sql" (several files: each named) */
+function describeMatch(found: readonly ReviewedStatement[]): string {
+  const byFile = new Map<string, number[]>();
+  for (const f of found) byFile.set(f.file, [...(byFile.get(f.file) ?? []), f.number]);
+  const parts = [...byFile].map(
+    ([file, n]) => `statement${n.length > 1 ? 's' : ''} ${n.join(', ')} of ${file}`,
+  );
+  return `matches ${parts.join('; ')}`;
+}
+
+/**
+ * The part of a migration file a tool runs going up. Down sections are not reviewed up statements:
+ * dbmate's `-- migrate:up` / `-- migrate:down` and node-pg-migrate's `-- Up Migration` / `-- Down
+ * Migration` markers cut the file; a file with neither is all up (golang-migrate's `*.down.sql` files
+ * are skipped by name).
+ */
+export function upSection(text: string): string {
+  const marker = /^[ \t]*--[ \t]*(?:migrate:(up|down)\b|[\s-]*(up|down)\s+migration\b).*$/gim;
+  const marks = [...text.matchAll(marker)];
+  if (marks.length === 0) return text;
+  let out = '';
+  marks.forEach((m, i) => {
+    const dir = (m[1] ?? m[2] ?? '').toLowerCase();
+    const end = marks[i + 1]?.index ?? text.length;
+    if (dir === 'up') out += text.slice(m.index! + m[0].length, end);
+  });
+  return out;
 }
 
 export interface ReviewedMigrationsOptions {
@@ -164,6 +199,38 @@ export class ReviewedMigrations implements Approver {
     this.#o = options;
   }
 
+  /**
+   * Read (and cache) the grants' migration files for a session about to open. Throws when they cannot
+   * be read: the session is refused (fail closed); files skipped (too large, not SQL) are named.
+   */
+  async preload(
+    grants: readonly Grant[],
+    identity: Record<string, unknown>,
+  ): Promise<{ evidence: string[] }> {
+    const evidence: string[] = [];
+    for (const grant of grants) {
+      if (!grant.migrations) continue;
+      const { repository, sha } = identity;
+      if (typeof repository !== 'string' || typeof sha !== 'string' || !/^[0-9a-f]{40,64}$/.test(sha))
+        throw new Error(
+          `grant ${grant.target}: the token names no repository and commit sha to read migrations at`,
+        );
+      let set: ReviewedSet;
+      try {
+        set = await this.#reviewed(repository, sha, grant.migrations.paths);
+      } catch (err) {
+        throw new Error(
+          `grant ${grant.target}: the migration files (${grant.migrations.paths.join(', ')}) could not be read at ${sha.slice(0, 12)}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      evidence.push(
+        `grant ${grant.target}: ${set.statements.size} reviewed statement(s) read at ${sha.slice(0, 12)} from ${grant.migrations.paths.join(', ')}${set.skipped.length ? `; skipped: ${set.skipped.join('; ')}` : ''}`,
+      );
+    }
+    return { evidence };
+  }
+
   async request(hold: HoldRequest): Promise<ApprovalOutcome> {
     const matched = await this.#match(hold).catch((err: unknown) => {
       this.#o.logger.warn(
@@ -176,12 +243,12 @@ export class ReviewedMigrations implements Approver {
       return {
         decision: 'approve',
         by: 'reviewed-migration',
-        reason: `matches statement ${matched.number} of ${matched.file} at ${matched.sha.slice(0, 12)} (reviewed migration)`,
+        reason: `${describeMatch(matched.statements)} at ${matched.sha.slice(0, 12)} (reviewed migration)`,
       };
     return this.#o.inner.request(hold);
   }
 
-  async #match(hold: HoldRequest): Promise<(ReviewedStatement & { sha: string }) | null> {
+  async #match(hold: HoldRequest): Promise<{ statements: ReviewedStatement[]; sha: string } | null> {
     const op = hold.operation;
     if (op.kind !== 'pg.statement' || !op.statement) return null;
     const session = await this.#o.session(hold.session_id);
@@ -191,11 +258,14 @@ export class ReviewedMigrations implements Approver {
     const sha = session.identity.sha;
     if (typeof repository !== 'string' || typeof sha !== 'string' || !/^[0-9a-f]{40,64}$/.test(sha))
       return null;
-    const key = heldStatementKey(op.statement.source);
-    if (!key) return null;
+    // an approval releases the whole message: each of its statements must be a reviewed one
+    const sources = hold.statement_sources?.length ? hold.statement_sources : [op.statement.source];
+    const keys = sources.map(heldStatementKey);
+    if (keys.some((k) => k === null)) return null;
     const set = await this.#reviewed(repository, sha, grant.migrations.paths);
-    const found = set.statements.get(key);
-    return found ? { ...found, sha } : null;
+    const found = keys.map((k) => set.statements.get(k!));
+    if (found.some((f) => f === undefined)) return null;
+    return { statements: found as ReviewedStatement[], sha };
   }
 
   #reviewed(repository: string, sha: string, paths: readonly string[]): Promise<ReviewedSet> {

@@ -102,6 +102,19 @@ export class ApprovalService implements Approver, ApprovalDecider {
     };
   }
 
+  /** The GitHub channel's check run for `id`, kept on the approval (compare-and-set, any state). */
+  async recordCheckRun(id: string, checkRunId: number): Promise<void> {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const got = await this.#o.store.getApproval(id);
+      if (!got || got.approval.github_check_run_id === checkRunId) return;
+      if (
+        await this.#o.store.updateApproval({ ...got.approval, github_check_run_id: checkRunId }, got.version)
+      )
+        return;
+    }
+    throw new Error(`approval ${id}: the check run id could not be kept`);
+  }
+
   /** An approval changed (here, or on another replica: NOTIFY): its waiter, if here, reads it again. */
   changed(id: string): void {
     this.#waiters.get(id)?.check();
@@ -163,7 +176,7 @@ export class ApprovalService implements Approver, ApprovalDecider {
       },
       'operation held for approval',
     );
-    for (const c of this.#channels) this.#tell(c, 'requested', approval, links);
+    for (const c of this.#channels) this.#tell(c, 'requested', approval, links, hold);
 
     const final = await this.#wait(approval, hold.signal);
     const ended = this.#now();
@@ -191,8 +204,21 @@ export class ApprovalService implements Approver, ApprovalDecider {
     return outcomeOf(final);
   }
 
-  #tell(c: ApprovalChannel, what: 'requested' | 'ended', a: PendingApproval, links: ApprovalLinks): void {
-    const p = what === 'requested' ? c.requested(a, { api: links.api }) : c.ended(a);
+  #tell(
+    c: ApprovalChannel,
+    what: 'requested' | 'ended',
+    a: PendingApproval,
+    links: ApprovalLinks,
+    hold?: HoldRequest,
+  ): void {
+    const p =
+      what === 'requested'
+        ? c.requested(a, { api: links.api }).then((shown) => {
+            // where the channel shows it (a check run): the gateway may tell its client, once
+            if (shown?.url && !hold?.signal.aborted && this.#waiters.has(a.id))
+              hold?.onShown?.(a, { channel: c.name, url: shown.url });
+          })
+        : c.ended(a);
     p.catch((err: unknown) =>
       this.#o.logger.warn({ err, channel: c.name, approval_id: a.id }, `approval channel ${c.name} failed`),
     );

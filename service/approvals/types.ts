@@ -107,8 +107,11 @@ export interface ApprovalDecider {
 /** A way to tell humans about holds (GitHub check run, Slack, generic webhook). Failures are logged, never fatal. */
 export interface ApprovalChannel {
   readonly name: string;
-  /** a hold began: show it, with where to decide */
-  requested(approval: PendingApproval, links: { api: string; viewer?: string }): Promise<void>;
+  /** a hold began: show it, with where to decide; resolves with where it is shown, when there is a page */
+  requested(
+    approval: PendingApproval,
+    links: { api: string; viewer?: string },
+  ): Promise<void | { url?: string | undefined }>;
   /** it ended (approved, denied, expired, abandoned): update what `requested` showed */
   ended(approval: PendingApproval): Promise<void>;
 }

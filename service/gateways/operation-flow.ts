@@ -49,8 +49,15 @@ export interface HoldRequest {
   operation_sha256?: string;
   /** what is held, as the transcript shows it (redacted); default: from the operation */
   summary?: string;
+  /**
+   * pg: every statement of the held message, unredacted (never logged or shown): an approval releases the
+   * whole message, so whatever approves without a human (reviewed migrations) must match each of them
+   */
+  statement_sources?: string[];
   /** the hold began (it is stored, and channels were told): the gateway may tell its client where to approve */
   onHeld?(approval: PendingApproval, links: ApprovalLinks): void;
+  /** a channel showed the hold on a page (the GitHub check run): the gateway may tell its client that URL */
+  onShown?(approval: PendingApproval, shown: { channel: string; url: string }): void;
 }
 
 /** Where a hold can be decided. */
@@ -62,7 +69,10 @@ export interface ApprovalLinks {
 }
 
 /** What a gateway adds to a hold it passes to settle(). */
-export type HoldExtras = Pick<HoldRequest, 'operation_sha256' | 'summary' | 'onHeld'>;
+export type HoldExtras = Pick<
+  HoldRequest,
+  'operation_sha256' | 'summary' | 'statement_sources' | 'onHeld' | 'onShown'
+>;
 
 export interface ApprovalOutcome {
   decision: 'approve' | 'deny' | 'timeout';

@@ -175,7 +175,10 @@ export class SessionService {
     const repository = typeof identity.repository === 'string' ? identity.repository : null;
 
     let evidence: { evidence: string[]; approvers: string[] } | null = null;
-    if (granted.grants.some((g) => g.require !== undefined)) {
+    // `require:` gates, and (with the GitHub App) reviewed migration files, read at session open: a
+    // fetch that fails refuses the session rather than showing up at the first hold
+    const migrations = this.#o.grantRequirements !== undefined && granted.grants.some((g) => g.migrations);
+    if (granted.grants.some((g) => g.require !== undefined) || migrations) {
       const gate = this.#o.grantRequirements
         ? await this.#o.grantRequirements(granted.grants, verified.claims)
         : {

@@ -261,17 +261,29 @@ describe('a held statement, approved', () => {
       expect((await held).rowCount).toBe(1);
       expect((await behind).rows).toEqual([{ behind: 42 }]);
       expect(order).toEqual(['held', 'behind']);
-      // the same prepared statement again (other parameters): another execution, refused without a new Parse
-      await expect(
-        c.query({
+      // the same prepared statement again, other parameter values: another execution, held on its own
+      // (the approval binds the statement text and the values: the first one's approval cannot run it)
+      const again = c
+        .query({
           name: 'pay',
           text: 'UPDATE accounts SET balance = balance - $1 WHERE id = $2',
           values: [50, 2],
-        }),
-      ).rejects.toMatchObject({
-        code: '42501',
-        message: expect.stringContaining('approval: one execution'),
-      });
+        })
+        .catch((e: Error) => e);
+      const [b2] = await pending(s.id);
+      expect(b2!.id).not.toBe(a!.id);
+      expect(b2!.operation_sha256).not.toBe(a!.operation_sha256);
+      expect(b2!.summary).toBe('UPDATE accounts SET balance = balance - $1 WHERE id = $2'); // values never shown
+      expect(
+        (
+          await api('POST', `/v1/approvals/${b2!.id}`, ALICE, {
+            decision: 'approve',
+            operation_sha256: a!.operation_sha256,
+          })
+        ).status,
+      ).toBe(409);
+      expect((await api('POST', `/v1/approvals/${b2!.id}`, ALICE, { decision: 'deny' })).status).toBe(200);
+      expect(await again).toMatchObject({ code: '42501' });
       // the connection stays usable
       expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
       expect(
@@ -502,6 +514,68 @@ describe('pipelining (raw protocol: several messages in one write)', () => {
     r.conn.socket.resume();
     return r.conn;
   }
+
+  it('extended protocol: the approval binds the parameter values (a Bind with other values is held anew, never released by it)', async () => {
+    const { serialize } = await import('pg-protocol');
+    const { collectFrames } = await import('../gateways/postgres/helpers.js');
+    const s = await openSession();
+    const conn = await raw(s);
+    const socket = conn.socket;
+    const balances = async () =>
+      (await db.psql('SELECT balance FROM accounts WHERE id IN (3, 4) ORDER BY id', 'orders')).trim();
+    try {
+      expect(await balances()).toBe('100\n100');
+      // the Parse alone runs nothing: it is prepared at once, nobody is asked
+      const text = 'UPDATE accounts SET balance = balance - $1 WHERE id = $2';
+      let got = collectFrames(socket as never, (f) => f.type === 'Z', 15_000);
+      socket.write(Buffer.concat([serialize.parse({ name: 'pay2', text, types: [] }), serialize.sync()]));
+      expect((await got).frames.map((f) => f.type).join('')).toBe('1Z');
+      expect((await api('GET', `/v1/approvals?state=pending&session=${s.id}`, ADMIN)).body.approvals).toEqual(
+        [],
+      );
+      // one execution with its values: held, approved
+      got = collectFrames(socket as never, (f) => f.type === 'Z', 30_000);
+      socket.write(
+        Buffer.concat([
+          serialize.bind({ statement: 'pay2', values: ['10', '3'] }),
+          serialize.execute({}),
+          serialize.sync(),
+        ]),
+      );
+      const [a] = await pending(s.id);
+      expect(a!.summary).toBe(text); // the values are hashed, never shown
+      expect(JSON.stringify(a)).not.toContain('"10"');
+      expect((await api('POST', `/v1/approvals/${a!.id}`, ALICE, { decision: 'approve' })).status).toBe(200);
+      expect((await got).frames.map((f) => f.type).join('')).toContain('2C');
+      expect(await balances()).toBe('90\n100');
+      // the same statement with other values: a new hold with another hash, denied here; nothing ran
+      got = collectFrames(socket as never, (f) => f.type === 'Z', 30_000);
+      socket.write(
+        Buffer.concat([
+          serialize.bind({ statement: 'pay2', values: ['99', '4'] }),
+          serialize.execute({}),
+          serialize.sync(),
+        ]),
+      );
+      const [b2] = await pending(s.id);
+      expect(b2!.operation_sha256).not.toBe(a!.operation_sha256);
+      expect(
+        (
+          await api('POST', `/v1/approvals/${b2!.id}`, ALICE, {
+            decision: 'approve',
+            operation_sha256: a!.operation_sha256,
+          })
+        ).status,
+      ).toBe(409);
+      expect((await api('POST', `/v1/approvals/${b2!.id}`, ALICE, { decision: 'deny' })).status).toBe(200);
+      expect((await got).frames.map((f) => f.type)).toContain('E');
+      expect(await balances()).toBe('90\n100');
+      const events = await transcriptKinds(s.id);
+      expect(JSON.stringify(events)).not.toContain('"99"');
+    } finally {
+      socket.destroy();
+    }
+  });
 
   it('messages behind a held one wait, in order, simple and extended; the notice comes at once', async () => {
     const { serialize } = await import('pg-protocol');

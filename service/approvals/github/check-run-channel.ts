@@ -161,27 +161,35 @@ export class CheckRunChannel implements ApprovalChannel {
     }
   }
 
-  async requested(approval: PendingApproval, links: { api: string; viewer?: string }): Promise<void> {
+  async requested(
+    approval: PendingApproval,
+    links: { api: string; viewer?: string },
+  ): Promise<{ url?: string | undefined } | undefined> {
     const { repository } = approval.job;
     const sha = await this.#commit(approval);
     if (!sha) {
       this.#o.logger.warn({ approval: approval.id }, 'no commit sha on the job: no check run for this hold');
-      return;
+      return undefined;
     }
-    const run = await this.#o.client.request<{ id: number }>(repository, CREATE_CHECK_RUN, {
-      name: checkRunName(approval.id),
-      head_sha: sha,
-      external_id: approval.id,
-      status: 'completed',
-      conclusion: 'action_required',
-      completed_at: this.#now(),
-      ...(links.viewer ? { details_url: links.viewer } : {}),
-      output: requestedOutput(approval, links),
-      actions: CHECK_RUN_ACTIONS.map((a) => ({ ...a })),
-    });
+    const run = await this.#o.client.request<{ id: number; html_url?: string }>(
+      repository,
+      CREATE_CHECK_RUN,
+      {
+        name: checkRunName(approval.id),
+        head_sha: sha,
+        external_id: approval.id,
+        status: 'completed',
+        conclusion: 'action_required',
+        completed_at: this.#now(),
+        ...(links.viewer ? { details_url: links.viewer } : {}),
+        output: requestedOutput(approval, links),
+        actions: CHECK_RUN_ACTIONS.map((a) => ({ ...a })),
+      },
+    );
     this.#runs.set(approval.id, run.id);
     approval.github_check_run_id = run.id;
     await this.#o.decider?.recordCheckRun?.(approval.id, run.id);
+    return { url: typeof run.html_url === 'string' ? run.html_url : undefined };
   }
 
   async ended(approval: PendingApproval): Promise<void> {

@@ -17,19 +17,26 @@ export function githubApprovals(o: {
   approver: Approver;
   store: Pick<Store, 'getSession'>;
   logger: Logger;
-}): { channel: CheckRunChannel; webhooks: GitHubApprovalWebhooks; approver: Approver } {
+}): {
+  channel: CheckRunChannel;
+  webhooks: GitHubApprovalWebhooks;
+  approver: Approver;
+  migrations: ReviewedMigrations;
+} {
   const logger = o.logger.child({ component: 'github-approvals' });
+  const migrations = new ReviewedMigrations({
+    inner: o.approver,
+    client: o.client,
+    logger,
+    session: async (id) => {
+      const s = await o.store.getSession(id);
+      return s ? { grants: s.grants, identity: s.identity } : null;
+    },
+  });
   return {
     channel: new CheckRunChannel({ client: o.client, logger, decider: o.decider }),
     webhooks: new GitHubApprovalWebhooks({ client: o.client, decider: o.decider, logger }),
-    approver: new ReviewedMigrations({
-      inner: o.approver,
-      client: o.client,
-      logger,
-      session: async (id) => {
-        const s = await o.store.getSession(id);
-        return s ? { grants: s.grants, identity: s.identity } : null;
-      },
-    }),
+    approver: migrations,
+    migrations,
   };
 }

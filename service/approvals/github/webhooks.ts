@@ -6,7 +6,8 @@
 //   own pull request.
 // The sender is then checked through the API (permissions.ts) and the decider is called with
 // `verified_approver: true`. The answer says what was done, or why not (GitHub shows it in the App's
-// delivery log).
+// delivery log); a refused `/hoop` comment also gets a reply comment on its pull request saying why
+// (needs the App's issues or pull requests write permission; a failed reply is only logged).
 import type { Logger } from 'pino';
 import type { ApprovalChannelName, ApprovalDecider, PendingApproval } from '../types.js';
 import { APPROVE_ACTION, DENY_ACTION, checkRunName } from './check-run-channel.js';
@@ -18,6 +19,7 @@ export interface WebhookAnswer {
   body: Record<string, unknown>;
 }
 
+export const CREATE_COMMENT = 'POST /repos/{owner}/{repo}/issues/{issue_number}/comments';
 const APPROVAL_ID = /^apr_[A-Za-z0-9]{1,64}$/;
 /** `/hoop approve apr_x`, `/hoop deny apr_x reason…`: the first line of the comment that starts with /hoop */
 const COMMAND = /^\/hoop\s+(approve|deny)\s+(\S+)(?:[ \t]+(.*))?$/;
@@ -85,8 +87,29 @@ export class GitHubApprovalWebhooks {
 
   async handle(event: string, payload: unknown, delivery: string): Promise<WebhookAnswer> {
     if (event === 'check_run') return this.#checkRun(payload as CheckRunPayload, delivery);
-    if (event === 'issue_comment') return this.#comment(payload as IssueCommentPayload, delivery);
+    if (event === 'issue_comment') {
+      const p = payload as IssueCommentPayload;
+      const a = await this.#comment(p, delivery);
+      if (a.status >= 400) await this.#reply(p, a);
+      return a;
+    }
     return answer(202, { ignored: true });
+  }
+
+  /** A refused `/hoop` command gets a reply on its pull request saying why (a failure is only logged). */
+  async #reply(p: IssueCommentPayload, a: WebhookAnswer): Promise<void> {
+    const repository = p.repository?.full_name;
+    const number = p.issue?.number;
+    const login = p.sender?.login;
+    if (!repository || typeof number !== 'number' || !login || p.issue?.pull_request === undefined) return;
+    const reasons = (a.body.reasons as { message?: string }[] | undefined) ?? [];
+    const why = reasons.map((r) => r.message ?? '').join('; ') || String(a.body.error ?? 'refused');
+    const body = `@${login} your \`/hoop\` command was not taken: ${why.replace(/[\r\n]+/g, ' ').slice(0, 500)}`;
+    try {
+      await this.#o.client.request(repository, CREATE_COMMENT, { issue_number: number, body });
+    } catch (err) {
+      this.#o.logger.warn({ err: (err as Error).message, repository, number }, 'reply comment failed');
+    }
   }
 
   async #checkRun(p: CheckRunPayload, delivery: string): Promise<WebhookAnswer> {

@@ -384,7 +384,8 @@ export class Relay {
         if (this.skippingUntilSync) return;
         const b = decodeBind(msg.body);
         if (!b) return this.gate.malformed('invalid Bind message format', false);
-        if (!this.gate.bindAllowed(b.statement)) return this.gate.refuseRebind(b.statement);
+        const held = this.gate.bindHold(msg, b.statement);
+        if (held) return held;
         const portal: PortalInfo = {
           name: b.portal,
           statement: this.prepared.get(b.statement) ?? null,
@@ -851,7 +852,8 @@ export class Relay {
       h.index++;
       h.masker = null;
       h.copyOut = null;
-      h.run = h.index < h.statements.length ? this.newRun(h.statements[h.index]!, 'simple', []) : null;
+      h.run =
+        h.index < h.statements.length ? this.newRun(h.statements[h.index]!, 'simple', h.reasons ?? []) : null;
       return FORWARD;
     }
     if (h?.kind === 'execute') this.finishRun(h.run, rowsFromCommandTag(tag), null);

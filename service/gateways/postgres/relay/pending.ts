@@ -58,6 +58,8 @@ export type Pending =
       /** COPY TO plans by statement index (from the injected describe, before the Query is forwarded) */
       copyPlans: Map<number, MaskPlan>;
       copyOut: CopyOutState | null;
+      /** why the statements run when an approval released them (who, or which reviewed file): their events say so */
+      reasons?: string[];
     }
   | { kind: 'parse'; name: string; previous: ClassifiedStatement | undefined }
   | { kind: 'bind' }

@@ -175,14 +175,16 @@ export class StatementGate {
     return this.recordThenForward(ops, () => {
       for (const s of statements) trackPrepared(this.port.prepared, s);
       this.port.forward(msg);
+      const reasons = this.approvedFor === msg ? this.approvedReasons : [];
       this.port.push({
         kind: 'simple',
         statements,
         index: 0,
-        run: this.port.newRun(statements[0] ?? null, 'simple', []),
+        run: this.port.newRun(statements[0] ?? null, 'simple', reasons),
         masker: null,
         copyPlans,
         copyOut: null,
+        ...(reasons.length ? { reasons } : {}),
       });
     });
   }
@@ -289,7 +291,7 @@ export class StatementGate {
     if (!cls.ok) return this.denyUnparsable(p.text, cls, false, p.name);
     const verdict = this.gate(cls.statements, entry, msg, 'extended');
     if (verdict.effect !== 'allow') return this.onVerdict(verdict, cls.statements, msg, false, p.name);
-    this.approvedStatements.delete(p.name);
+    this.heldStatements.delete(p.name);
     const previous = this.port.prepared.get(p.name);
     const stmt = cls.statements[0];
     if (stmt) this.port.prepared.set(p.name, stmt);
@@ -395,6 +397,11 @@ export class StatementGate {
   /** The statement gate's facts (policy/pg/statement-gate.ts), kept on the relay and updated per message. */
   private readonly gateFacts: PgFacts;
 
+  /** why the approved message runs (the approval's outcome), for its statements' events */
+  private approvedReasons: string[] = [];
+  /** the message last judged and its statements (a hold holds, and its approval releases, all of them) */
+  private judged: { msg: FrontendMessage; statements: ClassifiedStatement[] } | null = null;
+
   /** Judge a message's statements (policy/decide.ts); allow: they may go upstream. */
   private gate(
     statements: ClassifiedStatement[],
@@ -410,6 +417,7 @@ export class StatementGate {
     f.relationsSettled = this.tracedFor === msg || this.port.ddlInTransaction();
     f.userObjectsFresh = this.userObjectsFor === msg;
     f.approved = this.approvedFor === msg;
+    this.judged = { msg, statements };
     return decide(this.grant, statementOp(statements[0] ?? null, protocol), f);
   }
 
@@ -553,15 +561,23 @@ export class StatementGate {
   ): Promise<void> {
     if (d.effect !== 'hold') return this.denyOp(op, d, simple, code, parseName);
     if (msg === null) return this.denyOp(op, { ...d, effect: 'deny' }, simple, code, parseName);
+    if (msg.type === PARSE_TYPE && parseName !== undefined) {
+      // A Parse runs nothing: it is prepared now, and each Bind of it (one execution, with its
+      // parameter values) is held on its own (bindHold), so an approval binds text and values.
+      const held = { op, decision: d, parse: msg.body };
+      this.approvedFor = msg;
+      return Promise.resolve(this.port.handleAgain(msg)).then(() => {
+        if (!this.port.isClosed() && this.port.prepared.has(parseName))
+          this.heldStatements.set(parseName, held);
+      });
+    }
     return Promise.resolve(this.ctx.flow.settle(op, d, this.holdExtras(msg, op))).then(async (settled) => {
       if (this.port.isClosed()) return undefined;
       if (settled.effect === 'deny') return this.denyOp(op, settled, simple, code, parseName);
       // Approved: the message is handled as if it had just arrived, its hold passing this once.
       this.approvedFor = msg;
+      this.approvedReasons = settled.reasons;
       await this.port.handleAgain(msg);
-      // An approved Parse releases one execution: the first Bind of that statement (see bindAllowed).
-      if (msg.type === PARSE_TYPE && parseName !== undefined && this.port.prepared.has(parseName))
-        this.approvedStatements.set(parseName, 1);
       return undefined;
     });
   }
@@ -572,12 +588,16 @@ export class StatementGate {
    * the NoticeResponse the client gets at once (psql prints it while it waits).
    */
   private holdExtras(msg: FrontendMessage, op: PgOperation): HoldExtras {
+    const all = this.judged?.msg === msg ? this.judged.statements : null;
+    // a hold of a message of several statements shows, and binds, all of them: its approval releases them all
+    const several = all !== null && all.length > 1;
     return {
+      ...(all ? { statement_sources: all.map((s) => s.source) } : {}),
       operation_sha256: createHash('sha256')
         .update(Buffer.from([msg.type]))
         .update(msg.body)
         .digest('hex'),
-      summary: truncate(pgText(op), 2000),
+      summary: truncate(several ? all.map((s) => s.text).join(';\n') : pgText(op), 2000),
       onHeld: (a, links) => {
         if (this.port.isClosed()) return;
         const waitMs = Date.parse(a.expires_at) - Date.parse(a.requested_at);
@@ -591,46 +611,55 @@ export class StatementGate {
           }),
         );
       },
+      onShown: (a, shown) => {
+        if (this.port.isClosed()) return;
+        this.port.notifyClient(
+          noticeResponse({
+            severity: 'NOTICE',
+            code: '00000',
+            message: `hoop: approval ${a.id} can be decided on its GitHub check run: ${shown.url}`,
+          }),
+        );
+      },
     };
   }
 
-  /** Statements whose Parse an approval released, and how many Binds they have left (one). */
-  private readonly approvedStatements = new Map<string, number>();
+  /** Prepared statements a rule holds: each of their Binds waits for its own approval. */
+  private readonly heldStatements = new Map<string, { op: PgOperation; decision: Decision; parse: Buffer }>();
 
   /**
-   * May this Bind run its statement? A statement that was held runs once per approval: its first Bind
-   * passes; a second one (another execution, other parameters) is refused until it is prepared again,
-   * which holds it again.
+   * A Bind of a held prepared statement: one execution, held for approval with the SHA-256 of the
+   * Parse (name, text, types) and of this Bind (portal, parameter values and formats). The values
+   * are hashed only, never shown. undefined: the Bind may go on (not held, or this one approved).
    */
-  bindAllowed(statement: string): boolean {
-    const left = this.approvedStatements.get(statement);
-    if (left === undefined) return true;
-    if (left <= 0) return false;
-    this.approvedStatements.set(statement, left - 1);
-    return true;
+  bindHold(msg: FrontendMessage, statement: string): Promise<void> | undefined {
+    const held = this.heldStatements.get(statement);
+    if (!held || this.approvedFor === msg) return undefined;
+    const { op, decision } = held;
+    const extras: HoldExtras = {
+      ...this.holdExtras(msg, op),
+      operation_sha256: createHash('sha256')
+        .update(Buffer.from([PARSE_TYPE]))
+        .update(held.parse)
+        .update(Buffer.from([msg.type]))
+        .update(msg.body)
+        .digest('hex'),
+    };
+    delete extras.statement_sources;
+    return Promise.resolve(this.ctx.flow.settle(op, decision, extras)).then(async (settled) => {
+      if (this.port.isClosed()) return undefined;
+      if (settled.effect === 'deny')
+        return this.denyOp(op, settled, false, SQLSTATE.insufficientPrivilege, '');
+      this.approvedFor = msg;
+      this.approvedReasons = settled.reasons;
+      await this.port.handleAgain(msg);
+      return undefined;
+    });
   }
 
-  /** The statement was closed or prepared again: its approval is spent. */
+  /** The statement was closed or prepared again: it is no longer held. */
   forgetStatement(name: string): void {
-    this.approvedStatements.delete(name);
-  }
-
-  /** Refuse a Bind of a held statement whose one approved execution is spent. */
-  refuseRebind(statement: string): Promise<void> {
-    const stmt = this.port.prepared.get(statement) ?? null;
-    return this.denyOp(
-      statementOp(stmt, 'extended'),
-      {
-        effect: 'deny',
-        rule: 'approval: one execution',
-        reasons: [
-          `prepared statement "${statement}" was approved for one execution, which has run; prepare it again to ask for another approval`,
-        ],
-      },
-      false,
-      SQLSTATE.insufficientPrivilege,
-      '',
-    );
+    this.heldStatements.delete(name);
   }
 
   private denyOp(
