@@ -79,6 +79,8 @@ export interface K8sFacts {
   info: KubernetesRequestInfo;
   /** the request itself was decided (and any hold settled): judge only the operation's ports */
   portsOnly?: boolean;
+  /** impersonation headers the client sent itself (Impersonate-User, -Group, -Uid, -Extra-*), by name */
+  impersonationHeaders?: readonly string[];
 }
 
 export type Facts = PgFacts | SshFacts | K8sFacts;
@@ -264,6 +266,12 @@ const asDecision = (d: KubernetesDecision): Decision =>
 
 function decideK8s(grant: Grant, op: K8sRequestOperation, f: K8sFacts): Decision {
   if (f.portsOnly) return asDecision(decidePorts(grant, op.ports ?? []));
+  // The broker alone sets who the request acts as: no grant lets the client choose its own identity.
+  if (f.impersonationHeaders?.length)
+    return deny(
+      'impersonation',
+      `the client's own impersonation headers are refused (${f.impersonationHeaders.join(', ')}); the broker sets the identity`,
+    );
   const d = decideKubernetesRequest(grant, f.info);
   if (d.effect === 'allow' && op.ports) return asDecision(decidePorts(grant, op.ports));
   return asDecision(d);

@@ -321,6 +321,24 @@ function k8s(grant: Grant, method: string, url: string, ports?: number[]): Decis
 
 describe('decide: k8s.request', () => {
   const cluster: Grant = { target: 'prod', access: 'read' };
+  it("the client's own impersonation headers are denied whatever the grant allows", () => {
+    const admin: Grant = { target: 'prod', access: 'admin' };
+    const u = new URL('https://x/api/v1/namespaces/a/pods');
+    const info = resolveRequestInfo('GET', u.pathname, u.searchParams);
+    const op: K8sRequestOperation = { kind: 'k8s.request', verb: info.verb, apiGroup: '', path: u.pathname };
+    expect(decide(admin, op, { kind: 'k8s', info, impersonationHeaders: [] }).effect).toBe('allow');
+    expect(
+      decide(admin, op, {
+        kind: 'k8s',
+        info,
+        impersonationHeaders: ['impersonate-user', 'impersonate-group'],
+      }),
+    ).toMatchObject({
+      effect: 'deny',
+      rule: 'impersonation',
+      reasons: [expect.stringContaining('impersonate-user, impersonate-group')],
+    });
+  });
   it('presets allow, Secrets need more than read, deny and approve rules', () => {
     expect(k8s(cluster, 'GET', '/api/v1/namespaces/a/pods').effect).toBe('allow');
     expect(k8s(cluster, 'GET', '/version').effect).toBe('allow');

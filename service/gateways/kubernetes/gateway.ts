@@ -278,18 +278,13 @@ export async function startKubernetesGateway(
       await a.flow.refuse(op, { rule, reasons: [message] });
       return { ok: false, code: 403, message: `hoop: ${message}` };
     };
-    const asked = Object.keys(req.headers).filter(isImpersonationHeader);
-    if (asked.length)
-      return refuse(
-        'impersonation',
-        `the client's own impersonation headers are refused (${asked.join(', ')}); the broker sets the identity`,
-      );
+    const impersonationHeaders = Object.keys(req.headers).filter(isImpersonationHeader);
     if (a.upstream.target.impersonate) {
       const i = impersonation(a.upstream.target.impersonate, session.claims);
       if (!i.ok) return refuse('impersonate', i.message);
       a.imp = { user: i.user, groups: i.groups };
     }
-    const decision: Decision = decide(grant, op, { kind: 'k8s', info });
+    const decision: Decision = decide(grant, op, { kind: 'k8s', info, impersonationHeaders });
     const settled = await a.flow.settle(op, decision);
     if (settled.effect === 'deny') {
       await a.flow.refuse(op, settled);
