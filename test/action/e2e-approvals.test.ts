@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../service/config/schema.js';
 import { type ActionsRunner, startActionsRunner } from '../fixtures/actions-runner.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
+import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
 import { type GitHubApiStandIn, startGitHubApi } from '../fixtures/github-api.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
 import { type PgServer, startPostgres } from '../fixtures/postgres.js';
@@ -44,19 +45,16 @@ describe('the action against the real broker, with a hold approved during the jo
       'shop',
     );
     const config: Config = {
-      listen: { http: { port: 0, host: '127.0.0.1' }, postgres: { port: 0, host: '127.0.0.1' } },
-      issuers: [{ name: 'github', issuer: oidc.issuer, audience: AUDIENCE }],
+      listen: loopbackListen(),
+      issuers: githubIssuer(oidc, AUDIENCE),
       targets: [
-        {
+        pgTarget({
           name: 'shop-db',
-          kind: 'postgres',
-          host: '127.0.0.1',
           port: pg.port,
           database: 'shop',
           user: 'ci_writer',
-          password: { env: 'SHOP_DB_PASSWORD' },
-          tls: { mode: 'disable' },
-        },
+          passwordEnv: 'SHOP_DB_PASSWORD',
+        }),
       ],
       policies: [
         {
