@@ -4,7 +4,13 @@
 // write()/drain, as the gateway's relay does). The same ciphers as the gateway on both legs, so what
 // the gateway costs beyond this is the gateway's own work; what this costs is ssh2 and the second
 // leg's crypto. Benchmark-only: never started by the broker.
+//
+// It runs in a process of its own (bench/ssh.ts spawns this file with the upstream as JSON in
+// BARE_RELAY_UPSTREAM and reads the port from its first line of output): run in the broker's process,
+// its sockets and garbage shared the broker's event loop and heap, and the broker's CPU per MB measured
+// just after it doubled.
 import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import ssh2, { type ClientChannel, type ServerChannel } from 'ssh2';
 import { FAST_CIPHERS } from '../service/gateways/ssh/upstream.js';
 
@@ -93,4 +99,14 @@ export async function startBareRelay(upstream: {
         server.close(() => resolve());
       }),
   };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const upstream = JSON.parse(process.env.BARE_RELAY_UPSTREAM ?? '{}') as Parameters<
+    typeof startBareRelay
+  >[0];
+  void startBareRelay(upstream).then((relay) => {
+    process.stdout.write(`${relay.port}\n`);
+    process.on('SIGTERM', () => void relay.close().then(() => process.exit(0)));
+  });
 }

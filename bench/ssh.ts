@@ -15,7 +15,38 @@ import { readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { runProcess, type SshHarness, startSshHarness } from '../test/gateways/ssh/harness.js';
-import { startBareRelay } from './ssh-bare-relay.js';
+import { fileURLToPath } from 'node:url';
+
+/** The bare relay in a child process of its own (see bench/ssh-bare-relay.ts for why). */
+async function spawnBareRelay(
+  upstream: Record<string, unknown>,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./ssh-bare-relay.ts', import.meta.url))],
+    {
+      env: { ...process.env, BARE_RELAY_UPSTREAM: JSON.stringify(upstream) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) resolve(Number(line));
+    });
+    child.once('exit', (code) => reject(new Error(`bare relay exited (${code}) before listening`)));
+  });
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
 
 const MB = Number(process.env.BENCH_SSH_MB ?? 256);
 const EXECS = Number(process.env.BENCH_SSH_EXECS ?? 40);
@@ -121,7 +152,7 @@ async function main(): Promise<void> {
       runProcess('scp', [...h.sshd.directArgs(), ...extra, ...args], env, job.dir, undefined, 600_000);
     const scpBroker = (args: string[]) =>
       job.run('scp', ['-F', job.configFile, ...args], { timeoutMs: 600_000 });
-    const bare = await startBareRelay({
+    const bare = await spawnBareRelay({
       host: h.sshd.host,
       port: h.sshd.port,
       user: h.sshd.user,
