@@ -6,9 +6,8 @@
 // leg's crypto. Benchmark-only: never started by the broker.
 //
 // It runs in a process of its own (bench/ssh.ts spawns this file with the upstream as JSON in
-// BARE_RELAY_UPSTREAM and reads the port from its first line of output): run in the broker's process,
-// its sockets and garbage shared the broker's event loop and heap, and the broker's CPU per MB measured
-// just after it doubled.
+// BARE_RELAY_UPSTREAM and reads the port from its first line of output), so the broker's process and
+// its CPU figures hold only the broker's work.
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import ssh2, { type ClientChannel, type ServerChannel } from 'ssh2';
