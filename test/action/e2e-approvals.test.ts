@@ -5,7 +5,7 @@
 // what reached the database is read back from it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../service/config/schema.js';
-import { type ActionsRunner, startActionsRunner } from '../fixtures/actions-runner.js';
+import { type ActionsRunner, pullRequestClaims, startActionsRunner } from '../fixtures/actions-runner.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
 import { githubIssuer, loopbackListen, pgTarget } from '../fixtures/config.js';
 import { type GitHubApiStandIn, startGitHubApi } from '../fixtures/github-api.js';
@@ -81,16 +81,7 @@ describe('the action against the real broker, with a hold approved during the jo
       inputs: { 'broker-url': broker.url, audience: AUDIENCE, ttl: '10m' },
       env: { GITHUB_API_URL: api.url },
       idToken: (aud) =>
-        oidc.mint({
-          ...(aud ? { aud } : {}),
-          event_name: 'pull_request',
-          sub: 'repo:octo-org/octo-repo:pull_request',
-          ref: 'refs/pull/7/merge',
-          ref_protected: 'false',
-          head_ref: 'feature/drop-legacy',
-          base_ref: 'main',
-          job_workflow_ref: 'octo-org/octo-repo/.github/workflows/migrate.yml@refs/pull/7/merge',
-        }),
+        oidc.mint({ ...(aud ? { aud } : {}), ...pullRequestClaims('feature/drop-legacy', 'migrate.yml') }),
     });
   }, 120_000);
 

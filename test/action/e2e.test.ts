@@ -9,7 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../service/config/schema.js';
-import { type ActionsRunner, PR_HEAD_SHA, startActionsRunner } from '../fixtures/actions-runner.js';
+import {
+  type ActionsRunner,
+  PR_HEAD_SHA,
+  pullRequestClaims,
+  startActionsRunner,
+} from '../fixtures/actions-runner.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
 import { type GitHubApiStandIn, startGitHubApi } from '../fixtures/github-api.js';
 import { type OidcIssuer, startOidcIssuer } from '../fixtures/oidc-issuer.js';
@@ -116,16 +121,7 @@ describe('the action against the real broker', () => {
       inputs: { 'broker-url': broker.url, audience: AUDIENCE, ttl: '10m' },
       env: { GITHUB_API_URL: api.url },
       idToken: (aud) =>
-        oidc.mint({
-          ...(aud ? { aud } : {}),
-          event_name: 'pull_request',
-          sub: 'repo:octo-org/octo-repo:pull_request',
-          ref: 'refs/pull/7/merge',
-          ref_protected: 'false',
-          head_ref: 'feature/report',
-          base_ref: 'main',
-          job_workflow_ref: 'octo-org/octo-repo/.github/workflows/ci.yml@refs/pull/7/merge',
-        }),
+        oidc.mint({ ...(aud ? { aud } : {}), ...pullRequestClaims('feature/report', 'ci.yml') }),
     });
   });
 

@@ -1,10 +1,11 @@
 // The statement gate, the relay's client side for SQL: every Query, Parse and FunctionCall is judged
-// (policy/pg/statement-gate.ts, with the catalog facts it needs read first) before it reaches the
+// (policy/decide.ts, with the catalog facts it needs read first) before it reaches the
 // database; an allowed one is forwarded with what its answers need (its run for the transcript, its
 // COPY plans), a refused one is recorded (the flow) and answered by letting the database fail a
 // sentinel in its place (see relay.ts), so the server goes through the states a real error causes.
 // A held one goes to the flow's approver (the NoticeResponse, the message's SHA-256) and, approved, is
-// handled again with its hold passing once (an approved Parse: one Bind).
+// handled again with its hold passing once. A held Parse runs nothing, so it is prepared at once and
+// each Bind of it (one execution, with its parameter values) is held on its own (bindHold).
 //
 // Size (over 600 lines): judging, refusing and releasing a held message share the gate's per-message
 // state (approvedFor, the traced-for markers, the prepared statements); the pure judgements are in
