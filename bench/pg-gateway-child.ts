@@ -26,16 +26,16 @@ export interface GatewayChild {
  * external, resolved from node_modules). Running it under tsx's loader thread measurably slows
  * every socket write.
  */
-export async function buildGatewayServer(): Promise<string> {
-  // in this checkout's build/ (not node_modules/.cache: node_modules may be another checkout's, shared)
-  const outdir = join(here, '..', 'build', 'bench');
+export async function buildGatewayServer(root: string = join(here, '..')): Promise<string> {
+  // in the checkout's build/ (not node_modules/.cache: node_modules may be another checkout's, shared)
+  const outdir = join(root, 'build', 'bench');
   const { build } = await import('esbuild');
   await build({
     entryPoints: [
-      join(here, 'pg-gateway-server.ts'),
-      join(here, 'pg-recorder-worker.ts'),
+      join(root, 'bench', 'pg-gateway-server.ts'),
+      join(root, 'bench', 'pg-recorder-worker.ts'),
       // the embedded store's own process (service/store/embedded-process.ts finds it beside the bundle)
-      join(here, '..', 'service', 'store', 'embedded-server.ts'),
+      join(root, 'service', 'store', 'embedded-server.ts'),
     ],
     entryNames: '[name]',
     bundle: true,
@@ -50,12 +50,16 @@ export async function buildGatewayServer(): Promise<string> {
   return join(outdir, 'pg-gateway-server.mjs');
 }
 
-export async function startGatewayChild(cfg: GatewayServerConfig): Promise<GatewayChild> {
+/** `root`: another checkout whose gateway to run (bench/pg.ts BENCH_BASELINE: before/after in one run) */
+export async function startGatewayChild(cfg: GatewayServerConfig, root?: string): Promise<GatewayChild> {
   const profile = process.env.BENCH_PROFILE_DIR
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
     : [];
   const extra = process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : [];
-  const child = fork(await buildGatewayServer(), [], { execArgv: [...profile, ...extra], stdio: 'inherit' });
+  const child = fork(await buildGatewayServer(root), [], {
+    execArgv: [...profile, ...extra],
+    stdio: 'inherit',
+  });
   child.send(cfg);
   const ready = await new Promise<ServerMessage>((resolve, reject) => {
     child.once('message', (m: ServerMessage) => resolve(m));

@@ -8,6 +8,9 @@
 //   recording defaults to `store`: the real durable embedded store on its worker thread, as the broker runs.
 //   BENCH_PG_RECORDING=background|before_forward|both: the target's `recording` mode (default background);
 //   `both` runs one gateway process per mode, alternating in each repeat, and prints their ratio.
+//   BENCH_BASELINE=/path/to/other/checkout: that checkout's gateway runs beside this one's, alternating in
+//   each repeat (a before/after in one run); BENCH_COMPARE_RECORDING=null-store (any BENCH_RECORDING
+//   value): a second gateway of this checkout with that recording, likewise.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -268,7 +271,12 @@ async function main(): Promise<void> {
   );
   const pg = await startPostgres({ settings: { shared_buffers: '128MB' } });
   let bouncer: Awaited<ReturnType<typeof startPgbouncer>> = null;
-  const gateways: Array<{ mode: 'background' | 'before_forward'; gw: GatewayChild }> = [];
+  const gateways: Array<{
+    mode: 'background' | 'before_forward';
+    gw: GatewayChild;
+    /** a gateway measured beside the main one (BENCH_BASELINE, BENCH_COMPARE_RECORDING) */
+    extra?: string;
+  }> = [];
   try {
     await pg.psql(`CREATE ROLE ${ROLE} LOGIN PASSWORD '${PASSWORD}'`);
     await pg.psql(`CREATE DATABASE ${DB} OWNER ${ROLE}`);
@@ -288,24 +296,46 @@ async function main(): Promise<void> {
     const cert = await issueServerCert(ca, ['localhost', '127.0.0.1'], new Date());
     const sessionId = newSessionId();
     const secret = newSessionSecret();
-    const startFor = (recording: 'background' | 'before_forward') =>
-      startGatewayChild({
-        target: {
-          name: DB,
-          kind: 'postgres',
-          host: '127.0.0.1',
-          port: pg.port,
-          database: DB,
-          user: ROLE,
-          password: { env: 'UNUSED' },
-          recording,
+    const startFor = (
+      recording: 'background' | 'before_forward',
+      storeMode: GatewayServerConfig['recording'] = RECORDING,
+      root?: string,
+    ) =>
+      startGatewayChild(
+        {
+          target: {
+            name: DB,
+            kind: 'postgres',
+            host: '127.0.0.1',
+            port: pg.port,
+            database: DB,
+            user: ROLE,
+            password: { env: 'UNUSED' },
+            recording,
+          },
+          password: PASSWORD,
+          tls: { certPem: cert.certPem, keyPem: cert.keyPem },
+          sessions: [{ id: sessionId, secret, grant: GRANT }],
+          recording: storeMode,
         },
-        password: PASSWORD,
-        tls: { certPem: cert.certPem, keyPem: cert.keyPem },
-        sessions: [{ id: sessionId, secret, grant: GRANT }],
-        recording: RECORDING,
-      });
+        root,
+      );
     for (const m of MODES) gateways.push({ mode: m, gw: await startFor(m) });
+    if (process.env.BENCH_BASELINE)
+      gateways.push({
+        mode: MODES[0]!,
+        gw: await startFor(MODES[0]!, RECORDING, process.env.BENCH_BASELINE),
+        extra: `baseline ${process.env.BENCH_BASELINE}`,
+      });
+    if (process.env.BENCH_COMPARE_RECORDING)
+      gateways.push({
+        mode: MODES[0]!,
+        gw: await startFor(
+          MODES[0]!,
+          process.env.BENCH_COMPARE_RECORDING as GatewayServerConfig['recording'],
+        ),
+        extra: `recording=${process.env.BENCH_COMPARE_RECORDING}`,
+      });
     const gateway = gateways[0]!.gw;
 
     const brokerEnv = { PGUSER: sessionId, PGPASSWORD: secret, PGDATABASE: DB };
@@ -330,6 +360,7 @@ async function main(): Promise<void> {
         const g: Result[] = [];
         const p: Result[] = [];
         const f: Result[] = [];
+        const x = new Map<string, Result[]>();
         for (let i = 0; i < REPEAT; i++) {
           d.push(await pgbench(pg.port, directEnv, mode, clients));
           if (bouncer)
@@ -338,7 +369,7 @@ async function main(): Promise<void> {
             p.push(
               await measured(passthrough.pid, () => pgbench(passthrough.port, directEnv, mode, clients)),
             );
-          for (const { mode: recording, gw } of gateways) {
+          for (const { mode: recording, gw, extra } of gateways) {
             // A run is over when its transcript is durable: the time (and CPU) the store needs to catch
             // up counts, and the next run (direct, pgbouncer) must not share the machine with it.
             const r = await measured(gw.child.pid, async () => {
@@ -346,7 +377,8 @@ async function main(): Promise<void> {
               const lagMs = await recordingCaughtUp(gw);
               return { ...r, lagMs, tps: (r.tps * SECONDS * 1000) / (SECONDS * 1000 + lagMs) };
             });
-            (recording === 'before_forward' && gateways.length > 1 ? f : g).push(r);
+            if (extra) x.set(extra, [...(x.get(extra) ?? []), r]);
+            else (recording === 'before_forward' && MODES.length > 1 ? f : g).push(r);
           }
         }
         const row = {
@@ -375,6 +407,15 @@ async function main(): Promise<void> {
                 ? `, CPU/tx ${(row.beforeForward.cpuMicrosPerTx / row.broker.cpuMicrosPerTx).toFixed(2)}`
                 : ''),
           );
+        for (const [label, rs] of x) {
+          const r = best(rs);
+          console.log(
+            `${''.padEnd(14)} ${label}: ${fmt(r)} | broker/this tps ${(row.broker.tps / r.tps).toFixed(2)}` +
+              (r.cpuMicrosPerTx && row.broker.cpuMicrosPerTx !== undefined
+                ? `, broker/this CPU/tx ${(row.broker.cpuMicrosPerTx / r.cpuMicrosPerTx).toFixed(2)}`
+                : ''),
+          );
+        }
       }
     }
 

@@ -115,12 +115,14 @@ export class ChunkFile {
         `"prev_hash":${JSON.stringify(b.prevHash)},"events":${b.eventsJson}}`,
     );
     const buf = Buffer.from(`${lines.join('\n')}\n`, 'utf8');
+    // Where each line lies, from the encoded bytes: JSON has no raw LF inside a line, so the lines end
+    // at the LFs. (Buffer.byteLength of each line would flatten and encode every line a second time.)
     const refs: BodyRef[] = [];
-    let offset = this.#size;
-    for (const line of lines) {
-      const length = Buffer.byteLength(line, 'utf8');
-      refs.push({ segment: this.#segment, offset, length });
-      offset += length + 1;
+    let start = 0;
+    for (let k = 0; k < lines.length; k++) {
+      const end = buf.indexOf(0x0a, start);
+      refs.push({ segment: this.#segment, offset: this.#size + start, length: end - start });
+      start = end + 1;
     }
     let written = 0;
     while (written < buf.length) written += writeSync(this.#fd, buf, written, buf.length - written);
