@@ -2,7 +2,6 @@
 // message round trip over the IPC channel; Dates and plain objects cross by structured clone
 // ('advanced' serialization), store errors by name.
 import { type ChildProcess, fork } from 'node:child_process';
-import { getPriority, setPriority } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,30 +28,12 @@ function startServer(dataDir: string | null, initOnly: boolean): ChildProcess {
         new URL('./embedded-server.js', import.meta.url),
         new URL('./embedded-server.mjs', import.meta.url),
       ].find((u) => existsSync(u)) ?? new URL('./embedded-server.js', import.meta.url));
-  const child = fork(fileURLToPath(entry), [dataDir ?? ':memory:', ...(initOnly ? ['--init-only'] : [])], {
+  return fork(fileURLToPath(entry), [dataDir ?? ':memory:', ...(initOnly ? ['--init-only'] : [])], {
     // not the parent's flags (a profiler, an inspector port, vitest's loaders)
     execArgv: fromSource ? ['--import', 'tsx'] : [],
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  lowerPriority(child);
-  return child;
-}
-
-/**
- * The store's commits are throughput work (a group commit every few tens of milliseconds); the
- * gateways' relaying is latency work. On a busy machine the store yields the CPU to the gateways
- * (a nice value STORE_NICE above the broker's) instead of preempting a statement on its way.
- */
-const STORE_NICE = 5;
-
-function lowerPriority(child: ChildProcess): void {
-  if (child.pid === undefined) return;
-  try {
-    setPriority(child.pid, Math.min(19, getPriority() + STORE_NICE));
-  } catch {
-    // not permitted (a container's seccomp profile): the store runs at the broker's priority
-  }
 }
 
 /** Wait for the child to exit; SIGKILL it if it has not within `ms`. */
