@@ -6,22 +6,25 @@
 // of every detector needs ASCII characters that UTF-8 never uses inside a multi-byte character, so
 // the check on the raw bytes is exact for the decoded text too.
 //
-// Past that check, the common findings are found on the bytes as well (bytesMaskAt): emails in ASCII
-// text and payment cards in any UTF-8 text (detectors.ts's byte finders), with API keys and IBANs ruled
+// Past that check, the common findings are found on the bytes as well (maskCellAt): emails in ASCII
+// text and payment cards in any UTF-8 text (byte-finders.ts), with API keys and IBANs ruled
 // out by an exact byte check of their anchors; the masked cell is then built from byte ranges and
 // the masks, without a JS string. Anything else (a key or IBAN that may be there, an email in text
 // that is not ASCII, json) takes the text path: decode, maskText, encode.
 import type { Detector } from '../../config/schema.js';
 import type { CellAction, MaskedCell } from '../sql/types.js';
 import {
+  findCardsInAscii,
+  findEmailsInAscii,
+  ibanStartInBytes,
+  isWholeEmailInAscii,
+  keyHintInBytes,
+} from './byte-finders.js';
+import {
   DETECTORS,
   EMAIL_MASK,
   type Finding,
-  findCardsInAscii,
-  findEmailsInAscii,
   GENERIC_MASK,
-  ibanStartInBytes,
-  keyHintInBytes,
   maskText,
   maskWholeValue,
   ordered,
@@ -127,8 +130,6 @@ function encodedMask(text: string): CellReplacement {
  */
 const EMAIL_REPLACEMENT: CellReplacement = Object.freeze({ value: Buffer.from(EMAIL_MASK, 'utf8') });
 const GENERIC_REPLACEMENT: CellReplacement = Object.freeze({ value: Buffer.from(GENERIC_MASK, 'utf8') });
-/** findings of the byte finders (reused: maskCellAt is not re-entered) */
-const found: Finding[] = [];
 
 /** Is an ASCII byte JavaScript whitespace (what String#trim removes)? */
 const isAsciiSpace = (c: number): boolean => c === 32 || (c >= 9 && c <= 13);
@@ -172,7 +173,7 @@ function needed(buf: Buffer, start: number, end: number, detectors: readonly Det
  * checks), ordered as findSensitive orders them. Empty: nothing to mask.
  */
 function findInBytes(buf: Buffer, start: number, end: number, need: number): Finding[] {
-  found.length = 0;
+  const found: Finding[] = [];
   if (need & NEED_EMAIL) findEmailsInAscii(buf, start, end, found);
   if (need & NEED_CARD) findCardsInAscii(buf, start, end, found);
   return found.length > 1 ? ordered(found) : found;
@@ -204,6 +205,9 @@ function wholeValueMaskAt(buf: Buffer, start: number, end: number): CellReplacem
   let e = end;
   while (s < e && isAsciiSpace(buf[s]!)) s++;
   while (e > s && isAsciiSpace(buf[e - 1]!)) e--;
+  // the common case (an email column), decided in one pass: an email spanning the value is its
+  // only finding (email is found first and kept over any overlap)
+  if (isWholeEmailInAscii(buf, s, e)) return EMAIL_REPLACEMENT;
   scanFacts(buf, s, e);
   // String#trim also removes non-ASCII spaces: the text path decides for text that is not ASCII
   if (factFlags & WIDE) return null;
@@ -243,9 +247,7 @@ export function maskCellAt(
       if (!(need & NEED_OTHER) && !action.json && (!(need & NEED_EMAIL) || !(factFlags & WIDE))) {
         const findings = findInBytes(buf, start, end, need);
         if (findings.length === 0) return null;
-        const value = replaceFindings(buf, start, end, findings);
-        found.length = 0;
-        return { value };
+        return { value: replaceFindings(buf, start, end, findings) };
       }
       const { text, count } = maskText(buf.toString('utf8', start, end), detectors);
       if (count === 0) return null;

@@ -28,17 +28,18 @@ export const EMAIL_MASK = '***@***.***';
  *  the length of the original is not revealed). */
 export const GENERIC_MASK = '********';
 
-const isDigit = (c: number): boolean => c >= 48 && c <= 57;
-const isUpper = (c: number): boolean => c >= 65 && c <= 90;
+export const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+export const isUpper = (c: number): boolean => c >= 65 && c <= 90;
 const isLower = (c: number): boolean => c >= 97 && c <= 122;
-const isAlnum = (c: number): boolean => isDigit(c) || isUpper(c) || isLower(c);
+export const isAlnum = (c: number): boolean => isDigit(c) || isUpper(c) || isLower(c);
 
 // ---- email -------------------------------------------------------------------------------------
 
 /** Letters beyond ASCII (internationalised addresses), not the Unicode spaces and punctuation blocks. */
 const isWideLetter = (c: number): boolean =>
   c >= 0xc0 && !(c >= 0x2000 && c <= 0x206f) && c !== 0x3000 && c !== 0xfeff && !(c >= 0xd800 && c <= 0xdfff);
-const isLocal = (c: number): boolean =>
+/** characters of an email's local part, and of its domain (shared with byte-finders.ts) */
+export const isLocal = (c: number): boolean =>
   isAlnum(c) ||
   c === 46 /* . */ ||
   c === 95 /* _ */ ||
@@ -46,7 +47,7 @@ const isLocal = (c: number): boolean =>
   c === 43 /* + */ ||
   c === 45 /* - */ ||
   isWideLetter(c);
-const isDomain = (c: number): boolean =>
+export const isDomain = (c: number): boolean =>
   isAlnum(c) || c === 45 /* - */ || c === 46 /* . */ || isWideLetter(c);
 
 function findEmails(text: string, out: Finding[]): void {
@@ -360,184 +361,6 @@ function findIbans(text: string, out: Finding[]): void {
     starts.lastIndex = next;
     m = starts.exec(text);
   }
-}
-
-// ---- the same finders on bytes ------------------------------------------------------------------
-//
-// For ASCII text (every byte < 0x80), byte i is character i, so these ports of findEmails and
-// findCards give the same findings, at byte offsets into the buffer, without decoding the text
-// into a JS string. Callers check that the range is ASCII (cell.ts); the tests compare both ways.
-
-/** findEmails over the ASCII bytes buf[start, end); findings at buffer offsets. */
-export function findEmailsInAscii(buf: Uint8Array, start: number, end: number, out: Finding[]): void {
-  let floor = start;
-  for (let at = buf.indexOf(64, start); at !== -1 && at < end; at = buf.indexOf(64, at + 1)) {
-    let s = at;
-    while (s > floor && isLocal(buf[s - 1]!)) s--;
-    while (s < at && buf[s] === 46) s++;
-    floor = at + 1;
-    if (s === at) continue;
-    let e = at + 1;
-    while (e < end && isDomain(buf[e]!)) e++;
-    while (e > at + 1 && (buf[e - 1] === 46 || buf[e - 1] === 45)) e--;
-    let lastDot = -1;
-    let doubleDot = false;
-    for (let i = at + 1; i < e; i++) {
-      if (buf[i] !== 46) continue;
-      if (i > at + 1 && buf[i - 1] === 46) doubleDot = true;
-      lastDot = i;
-    }
-    if (lastDot <= at + 1 || doubleDot || e - lastDot - 1 < 2) continue;
-    let letters = true;
-    for (let i = lastDot + 1; i < e && letters; i++) {
-      const c = buf[i]!;
-      letters = (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-    }
-    if (!letters) continue;
-    out.push({ start: s, end: e, detector: 'email', mask: EMAIL_MASK });
-    floor = e;
-  }
-}
-
-const isWordByte = (c: number): boolean => isAlnum(c) || c === 95;
-
-/** Luhn over the digits of buf[from, to) (the spaces and dashes between them skipped). */
-function luhnAscii(buf: Uint8Array, from: number, to: number): boolean {
-  let sum = 0;
-  let double = false;
-  for (let i = to - 1; i >= from; i--) {
-    const c = buf[i]!;
-    if (!isDigit(c)) continue;
-    let d = c - 48;
-    if (double) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-    double = !double;
-  }
-  return sum % 10 === 0;
-}
-
-/** the card mask from the last four digits before `to` */
-function cardMaskAscii(buf: Uint8Array, from: number, to: number): string {
-  let last4 = '';
-  for (let i = to - 1; i >= from && last4.length < 4; i--) {
-    const c = buf[i]!;
-    if (isDigit(c)) last4 = String.fromCharCode(c) + last4;
-  }
-  return `****-****-****-${last4}`;
-}
-
-/** findCards over the ASCII bytes buf[start, end); findings at buffer offsets. */
-export function findCardsInAscii(buf: Uint8Array, start: number, end: number, out: Finding[]): void {
-  let i = start;
-  while (i < end) {
-    // the next digit not preceded by a word character (the lookbehind of findCards' start pattern)
-    const c0 = buf[i]!;
-    if (!isDigit(c0) || (i > start && isWordByte(buf[i - 1]!))) {
-      i++;
-      continue;
-    }
-    const s = i;
-    let e = s;
-    let count = 0;
-    let groups = 1;
-    while (e < end) {
-      const c = buf[e]!;
-      if (isDigit(c)) {
-        count++;
-        e++;
-        continue;
-      }
-      if ((c === 32 || c === 45) && e + 1 < end && isDigit(buf[e + 1]!)) {
-        groups++;
-        e++;
-        continue;
-      }
-      break;
-    }
-    const bounded = e >= end || !isWordByte(buf[e]!);
-    if (bounded && count >= 13 && count <= 19 && luhnAscii(buf, s, e)) {
-      out.push({ start: s, end: e, detector: 'credit_card', mask: cardMaskAscii(buf, s, e) });
-    } else if (groups > 1) {
-      // "qty 2 4111111111111111": a card may be one group of a longer run
-      let gs = s;
-      for (let g = s; g <= e; g++) {
-        if (g < e && isDigit(buf[g]!)) continue;
-        const n = g - gs;
-        if (n >= 13 && n <= 19 && luhnAscii(buf, gs, g)) {
-          out.push({ start: gs, end: g, detector: 'credit_card', mask: cardMaskAscii(buf, gs, g) });
-        }
-        gs = g + 1;
-      }
-    }
-    i = Math.max(e, s + 1);
-  }
-}
-
-const oneOf = (c: number, chars: string): boolean => chars.indexOf(String.fromCharCode(c)) !== -1;
-
-/** buf[i, …) starts with the ASCII text `lit` (before `end`) */
-function startsWithAscii(buf: Uint8Array, i: number, end: number, lit: string): boolean {
-  if (end - i < lit.length) return false;
-  for (let k = 0; k < lit.length; k++) if (buf[i + k] !== lit.charCodeAt(k)) return false;
-  return true;
-}
-
-/**
- * Does KEY_HINT match in the UTF-8 bytes buf[start, end)? Without it findApiKeys finds nothing. Exact
- * on UTF-8 too: the hint is ASCII, and UTF-8 never uses ASCII bytes inside a multi-byte character.
- */
-export function keyHintInBytes(buf: Uint8Array, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) {
-    switch (buf[i]) {
-      case 0x67: // g: gh[pousr]_ | github_pat_
-        if (i + 3 < end && buf[i + 1] === 0x68 && buf[i + 3] === 0x5f && oneOf(buf[i + 2]!, 'pousr'))
-          return true;
-        if (startsWithAscii(buf, i, end, 'github_pat_')) return true;
-        break;
-      case 0x41: // A: AKIA | ASIA
-        if (startsWithAscii(buf, i, end, 'AKIA') || startsWithAscii(buf, i, end, 'ASIA')) return true;
-        break;
-      case 0x78: // x: xox[abprs]-
-        if (
-          i + 4 < end &&
-          startsWithAscii(buf, i, end, 'xox') &&
-          buf[i + 4] === 0x2d &&
-          oneOf(buf[i + 3]!, 'abprs')
-        )
-          return true;
-        break;
-      case 0x73: // s, r: [sr]k_live_
-      case 0x72:
-        if (startsWithAscii(buf, i + 1, end, 'k_live_')) return true;
-        break;
-      case 0x65: // e: eyJ
-        if (i + 2 < end && buf[i + 1] === 0x79 && buf[i + 2] === 0x4a) return true;
-        break;
-      case 0x2d: // -----BEGIN
-        if (startsWithAscii(buf, i, end, '-----BEGIN ')) return true;
-        break;
-      case 0x68: // hoop_
-        if (startsWithAscii(buf, i, end, 'hoop_')) return true;
-        break;
-    }
-  }
-  return false;
-}
-
-/**
- * Could findIbans find anything in the UTF-8 bytes buf[start, end)? It starts only at two capitals
- * and two digits not preceded by a letter or digit (exact on UTF-8, as keyHintInBytes).
- */
-export function ibanStartInBytes(buf: Uint8Array, start: number, end: number): boolean {
-  for (let i = start; i + 3 < end; i++) {
-    if (!isUpper(buf[i]!) || !isUpper(buf[i + 1]!) || !isDigit(buf[i + 2]!) || !isDigit(buf[i + 3]!))
-      continue;
-    if (i === start || !isAlnum(buf[i - 1]!)) return true;
-  }
-  return false;
 }
 
 // ---- all together ------------------------------------------------------------------------------

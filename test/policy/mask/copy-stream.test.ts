@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Detector } from '../../../service/config/schema.js';
 import { CopyOutMasker, decodeCopyTextRow, encodeCopyTextRow } from '../../../service/policy/mask/copy.js';
 import { maskText, maskWholeValue } from '../../../service/policy/mask/detectors.js';
+import { OutBuffer } from '../../../service/policy/mask/out-buffer.js';
 import type { CellAction, CopyInfo } from '../../../service/policy/sql/types.js';
 
 const COPY: Pick<CopyInfo, 'format' | 'delimiter' | 'null' | 'quote' | 'escape' | 'header'> = {
@@ -177,5 +178,40 @@ describe('a text COPY stream masked however it is cut', () => {
     const second = m.push(row.subarray(at));
     expect(second.line.toString()).toBe('1\t***@***.***\tpay ****-****-****-1111 now\tx\n');
     expect(second.masked).toBe(2);
+  });
+});
+
+describe('the output buffer (out-buffer.ts)', () => {
+  it('copies mirrored ranges within itself, and keeps them right when the output outgrows the mirror', () => {
+    const r = rand(5);
+    for (let trial = 0; trial < 30; trial++) {
+      const src = Buffer.from(Array.from({ length: 1 + (r() % 20000) }, () => r() % 256));
+      const out = new OutBuffer();
+      const want: Buffer[] = [];
+      out.mirror(src, 0, src.length);
+      for (let p = 0; p < src.length;) {
+        const n = Math.min(src.length - p, 1 + (r() % 300));
+        out.range(src, p, p + n);
+        want.push(src.subarray(p, p + n));
+        // something longer than what it replaces, now and then far longer
+        const extra = Buffer.alloc(r() % 3 === 0 ? 5000 : r() % 40, 0x2a);
+        out.bytes(extra);
+        want.push(extra);
+        p += n + (r() % 20);
+      }
+      out.unmirror();
+      expect(out.take().equals(Buffer.concat(want))).toBe(true);
+    }
+  });
+
+  it('masks a chunk whose output is several times its input (pushRun)', () => {
+    const rowsIn = Array.from({ length: 30000 }, (_, i) => `${i % 10}\tx\n`);
+    const chunk = Buffer.concat(rowsIn.map((row) => frame(Buffer.from(row))));
+    const m = new CopyOutMasker(COPY, [{ kind: 'pass' }, { kind: 'mask', rule: 'r' }], []);
+    const r = m.pushRun(chunk, 0, chunk.length);
+    expect(r.end).toBe(chunk.length);
+    expect(r.masked).toBe(30000);
+    const got = payloads(r.out!).map((b) => b.toString());
+    expect(got).toEqual(rowsIn.map((row) => row.replace('x', '********')));
   });
 });
