@@ -187,13 +187,20 @@ function replaceFindings(buf: Buffer, start: number, end: number, findings: read
   let at = 0;
   let from = start;
   for (const f of findings) {
-    at += buf.copy(out, at, from, f.start);
+    at = copyBytes(buf, from, f.start, out, at);
     const mask = f.mask;
     for (let k = 0; k < mask.length; k++) out[at++] = mask.charCodeAt(k);
     from = f.end;
   }
-  buf.copy(out, at, from, end);
+  copyBytes(buf, from, end, out, at);
   return out;
+}
+
+/** src[from, to) into dst at `at`; returns the end. A loop for a few bytes (Buffer#copy makes a view). */
+function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  if (to - from > 64) return at + src.copy(dst, at, from, to);
+  for (let i = from; i < to; i++) dst[at++] = src[i]!;
+  return at;
 }
 
 /**
