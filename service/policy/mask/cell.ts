@@ -41,19 +41,28 @@ let factFlags = 0;
 let factDigits = 0;
 let factUppers = 0;
 
+/** per byte: DIGIT, or its flags (a capital is UPPER); 0 for the bytes that count for nothing */
+const DIGIT = 16;
+const BYTE_CLASS = new Uint8Array(256);
+for (let c = 48; c <= 57; c++) BYTE_CLASS[c] = DIGIT;
+for (let c = 65; c <= 90; c++) BYTE_CLASS[c] = UPPER;
+BYTE_CLASS[64] = AT;
+BYTE_CLASS[45] = DASH_OR_UNDERSCORE;
+BYTE_CLASS[95] = DASH_OR_UNDERSCORE;
+for (let c = 0x80; c < 256; c++) BYTE_CLASS[c] = WIDE;
+
 function scanFacts(buf: Buffer, start: number, end: number): void {
   let flags = 0;
   let digits = 0;
   let uppers = 0;
   for (let i = start; i < end; i++) {
-    const c = buf[i]!;
-    if (c >= 48 && c <= 57) digits++;
-    else if (c >= 65 && c <= 90) {
-      uppers++;
-      flags |= UPPER;
-    } else if (c === 64) flags |= AT;
-    else if (c === 45 || c === 95) flags |= DASH_OR_UNDERSCORE;
-    else if (c >= 0x80) flags |= WIDE;
+    const k = BYTE_CLASS[buf[i]!]!;
+    if (k === 0) continue; // lower-case letters, spaces, punctuation: most of a text
+    if (k === DIGIT) digits++;
+    else {
+      flags |= k;
+      if (k === UPPER) uppers++;
+    }
   }
   factFlags = flags;
   factDigits = digits;
@@ -124,10 +133,6 @@ function encodedMask(text: string): CellReplacement {
   return r;
 }
 
-/**
- * The cell `buf[start, end)` under its action: null when it goes out unchanged, else what replaces
- * it. A NULL cell (no bytes on the wire) is not passed here: NULL stays NULL.
- */
 const EMAIL_REPLACEMENT: CellReplacement = Object.freeze({ value: Buffer.from(EMAIL_MASK, 'utf8') });
 const GENERIC_REPLACEMENT: CellReplacement = Object.freeze({ value: Buffer.from(GENERIC_MASK, 'utf8') });
 
@@ -228,6 +233,10 @@ function wholeValueMaskAt(buf: Buffer, start: number, end: number): CellReplacem
   return only.detector === 'email' ? EMAIL_REPLACEMENT : encodedMask(only.mask);
 }
 
+/**
+ * The cell `buf[start, end)` under its action: null when it goes out unchanged, else what replaces
+ * it. A NULL cell (no bytes on the wire) is not passed here: NULL stays NULL.
+ */
 export function maskCellAt(
   action: CellAction,
   buf: Buffer,
