@@ -6,6 +6,8 @@
 // it) to check that the broker's RSS stays flat, sampled through the stream.
 //
 //   npm run bench:stream   (BENCH_ROWS=1000000 BENCH_REPEAT=3 BENCH_LONG_GB=2 BENCH_ONLY=copy|select|dump)
+//   BENCH_ONLY=long BENCH_LONG_GB=10 npm run bench:stream   the 10 GB dump-sized stream alone (~1.5 min
+//   here: 25,000,000 generated rows of ~400 bytes, masked and scanned, through psql into /dev/null)
 //   BENCH_PROFILE_DIR=/tmp/prof writes a CPU profile of the broker child (bench/pg-gateway-child.ts).
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';

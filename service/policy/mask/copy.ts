@@ -7,12 +7,13 @@
 // written quoted. Binary format cannot be masked here: the gateway refuses a binary COPY whose plan is
 // active (see copyMaskSupport).
 //
-// Longer than most files here (~770 lines) on purpose: the text format's decoding, escaping, row
+// Longer than most files here (~740 lines) on purpose: the text format's decoding, escaping, row
 // splitting and the stream masker's fast paths share private helpers and invariants (one row per
 // newline, escapes decoded before the detectors look) that are easier to check read together.
 import type { Detector } from '../../config/schema.js';
 import type { CellAction, CopyInfo, MaskPlan } from '../sql/types.js';
 import { type CellReplacement, maskCell, maskCellAt } from './cell.js';
+import { OutBuffer } from './out-buffer.js';
 
 export type CopyMaskSupport = { ok: true } | { ok: false; reason: string };
 
@@ -208,57 +209,6 @@ function needsTextEscape(value: Buffer, delimiter: number): boolean {
   return false;
 }
 
-/** An output buffer reused from row to row; what it holds is copied out once per CopyData. */
-class OutBuffer {
-  buf: Buffer = Buffer.allocUnsafe(64 * 1024);
-  len = 0;
-
-  private ensure(extra: number): void {
-    if (this.len + extra <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.len + extra) size *= 2;
-    const bigger = Buffer.allocUnsafe(size);
-    this.buf.copy(bigger, 0, 0, this.len);
-    this.buf = bigger;
-  }
-
-  range(src: Buffer, start: number, end: number): void {
-    const n = end - start;
-    if (n <= 0) return;
-    this.ensure(n);
-    if (n > 48) {
-      this.len += src.copy(this.buf, this.len, start, end);
-      return;
-    }
-    // a few bytes (a field, a terminator): a loop costs less than Buffer#copy's own overhead
-    const dst = this.buf;
-    let at = this.len;
-    for (let i = start; i < end; i++) dst[at++] = src[i]!;
-    this.len = at;
-  }
-
-  bytes(b: Buffer): void {
-    this.range(b, 0, b.length);
-  }
-
-  byte(c: number): void {
-    this.ensure(1);
-    this.buf[this.len++] = c;
-  }
-
-  /** a text-format field, escaped the way PostgreSQL writes it */
-  textField(value: Buffer, delimiter: number): void {
-    this.bytes(needsTextEscape(value, delimiter) ? encodeText(value, delimiter) : value);
-  }
-
-  /** a copy of what was written (the buffer itself is reused) */
-  take(): Buffer {
-    const out = Buffer.allocUnsafe(this.len);
-    this.buf.copy(out, 0, 0, this.len);
-    return out;
-  }
-}
-
 /**
  * Masks text-format rows in place: the row is split into fields by offset (no subarrays); only the
  * fields whose action is not pass are looked at, each on its raw bytes when it has no escape (the
@@ -404,7 +354,8 @@ class TextRowMasker {
       this.replaced[k] = null;
       out.range(buf, copyFrom, this.starts[k]!);
       if (r.value === null) out.bytes(this.nullMarker);
-      else out.textField(r.value, this.delimiter);
+      else if (needsTextEscape(r.value, this.delimiter)) out.bytes(encodeText(r.value, this.delimiter));
+      else out.bytes(r.value);
       copyFrom = this.ends[k]!;
     }
     out.range(buf, copyFrom, tailEnd);
@@ -657,9 +608,24 @@ export class CopyOutMasker {
     if (!rows || this.pending.length !== 0) return { end: pos, out: null, masked: 0 };
     const out = this.out;
     out.len = 0;
+    try {
+      return this.run(rows, out, buf, pos, limit);
+    } finally {
+      out.unmirror();
+    }
+  }
+
+  private run(
+    rows: TextRowMasker,
+    out: OutBuffer,
+    buf: Buffer,
+    pos: number,
+    limit: number,
+  ): { end: number; out: Buffer | null; masked: number } {
     let clean = pos; // bytes from here are unchanged messages (or rows) not yet copied to out
     let masked = 0;
     let changed = false;
+    let mirrored = false;
     let p = pos;
     while (limit - p >= 5 && buf[p] === COPY_DATA) {
       const fe = p + 1 + buf.readInt32BE(p + 1);
@@ -673,6 +639,9 @@ export class CopyOutMasker {
         const n = this.textRow(rows, buf, rowStart, bodyEnd);
         if (n > 0) {
           if (frameStart === -1) {
+            // the chunk's unchanged bytes are copied within the output buffer from here on
+            if (!mirrored) out.mirror(buf, clean, limit);
+            mirrored = true;
             out.range(buf, clean, p);
             frameStart = out.len;
             out.range(buf, p, p + 5); // the header; its length is set below

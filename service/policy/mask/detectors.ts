@@ -28,17 +28,18 @@ export const EMAIL_MASK = '***@***.***';
  *  the length of the original is not revealed). */
 export const GENERIC_MASK = '********';
 
-const isDigit = (c: number): boolean => c >= 48 && c <= 57;
-const isUpper = (c: number): boolean => c >= 65 && c <= 90;
+export const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+export const isUpper = (c: number): boolean => c >= 65 && c <= 90;
 const isLower = (c: number): boolean => c >= 97 && c <= 122;
-const isAlnum = (c: number): boolean => isDigit(c) || isUpper(c) || isLower(c);
+export const isAlnum = (c: number): boolean => isDigit(c) || isUpper(c) || isLower(c);
 
 // ---- email -------------------------------------------------------------------------------------
 
 /** Letters beyond ASCII (internationalised addresses), not the Unicode spaces and punctuation blocks. */
 const isWideLetter = (c: number): boolean =>
   c >= 0xc0 && !(c >= 0x2000 && c <= 0x206f) && c !== 0x3000 && c !== 0xfeff && !(c >= 0xd800 && c <= 0xdfff);
-const isLocal = (c: number): boolean =>
+/** characters of an email's local part, and of its domain (shared with byte-finders.ts) */
+export const isLocal = (c: number): boolean =>
   isAlnum(c) ||
   c === 46 /* . */ ||
   c === 95 /* _ */ ||
@@ -46,7 +47,7 @@ const isLocal = (c: number): boolean =>
   c === 43 /* + */ ||
   c === 45 /* - */ ||
   isWideLetter(c);
-const isDomain = (c: number): boolean =>
+export const isDomain = (c: number): boolean =>
   isAlnum(c) || c === 45 /* - */ || c === 46 /* . */ || isWideLetter(c);
 
 function findEmails(text: string, out: Finding[]): void {
@@ -423,7 +424,8 @@ export function findSensitiveUnchecked(text: string, detectors: readonly Detecto
   return ordered(all);
 }
 
-function ordered(all: Finding[]): Finding[] {
+/** Findings sorted by position, overlaps dropped (earliest, then longest): what findSensitive keeps. */
+export function ordered(all: Finding[]): Finding[] {
   if (all.length <= 1) return all;
   all.sort((a, b) => a.start - b.start || b.end - a.end);
   const kept: Finding[] = [];
