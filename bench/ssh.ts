@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 /** The bare relay in a child process of its own (see bench/ssh-bare-relay.ts for why). */
 async function spawnBareRelay(
   upstream: Record<string, unknown>,
-): Promise<{ port: number; counters(): Promise<Counters>; close(): Promise<void> }> {
+): Promise<{ port: number; pid: number; counters(): Promise<Counters>; close(): Promise<void> }> {
   const child = spawn(
     process.execPath,
     [
@@ -64,6 +64,7 @@ async function spawnBareRelay(
   });
   return {
     port,
+    pid: child.pid ?? -1,
     counters: () =>
       new Promise<Counters>((resolve) => {
         waiting.push(resolve);
@@ -139,6 +140,51 @@ async function withRss<T>(fn: () => Promise<T>): Promise<{ value: T; peakMb: num
 }
 
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
+
+const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
+/**
+ * CPU ms a process used (/proc/<pid>/stat utime+stime), and with `reaped` what its waited-for children
+ * used too (cutime+cstime): for the bench's own process that is the scp and ssh clients of each copy
+ * once they exited, for the sshd listener its connection processes and their sftp-server/scp.
+ */
+function procCpuMs(pid: number, reaped: boolean): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields 14-17 of stat(5) are at 11-14 here (after pid, comm)
+  const n = (i: number) => Number(f[i]);
+  return ((reaped ? n(11) + n(12) + n(13) + n(14) : n(11) + n(12)) * TICK_MS) as number;
+}
+
+/** CPU ms the whole machine spent busy (/proc/stat: every state but idle and iowait, all cores). */
+function machineBusyMs(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu;
+  return (user + nice + system + irq + softirq + steal) * TICK_MS;
+}
+
+/**
+ * CPU per MB of a copy: the OpenSSH client side (scp and its ssh, reaped by this process), the relay
+ * (if any), and the whole machine (every process and the kernel's loopback TCP: on a quiet machine,
+ * all of it is the copy's; what is neither client nor relay is mostly the sshd side and the kernel).
+ */
+async function cpuOf(
+  fn: () => Promise<number>,
+  relay?: () => number,
+): Promise<{ ms: number; client: number; relay: number; machine: number }> {
+  const self = () => procCpuMs(process.pid, true) - procCpuMs(process.pid, false);
+  const c0 = self();
+  const m0 = machineBusyMs();
+  const r0 = relay?.() ?? 0;
+  const ms = await fn();
+  return {
+    ms,
+    client: (self() - c0) / MB,
+    relay: ((relay?.() ?? 0) - r0) / MB,
+    machine: (machineBusyMs() - m0) / MB,
+  };
+}
+const cpuLine = (c: { client: number; relay: number; machine: number }) =>
+  `${fmt(c.client, 2)} / ${fmt(c.relay, 2)} / ${fmt(c.machine, 2)}`;
 
 async function main(): Promise<void> {
   if (COUNT) await import('./ssh-counters.js');
@@ -240,18 +286,34 @@ async function main(): Promise<void> {
         const bArgs = dir === 'upload' ? [local, `build-host:${remote}`] : [`build-host:${remote}`, back];
         if (dir === 'download') await scpDirect([...flags, local, `127.0.0.1:${remote}`]);
         const dDefaultMs = COPIES_ONLY ? NaN : await timed(() => scpDirect([...flags, ...dArgs]));
-        const dMs = await timed(() => scpDirect([...flags, ...dArgs], matched));
+        const dCpu = await cpuOf(() => timed(() => scpDirect([...flags, ...dArgs], matched)));
+        const dMs = dCpu.ms;
         const bare0 = COUNT ? await bare.counters() : null;
-        const bareMs = await timed(() => scpBare([...flags, ...dArgs]));
+        const bareCpu = await cpuOf(
+          () => timed(() => scpBare([...flags, ...dArgs])),
+          () => procCpuMs(bare.pid, false),
+        );
+        const bareMs = bareCpu.ms;
         const bare1 = COUNT ? await bare.counters() : null;
         const api = counterApi();
         const broker0 = api?.snapshot();
-        const b = await withRss(() => timed(() => scpBroker([...flags, ...bArgs])));
+        let bCpu = { ms: 0, client: 0, relay: 0, machine: 0 };
+        const b = await withRss(async () => {
+          bCpu = await cpuOf(
+            () => timed(() => scpBroker([...flags, ...bArgs])),
+            () => procCpuMs(process.pid, false),
+          );
+          return bCpu.ms;
+        });
         const broker1 = api?.snapshot();
         const rate = (ms: number) => MB / (ms / 1000);
         console.log(
           `scp ${mode} ${dir}`.padEnd(24) +
             ` direct ${fmt(rate(dDefaultMs))} (default algs) / ${fmt(rate(dMs))} (gcm) MB/s | bare relay ${fmt(rate(bareMs))} MB/s | broker ${fmt(rate(b.value))} MB/s | ratio ${fmt(dMs / b.value, 2)} (bare ${fmt(dMs / bareMs, 2)}, broker of bare ${fmt(bareMs / b.value, 2)}, vs default algs ${fmt(dDefaultMs / b.value, 2)}) | broker peak RSS ${fmt(b.peakMb)} MB, CPU ${fmt(b.cpuMs / MB, 2)} ms/MB`,
+        );
+        // on a machine whose cores are all busy, throughput follows the CPU a copy needs in total
+        console.log(
+          `  CPU ms/MB client / relay / whole machine: direct ${cpuLine(dCpu)} | bare relay ${cpuLine(bareCpu)} | broker ${cpuLine(bCpu)} | machine CPU/MB direct/broker ${fmt(dCpu.machine / bCpu.machine, 2)}`,
         );
         if (bare0 && bare1 && api) console.log(perMb('bare relay', api.delta(bare0, bare1)));
         if (broker0 && broker1 && api) console.log(perMb('broker', api.delta(broker0, broker1)));
