@@ -9,7 +9,13 @@
 //     (curve25519, aes128-gcm: the fair comparison, "ratio"), and a bare ssh2 relay without any policy
 //     (bench/ssh-bare-relay.ts: the floor a two-leg ssh2 relay reaches on this machine, "of bare")
 //
-//   npm run bench:ssh   (BENCH_SSH_MB=256 BENCH_SSH_EXECS=40)
+//   - per copy, CPU ms per MB: the OpenSSH client side (scp + ssh), the relay's process (the broker is
+//     this process; the bare relay its child) and the whole machine (/proc/stat: the sshd side and the
+//     kernel's loopback TCP are in it). On a quiet machine the whole-machine figure is the copy's cost.
+//
+//   npm run bench:ssh   (BENCH_SSH_MB=256 BENCH_SSH_EXECS=40; BENCH_SSH_COPIES_ONLY=1 skips the exec
+//   latencies and the default-algorithms copies; BENCH_SSH_COUNT=1 adds per-leg counts per MB from
+//   bench/ssh-counters.ts)
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
