@@ -20,12 +20,14 @@ export interface BareRelay {
 
 function pipeBoth(client: ServerChannel, up: ClientChannel): void {
   client.pipe(up);
-  up.pipe(client);
-  up.stderr.pipe(client.stderr);
+  // not ended by the pipe: the exit status goes first, once the last data is out (scp checks it)
+  up.pipe(client, { end: false });
+  up.stderr.pipe(client.stderr, { end: false });
   up.once('close', (code: unknown) => {
-    if (typeof code === 'number') client.exit(code);
-    client.end();
-    client.close();
+    client.write(Buffer.alloc(0), () => {
+      if (typeof code === 'number') client.exit(code);
+      client.end();
+    });
   });
   client.once('close', () => up.close());
 }
@@ -68,22 +70,20 @@ export async function startBareRelay(upstream: {
         up.setNoDelay(true);
         conn.on('session', (accept) => {
           const session = accept();
+          // accepted at once, as the gateway does (session-channel.ts #claimStart): ssh2 refuses an
+          // accept that comes after the client's EOF (`ssh host cmd </dev/null` sends it at once)
           session.on('exec', (acc, _rej, info) => {
+            const ch = acc();
+            ch.pause();
             void ready.then(() =>
-              up.exec(info.command, (err, upCh) => {
-                const ch = acc();
-                if (err) return ch.close();
-                pipeBoth(ch, upCh);
-              }),
+              up.exec(info.command, (err, upCh) => (err ? ch.close() : pipeBoth(ch, upCh))),
             );
           });
           session.on('subsystem', (acc, _rej, info) => {
+            const ch = acc();
+            ch.pause();
             void ready.then(() =>
-              up.subsys(info.name, (err, upCh) => {
-                const ch = acc();
-                if (err) return ch.close();
-                pipeBoth(ch, upCh);
-              }),
+              up.subsys(info.name, (err, upCh) => (err ? ch.close() : pipeBoth(ch, upCh))),
             );
           });
         });

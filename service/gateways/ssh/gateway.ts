@@ -1,7 +1,7 @@
 // The ssh gateway: an ssh2 Server on listen.ssh whose clients are CI jobs holding a session's
 // ephemeral key. It owns the listener, every client connection (connection.ts) and their upstream
 // connections; the session guard closes a session's connections when it ends.
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import type { Logger } from 'pino';
 import ssh2, { type CipherAlgorithm, type Server } from 'ssh2';
 import type { Approver, EventSink } from '../operation-flow.js';
@@ -13,6 +13,7 @@ import {
   SshConnection,
   type SshGatewayLimits,
 } from './connection.js';
+import { coalesceWrites } from './coalesce.js';
 import type { HostKey } from './host-key.js';
 import type { UpstreamTarget } from './upstream.js';
 
@@ -84,21 +85,25 @@ export async function startSshGateway(
     },
   );
   server.on('error', (err: Error) => logger.error({ err }, 'ssh gateway listener error'));
+  // The listener is ours, not ssh2's: each socket's writes are coalesced (coalesce.ts) before ssh2
+  // gets it (Server#injectSocket, its public way in).
+  const listener = createServer((socket) => server.injectSocket(coalesceWrites(socket)));
+  listener.on('error', (err: Error) => logger.error({ err }, 'ssh gateway listener error'));
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
+    listener.once('error', reject);
+    listener.listen(listen.port, listen.host, () => {
+      listener.off('error', reject);
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
+  const port = (listener.address() as AddressInfo).port;
   logger.info({ host: listen.host, port }, 'ssh gateway listening');
   return {
     port,
     hostPublicKey: deps.hostKey.publicKey,
     connectionCount: () => connections.size,
     async close(): Promise<void> {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       for (const conn of [...connections])
         conn.close({
           reason: 'shutdown',

@@ -1,7 +1,9 @@
 // The broker's own ssh connection to a target: ssh2's Client, the target's host key pinned (any other
 // key refuses the connection: there is no trust on first use), logging in with the target's private
 // key or password (resolved from their references at start-up; never logged, never sent to clients).
+import { connect } from 'node:net';
 import ssh2, { type Client, type ConnectConfig } from 'ssh2';
+import { coalesceWrites } from './coalesce.js';
 import type { SshTarget } from '../../config/targets/ssh.js';
 
 const { utils } = ssh2;
@@ -65,6 +67,8 @@ export function connectUpstream(
   const config: ConnectConfig = {
     host: target.host,
     port: target.port,
+    // our own socket (ssh2 waits for its 'connect'), so its writes are coalesced (coalesce.ts)
+    sock: coalesceWrites(connect({ host: target.host, port: target.port })),
     username: target.user,
     readyTimeout: opts.timeoutMs,
     keepaliveInterval: 15_000,

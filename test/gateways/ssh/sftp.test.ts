@@ -178,6 +178,53 @@ describe('sftp through the ssh gateway', () => {
     expect(legacy.some((c) => /^scp .*-f .*legacy\.bin$/.test(String(c)))).toBe(true);
   });
 
+  it('scp (SFTP) of 256 MB up and down: whole on both ends, counted in the transcript, the broker RSS flat', async () => {
+    const job = await h.open('push');
+    const MB256 = 256 * 1024 * 1024;
+    const local = join(job.dir, 'big.bin');
+    const remote = join(uploads, 'big.bin');
+    const back = join(job.dir, 'big.back');
+    // made and compared by programs: this process is the broker's, its RSS must hold only the broker
+    await job.run('sh', ['-c', `head -c ${MB256} /dev/urandom > ${local}`], { timeoutMs: 60_000 });
+    // warm up with a small file: a copy of the big one would leave its own peak as the baseline
+    const warm = join(job.dir, 'warm.bin');
+    writeFileSync(warm, Buffer.alloc(4 * 1024 * 1024));
+    await job.run('scp', ['-F', job.configFile, warm, `build-host:${uploads}/warm.bin`]);
+    const baseline = process.memoryUsage().rss;
+    let peak = baseline;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 25);
+    try {
+      const up = await job.run('scp', ['-F', job.configFile, local, `build-host:${remote}`], {
+        timeoutMs: 240_000,
+      });
+      expect(up.code, up.stderr).toBe(0);
+      const down = await job.run('scp', ['-F', job.configFile, `build-host:${remote}`, back], {
+        timeoutMs: 240_000,
+      });
+      expect(down.code, down.stderr).toBe(0);
+    } finally {
+      clearInterval(sampler);
+    }
+    const same = await job.run('sh', ['-c', `cmp ${local} ${remote} && cmp ${local} ${back} && echo same`]);
+    expect(same.stdout.trim()).toBe('same');
+    // windows (2 MB a channel each way), socket buffers and garbage: far less than a broker that kept
+    // file data (a recording tap, gathered packets) would hold
+    expect(peak - baseline).toBeLessThan(96 * 1024 * 1024);
+    const t = await job.transcriptWhen(
+      (x) =>
+        x.events.filter(
+          (e) => e.kind === 'ssh.sftp' && e.operation.path === remote && e.operation.op === 'open',
+        ).length >= 2,
+    );
+    const opens = t.events.filter((e) => e.operation.path === remote && e.operation.op === 'open');
+    expect(opens.map((e) => [e.operation.mode, e.operation.bytes_in, e.operation.bytes_out])).toEqual([
+      ['write', MB256, 0],
+      ['read', 0, MB256],
+    ]);
+  }, 600_000);
+
   it('a read grant reads its paths and writes nothing', async () => {
     const job = await h.open('pull_request');
     const got = await job.run('scp', [
