@@ -12,6 +12,7 @@ import { TranscriptRecorder } from '../service/audit/recorder.js';
 import type { Grant, PostgresTarget } from '../service/config/schema.js';
 import type { PgGatewayDeps, SessionEnded } from '../service/gateways/postgres/deps.js';
 import { startPostgresGateway } from '../service/gateways/postgres/gateway.js';
+import { startFloorRelay } from './pg-floor-relay.js';
 import { hashSecret, makeScramVerifier } from '../service/sessions/secret.js';
 import type { SessionRecord } from '../service/sessions/types.js';
 import { openStore } from '../service/store/open.js';
@@ -28,6 +29,11 @@ export interface GatewayServerConfig {
    * the TranscriptRecorder; none: no transcript work (the gateway's own cost)
    */
   recording: 'memory' | 'worker' | 'store' | 'none' | 'null-store';
+  /**
+   * run the floor instead of the gateway (bench/pg-floor-relay.ts): the bare relay plus per-statement
+   * recording through the same recorder; needs a recording with recordBackground (store, null-store)
+   */
+  floor?: boolean;
 }
 
 export type ServerMessage =
@@ -197,7 +203,9 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
     ...(recordBackground ? { recordBackground } : {}),
     allowCleartextPassword: false,
   };
-  const gateway = await startPostgresGateway(deps, { host: '127.0.0.1', port: 0 });
+  const gateway = cfg.floor
+    ? await floorGateway(cfg, recordBackground)
+    : await startPostgresGateway(deps, { host: '127.0.0.1', port: 0 });
   process.on('message', (m: { type: string }) => {
     if (m.type === 'stats') {
       sample();
@@ -232,6 +240,23 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
     }
   });
   send({ type: 'ready', port: gateway.port });
+}
+
+/** The floor relay (cfg.floor) in the gateway's place: its port and close, as the gateway has them. */
+async function floorGateway(
+  cfg: GatewayServerConfig,
+  recordBackground: PgGatewayDeps['recordBackground'],
+): Promise<{ port: number; close(): Promise<void> }> {
+  if (!recordBackground) throw new Error('the floor relay needs a recording with recordBackground');
+  const session = cfg.sessions[0]!.id;
+  const server = await startFloorRelay(cfg.target.port ?? 5432, session, cfg.target.name, {
+    recordBackground,
+  });
+  const addr = server.address();
+  return {
+    port: typeof addr === 'object' && addr ? addr.port : 0,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 process.once('message', (cfg: GatewayServerConfig) => {

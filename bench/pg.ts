@@ -330,6 +330,7 @@ async function main(): Promise<void> {
       recording: 'background' | 'before_forward',
       storeMode: GatewayServerConfig['recording'] = RECORDING,
       root?: string,
+      floor = false,
     ) =>
       startGatewayChild(
         {
@@ -347,6 +348,7 @@ async function main(): Promise<void> {
           tls: { certPem: cert.certPem, keyPem: cert.keyPem },
           sessions: [{ id: sessionId, secret, grant: GRANT }],
           recording: storeMode,
+          ...(floor ? { floor } : {}),
         },
         root,
       );
@@ -371,6 +373,9 @@ async function main(): Promise<void> {
     const brokerEnv = { PGUSER: sessionId, PGPASSWORD: secret, PGDATABASE: DB };
 
     const passthrough = process.env.BENCH_PASSTHROUGH === '0' ? null : await startPassthrough(pg.port);
+    // the bare relay plus per-statement recording (bench/pg-floor-relay.ts; BENCH_FLOOR=0 skips it)
+    const floorGw =
+      process.env.BENCH_FLOOR === '0' ? null : await startFor(MODES[0]!, RECORDING, undefined, true);
     const rows: Array<{
       mode: string;
       clients: number;
@@ -380,6 +385,7 @@ async function main(): Promise<void> {
       /** BENCH_PG_RECORDING=both: the before_forward gateway, measured beside the default */
       beforeForward?: Result;
       passthrough?: Result;
+      floor?: Result;
     }> = [];
     const only = process.env.BENCH_ONLY; // e.g. "prepared:1"
     for (const mode of ['simple', 'prepared']) {
@@ -390,6 +396,7 @@ async function main(): Promise<void> {
         const g: Result[] = [];
         const p: Result[] = [];
         const f: Result[] = [];
+        const fl: Result[] = [];
         const x = new Map<string, Result[]>();
         for (let i = 0; i < REPEAT; i++) {
           d.push(await pgbench(pg.port, directEnv, mode, clients));
@@ -398,6 +405,14 @@ async function main(): Promise<void> {
           if (passthrough)
             p.push(
               await measured(passthrough.pid, () => pgbench(passthrough.port, directEnv, mode, clients)),
+            );
+          if (floorGw)
+            fl.push(
+              await measured(floorGw.child.pid, async () => {
+                const r = await pgbench(floorGw.port, directEnv, mode, clients);
+                const lagMs = await recordingCaughtUp(floorGw);
+                return { ...r, lagMs, tps: (r.tps * SECONDS * 1000) / (SECONDS * 1000 + lagMs) };
+              }),
             );
           for (const { mode: recording, gw, extra } of gateways) {
             // A run is over when its transcript is durable: the time (and CPU) the store needs to catch
@@ -419,6 +434,7 @@ async function main(): Promise<void> {
           ...(f.length > 0 ? { beforeForward: best(f) } : {}),
           ...(bouncer ? { bouncer: best(b) } : {}),
           ...(passthrough ? { passthrough: best(p) } : {}),
+          ...(floorGw ? { floor: best(fl) } : {}),
         };
         rows.push(row);
         const ratio = row.bouncer ? (row.broker.tps / row.bouncer.tps).toFixed(2) : 'n/a';
@@ -427,8 +443,10 @@ async function main(): Promise<void> {
           row.bouncer && row.passthrough ? (row.passthrough.tps / row.bouncer.tps).toFixed(2) : null;
         console.log(
           `${mode.padEnd(9)} c=${String(clients).padEnd(2)} direct ${fmt(row.direct)} | pgbouncer ${fmt(row.bouncer)} | ` +
-            `${row.passthrough ? `node relay ${fmt(row.passthrough)} | ` : ''}broker ${fmt(row.broker)} | broker/pgbouncer ${ratio}` +
-            `${floor ? ` (node relay/pgbouncer ${floor})` : ''}`,
+            `${row.passthrough ? `node relay ${fmt(row.passthrough)} | ` : ''}` +
+            `${row.floor ? `relay+recording ${fmt(row.floor)} | ` : ''}broker ${fmt(row.broker)} | broker/pgbouncer ${ratio}` +
+            `${floor ? ` (node relay/pgbouncer ${floor})` : ''}` +
+            `${row.floor && row.bouncer ? ` (relay+recording/pgbouncer ${(row.floor.tps / row.bouncer.tps).toFixed(2)})` : ''}`,
         );
         if (row.beforeForward)
           console.log(
@@ -450,6 +468,7 @@ async function main(): Promise<void> {
     }
 
     passthrough?.stop();
+    await floorGw?.stop();
     // the summary: throughput ratios and CPU per transaction side by side (broker: its own process
     // plus the embedded store's, which is in the figure and also given apart)
     const cpu = (r: Result | undefined): string =>
@@ -459,12 +478,12 @@ async function main(): Promise<void> {
     const ratio = (a: Result | undefined, b: Result | undefined): string =>
       a && b ? (a.tps / b.tps).toFixed(2) : 'n/a';
     console.log(
-      `\n${load()}\n| mode | broker/pgbouncer | node relay/pgbouncer | CPU µs/tx pgbouncer | node relay | broker (store process) |\n|---|---|---|---|---|---|`,
+      `\n${load()}\n| mode | broker/pgbouncer | node relay/pgbouncer | relay+recording/pgbouncer | CPU µs/tx pgbouncer | node relay | relay+recording (store process) | broker (store process) |\n|---|---|---|---|---|---|---|---|`,
     );
     for (const r of rows)
       console.log(
-        `| ${r.mode} c=${r.clients} | ${ratio(r.broker, r.bouncer)} | ${ratio(r.passthrough, r.bouncer)} | ` +
-          `${cpu(r.bouncer)} | ${cpu(r.passthrough)} | ${cpu(r.broker)} |`,
+        `| ${r.mode} c=${r.clients} | ${ratio(r.broker, r.bouncer)} | ${ratio(r.passthrough, r.bouncer)} | ${ratio(r.floor, r.bouncer)} | ` +
+          `${cpu(r.bouncer)} | ${cpu(r.passthrough)} | ${cpu(r.floor)} | ${cpu(r.broker)} |`,
       );
     if (process.env.BENCH_STREAM === '0') return;
     const before = await gateway.stats();
