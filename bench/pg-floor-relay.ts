@@ -67,6 +67,8 @@ export function startFloorRelay(
   sessionId: string,
   target: string,
   recorder: FloorRecorder,
+  /** copy bytes only, in this process (the bare relay where the floor runs: tells the process from the work) */
+  bare = false,
 ): Promise<Server> {
   let connSeq = 0;
   const server = createServer({ noDelay: true }, (client: Socket) => {
@@ -82,61 +84,70 @@ export function startFloorRelay(
       if (err) client.destroy();
     };
 
-    client.on('data', (chunk: Buffer) => {
-      fromClient.feed(chunk, (type, buf, start, end) => {
-        if (type === 0x51 /* Q */) {
-          running.push({
-            text: buf.toString('utf8', start, end - 1),
-            protocol: 'simple',
-            startedAt: performance.now(),
-          });
-        } else if (type === 0x50 /* P */) {
-          const [name, at] = cstring(buf, start);
-          prepared.set(name, cstring(buf, at)[0]);
-        } else if (type === 0x42 /* B */) {
-          const [portal, at] = cstring(buf, start);
-          portals.set(portal, prepared.get(cstring(buf, at)[0]) ?? '');
-        } else if (type === 0x45 /* E */) {
-          const text = portals.get(cstring(buf, start)[0]) ?? '';
-          running.push({ text, protocol: 'extended', startedAt: performance.now() });
-        }
+    if (bare) {
+      client.on('data', (chunk: Buffer) => {
+        if (!upstream.write(chunk)) client.pause();
       });
-      if (!upstream.write(chunk)) client.pause();
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      let bytes = 0;
-      fromServer.feed(chunk, (type, buf, start, end) => {
-        if (type === 0x44 /* D */) bytes += end - start + 5;
-        else if (type === 0x43 /* C */ || type === 0x45 /* E */) {
-          const s = running.shift();
-          if (!s) return;
-          const tag = type === 0x43 ? buf.toString('latin1', start, end - 1) : '';
-          const n = tag.lastIndexOf(' ');
-          const event: NewEvent = {
-            target,
-            kind: 'pg.statement',
-            operation: {
-              conn_id: connId,
-              protocol: s.protocol,
-              statement: s.text,
-              statement_kind: tag.slice(0, tag.indexOf(' ') >>> 0) || 'SELECT',
-            },
-            decision: 'allow',
-            reasons: [],
-            bytes,
-            duration_ms: Math.round((performance.now() - s.startedAt) * 1000) / 1000,
-            masked: 0,
-          };
-          if (n > 0) event.rows = Number(tag.slice(n + 1));
-          done.push(event);
-          bytes = 0;
-        }
+      upstream.on('data', (chunk: Buffer) => {
+        if (!client.write(chunk)) upstream.pause();
       });
-      if (!client.write(chunk)) upstream.pause();
-      // after the answer went out, as the broker does
-      for (const ev of done) recorder.recordBackground(sessionId, ev, settle);
-      done.length = 0;
-    });
+    } else {
+      client.on('data', (chunk: Buffer) => {
+        fromClient.feed(chunk, (type, buf, start, end) => {
+          if (type === 0x51 /* Q */) {
+            running.push({
+              text: buf.toString('utf8', start, end - 1),
+              protocol: 'simple',
+              startedAt: performance.now(),
+            });
+          } else if (type === 0x50 /* P */) {
+            const [name, at] = cstring(buf, start);
+            prepared.set(name, cstring(buf, at)[0]);
+          } else if (type === 0x42 /* B */) {
+            const [portal, at] = cstring(buf, start);
+            portals.set(portal, prepared.get(cstring(buf, at)[0]) ?? '');
+          } else if (type === 0x45 /* E */) {
+            const text = portals.get(cstring(buf, start)[0]) ?? '';
+            running.push({ text, protocol: 'extended', startedAt: performance.now() });
+          }
+        });
+        if (!upstream.write(chunk)) client.pause();
+      });
+      upstream.on('data', (chunk: Buffer) => {
+        let bytes = 0;
+        fromServer.feed(chunk, (type, buf, start, end) => {
+          if (type === 0x44 /* D */) bytes += end - start + 5;
+          else if (type === 0x43 /* C */ || type === 0x45 /* E */) {
+            const s = running.shift();
+            if (!s) return;
+            const tag = type === 0x43 ? buf.toString('latin1', start, end - 1) : '';
+            const n = tag.lastIndexOf(' ');
+            const event: NewEvent = {
+              target,
+              kind: 'pg.statement',
+              operation: {
+                conn_id: connId,
+                protocol: s.protocol,
+                statement: s.text,
+                statement_kind: tag.slice(0, tag.indexOf(' ') >>> 0) || 'SELECT',
+              },
+              decision: 'allow',
+              reasons: [],
+              bytes,
+              duration_ms: Math.round((performance.now() - s.startedAt) * 1000) / 1000,
+              masked: 0,
+            };
+            if (n > 0) event.rows = Number(tag.slice(n + 1));
+            done.push(event);
+            bytes = 0;
+          }
+        });
+        if (!client.write(chunk)) upstream.pause();
+        // after the answer went out, as the broker does
+        for (const ev of done) recorder.recordBackground(sessionId, ev, settle);
+        done.length = 0;
+      });
+    }
     client.on('drain', () => upstream.resume());
     upstream.on('drain', () => client.resume());
     client.on('close', () => upstream.destroy());

@@ -31,9 +31,9 @@ export interface GatewayServerConfig {
   recording: 'memory' | 'worker' | 'store' | 'none' | 'null-store';
   /**
    * run the floor instead of the gateway (bench/pg-floor-relay.ts): the bare relay plus per-statement
-   * recording through the same recorder; needs a recording with recordBackground (store, null-store)
+   * recording through the same recorder; needs a recording with recordBackground (store, null-store) or none
    */
-  floor?: boolean;
+  floor?: boolean | 'bare';
 }
 
 export type ServerMessage =
@@ -204,7 +204,15 @@ async function main(cfg: GatewayServerConfig): Promise<void> {
     allowCleartextPassword: false,
   };
   const gateway = cfg.floor
-    ? await floorGateway(cfg, recordBackground)
+    ? await floorGateway(
+        cfg,
+        // recording=none: the floor's framing and events without a recorder (what recording adds to it)
+        cfg.recording === 'none'
+          ? () => {
+              events++;
+            }
+          : recordBackground,
+      )
     : await startPostgresGateway(deps, { host: '127.0.0.1', port: 0 });
   process.on('message', (m: { type: string }) => {
     if (m.type === 'stats') {
@@ -249,9 +257,13 @@ async function floorGateway(
 ): Promise<{ port: number; close(): Promise<void> }> {
   if (!recordBackground) throw new Error('the floor relay needs a recording with recordBackground');
   const session = cfg.sessions[0]!.id;
-  const server = await startFloorRelay(cfg.target.port ?? 5432, session, cfg.target.name, {
-    recordBackground,
-  });
+  const server = await startFloorRelay(
+    cfg.target.port ?? 5432,
+    session,
+    cfg.target.name,
+    { recordBackground },
+    cfg.floor === 'bare',
+  );
   const addr = server.address();
   return {
     port: typeof addr === 'object' && addr ? addr.port : 0,

@@ -5,14 +5,24 @@
 //
 //   npm run bench:pg   (BENCH_SECONDS=10 BENCH_REPEAT=3 BENCH_RECORDING=store|memory|worker|none|null-store BENCH_PASSTHROUGH=0|onread
 //                       BENCH_ONLY=prepared:8 BENCH_RATE=5000)
-//   recording defaults to `store`: the real durable embedded store on its worker thread, as the broker runs.
+//   recording defaults to `store`: the real durable embedded store in its own process, as the broker runs.
+//   BENCH_FLOOR=0: skip the relay+recording floor (bench/pg-floor-relay.ts); BENCH_FLOOR_COMPARE=null-store,none,bare:
+//   the floor under those recordings too, in the same run (bare: the floor's process copying bytes only)
 //   BENCH_PG_RECORDING=background|before_forward|both: the target's `recording` mode (default background);
 //   `both` runs one gateway process per mode, alternating in each repeat, and prints their ratio.
 //   BENCH_BASELINE=/path/to/other/checkout: that checkout's gateway runs beside this one's, alternating in
 //   each repeat (a before/after in one run); BENCH_COMPARE_RECORDING=null-store (any BENCH_RECORDING
 //   value): a second gateway of this checkout with that recording, likewise.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -58,6 +68,31 @@ interface Result {
   childMicrosPerTx?: number;
   /** the broker: ms after pgbench ended until every transcript event was durable (counted in tps) */
   lagMs?: number;
+  /**
+   * the machine's CPUs entering a real idle state (not the polling one) per transaction, all processes:
+   * in a VM each is a halt the hypervisor must wake, the cost that dominates one client's latency here
+   */
+  haltsPerTx?: number;
+}
+
+/** Entries into idle states other than POLL, summed over the CPUs (Linux cpuidle; null without it). */
+function idleEntries(): number | null {
+  let total = 0;
+  let seen = false;
+  try {
+    for (const cpu of readdirSync('/sys/devices/system/cpu').filter((d) => /^cpu\d+$/.test(d))) {
+      const dir = `/sys/devices/system/cpu/${cpu}/cpuidle`;
+      if (!existsSync(dir)) continue;
+      for (const st of readdirSync(dir).filter((d) => d.startsWith('state'))) {
+        if (readFileSync(`${dir}/${st}/name`, 'utf8').trim() === 'POLL') continue;
+        total += Number(readFileSync(`${dir}/${st}/usage`, 'utf8'));
+        seen = true;
+      }
+    }
+  } catch {
+    return null;
+  }
+  return seen ? total : null;
 }
 
 async function pgbench(
@@ -80,6 +115,7 @@ async function pgbench(
     // a fixed rate (BENCH_RATE tps): CPU per transaction without saturation, for A/B comparisons
     ...(process.env.BENCH_RATE ? ['-R', process.env.BENCH_RATE] : []),
   ];
+  const idleBefore = idleEntries();
   const { stdout } = await run('pgbench', [...args, '-h', '127.0.0.1', '-p', String(port)], {
     env: { PATH: process.env.PATH ?? '', PGSSLMODE: 'disable', ...env },
   });
@@ -87,7 +123,15 @@ async function pgbench(
   const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1]);
   const transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
   if (!Number.isFinite(tps)) throw new Error(`could not read pgbench output:\n${stdout}`);
-  return { tps, latencyMs, transactions };
+  const idleAfter = idleEntries();
+  return {
+    tps,
+    latencyMs,
+    transactions,
+    ...(idleBefore !== null && idleAfter !== null && transactions > 0
+      ? { haltsPerTx: Number(((idleAfter - idleBefore) / transactions).toFixed(2)) }
+      : {}),
+  };
 }
 
 async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
@@ -271,6 +315,7 @@ async function measured(pid: number | undefined, fn: () => Promise<Result>): Pro
 const fmt = (r: Result | undefined): string =>
   r
     ? `${r.tps.toFixed(0).padStart(7)} tps ${r.latencyMs.toFixed(3).padStart(6)} ms` +
+      (r.haltsPerTx !== undefined ? ` ${r.haltsPerTx} halts/tx` : '') +
       (r.cpuMicrosPerTx !== undefined
         ? ` [${r.cpuMicrosPerTx} µs CPU (${r.sysMicrosPerTx} sys` +
           `${r.childMicrosPerTx !== undefined ? `, store process ${r.childMicrosPerTx}` : ''}), ${r.switchesPerTx} cs /tx` +
@@ -286,6 +331,28 @@ async function recordingCaughtUp(gw: GatewayChild): Promise<number> {
     if (performance.now() - t0 > 120_000) throw new Error('the broker did not finish recording within 120 s');
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * One pgbench run through a floor relay, over once its events are durable. `records`: it must have made
+ * an event per transaction at least (pgbench -S: one statement each), or its figure would be a relay's.
+ */
+async function floorRun(
+  gw: GatewayChild,
+  records: boolean,
+  env: Record<string, string>,
+  mode: string,
+  clients: number,
+): Promise<Result> {
+  const before = (await gw.stats()).events;
+  return measured(gw.child.pid, async () => {
+    const r = await pgbench(gw.port, env, mode, clients);
+    const lagMs = await recordingCaughtUp(gw);
+    const events = (await gw.stats()).events - before;
+    if (records && events < r.transactions)
+      throw new Error(`the floor relay made ${events} events for ${r.transactions} transactions`);
+    return { ...r, lagMs, tps: (r.tps * SECONDS * 1000) / (SECONDS * 1000 + lagMs) };
+  });
 }
 
 /** The load average now (the machine is shared: say how busy it was). */
@@ -330,7 +397,7 @@ async function main(): Promise<void> {
       recording: 'background' | 'before_forward',
       storeMode: GatewayServerConfig['recording'] = RECORDING,
       root?: string,
-      floor = false,
+      floor: boolean | 'bare' = false,
     ) =>
       startGatewayChild(
         {
@@ -376,6 +443,19 @@ async function main(): Promise<void> {
     // the bare relay plus per-statement recording (bench/pg-floor-relay.ts; BENCH_FLOOR=0 skips it)
     const floorGw =
       process.env.BENCH_FLOOR === '0' ? null : await startFor(MODES[0]!, RECORDING, undefined, true);
+    // BENCH_FLOOR_COMPARE=null-store,none: the floor under other recordings too, in the same run (what
+    // the store process, and the recorder itself, add to it)
+    const floorCompare: Array<{ label: string; gw: GatewayChild }> = [];
+    for (const rec of (process.env.BENCH_FLOOR_COMPARE ?? '').split(',').filter(Boolean))
+      floorCompare.push({
+        label: rec === 'bare' ? 'bytes only (this process)' : `recording=${rec}`,
+        gw: await startFor(
+          MODES[0]!,
+          rec === 'bare' ? 'none' : (rec as GatewayServerConfig['recording']),
+          undefined,
+          rec === 'bare' ? 'bare' : true,
+        ),
+      });
     const rows: Array<{
       mode: string;
       clients: number;
@@ -397,6 +477,7 @@ async function main(): Promise<void> {
         const p: Result[] = [];
         const f: Result[] = [];
         const fl: Result[] = [];
+        const flx = new Map<string, Result[]>();
         const x = new Map<string, Result[]>();
         for (let i = 0; i < REPEAT; i++) {
           d.push(await pgbench(pg.port, directEnv, mode, clients));
@@ -406,14 +487,12 @@ async function main(): Promise<void> {
             p.push(
               await measured(passthrough.pid, () => pgbench(passthrough.port, directEnv, mode, clients)),
             );
-          if (floorGw)
-            fl.push(
-              await measured(floorGw.child.pid, async () => {
-                const r = await pgbench(floorGw.port, directEnv, mode, clients);
-                const lagMs = await recordingCaughtUp(floorGw);
-                return { ...r, lagMs, tps: (r.tps * SECONDS * 1000) / (SECONDS * 1000 + lagMs) };
-              }),
-            );
+          if (floorGw) fl.push(await floorRun(floorGw, true, directEnv, mode, clients));
+          for (const { label, gw } of floorCompare)
+            flx.set(label, [
+              ...(flx.get(label) ?? []),
+              await floorRun(gw, !label.startsWith('bytes'), directEnv, mode, clients),
+            ]);
           for (const { mode: recording, gw, extra } of gateways) {
             // A run is over when its transcript is durable: the time (and CPU) the store needs to catch
             // up counts, and the next run (direct, pgbouncer) must not share the machine with it.
@@ -455,6 +534,13 @@ async function main(): Promise<void> {
                 ? `, CPU/tx ${(row.beforeForward.cpuMicrosPerTx / row.broker.cpuMicrosPerTx).toFixed(2)}`
                 : ''),
           );
+        for (const [label, rs] of flx) {
+          const r = best(rs);
+          console.log(
+            `${''.padEnd(14)} relay+recording, ${label}: ${fmt(r)}` +
+              (row.bouncer ? ` | this/pgbouncer ${(r.tps / row.bouncer.tps).toFixed(2)}` : ''),
+          );
+        }
         for (const [label, rs] of x) {
           const r = best(rs);
           console.log(
@@ -469,6 +555,7 @@ async function main(): Promise<void> {
 
     passthrough?.stop();
     await floorGw?.stop();
+    for (const { gw } of floorCompare) await gw.stop();
     // the summary: throughput ratios and CPU per transaction side by side (broker: its own process
     // plus the embedded store's, which is in the figure and also given apart)
     const cpu = (r: Result | undefined): string =>

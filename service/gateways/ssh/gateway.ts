@@ -84,7 +84,8 @@ export async function startSshGateway(
       deps.onConnection?.(1);
     },
   );
-  server.on('error', (err: Error) => logger.error({ err }, 'ssh gateway listener error'));
+  // (ssh2's own net.Server never listens, sockets come through injectSocket: an error here is ssh2's)
+  server.on('error', (err: Error) => logger.error({ err }, 'ssh gateway: ssh2 server error'));
   // The listener is ours, not ssh2's: each socket's writes are coalesced (coalesce.ts) before ssh2
   // gets it (Server#injectSocket, its public way in).
   const listener = createServer((socket) => server.injectSocket(coalesceWrites(socket)));
